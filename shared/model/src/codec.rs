@@ -1,0 +1,442 @@
+//! Turning documents into resources and back.
+//!
+//! Decoding is lenient about values and strict about shape: every unknown field and every
+//! type mismatch becomes a [`Violation`] with its path, and a document whose shape is right
+//! goes on to validation so that all problems are reported together.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::kind::{Kind, Layout};
+use crate::meta::Meta;
+use crate::resource::{Resource, Spec};
+use crate::validate::{Path, Violation, validate};
+
+/// Why a document is not an acceptable resource.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", render(self))]
+pub struct DecodeError {
+    /// The document's type, when it named a known one.
+    pub kind: Option<Kind>,
+    /// The document's name, when it had one.
+    pub name: Option<String>,
+    pub violations: Vec<Violation>,
+}
+
+fn render(err: &DecodeError) -> String {
+    err.violations
+        .iter()
+        .map(Violation::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One document of a (possibly multi-document) input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// 1-based line on which the document starts in the input.
+    pub line: usize,
+    pub outcome: Result<Resource, DecodeError>,
+}
+
+const META_KEYS: [&str; 6] = [
+    "type",
+    "name",
+    "mesh",
+    "labels",
+    "creationTime",
+    "modificationTime",
+];
+
+/// Decodes and validates one resource from a JSON value.
+pub fn decode_value(value: Value) -> Result<Resource, DecodeError> {
+    let (resource, mut violations, kind, name) = decode_shape(value);
+    match resource {
+        Some(resource) => {
+            if let Err(found) = validate(&resource) {
+                violations.extend(found);
+            }
+            if violations.is_empty() {
+                Ok(resource)
+            } else {
+                Err(DecodeError {
+                    kind,
+                    name,
+                    violations,
+                })
+            }
+        }
+        None => Err(DecodeError {
+            kind,
+            name,
+            violations,
+        }),
+    }
+}
+
+/// Decodes without validating; the resource is present when the document's shape was right.
+fn decode_shape(
+    value: Value,
+) -> (
+    Option<Resource>,
+    Vec<Violation>,
+    Option<Kind>,
+    Option<String>,
+) {
+    let root = Path::root();
+    let mut violations = Vec::new();
+    let Value::Object(mut map) = value else {
+        violations.push(Violation::new(
+            &root,
+            format!(
+                "a resource must be a mapping with type and name, found {}",
+                json_type(&value)
+            ),
+        ));
+        return (None, violations, None, None);
+    };
+    let name = match map.get("name") {
+        Some(Value::String(name)) => Some(name.clone()),
+        _ => None,
+    };
+    let kind = match map.remove("type") {
+        None => {
+            violations.push(Violation::new(&root.field("type"), "must be set"));
+            None
+        }
+        Some(Value::String(text)) => match text.parse::<Kind>() {
+            Ok(kind) => Some(kind),
+            Err(err) => {
+                violations.push(Violation::new(&root.field("type"), err.to_string()));
+                None
+            }
+        },
+        Some(other) => {
+            violations.push(Violation::new(
+                &root.field("type"),
+                format!("must be a string, found {}", json_type(&other)),
+            ));
+            None
+        }
+    };
+    let Some(kind) = kind else {
+        return (None, violations, None, name);
+    };
+
+    let meta = decode_meta(&mut map, &mut violations);
+    let (spec, status) = match kind.layout() {
+        Layout::Inline => (
+            decode_spec(kind, Value::Object(map), &root, &mut violations),
+            None,
+        ),
+        Layout::Spec => {
+            let spec_value = map
+                .remove("spec")
+                .unwrap_or_else(|| Value::Object(Map::new()));
+            let status = map.remove("status").filter(|s| !s.is_null());
+            for key in map.keys() {
+                violations.push(Violation::new(&root.field(key), "unknown field"));
+            }
+            (
+                decode_spec(kind, spec_value, &root.field("spec"), &mut violations),
+                status,
+            )
+        }
+    };
+    let resource = match (meta, spec) {
+        (Some(meta), Some(spec)) => Some(Resource { meta, spec, status }),
+        _ => None,
+    };
+    (resource, violations, Some(kind), name)
+}
+
+fn decode_meta(map: &mut Map<String, Value>, violations: &mut Vec<Violation>) -> Option<Meta> {
+    let mut meta_map = Map::new();
+    for key in &META_KEYS[1..] {
+        if let Some(value) = map.remove(*key) {
+            meta_map.insert((*key).to_string(), value);
+        }
+    }
+    decode_typed::<MetaDoc>(Value::Object(meta_map), &Path::root(), violations).map(|doc| Meta {
+        name: doc.name,
+        mesh: doc.mesh,
+        labels: doc.labels,
+        creation_time: doc.creation_time,
+        modification_time: doc.modification_time,
+    })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaDoc {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    mesh: Option<String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    creation_time: Option<String>,
+    #[serde(default)]
+    modification_time: Option<String>,
+}
+
+fn decode_spec(
+    kind: Kind,
+    value: Value,
+    at: &Path,
+    violations: &mut Vec<Violation>,
+) -> Option<Spec> {
+    // An empty `spec:` or `conf:` in YAML is null: treat it as an empty mapping.
+    let value = if value.is_null() {
+        Value::Object(Map::new())
+    } else {
+        value
+    };
+    macro_rules! decode {
+        ($($kind:ident => $variant:ident),+ $(,)?) => {
+            match kind {
+                $(Kind::$kind => decode_typed(value, at, violations).map(Spec::$variant),)+
+            }
+        };
+    }
+    decode! {
+        Mesh => Mesh,
+        MeshGateway => MeshGateway,
+        MeshHttpRoute => MeshHttpRoute,
+        MeshTcpRoute => MeshTcpRoute,
+        MeshExternalService => MeshExternalService,
+        HostnameGenerator => HostnameGenerator,
+        Secret => Secret,
+        GlobalSecret => GlobalSecret,
+        Dataplane => Dataplane,
+        ZoneIngress => ZoneIngress,
+        ZoneEgress => ZoneEgress,
+        Zone => Zone,
+    }
+}
+
+/// Deserialises `T`, recording every ignored (unknown) field and the first type error, each
+/// with its full path below `at`.
+fn decode_typed<T: DeserializeOwned>(
+    value: Value,
+    at: &Path,
+    violations: &mut Vec<Violation>,
+) -> Option<T> {
+    let mut track = serde_path_to_error::Track::new();
+    let mut unknown = Vec::new();
+    let result = {
+        let deserializer = serde_path_to_error::Deserializer::new(value, &mut track);
+        serde_ignored::deserialize(deserializer, |path| unknown.push(ignored_path(at, &path)))
+    };
+    for path in unknown {
+        violations.push(Violation::new(&path, "unknown field"));
+    }
+    match result {
+        Ok(value) => Some(value),
+        Err(err) => {
+            let path = tracked_path(at, &track.path());
+            violations.push(Violation::new(&path, clean_serde_message(&err.to_string())));
+            None
+        }
+    }
+}
+
+fn ignored_path(at: &Path, path: &serde_ignored::Path<'_>) -> Path {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => at.clone(),
+        P::Seq { parent, index } => ignored_path(at, parent).index(*index),
+        P::Map { parent, key } => {
+            let parent_path = ignored_path(at, parent);
+            parent_path.child(key)
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_path(at, parent)
+        }
+    }
+}
+
+fn tracked_path(at: &Path, path: &serde_path_to_error::Path) -> Path {
+    use serde_path_to_error::Segment;
+    path.iter().fold(at.clone(), |acc, segment| match segment {
+        Segment::Seq { index } => acc.index(*index),
+        Segment::Map { key } => acc.child(key),
+        Segment::Enum { .. } | Segment::Unknown => acc,
+    })
+}
+
+/// serde's messages name Rust types (`u32`); say what a document author needs instead.
+fn clean_serde_message(message: &str) -> String {
+    message
+        .replace(
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        )
+        .replace("expected i64", "expected a whole number")
+        .replace("expected a borrowed string", "expected a string")
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// The document form of a resource, keys in Kuma's order.
+pub fn encode_value(resource: &Resource) -> Value {
+    let kind = resource.kind();
+    let mut map = Map::new();
+    map.insert("type".into(), Value::from(kind.name()));
+    map.insert("name".into(), Value::from(resource.meta.name.clone()));
+    if let Some(mesh) = &resource.meta.mesh {
+        map.insert("mesh".into(), Value::from(mesh.clone()));
+    }
+    if let Some(time) = &resource.meta.creation_time {
+        map.insert("creationTime".into(), Value::from(time.clone()));
+    }
+    if let Some(time) = &resource.meta.modification_time {
+        map.insert("modificationTime".into(), Value::from(time.clone()));
+    }
+    if !resource.meta.labels.is_empty() {
+        let labels = resource
+            .meta
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())));
+        map.insert("labels".into(), Value::Object(labels.collect()));
+    }
+    let spec = spec_value(&resource.spec);
+    match kind.layout() {
+        Layout::Inline => {
+            if let Value::Object(fields) = spec {
+                map.extend(fields);
+            }
+        }
+        Layout::Spec => {
+            map.insert("spec".into(), spec);
+            if let Some(status) = &resource.status {
+                map.insert("status".into(), status.clone());
+            }
+        }
+    }
+    Value::Object(map)
+}
+
+fn spec_value(spec: &Spec) -> Value {
+    let result = match spec {
+        Spec::Mesh(s) => serde_json::to_value(s),
+        Spec::MeshGateway(s) => serde_json::to_value(s),
+        Spec::MeshHttpRoute(s) => serde_json::to_value(s),
+        Spec::MeshTcpRoute(s) => serde_json::to_value(s),
+        Spec::MeshExternalService(s) => serde_json::to_value(s),
+        Spec::HostnameGenerator(s) => serde_json::to_value(s),
+        Spec::Secret(s) | Spec::GlobalSecret(s) => serde_json::to_value(s),
+        Spec::Dataplane(s) => serde_json::to_value(s),
+        Spec::ZoneIngress(s) => serde_json::to_value(s),
+        Spec::ZoneEgress(s) => serde_json::to_value(s),
+        Spec::Zone(s) => serde_json::to_value(s),
+    };
+    // The model holds only strings, integers, booleans, lists and string-keyed maps, which
+    // serde_json always represents.
+    result.unwrap_or_else(|err| unreachable!("model types always serialise to JSON: {err}"))
+}
+
+/// The resource as YAML (one document, no leading `---`).
+pub fn to_yaml(resource: &Resource) -> String {
+    serde_norway::to_string(&encode_value(resource))
+        .unwrap_or_else(|err| unreachable!("a JSON value always serialises to YAML: {err}"))
+}
+
+/// The resource as pretty-printed JSON.
+pub fn to_json(resource: &Resource) -> String {
+    serde_json::to_string_pretty(&encode_value(resource))
+        .unwrap_or_else(|err| unreachable!("a JSON value always serialises: {err}"))
+}
+
+/// Splits YAML (or JSON, which YAML includes) into documents and decodes and validates each.
+/// A top-level list is taken as a list of resources. Empty documents are skipped.
+pub fn parse_documents(text: &str) -> Vec<Document> {
+    let mut documents = Vec::new();
+    for (line, chunk) in split_documents(text) {
+        match serde_norway::from_str::<Value>(&chunk) {
+            Ok(Value::Null) => {}
+            Ok(Value::Array(items)) => documents.extend(items.into_iter().map(|item| Document {
+                line,
+                outcome: decode_value(item),
+            })),
+            Ok(value) => documents.push(Document {
+                line,
+                outcome: decode_value(value),
+            }),
+            Err(err) => {
+                let (at_line, message) = match err.location() {
+                    Some(loc) => (line + loc.line() - 1, format!("invalid YAML: {err}")),
+                    None => (line, format!("invalid YAML: {err}")),
+                };
+                let violations = vec![Violation::new(&Path::root(), message)];
+                documents.push(Document {
+                    line: at_line,
+                    outcome: Err(DecodeError {
+                        kind: None,
+                        name: None,
+                        violations,
+                    }),
+                });
+            }
+        }
+    }
+    documents
+}
+
+/// Yields each document's first content line (1-based) and its text.
+fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut start: Option<usize> = None;
+    for (index, line) in text.lines().enumerate() {
+        if is_separator(line) {
+            if let Some(first) = start.take() {
+                out.push((first, std::mem::take(&mut current)));
+            }
+            current.clear();
+            continue;
+        }
+        let trimmed = line.trim();
+        if start.is_none() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        start.get_or_insert(index + 1);
+        current.push_str(line);
+        current.push('\n');
+    }
+    if let Some(first) = start {
+        out.push((first, current));
+    }
+    out
+}
+
+fn is_separator(line: &str) -> bool {
+    let rest = match line
+        .strip_prefix("---")
+        .or_else(|| line.strip_prefix("..."))
+    {
+        Some(rest) => rest,
+        None => return false,
+    };
+    rest.is_empty() || rest.starts_with(' ') || rest.starts_with('\t')
+}
+
+/// Decoding without validation, for round-trip properties over values validation would reject.
+#[cfg(test)]
+pub(crate) fn decode_shape_for_tests(value: Value) -> Result<Resource, Vec<Violation>> {
+    match decode_shape(value) {
+        (Some(resource), violations, _, _) if violations.is_empty() => Ok(resource),
+        (_, violations, _, _) => Err(violations),
+    }
+}

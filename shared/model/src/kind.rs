@@ -1,0 +1,136 @@
+//! The resource types Atoll knows, and the facts about each that routing, storage and sync
+//! need: its name on the wire, its REST plural, where it lives and who may write it.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Whether a resource belongs to a mesh or to the control plane as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Mesh,
+    Global,
+}
+
+/// Which control plane is the source of truth for a type (SPEC.md, "Resources").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Written on the global, synced down to every zone.
+    Global,
+    /// Written in a zone, synced up to the global.
+    Zone,
+}
+
+/// How the document lays out a resource's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Kuma's original types: content fields sit beside `type`/`name`/`mesh`.
+    Inline,
+    /// Kuma's newer policy-style types: content sits under `spec:` (and `status:`).
+    Spec,
+}
+
+macro_rules! kinds {
+    ($($variant:ident = $name:literal, $plural:literal, $scope:ident, $owner:ident, $layout:ident;)+) => {
+        /// A resource type.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Kind { $($variant,)+ }
+
+        impl Kind {
+            pub const ALL: &'static [Kind] = &[$(Kind::$variant,)+];
+
+            /// The `type:` value of a document, e.g. `MeshHTTPRoute`.
+            pub fn name(self) -> &'static str {
+                match self { $(Kind::$variant => $name,)+ }
+            }
+
+            /// The REST API's collection segment, e.g. `meshhttproutes`.
+            pub fn plural(self) -> &'static str {
+                match self { $(Kind::$variant => $plural,)+ }
+            }
+
+            pub fn scope(self) -> Scope {
+                match self { $(Kind::$variant => Scope::$scope,)+ }
+            }
+
+            pub fn owner(self) -> Owner {
+                match self { $(Kind::$variant => Owner::$owner,)+ }
+            }
+
+            pub fn layout(self) -> Layout {
+                match self { $(Kind::$variant => Layout::$layout,)+ }
+            }
+
+            pub fn from_plural(plural: &str) -> Option<Kind> {
+                match plural { $($plural => Some(Kind::$variant),)+ _ => None }
+            }
+        }
+
+        impl FromStr for Kind {
+            type Err = UnknownKind;
+
+            fn from_str(name: &str) -> Result<Self, UnknownKind> {
+                match name {
+                    $($name => Ok(Kind::$variant),)+
+                    other => Err(UnknownKind(other.to_string())),
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    Mesh = "Mesh", "meshes", Global, Global, Inline;
+    MeshGateway = "MeshGateway", "meshgateways", Mesh, Global, Inline;
+    MeshHttpRoute = "MeshHTTPRoute", "meshhttproutes", Mesh, Global, Spec;
+    MeshTcpRoute = "MeshTCPRoute", "meshtcproutes", Mesh, Global, Spec;
+    MeshExternalService = "MeshExternalService", "meshexternalservices", Mesh, Global, Spec;
+    HostnameGenerator = "HostnameGenerator", "hostnamegenerators", Global, Global, Spec;
+    Secret = "Secret", "secrets", Mesh, Global, Inline;
+    GlobalSecret = "GlobalSecret", "globalsecrets", Global, Global, Inline;
+    Dataplane = "Dataplane", "dataplanes", Mesh, Zone, Inline;
+    ZoneIngress = "ZoneIngress", "zoneingresses", Global, Zone, Inline;
+    ZoneEgress = "ZoneEgress", "zoneegresses", Global, Zone, Inline;
+    Zone = "Zone", "zones", Global, Global, Inline;
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A `type:` value that names no known resource type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown resource type {0:?}; known types: {known}", known = known_names())]
+pub struct UnknownKind(pub String);
+
+fn known_names() -> String {
+    Kind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_plurals_round_trip() {
+        for &kind in Kind::ALL {
+            assert_eq!(kind.name().parse::<Kind>(), Ok(kind));
+            assert_eq!(Kind::from_plural(kind.plural()), Some(kind));
+            assert_eq!(kind.plural(), kind.plural().to_lowercase());
+        }
+    }
+
+    #[test]
+    fn unknown_kind_lists_the_known_ones() {
+        let err = "MeshGateways".parse::<Kind>().unwrap_err();
+        assert!(
+            err.to_string().contains("MeshGateway, MeshHTTPRoute"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,50 @@
+//! The content of each resource type, field for field as Kuma's universal format spells it.
+//!
+//! Fields that a document may leave out default to empty values and are skipped when empty on
+//! output, so that serialising a parsed document and parsing it again is the identity.
+//! Nothing here judges values: that is `validate`'s job, so every problem can be reported at once.
+
+/// Declares model structs with the derives and serde conventions every type shares.
+macro_rules! model {
+    ($($(#[$meta:meta])* pub struct $name:ident $body:tt)+) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+        pub struct $name $body
+    )+};
+}
+
+pub mod common;
+pub mod dataplane;
+pub mod external_service;
+pub mod gateway;
+pub mod hostname_generator;
+pub mod http_route;
+pub mod mesh;
+pub mod secret;
+pub mod tcp_route;
+pub mod zone;
+pub mod zone_egress;
+pub mod zone_ingress;
+
+pub use common::*;
+pub use dataplane::*;
+pub use external_service::*;
+pub use gateway::*;
+pub use hostname_generator::*;
+pub use http_route::*;
+pub use mesh::*;
+pub use secret::*;
+pub use tcp_route::*;
+pub use zone::*;
+pub use zone_egress::*;
+pub use zone_ingress::*;
+
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+pub(crate) fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
