@@ -1,1 +1,57 @@
-fn main() {}
+//! `atoll-global`: the global control plane.
+//!
+//! Owns the wiring of the global: configuration, the store (PostgreSQL or memory), the REST
+//! API and diagnostics servers. Resource rules live in `atoll-model`, persistence in
+//! `atoll-store`, HTTP handling in `atoll-api`; this crate only assembles and runs them.
+#![forbid(unsafe_code)]
+
+mod config;
+mod runtime;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "atoll-global", version, about = "Atoll global control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the global control plane.
+    Run(config::Flags),
+    /// Print the configuration reference (every option and its environment variable).
+    Options,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Options => {
+            print!("{}", atoll_config::markdown_table(config::OPTIONS));
+            ExitCode::SUCCESS
+        }
+        Command::Run(flags) => {
+            let _telemetry =
+                match atoll_telemetry::init("atoll-global", atoll_telemetry::LogFormat::from_env())
+                {
+                    Ok(t) => t,
+                    Err(err) => {
+                        eprintln!("Error: {err}");
+                        return ExitCode::from(2);
+                    }
+                };
+            match config::GlobalConfig::load(&flags).and_then(runtime::run_blocking) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!("{err:#}");
+                    eprintln!("Error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

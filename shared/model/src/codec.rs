@@ -74,6 +74,20 @@ pub fn decode_value(value: Value) -> Result<Resource, DecodeError> {
     }
 }
 
+/// Decodes a document that was validated when it was written (e.g. read back from a store):
+/// shape errors still fail, but rules are not re-checked, so a rule made stricter in a later
+/// release never makes stored resources unreadable.
+pub fn decode_stored(value: Value) -> Result<Resource, DecodeError> {
+    match decode_shape(value) {
+        (Some(resource), violations, _, _) if violations.is_empty() => Ok(resource),
+        (_, violations, kind, name) => Err(DecodeError {
+            kind,
+            name,
+            violations,
+        }),
+    }
+}
+
 /// Decodes without validating; the resource is present when the document's shape was right.
 fn decode_shape(
     value: Value,
@@ -375,10 +389,14 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
                 outcome: decode_value(value),
             }),
             Err(err) => {
-                let (at_line, message) = match err.location() {
-                    Some(loc) => (line + loc.line() - 1, format!("invalid YAML: {err}")),
-                    None => (line, format!("invalid YAML: {err}")),
-                };
+                // The parser counts lines from the chunk's start; parse again behind the lines
+                // before it so that the message's positions are lines of the whole input too.
+                let padded = "\n".repeat(line - 1) + &chunk;
+                let err = serde_norway::from_str::<Value>(&padded)
+                    .err()
+                    .unwrap_or(err);
+                let at_line = err.location().map_or(line, |loc| loc.line());
+                let message = format!("invalid YAML: {err}");
                 let violations = vec![Violation::new(&Path::root(), message)];
                 documents.push(Document {
                     line: at_line,
@@ -430,13 +448,4 @@ fn is_separator(line: &str) -> bool {
         None => return false,
     };
     rest.is_empty() || rest.starts_with(' ') || rest.starts_with('\t')
-}
-
-/// Decoding without validation, for round-trip properties over values validation would reject.
-#[cfg(test)]
-pub(crate) fn decode_shape_for_tests(value: Value) -> Result<Resource, Vec<Violation>> {
-    match decode_shape(value) {
-        (Some(resource), violations, _, _) if violations.is_empty() => Ok(resource),
-        (_, violations, _, _) => Err(violations),
-    }
 }

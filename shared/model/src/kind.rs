@@ -93,6 +93,32 @@ kinds! {
     Zone = "Zone", "zones", Global, Global, Inline;
 }
 
+impl Kind {
+    /// A type as a user may spell it on a command line: its name or plural, any case.
+    pub fn lookup(text: &str) -> Option<Kind> {
+        Kind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name().eq_ignore_ascii_case(text) || k.plural().eq_ignore_ascii_case(text))
+    }
+
+    /// The REST API path of one resource of this type (SPEC.md, "REST API").
+    pub fn api_path(self, mesh: Option<&str>, name: &str) -> String {
+        match (self.scope(), mesh) {
+            (Scope::Mesh, Some(mesh)) => format!("/meshes/{mesh}/{}/{name}", self.plural()),
+            _ => format!("/{}/{name}", self.plural()),
+        }
+    }
+
+    /// The REST API path listing this type, in one mesh or everywhere.
+    pub fn api_list_path(self, mesh: Option<&str>) -> String {
+        match (self.scope(), mesh) {
+            (Scope::Mesh, Some(mesh)) => format!("/meshes/{mesh}/{}", self.plural()),
+            _ => format!("/{}", self.plural()),
+        }
+    }
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -123,6 +149,20 @@ mod tests {
             assert_eq!(Kind::from_plural(kind.plural()), Some(kind));
             assert_eq!(kind.plural(), kind.plural().to_lowercase());
         }
+    }
+
+    #[test]
+    fn lookup_and_paths() {
+        assert_eq!(Kind::lookup("meshgateway"), Some(Kind::MeshGateway));
+        assert_eq!(Kind::lookup("MeshHTTPRoutes"), Some(Kind::MeshHttpRoute));
+        assert_eq!(Kind::lookup("gateway"), None);
+        assert_eq!(
+            Kind::MeshGateway.api_path(Some("default"), "gw"),
+            "/meshes/default/meshgateways/gw"
+        );
+        assert_eq!(Kind::Mesh.api_path(None, "default"), "/meshes/default");
+        assert_eq!(Kind::Zone.api_list_path(Some("ignored")), "/zones");
+        assert_eq!(Kind::Dataplane.api_list_path(None), "/dataplanes");
     }
 
     #[test]

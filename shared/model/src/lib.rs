@@ -20,7 +20,8 @@ pub mod types;
 pub mod validate;
 
 pub use codec::{
-    DecodeError, Document, decode_value, encode_value, parse_documents, to_json, to_yaml,
+    DecodeError, Document, decode_stored, decode_value, encode_value, parse_documents, to_json,
+    to_yaml,
 };
 pub use kind::{Kind, Layout, Owner, Scope};
 pub use meta::{Meta, labels};

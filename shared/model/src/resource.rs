@@ -5,8 +5,12 @@ use crate::meta::Meta;
 use crate::types::*;
 
 /// The content of a resource, one variant per type.
+///
+/// Variants differ in size; boxing them would complicate every match for no gain, since a
+/// resource is allocated once per stored document.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
+#[allow(clippy::large_enum_variant)]
 pub enum Spec {
     Mesh(MeshSpec),
     MeshGateway(MeshGatewaySpec),

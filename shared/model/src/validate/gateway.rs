@@ -148,9 +148,27 @@ fn validate_listener(listener: &GatewayListener, path: &Path, report: &mut Repor
 fn shared_ports(listeners: &[GatewayListener], path: &Path, report: &mut Report) {
     let mut first_on_port: BTreeMap<u32, usize> = BTreeMap::new();
     let mut hostnames: BTreeMap<(u32, &str), usize> = BTreeMap::new();
+    // The first connection limit set on each port, and the listener that set it.
+    let mut limits: BTreeMap<u32, (u32, usize)> = BTreeMap::new();
     for (i, listener) in listeners.iter().enumerate() {
         let at = path.index(i);
         let port = listener.port;
+        let mine = listener.connection_limit();
+        if mine != 0 {
+            match limits.get(&port) {
+                None => {
+                    limits.insert(port, (mine, i));
+                }
+                Some(&(theirs, setter)) if theirs != mine => report.add(
+                    &at.field("resources").field("connectionLimit"),
+                    format!(
+                        "{mine} conflicts with {theirs} set on port {port} by {}",
+                        path.index(setter)
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
         let Some(&first) = first_on_port.get(&port) else {
             first_on_port.insert(port, i);
             hostnames.insert((port, listener.effective_hostname()), i);
@@ -183,13 +201,6 @@ fn shared_ports(listeners: &[GatewayListener], path: &Path, report: &mut Report)
             );
         } else {
             hostnames.insert((port, host), i);
-        }
-        let (mine, theirs) = (listener.connection_limit(), other.connection_limit());
-        if mine != 0 && theirs != 0 && mine != theirs {
-            report.add(
-                &at.field("resources").field("connectionLimit"),
-                format!("{mine} conflicts with {theirs} set on port {port} by {other_path}"),
-            );
         }
     }
 }

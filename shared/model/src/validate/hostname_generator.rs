@@ -36,6 +36,9 @@ pub(super) fn validate(spec: &HostnameGeneratorSpec, path: &Path, report: &mut R
 fn check_template(template: &str) -> Result<(), String> {
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
+        if rest[..open].contains("}}") {
+            return Err("has a '}}' without a matching '{{'".into());
+        }
         let after = &rest[open + 2..];
         let close = after
             .find("}}")

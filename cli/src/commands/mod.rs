@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod apply;
+pub mod delete;
+pub mod get;
+pub mod input;
+pub mod validate;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The README's test command: installs what a fresh machine lacks, then runs every test once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# PostgreSQL binaries for the throwaway clusters the store and end-to-end tests start.
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+  log "installing PostgreSQL (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
+log "cargo test --workspace"
+cargo test --workspace --locked "$@"

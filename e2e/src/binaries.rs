@@ -1,0 +1,63 @@
+//! Finding the workspace's binaries for tests, building them once per test process if needed.
+//!
+//! Integration tests only get `CARGO_BIN_EXE_*` for their own crate's binaries; the harness
+//! serves every crate, so it builds the workspace's binaries itself (a no-op when they are
+//! current) and runs them from the shared target directory.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::{Context, bail};
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The path of a workspace binary (`atoll-global`, `atoll-zone`, `atoll-dp`, `atollctl`).
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)?;
+    let path = target_dir().join("debug").join(name);
+    if !path.exists() {
+        bail!(
+            "{} does not exist after building the workspace's binaries",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn build() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(&cargo)
+        .args([
+            "build",
+            "--bins",
+            "-p",
+            "atoll-global",
+            "-p",
+            "atoll-zone",
+            "-p",
+            "atollctl",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .with_context(|| format!("running {cargo} build"))?;
+    if !output.status.success() {
+        bail!(
+            "building the binaries failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}

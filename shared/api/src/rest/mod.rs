@@ -1,0 +1,105 @@
+//! The REST API on Kuma's paths (SPEC.md, "REST API").
+
+mod body;
+mod errors;
+mod list;
+mod resources;
+mod target;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use atoll_store::Store;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tracing::Instrument;
+
+pub use errors::{ApiError, Cause, ErrorBody};
+
+use crate::AdminToken;
+
+/// Which control plane serves the API: decides which types may be written here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Global,
+    Zone { name: String },
+}
+
+impl Mode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Global => "global",
+            Mode::Zone { .. } => "zone",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    pub mode: Mode,
+    pub token: AdminToken,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/{plural}", get(list::list_all))
+        .route(
+            "/{plural}/{name}",
+            get(resources::get_global)
+                .put(resources::put_global)
+                .delete(resources::delete_global),
+        )
+        .route("/meshes/{mesh}/{plural}", get(list::list_in_mesh))
+        .route(
+            "/meshes/{mesh}/{plural}/{name}",
+            get(resources::get_in_mesh)
+                .put(resources::put_in_mesh)
+                .delete(resources::delete_in_mesh),
+        )
+        .fallback(|| async { ApiError::not_found("no such path") })
+        .layer(axum::middleware::from_fn(observe))
+        .with_state(state)
+}
+
+async fn index(State(state): State<ApiState>) -> Response {
+    let zone = match &state.mode {
+        Mode::Zone { name } => Some(name.clone()),
+        Mode::Global => None,
+    };
+    axum::Json(serde_json::json!({
+        "tagline": "Atoll",
+        "product": "Atoll",
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": state.mode.name(),
+        "zone": zone,
+    }))
+    .into_response()
+}
+
+/// A span and metrics for every request.
+async fn observe(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let span = tracing::info_span!("api", %method, path = %request.uri().path(), status = tracing::field::Empty);
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("status", status);
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!("atoll_api_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("atoll_api_request_duration_seconds", "method" => method.to_string(), "route" => route).record(elapsed);
+    if status >= 500 {
+        tracing::warn!(parent: &span, status, elapsed, "request failed");
+    } else {
+        tracing::debug!(parent: &span, status, elapsed, "request served");
+    }
+    response
+}

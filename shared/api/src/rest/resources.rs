@@ -1,0 +1,250 @@
+//! Get, put and delete of one resource.
+
+use atoll_model::{Kind, Scope, decode_value, encode_value};
+use atoll_store::{Key, Precondition, PutOutcome};
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+
+use super::errors::{ApiError, Cause};
+use super::{ApiState, Mode, body, target};
+use crate::Connection;
+
+type Conn = Option<Extension<Connection>>;
+
+/// Tells a client whether a put created, changed or left the resource as it was.
+pub const OUTCOME_HEADER: &str = "x-atoll-outcome";
+
+pub(super) async fn get_global(
+    State(state): State<ApiState>,
+    conn: Conn,
+    headers: HeaderMap,
+    Path((plural, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let kind = target::global_kind(&plural)?;
+    get(&state, conn, &headers, Key::new(kind, None, &name)).await
+}
+
+pub(super) async fn get_in_mesh(
+    State(state): State<ApiState>,
+    conn: Conn,
+    headers: HeaderMap,
+    Path((mesh, plural, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let kind = target::mesh_kind(&plural)?;
+    get(&state, conn, &headers, Key::new(kind, Some(&mesh), &name)).await
+}
+
+pub(super) async fn put_global(
+    State(state): State<ApiState>,
+    conn: Conn,
+    headers: HeaderMap,
+    Path((plural, name)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let kind = target::global_kind(&plural)?;
+    put(&state, conn, &headers, Key::new(kind, None, &name), &bytes).await
+}
+
+pub(super) async fn put_in_mesh(
+    State(state): State<ApiState>,
+    conn: Conn,
+    headers: HeaderMap,
+    Path((mesh, plural, name)): Path<(String, String, String)>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let kind = target::mesh_kind(&plural)?;
+    put(
+        &state,
+        conn,
+        &headers,
+        Key::new(kind, Some(&mesh), &name),
+        &bytes,
+    )
+    .await
+}
+
+pub(super) async fn delete_global(
+    State(state): State<ApiState>,
+    conn: Conn,
+    headers: HeaderMap,
+    Path((plural, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let kind = target::global_kind(&plural)?;
+    delete(&state, conn, &headers, Key::new(kind, None, &name)).await
+}
+
+pub(super) async fn delete_in_mesh(
+    State(state): State<ApiState>,
+    conn: Conn,
+    headers: HeaderMap,
+    Path((mesh, plural, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let kind = target::mesh_kind(&plural)?;
+    delete(&state, conn, &headers, Key::new(kind, Some(&mesh), &name)).await
+}
+
+fn describe(key: &Key) -> String {
+    match &key.mesh {
+        Some(mesh) => format!("{} {:?} in mesh {mesh:?}", key.kind, key.name),
+        None => format!("{} {:?}", key.kind, key.name),
+    }
+}
+
+async fn get(
+    state: &ApiState,
+    conn: Conn,
+    headers: &HeaderMap,
+    key: Key,
+) -> Result<Response, ApiError> {
+    if target::is_secret(key.kind) {
+        target::authorize(state, conn.as_deref(), headers)?;
+    }
+    let stored = state
+        .store
+        .get(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{} not found", describe(&key))))?;
+    Ok(body::render(
+        headers,
+        StatusCode::OK,
+        &encode_value(&stored.resource),
+        Some(stored.version),
+    ))
+}
+
+async fn put(
+    state: &ApiState,
+    conn: Conn,
+    headers: &HeaderMap,
+    key: Key,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
+    target::writable(&state.mode, key.kind)?;
+    target::authorize(state, conn.as_deref(), headers)?;
+    let expect = body::if_match(headers)?.map_or(Precondition::Any, Precondition::Version);
+    let document = body::parse(headers, bytes)?;
+    let document = align_with_path(document, &key)?;
+    let resource = decode_value(document).map_err(|err| ApiError::invalid(err.violations))?;
+    if key.kind.scope() == Scope::Mesh && state.mode == Mode::Global {
+        ensure_mesh_exists(state, key.mesh.as_deref().unwrap_or_default()).await?;
+    }
+    let outcome = state.store.put(resource, expect).await?;
+    let (status, word) = match outcome {
+        PutOutcome::Created(_) => (StatusCode::CREATED, "created"),
+        PutOutcome::Updated(_) => (StatusCode::OK, "updated"),
+        PutOutcome::Unchanged(_) => (StatusCode::OK, "unchanged"),
+    };
+    tracing::info!(resource = %describe(&key), status = status.as_u16(), version = outcome.stored().version, "put");
+    let stored = outcome.stored();
+    let mut response = body::render(
+        headers,
+        status,
+        &encode_value(&stored.resource),
+        Some(stored.version),
+    );
+    response
+        .headers_mut()
+        .insert(OUTCOME_HEADER, axum::http::HeaderValue::from_static(word));
+    Ok(response)
+}
+
+/// The path names the resource: the body may omit type, name and mesh, but must not contradict
+/// them.
+fn align_with_path(document: Value, key: &Key) -> Result<Value, ApiError> {
+    let Value::Object(mut map) = document else {
+        return Err(ApiError::bad_request(
+            "the body must be a resource document (a mapping)",
+            vec![Cause {
+                field: String::new(),
+                message: "expected a mapping".into(),
+            }],
+        ));
+    };
+    let mut causes = Vec::new();
+    let mut expect = |field: &str, wanted: &str| match map.get(field) {
+        None | Some(Value::Null) => {
+            map.insert(field.to_string(), Value::from(wanted));
+        }
+        Some(Value::String(given)) if given == wanted => {}
+        Some(given) => causes.push(Cause {
+            field: field.to_string(),
+            message: format!("{given} does not match {wanted:?} from the request path"),
+        }),
+    };
+    expect("type", key.kind.name());
+    expect("name", &key.name);
+    if let Some(mesh) = &key.mesh {
+        expect("mesh", mesh);
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::bad_request(
+            "the body names another resource than the path",
+            causes,
+        ));
+    }
+    // Timestamps are the store's to set.
+    map.remove("creationTime");
+    map.remove("modificationTime");
+    Ok(Value::Object(map))
+}
+
+async fn ensure_mesh_exists(state: &ApiState, mesh: &str) -> Result<(), ApiError> {
+    if state
+        .store
+        .get(&Key::new(Kind::Mesh, None, mesh))
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::bad_request(
+            format!("mesh {mesh:?} does not exist"),
+            vec![Cause {
+                field: "mesh".into(),
+                message: format!("mesh {mesh:?} does not exist; create it first"),
+            }],
+        ));
+    }
+    Ok(())
+}
+
+async fn delete(
+    state: &ApiState,
+    conn: Conn,
+    headers: &HeaderMap,
+    key: Key,
+) -> Result<Response, ApiError> {
+    target::writable(&state.mode, key.kind)?;
+    target::authorize(state, conn.as_deref(), headers)?;
+    let expect = body::if_match(headers)?;
+    if key.kind == Kind::Mesh {
+        delete_mesh_contents(state, &key.name).await?;
+    }
+    let removed = state.store.delete(&key, expect).await?;
+    tracing::info!(resource = %describe(&key), version = removed.version, "deleted");
+    Ok(body::render(
+        headers,
+        StatusCode::OK,
+        &Value::Object(Default::default()),
+        None,
+    ))
+}
+
+/// Deleting a mesh deletes what lives in it, as in Kuma.
+async fn delete_mesh_contents(state: &ApiState, mesh: &str) -> Result<(), ApiError> {
+    let query = atoll_store::ListQuery {
+        mesh: Some(mesh.to_string()),
+        ..Default::default()
+    };
+    let page = state.store.list(&query).await?;
+    for stored in page.items {
+        let key = Key::of(&stored.resource);
+        match state.store.delete(&key, None).await {
+            Ok(_) | Err(atoll_store::StoreError::NotFound { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}

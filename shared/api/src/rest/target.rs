@@ -1,0 +1,85 @@
+//! From a request's path and headers to what it may do: which type, where, and whether the
+//! caller is allowed to.
+
+use atoll_model::{Kind, Owner, Scope};
+use axum::http::{HeaderMap, header};
+
+use super::errors::ApiError;
+use super::{ApiState, Mode};
+use crate::Connection;
+
+pub(super) fn kind(plural: &str) -> Result<Kind, ApiError> {
+    Kind::from_plural(plural).ok_or_else(|| {
+        let known: Vec<&str> = Kind::ALL.iter().map(|k| k.plural()).collect();
+        ApiError::not_found(format!(
+            "unknown resource type {plural:?}; known: {}",
+            known.join(", ")
+        ))
+    })
+}
+
+/// A type addressed as `/{plural}/{name}`: it must be global-scoped.
+pub(super) fn global_kind(plural: &str) -> Result<Kind, ApiError> {
+    let kind = kind(plural)?;
+    if kind.scope() == Scope::Mesh {
+        return Err(ApiError::not_found(format!(
+            "{kind} is mesh-scoped: use /meshes/{{mesh}}/{plural}/{{name}}"
+        )));
+    }
+    Ok(kind)
+}
+
+/// A type addressed under `/meshes/{mesh}/`: it must be mesh-scoped.
+pub(super) fn mesh_kind(plural: &str) -> Result<Kind, ApiError> {
+    let kind = kind(plural)?;
+    if kind.scope() == Scope::Global {
+        return Err(ApiError::not_found(format!(
+            "{kind} is not mesh-scoped: use /{plural}/{{name}}"
+        )));
+    }
+    Ok(kind)
+}
+
+/// Global-owned types are written on the global, zone-owned ones in zones (SPEC.md).
+pub(super) fn writable(mode: &Mode, kind: Kind) -> Result<(), ApiError> {
+    match (mode, kind.owner()) {
+        (Mode::Global, Owner::Global) | (Mode::Zone { .. }, Owner::Zone) => Ok(()),
+        (Mode::Global, Owner::Zone) => Err(ApiError::bad_request(
+            format!(
+                "{kind} is owned by zones: register it with a zone control plane, which syncs it to the global"
+            ),
+            Vec::new(),
+        )),
+        (Mode::Zone { .. }, Owner::Global) => Err(ApiError::bad_request(
+            format!(
+                "{kind} is owned by the global control plane: apply it there; zones receive it read-only"
+            ),
+            Vec::new(),
+        )),
+    }
+}
+
+/// Writes, and reads of secrets, need the admin token unless they come over plain HTTP from
+/// this machine.
+pub(super) fn authorize(
+    state: &ApiState,
+    conn: Option<&Connection>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if conn.is_some_and(Connection::is_local_plaintext) {
+        return Ok(());
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if state.token.matches(token) => Ok(()),
+        _ => Err(ApiError::unauthorized()),
+    }
+}
+
+pub(super) fn is_secret(kind: Kind) -> bool {
+    matches!(kind, Kind::Secret | Kind::GlobalSecret)
+}

@@ -1,0 +1,455 @@
+//! The REST API against the memory store, driven through the router in-process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use atoll_api::{AdminToken, ApiState, Connection, Mode, router};
+use atoll_store::{MemoryStore, Store};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const TOKEN: &str = "test-token";
+
+struct Api {
+    router: axum::Router,
+    store: Arc<dyn Store>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+    text: String,
+}
+
+impl Api {
+    fn new(mode: Mode) -> Self {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let state = ApiState {
+            store: store.clone(),
+            mode,
+            token: AdminToken::new(TOKEN),
+        };
+        Api {
+            router: router(state),
+            store,
+        }
+    }
+
+    async fn call(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(v) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.call(builder.body(body).unwrap()).await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send("PUT", path, Some(body), Some(TOKEN)).await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None, Some(TOKEN)).await
+    }
+}
+
+fn mesh(name: &str) -> Value {
+    json!({"type": "Mesh", "name": name})
+}
+
+fn gateway(port: u32) -> Value {
+    json!({
+        "type": "MeshGateway", "mesh": "default", "name": "edge",
+        "selectors": [{"match": {"kuma.io/service": "edge"}}],
+        "conf": {"listeners": [{"port": port, "protocol": "HTTP", "hostname": "foo.example.com"}]}
+    })
+}
+
+fn causes(reply: &Reply) -> Vec<String> {
+    reply.body["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn create_get_update_unchanged_delete() {
+    let api = Api::new(Mode::Global);
+    let created = api.put("/meshes/default", mesh("default")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.headers["x-atoll-outcome"], "created");
+
+    let put = api
+        .put("/meshes/default/meshgateways/edge", gateway(8080))
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text);
+    let etag = put.headers[header::ETAG].to_str().unwrap().to_string();
+
+    let again = api
+        .put("/meshes/default/meshgateways/edge", gateway(8080))
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.headers["x-atoll-outcome"], "unchanged");
+    assert_eq!(
+        again.headers[header::ETAG].to_str().unwrap(),
+        etag,
+        "an identical put must not bump the version"
+    );
+
+    let changed = api
+        .put("/meshes/default/meshgateways/edge", gateway(9090))
+        .await;
+    assert_eq!(changed.headers["x-atoll-outcome"], "updated");
+    assert_ne!(changed.headers[header::ETAG].to_str().unwrap(), etag);
+
+    let got = api.get("/meshes/default/meshgateways/edge").await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body["conf"]["listeners"][0]["port"], 9090);
+    assert!(
+        got.body["creationTime"].is_string() && got.body["modificationTime"].is_string(),
+        "{}",
+        got.text
+    );
+
+    let deleted = api
+        .send(
+            "DELETE",
+            "/meshes/default/meshgateways/edge",
+            None,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    let gone = api.get("/meshes/default/meshgateways/edge").await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert!(
+        gone.body["details"]
+            .as_str()
+            .unwrap()
+            .contains("MeshGateway \"edge\" in mesh \"default\"")
+    );
+}
+
+#[tokio::test]
+async fn invalid_resources_answer_400_with_every_cause() {
+    let api = Api::new(Mode::Global);
+    api.put("/meshes/default", mesh("default")).await;
+    let mut bad = gateway(70000);
+    bad["conf"]["listeners"][0]["protocol"] = json!("HTTPS");
+    bad["selectors"] = json!([]);
+    let reply = api.put("/meshes/default/meshgateways/edge", bad).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["title"], "Bad Request");
+    let mut fields = causes(&reply);
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "conf.listeners[0].port",
+            "conf.listeners[0].tls",
+            "selectors"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_path_names_the_resource() {
+    let api = Api::new(Mode::Global);
+    api.put("/meshes/default", mesh("default")).await;
+    let reply = api
+        .put("/meshes/default/meshgateways/other", gateway(8080))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(causes(&reply), ["name"]);
+
+    // Type, name and mesh may be left to the path.
+    let mut bare = gateway(8080);
+    for key in ["type", "name", "mesh"] {
+        bare.as_object_mut().unwrap().remove(key);
+    }
+    assert_eq!(
+        api.put("/meshes/default/meshgateways/edge", bare)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn mesh_must_exist_and_unknown_types_are_404() {
+    let api = Api::new(Mode::Global);
+    let reply = api
+        .put("/meshes/default/meshgateways/edge", gateway(8080))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(causes(&reply), ["mesh"]);
+    assert_eq!(
+        api.get("/meshes/default/gateways/edge").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get("/meshgateways/edge").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get("/meshes/default/zones").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn writes_need_the_token_except_local_plaintext() {
+    let api = Api::new(Mode::Global);
+    let anonymous = api
+        .send("PUT", "/meshes/default", Some(mesh("default")), None)
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let wrong = api
+        .send(
+            "PUT",
+            "/meshes/default",
+            Some(mesh("default")),
+            Some("guess"),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+
+    let over = |remote: &str, tls: bool| {
+        let conn = Connection {
+            remote: remote.parse::<SocketAddr>().unwrap(),
+            tls,
+        };
+        let mut request = Request::builder()
+            .method("PUT")
+            .uri("/meshes/default")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(mesh("default").to_string()))
+            .unwrap();
+        request.extensions_mut().insert(conn);
+        request
+    };
+    assert_eq!(
+        api.call(over("10.1.2.3:4000", false)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.call(over("127.0.0.1:4000", true)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.call(over("127.0.0.1:4000", false)).await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn secrets_are_not_readable_anonymously() {
+    let api = Api::new(Mode::Global);
+    api.put("/meshes/default", mesh("default")).await;
+    let secret = json!({"type": "Secret", "mesh": "default", "name": "s", "data": "c2VjcmV0"});
+    assert_eq!(
+        api.put("/meshes/default/secrets/s", secret).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.send("GET", "/meshes/default/secrets/s", None, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.send("GET", "/secrets", None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.get("/meshes/default/secrets/s").await.body["data"],
+        "c2VjcmV0"
+    );
+}
+
+#[tokio::test]
+async fn stale_version_is_409() {
+    let api = Api::new(Mode::Global);
+    let first = api.put("/meshes/default", mesh("default")).await;
+    let etag = first.headers[header::ETAG].to_str().unwrap().to_string();
+    let mut changed = mesh("default");
+    changed["routing"] = json!({"zoneEgress": true});
+    let request = |body: &Value| {
+        Request::builder()
+            .method("PUT")
+            .uri("/meshes/default")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::IF_MATCH, etag.clone())
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    assert_eq!(api.call(request(&changed)).await.status, StatusCode::OK);
+    changed["routing"] = json!({"zoneEgress": false});
+    let stale = api.call(request(&changed)).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.text);
+}
+
+#[tokio::test]
+async fn ownership_decides_where_a_type_is_written() {
+    let global = Api::new(Mode::Global);
+    global.put("/meshes/default", mesh("default")).await;
+    let dp = json!({"type": "Dataplane", "mesh": "default", "name": "dp-1",
+        "networking": {"address": "127.0.0.1", "inbound": [{"port": 8080, "tags": {"kuma.io/service": "web"}}]}});
+    let refused = global
+        .put("/meshes/default/dataplanes/dp-1", dp.clone())
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.body["details"]
+            .as_str()
+            .unwrap()
+            .contains("zone control plane"),
+        "{}",
+        refused.text
+    );
+
+    let zone = Api::new(Mode::Zone {
+        name: "zone-1".into(),
+    });
+    let refused = zone.put("/meshes/default", mesh("default")).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.body["details"]
+            .as_str()
+            .unwrap()
+            .contains("apply it there"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(
+        zone.put("/meshes/default/dataplanes/dp-1", dp).await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn lists_page_and_filter() {
+    let api = Api::new(Mode::Global);
+    for name in ["a", "b", "c"] {
+        api.put(&format!("/meshes/{name}"), mesh(name)).await;
+    }
+    let mut labelled = json!({"type": "Zone", "name": "zone-1", "labels": {"env": "prod"}});
+    api.put("/zones/zone-1", labelled.clone()).await;
+    labelled["name"] = json!("zone-2");
+    labelled["labels"] = json!({"env": "dev"});
+    api.put("/zones/zone-2", labelled).await;
+
+    let page = api.get("/meshes?size=2").await;
+    assert_eq!(page.body["total"], 3);
+    assert_eq!(page.body["items"].as_array().unwrap().len(), 2);
+    let next = page.body["next"].as_str().unwrap().to_string();
+    assert_eq!(next, "/meshes?size=2&offset=2");
+    let rest = api.get(&next).await;
+    assert_eq!(rest.body["items"][0]["name"], "c");
+    assert!(rest.body["next"].is_null());
+
+    let prod = api.get("/zones?filter%5Blabel%5D=env:prod").await;
+    assert_eq!(prod.body["total"], 1, "{}", prod.text);
+    assert_eq!(prod.body["items"][0]["name"], "zone-1");
+    assert_eq!(
+        api.get("/meshes?size=0").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_mesh_deletes_its_resources() {
+    let api = Api::new(Mode::Global);
+    api.put("/meshes/default", mesh("default")).await;
+    api.put("/meshes/default/meshgateways/edge", gateway(8080))
+        .await;
+    assert_eq!(
+        api.send("DELETE", "/meshes/default", None, Some(TOKEN))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(api.store.list(&Default::default()).await.unwrap().total, 0);
+}
+
+#[tokio::test]
+async fn yaml_in_and_out() {
+    let api = Api::new(Mode::Global);
+    let request = Request::builder()
+        .method("PUT")
+        .uri("/meshes/default")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/yaml")
+        .header(header::ACCEPT, "application/yaml")
+        .body(Body::from("type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n  - name: ca-1\n    type: builtin\n"))
+        .unwrap();
+    let reply = api.call(request).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "application/yaml");
+    assert!(
+        reply.text.contains("enabledBackend: ca-1"),
+        "{}",
+        reply.text
+    );
+
+    let broken = Request::builder()
+        .method("PUT")
+        .uri("/meshes/default")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/yaml")
+        .body(Body::from("type: Mesh\nname: [unclosed\n"))
+        .unwrap();
+    let reply = api.call(broken).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.body["details"]
+            .as_str()
+            .unwrap()
+            .contains("not valid YAML")
+    );
+}
+
+#[tokio::test]
+async fn index_names_the_mode() {
+    let api = Api::new(Mode::Zone {
+        name: "zone-1".into(),
+    });
+    let reply = api.get("/").await;
+    assert_eq!(reply.body["mode"], "zone");
+    assert_eq!(reply.body["zone"], "zone-1");
+}

@@ -1,0 +1,191 @@
+//! The PostgreSQL change feed: a background task that LISTENs on the channel the `resources`
+//! trigger notifies, and turns notifications into [`Event`]s on the store's broadcast channel.
+//!
+//! The task owns one connection outside the pool. When it is lost, the task reconnects with
+//! backoff and then sends [`Event::Resync`]: notifications sent while it was away are gone, and
+//! a consumer that re-lists after the Resync sees everything committed before it, while every
+//! later commit arrives as an event (the LISTEN is active before the Resync is sent).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use atoll_model::Kind;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use super::error::Target;
+use crate::{Event, Key, StoreError};
+
+/// The channel `notify_resource_change()` (migration 0001) notifies.
+const CHANNEL: &str = "atoll_resources";
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Starts listening, and returns once the LISTEN is active so that every write committed after
+/// `connect()` returns reaches the feed.
+pub(crate) async fn start(
+    options: PgConnectOptions,
+    acquire_timeout: Duration,
+    target: Target,
+    events: broadcast::Sender<Event>,
+) -> Result<JoinHandle<()>, StoreError> {
+    let listener = listen(&options, acquire_timeout)
+        .await
+        .map_err(|err| target.error(err, None))?;
+    let feed = Feed {
+        options,
+        timeout: acquire_timeout,
+        target,
+        events,
+    };
+    Ok(tokio::spawn(feed.run(listener)))
+}
+
+/// What the background task needs to reconnect and deliver.
+struct Feed {
+    options: PgConnectOptions,
+    timeout: Duration,
+    target: Target,
+    events: broadcast::Sender<Event>,
+}
+
+async fn listen(options: &PgConnectOptions, timeout: Duration) -> Result<PgListener, sqlx::Error> {
+    // A pool of its own, so the listener never takes a slot of the bounded operations pool;
+    // a fresh one per connection, so nothing of a broken connection is reused.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(timeout)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with(options.clone());
+    let mut listener = PgListener::connect_with(&pool).await?;
+    // Report a lost connection to us instead of reconnecting silently: we must send Resync.
+    listener.eager_reconnect(false);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+impl Feed {
+    async fn run(self, mut listener: PgListener) {
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    if let Some(event) = parse(notification.payload()) {
+                        // No receivers is fine: nobody is watching.
+                        let _ = self.events.send(event);
+                    }
+                    continue;
+                }
+                Ok(None) => tracing::warn!(
+                    address = self.target.address(),
+                    "change feed lost its PostgreSQL connection"
+                ),
+                Err(err) => tracing::warn!(
+                    address = self.target.address(),
+                    error = %self.target.error(err, None),
+                    "change feed lost its PostgreSQL connection"
+                ),
+            }
+            drop(listener);
+            listener = self.reconnect().await;
+            tracing::warn!(
+                address = self.target.address(),
+                "change feed reconnected to PostgreSQL; sending Resync"
+            );
+            let _ = self.events.send(Event::Resync);
+        }
+    }
+
+    async fn reconnect(&self) -> PgListener {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1u32;
+        loop {
+            tokio::time::sleep(backoff).await;
+            backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+            match listen(&self.options, self.timeout).await {
+                Ok(listener) => return listener,
+                Err(err) => tracing::warn!(
+                    attempt,
+                    error = %self.target.error(err, None),
+                    retry_in = ?backoff,
+                    "change feed cannot reconnect to PostgreSQL"
+                ),
+            }
+            attempt += 1;
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Notice {
+    op: Op,
+    #[serde(rename = "type")]
+    kind: String,
+    mesh: String,
+    name: String,
+    version: u64,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Op {
+    Put,
+    Delete,
+}
+
+fn parse(payload: &str) -> Option<Event> {
+    let notice: Notice = match serde_json::from_str(payload) {
+        Ok(notice) => notice,
+        Err(err) => {
+            // Written by a trigger this build does not know: consumers must re-list.
+            tracing::warn!(%payload, error = %err, "unreadable change notification");
+            return Some(Event::Resync);
+        }
+    };
+    let Ok(kind) = Kind::from_str(&notice.kind) else {
+        // A type added by a newer replica; this build cannot read it anyway.
+        tracing::debug!(kind = %notice.kind, "change notification for an unknown type");
+        return None;
+    };
+    let mesh = (!notice.mesh.is_empty()).then_some(notice.mesh.as_str());
+    let key = Key::new(kind, mesh, &notice.name);
+    Some(match notice.op {
+        Op::Put => Event::Put {
+            key,
+            version: notice.version,
+        },
+        Op::Delete => Event::Deleted {
+            key,
+            version: notice.version,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_trigger_payloads() {
+        assert_eq!(
+            parse(r#"{"op":"put","type":"Secret","mesh":"default","name":"s","version":7}"#),
+            Some(Event::Put {
+                key: Key::new(Kind::Secret, Some("default"), "s"),
+                version: 7
+            })
+        );
+        assert_eq!(
+            parse(r#"{"op":"delete","type":"Zone","mesh":"","name":"z","version":8}"#),
+            Some(Event::Deleted {
+                key: Key::new(Kind::Zone, None, "z"),
+                version: 8
+            })
+        );
+        assert_eq!(
+            parse(r#"{"op":"put","type":"Future","mesh":"","name":"z","version":9}"#),
+            None
+        );
+        assert_eq!(parse("garbage"), Some(Event::Resync));
+    }
+}
