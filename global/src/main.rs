@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the global control plane.
-    Run(config::Flags),
+    Run(atoll_runtime::Flags),
     /// Print the configuration reference (every option and its environment variable).
     Options,
 }
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Options => {
-            print!("{}", atoll_config::markdown_table(config::OPTIONS));
+            print!("{}", atoll_config::markdown_table(&config::options()));
             ExitCode::SUCCESS
         }
         Command::Run(flags) => {
@@ -44,7 +44,10 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 };
-            match config::GlobalConfig::load(&flags).and_then(runtime::run_blocking) {
+            let result = atoll_runtime::Common::settings(&flags, &config::options())
+                .and_then(|settings| atoll_runtime::Common::from_settings(&settings))
+                .and_then(|common| atoll_runtime::block_on(runtime::run(common)));
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!("{err:#}");

@@ -1,0 +1,136 @@
+//! Starting a control plane's common servers: diagnostics first (so "not ready" is visible while
+//! the store comes up), then the store, the admin token, and the REST API over HTTP and HTTPS.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use atoll_api::diagnostics::{self, ReadinessCheck};
+use atoll_api::{AdminToken, ApiState, Mode};
+use atoll_store::{Event, Store};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{OnceCell, watch};
+use tokio::task::JoinHandle;
+
+use crate::Common;
+
+/// What a started control plane hands to its side-specific parts.
+pub struct Started {
+    pub store: Arc<dyn Store>,
+    pub token: AdminToken,
+    /// The CA clients verify the HTTPS API with, when the certificate was generated.
+    pub api_ca: Option<PathBuf>,
+    /// Serving tasks; they end after shutdown has drained them.
+    pub servers: Vec<JoinHandle<()>>,
+}
+
+/// Starts diagnostics, opens the store and serves the REST API in `mode`. `Ok(None)` when
+/// shutdown was requested before the store could be opened.
+pub async fn start_control_plane(
+    common: &Common,
+    mode: Mode,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Started>> {
+    let store_cell: Arc<OnceCell<Arc<dyn Store>>> = Arc::new(OnceCell::new());
+    let ready: ReadinessCheck = {
+        let cell = store_cell.clone();
+        Arc::new(move || {
+            let cell = cell.clone();
+            Box::pin(async move {
+                match cell.get() {
+                    None => Err("connecting to the store".to_string()),
+                    Some(store) => store.ping().await.map_err(|e| e.to_string()),
+                }
+            })
+        })
+    };
+    let metrics = diagnostics::install_metrics();
+    let diag = bind(common.diagnostics, "diagnostics server").await?;
+    let mut servers = vec![tokio::spawn(atoll_api::serve(
+        diag,
+        None,
+        diagnostics::router(metrics, ready),
+        stop.clone(),
+    ))];
+
+    let Some(store) = crate::store::open(&common.store, stop.clone()).await else {
+        return Ok(None);
+    };
+    let _ = store_cell.set(store.clone());
+    tokio::spawn(observe_feed(store.clone(), stop.clone()));
+
+    let token =
+        AdminToken::load_or_create(&common.work_dir).context("preparing the admin token")?;
+    let hosts = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let configured = common
+        .https_cert
+        .as_ref()
+        .map(|(c, k)| (c.as_path(), k.as_path()));
+    let identity =
+        atoll_tls::ensure_server_identity(&common.work_dir, "api-server", &hosts, configured)
+            .context("preparing the HTTPS API certificate")?;
+    let tls = atoll_tls::server_config(
+        &identity.cert_pem,
+        &identity.key_pem,
+        &identity.cert_file.display().to_string(),
+    )?;
+
+    let router = atoll_api::router(ApiState {
+        store: store.clone(),
+        mode,
+        token: token.clone(),
+    });
+    let http = bind(common.http, "HTTP API").await?;
+    let https = bind(common.https, "HTTPS API").await?;
+    servers.push(tokio::spawn(atoll_api::serve(
+        http,
+        None,
+        router.clone(),
+        stop.clone(),
+    )));
+    servers.push(tokio::spawn(atoll_api::serve(
+        https,
+        Some(tls),
+        router,
+        stop.clone(),
+    )));
+    Ok(Some(Started {
+        store,
+        token,
+        api_ca: identity.ca_file,
+        servers,
+    }))
+}
+
+pub(crate) async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} on {addr}"))
+}
+
+/// Exposes the change feed's progress as metrics: the newest revision seen and event counts,
+/// so an operator (and the replica tests) can see that this process hears every write.
+async fn observe_feed(store: Arc<dyn Store>, mut stop: watch::Receiver<bool>) {
+    let mut feed = store.watch();
+    loop {
+        let event = tokio::select! {
+            event = feed.recv() => event,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match event {
+            Ok(Event::Put { version, .. }) | Ok(Event::Deleted { version, .. }) => {
+                metrics::counter!("atoll_store_feed_events_total", "kind" => "change").increment(1);
+                metrics::gauge!("atoll_store_feed_last_version").set(version as f64);
+            }
+            Ok(Event::Resync) | Err(RecvError::Lagged(_)) => {
+                metrics::counter!("atoll_store_feed_events_total", "kind" => "resync").increment(1);
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}

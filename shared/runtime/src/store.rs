@@ -1,0 +1,51 @@
+//! Opening the configured store, retrying until the database answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atoll_store::Store;
+use tokio::sync::watch;
+
+use crate::StoreConfig;
+
+/// Connects, retrying with backoff until the database answers; `None` when shutdown came first.
+pub(crate) async fn open(
+    config: &StoreConfig,
+    mut stop: watch::Receiver<bool>,
+) -> Option<Arc<dyn Store>> {
+    match config {
+        StoreConfig::Memory => {
+            tracing::info!("using the memory store: resources are lost when the process exits");
+            Some(Arc::new(atoll_store::MemoryStore::new()))
+        }
+        StoreConfig::Postgres {
+            url,
+            display: shown,
+            max_connections,
+            acquire_timeout,
+        } => {
+            let pg = atoll_store::PostgresConfig {
+                url: url.clone(),
+                max_connections: *max_connections,
+                acquire_timeout: *acquire_timeout,
+            };
+            let mut delay = Duration::from_millis(250);
+            loop {
+                match atoll_store::PostgresStore::connect(pg.clone()).await {
+                    Ok(store) => {
+                        tracing::info!(store = %shown, "connected to PostgreSQL");
+                        return Some(Arc::new(store));
+                    }
+                    Err(err) => {
+                        tracing::warn!(store = %shown, %err, retry_in = ?delay, "PostgreSQL not available yet")
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
