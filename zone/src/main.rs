@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Command::Run { .. } => "the zone control plane",
         Command::Ingress => "the zone ingress",
     };
-    eprintln!("Error: {what} is not implemented in this build yet (see docs/README.md, \"What works today\")");
+    eprintln!(
+        "Error: {what} is not implemented in this build yet (see docs/README.md, \"What works today\")"
+    );
     ExitCode::from(2)
 }

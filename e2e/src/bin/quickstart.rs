@@ -29,8 +29,11 @@ fn main() -> ExitCode {
 fn run(self_check: bool) -> anyhow::Result<()> {
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
     step("starting the global control plane (memory store) on 5681/5682, diagnostics on 5680");
-    let global = Global::start(GlobalOptions { ports: Some((5681, 5682, 5680)), ..Default::default() })
-        .context("starting atoll-global (are ports 5680-5682 free?)")?;
+    let global = Global::start(GlobalOptions {
+        ports: Some((5681, 5682, 5680)),
+        ..Default::default()
+    })
+    .context("starting atoll-global (are ports 5680-5682 free?)")?;
     let api = global.api();
     for file in ["mesh.yaml", "gateway.yaml", "external-service.yaml"] {
         step(&format!("applying deploy/examples/{file}"));
@@ -40,10 +43,16 @@ fn run(self_check: bool) -> anyhow::Result<()> {
         anyhow::ensure!(run.code == 0, "atollctl apply failed:\n{}", run.stderr);
     }
     let listing = atollctl(&["--api-address", &api, "get", "meshgateways"], "")?;
-    anyhow::ensure!(listing.stdout.contains("edge-gateway"), "the gateway is not listed:\n{}", listing.stdout);
+    anyhow::ensure!(
+        listing.stdout.contains("edge-gateway"),
+        "the gateway is not listed:\n{}",
+        listing.stdout
+    );
     if self_check {
         println!("self-check: global API up, resources applied and listed");
-        println!("self-check: zones, gateway traffic and cross-zone calls are not in this build yet");
+        println!(
+            "self-check: zones, gateway traffic and cross-zone calls are not in this build yet"
+        );
         return Ok(());
     }
     println!(
@@ -52,7 +61,8 @@ fn run(self_check: bool) -> anyhow::Result<()> {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
     let mut global = global;
     while !stop.load(Ordering::SeqCst) {
         global.process.check_alive()?;

@@ -20,7 +20,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let Cli { command: Command::Run } = Cli::parse();
-    eprintln!("Error: atoll-dp is not implemented in this build yet (see docs/README.md, \"What works today\")");
+    let Cli {
+        command: Command::Run,
+    } = Cli::parse();
+    eprintln!(
+        "Error: atoll-dp is not implemented in this build yet (see docs/README.md, \"What works today\")"
+    );
     ExitCode::from(2)
 }
