@@ -1,0 +1,178 @@
+//! Which resources a stream carries and may touch, per side and direction.
+//!
+//! The sending side decides what the peer gets (`export`); the receiving side decides which of
+//! its own resources the stream manages (`owns`) and how an incoming resource is stored
+//! (`import`). A zone can therefore never create, change or delete anything outside its own
+//! scope on the global: the global derives names and labels from the zone's authenticated name.
+
+use atoll_model::labels::{ORIGIN, ZONE};
+use atoll_model::{Kind, Resource, Spec};
+
+use crate::wire;
+
+/// Label carrying a zone resource's own name on the global (where names get a zone prefix).
+pub const DISPLAY_NAME: &str = "kuma.io/display-name";
+
+/// Types written on the global and synced down, plus other zones' ingresses.
+pub const GLOBAL_TO_ZONE: &[Kind] = &[
+    Kind::Mesh,
+    Kind::MeshGateway,
+    Kind::MeshHttpRoute,
+    Kind::MeshTcpRoute,
+    Kind::MeshExternalService,
+    Kind::HostnameGenerator,
+    Kind::Secret,
+    Kind::ZoneIngress,
+];
+
+/// Types written in zones and synced up.
+pub const ZONE_TO_GLOBAL: &[Kind] = &[Kind::Dataplane, Kind::ZoneIngress, Kind::ZoneEgress];
+
+pub trait Scope: Send + Sync {
+    fn kinds(&self) -> &[Kind];
+
+    /// Sending side: the resource as the peer should get it, or `None` to keep it back.
+    fn export(&self, resource: &Resource) -> Option<Resource> {
+        Some(resource.clone())
+    }
+
+    /// Receiving side: whether a local resource is managed by this stream (replaced or deleted
+    /// to match the peer).
+    fn owns(&self, _resource: &Resource) -> bool {
+        false
+    }
+
+    /// Receiving side: the local form of an incoming resource, or why it is refused.
+    fn import(&self, resource: Resource) -> Result<Resource, String> {
+        Ok(resource)
+    }
+
+    /// Receiving side: the delta name the peer uses for a local resource this stream owns.
+    fn peer_name(&self, local: &Resource) -> String {
+        wire::delta_name(local)
+    }
+}
+
+fn label<'a>(r: &'a Resource, key: &str) -> Option<&'a str> {
+    r.meta.labels.get(key).map(String::as_str)
+}
+
+/// On the global, sending to zone `zone`: everything global-owned, and the ingresses of the
+/// other zones (never the zone's own back to it).
+pub struct GlobalExport {
+    pub zone: String,
+}
+
+impl Scope for GlobalExport {
+    fn kinds(&self) -> &[Kind] {
+        GLOBAL_TO_ZONE
+    }
+
+    fn export(&self, resource: &Resource) -> Option<Resource> {
+        if resource.kind() == Kind::ZoneIngress && label(resource, ZONE) == Some(self.zone.as_str())
+        {
+            return None;
+        }
+        Some(resource.clone())
+    }
+}
+
+/// On the global, receiving from zone `zone`: stored as `<zone>.<name>` with the zone's labels.
+pub struct GlobalImport {
+    pub zone: String,
+}
+
+impl Scope for GlobalImport {
+    fn kinds(&self) -> &[Kind] {
+        ZONE_TO_GLOBAL
+    }
+
+    fn owns(&self, resource: &Resource) -> bool {
+        label(resource, ORIGIN) == Some("zone") && label(resource, ZONE) == Some(self.zone.as_str())
+    }
+
+    fn import(&self, mut resource: Resource) -> Result<Resource, String> {
+        if !ZONE_TO_GLOBAL.contains(&resource.kind()) {
+            return Err(format!("{} is not written by zones", resource.kind()));
+        }
+        let display = resource.meta.name.clone();
+        resource
+            .meta
+            .labels
+            .retain(|k, _| !k.starts_with("kuma.io/"));
+        resource.meta.labels.insert(ORIGIN.into(), "zone".into());
+        resource.meta.labels.insert(ZONE.into(), self.zone.clone());
+        resource
+            .meta
+            .labels
+            .insert(DISPLAY_NAME.into(), display.clone());
+        resource.meta.name = format!("{}.{display}", self.zone);
+        match &mut resource.spec {
+            Spec::ZoneIngress(spec) => spec.zone = Some(self.zone.clone()),
+            Spec::ZoneEgress(spec) => spec.zone = Some(self.zone.clone()),
+            _ => {}
+        }
+        Ok(resource)
+    }
+
+    fn peer_name(&self, local: &Resource) -> String {
+        let name = label(local, DISPLAY_NAME).unwrap_or(local.name());
+        match local.mesh() {
+            Some(mesh) => format!("{name}.{mesh}"),
+            None => name.to_string(),
+        }
+    }
+}
+
+/// In zone `zone`, receiving from the global: synced copies are labelled `kuma.io/origin:
+/// global` and are all this stream's to manage.
+pub struct ZoneImport {
+    pub zone: String,
+}
+
+impl Scope for ZoneImport {
+    fn kinds(&self) -> &[Kind] {
+        GLOBAL_TO_ZONE
+    }
+
+    fn owns(&self, resource: &Resource) -> bool {
+        label(resource, ORIGIN) == Some("global")
+            || (label(resource, ORIGIN) == Some("zone")
+                && label(resource, ZONE) != Some(self.zone.as_str()))
+    }
+
+    fn import(&self, mut resource: Resource) -> Result<Resource, String> {
+        if resource.kind() == Kind::ZoneIngress {
+            // Another zone's ingress keeps its zone's labels; it must never be ours.
+            if label(&resource, ZONE) == Some(self.zone.as_str())
+                || label(&resource, ZONE).is_none()
+            {
+                return Err("a zone ingress from the global must belong to another zone".into());
+            }
+            return Ok(resource);
+        }
+        resource.meta.labels.insert(ORIGIN.into(), "global".into());
+        Ok(resource)
+    }
+}
+
+/// In zone `zone`, sending to the global: only what was created here.
+pub struct ZoneExport {
+    pub zone: String,
+}
+
+impl Scope for ZoneExport {
+    fn kinds(&self) -> &[Kind] {
+        ZONE_TO_GLOBAL
+    }
+
+    fn export(&self, resource: &Resource) -> Option<Resource> {
+        match label(resource, ORIGIN) {
+            None => Some(resource.clone()),
+            Some("zone") if label(resource, ZONE) == Some(self.zone.as_str()) => {
+                Some(resource.clone())
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The sending side of a sync stream: answers a peer's subscriptions with the full set of each
+//! type, then with every change the store's feed reports, and tracks the peer's ACKs and NACKs.
+//!
+//! The loop never stops reading the peer while it waits to send: pending work is kept as a
+//! set of dirty keys (bounded by the number of resources), not as a growing queue of messages,
+//! so two sides sending at once cannot deadlock under gRPC flow control (kumahq/kuma#14486).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use atoll_model::Kind;
+use atoll_proto::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaResource};
+use atoll_store::{Event, Key, ListQuery, Store};
+use prost::Message;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::wire::{self, HEARTBEAT_TYPE};
+use crate::{KdsError, Scope, SyncObserver};
+
+/// How a sender behaves.
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    /// Upper bound on an encoded response; full sets are split into chunks below it.
+    pub max_message_bytes: usize,
+    /// A heartbeat is sent after this long without any other message.
+    pub heartbeat: Duration,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        // Below gRPC's common 4 MiB default, leaving room for framing.
+        SenderConfig {
+            max_message_bytes: 3 * 1024 * 1024,
+            heartbeat: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Default)]
+struct KindState {
+    subscribed: bool,
+    needs_snapshot: bool,
+    needs_resync: bool,
+    dirty: BTreeSet<Key>,
+    /// What the peer holds: delta name → version.
+    sent: HashMap<String, String>,
+}
+
+/// Outstanding nonces kept for ACK/NACK attribution; older ones are forgotten.
+const MAX_OUTSTANDING_NONCES: usize = 4096;
+
+pub struct Sender {
+    store: Arc<dyn Store>,
+    scope: Arc<dyn Scope>,
+    observer: Arc<dyn SyncObserver>,
+    config: SenderConfig,
+    kinds: HashMap<Kind, KindState>,
+    queue: VecDeque<DeltaDiscoveryResponse>,
+    nonces: HashMap<String, Kind>,
+    nonce_order: VecDeque<String>,
+    next_nonce: u64,
+}
+
+impl Sender {
+    pub fn new(
+        store: Arc<dyn Store>,
+        scope: Arc<dyn Scope>,
+        observer: Arc<dyn SyncObserver>,
+        config: SenderConfig,
+    ) -> Self {
+        let kinds = scope
+            .kinds()
+            .iter()
+            .map(|k| (*k, KindState::default()))
+            .collect();
+        Sender {
+            store,
+            scope,
+            observer,
+            config,
+            kinds,
+            queue: VecDeque::new(),
+            nonces: HashMap::new(),
+            nonce_order: VecDeque::new(),
+            next_nonce: 0,
+        }
+    }
+
+    /// Runs until the peer closes its side, `stop` turns true, or the output is gone.
+    pub async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<DeltaDiscoveryRequest>,
+        responses: mpsc::Sender<DeltaDiscoveryResponse>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), KdsError> {
+        let mut feed = self.store.watch();
+        let mut last_sent = Instant::now();
+        let mut ticker = tokio::time::interval(self.config.heartbeat / 2);
+        loop {
+            if self.queue.is_empty() {
+                self.fill().await?;
+            }
+            tokio::select! {
+                request = requests.recv() => match request {
+                    Some(request) => self.on_request(request),
+                    None => return Err(KdsError::Closed),
+                },
+                event = feed.recv() => self.on_event(event),
+                permit = responses.reserve(), if !self.queue.is_empty() => {
+                    let permit = permit.map_err(|_| KdsError::Closed)?;
+                    if let Some(response) = self.queue.pop_front() {
+                        metrics::counter!("atoll_kds_responses_sent_total", "type" => response.type_url.clone()).increment(1);
+                        permit.send(response);
+                        last_sent = Instant::now();
+                    }
+                }
+                _ = ticker.tick() => {
+                    if self.queue.is_empty() && last_sent.elapsed() >= self.config.heartbeat {
+                        let nonce = self.nonce();
+                        self.queue.push_back(DeltaDiscoveryResponse {
+                            type_url: HEARTBEAT_TYPE.into(),
+                            system_version_info: "heartbeat".into(),
+                            nonce,
+                            ..Default::default()
+                        });
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+        }
+    }
+
+    fn on_request(&mut self, request: DeltaDiscoveryRequest) {
+        let Some(kind) = request
+            .type_url
+            .parse::<Kind>()
+            .ok()
+            .filter(|k| self.kinds.contains_key(k))
+        else {
+            tracing::warn!(type_url = %request.type_url, "request for a type this stream does not carry");
+            return;
+        };
+        if request.response_nonce.is_empty() {
+            tracing::debug!(%kind, "peer subscribed");
+            let state = self.kinds.entry(kind).or_default();
+            state.subscribed = true;
+            state.needs_snapshot = true;
+            return;
+        }
+        let acked_kind = self.nonces.remove(&request.response_nonce).unwrap_or(kind);
+        match request.error_detail {
+            None => self.observer.acked(acked_kind, &request.response_nonce),
+            Some(status) => {
+                metrics::counter!("atoll_kds_nacks_total", "type" => kind.name()).increment(1);
+                tracing::warn!(%kind, nonce = %request.response_nonce, reason = %status.message, "peer rejected resources");
+                self.observer
+                    .nacked(acked_kind, &request.response_nonce, &status.message);
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Result<Event, RecvError>) {
+        match event {
+            Ok(Event::Put { key, .. }) | Ok(Event::Deleted { key, .. }) => {
+                if let Some(state) = self.kinds.get_mut(&key.kind).filter(|s| s.subscribed) {
+                    state.dirty.insert(key);
+                }
+            }
+            // Missed changes: compare everything the peer holds with the store again.
+            Ok(Event::Resync) | Err(RecvError::Lagged(_)) => {
+                for state in self.kinds.values_mut().filter(|s| s.subscribed) {
+                    state.needs_resync = true;
+                }
+            }
+            Err(RecvError::Closed) => {}
+        }
+    }
+
+    /// Turns the most urgent pending work of one type into responses.
+    async fn fill(&mut self) -> Result<(), KdsError> {
+        let order: Vec<Kind> = self.scope.kinds().to_vec();
+        for kind in order {
+            let Some(state) = self.kinds.get_mut(&kind).filter(|s| s.subscribed) else {
+                continue;
+            };
+            if state.needs_snapshot {
+                state.needs_snapshot = false;
+                state.needs_resync = false;
+                state.dirty.clear();
+                return self.snapshot(kind).await;
+            }
+            if state.needs_resync {
+                state.needs_resync = false;
+                state.dirty.clear();
+                return self.resync(kind).await;
+            }
+            if !state.dirty.is_empty() {
+                let keys = std::mem::take(&mut state.dirty);
+                return self.changes(kind, keys).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn current(&self, kind: Kind) -> Result<Vec<DeltaResource>, KdsError> {
+        let page = self
+            .store
+            .list(&ListQuery {
+                kind: Some(kind),
+                ..Default::default()
+            })
+            .await?;
+        Ok(page
+            .items
+            .iter()
+            .filter_map(|s| self.scope.export(&s.resource))
+            .map(|r| wire::to_delta(&r))
+            .collect())
+    }
+
+    async fn snapshot(&mut self, kind: Kind) -> Result<(), KdsError> {
+        let resources = self.current(kind).await?;
+        let state = self.kinds.entry(kind).or_default();
+        state.sent = resources
+            .iter()
+            .map(|r| (r.name.clone(), r.version.clone()))
+            .collect();
+        let chunks = self.pack(kind, resources, Vec::new());
+        let parts = chunks.len();
+        for (i, (resources, _)) in chunks.into_iter().enumerate() {
+            self.push(
+                kind,
+                resources,
+                Vec::new(),
+                wire::snapshot_marker(i + 1, parts),
+            );
+        }
+        tracing::debug!(%kind, parts, "sent the full set");
+        Ok(())
+    }
+
+    async fn resync(&mut self, kind: Kind) -> Result<(), KdsError> {
+        let resources = self.current(kind).await?;
+        let state = self.kinds.entry(kind).or_default();
+        let names: BTreeSet<&String> = resources.iter().map(|r| &r.name).collect();
+        let removed: Vec<String> = state
+            .sent
+            .keys()
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect();
+        let changed: Vec<DeltaResource> = resources
+            .iter()
+            .filter(|r| state.sent.get(&r.name) != Some(&r.version))
+            .cloned()
+            .collect();
+        for name in &removed {
+            state.sent.remove(name);
+        }
+        for r in &changed {
+            state.sent.insert(r.name.clone(), r.version.clone());
+        }
+        self.send_changes(kind, changed, removed);
+        Ok(())
+    }
+
+    async fn changes(&mut self, kind: Kind, keys: BTreeSet<Key>) -> Result<(), KdsError> {
+        let mut changed = Vec::new();
+        let mut removed = Vec::new();
+        for key in keys {
+            let exported = self
+                .store
+                .get(&key)
+                .await?
+                .and_then(|s| self.scope.export(&s.resource));
+            let state = self.kinds.entry(kind).or_default();
+            match exported {
+                Some(resource) => {
+                    let delta = wire::to_delta(&resource);
+                    if state.sent.get(&delta.name) != Some(&delta.version) {
+                        state.sent.insert(delta.name.clone(), delta.version.clone());
+                        changed.push(delta);
+                    }
+                }
+                None => {
+                    // The key's delta name is derived the same way the export would name it.
+                    let name = match &key.mesh {
+                        Some(mesh) => format!("{}.{mesh}", key.name),
+                        None => key.name.clone(),
+                    };
+                    if state.sent.remove(&name).is_some() {
+                        removed.push(name);
+                    }
+                }
+            }
+        }
+        self.send_changes(kind, changed, removed);
+        Ok(())
+    }
+
+    fn send_changes(&mut self, kind: Kind, changed: Vec<DeltaResource>, removed: Vec<String>) {
+        if changed.is_empty() && removed.is_empty() {
+            return;
+        }
+        for (resources, removed) in self.pack(kind, changed, removed) {
+            self.push(kind, resources, removed, String::new());
+        }
+    }
+
+    /// Splits into chunks whose encoded size stays under the budget (always at least one).
+    /// A single resource over the budget cannot travel at all: it is kept back and logged.
+    fn pack(
+        &self,
+        kind: Kind,
+        resources: Vec<DeltaResource>,
+        removed: Vec<String>,
+    ) -> Vec<(Vec<DeltaResource>, Vec<String>)> {
+        let budget = self.config.max_message_bytes;
+        let mut chunks = vec![(Vec::new(), removed)];
+        let mut size = chunks[0].1.iter().map(|n| n.len() + 4).sum::<usize>();
+        for resource in resources {
+            let len = resource.encoded_len() + 8;
+            if len > budget {
+                tracing::error!(%kind, name = %resource.name, bytes = len, budget, "resource too large for a KDS message: not sent");
+                self.observer.nacked(
+                    kind,
+                    "",
+                    &format!(
+                        "{}: {len} bytes exceeds the message limit of {budget}",
+                        resource.name
+                    ),
+                );
+                continue;
+            }
+            if size + len > budget
+                && !chunks
+                    .last()
+                    .is_some_and(|c| c.0.is_empty() && c.1.is_empty())
+            {
+                chunks.push((Vec::new(), Vec::new()));
+                size = 0;
+            }
+            size += len;
+            if let Some(last) = chunks.last_mut() {
+                last.0.push(resource);
+            }
+        }
+        chunks
+    }
+
+    fn push(
+        &mut self,
+        kind: Kind,
+        resources: Vec<DeltaResource>,
+        removed: Vec<String>,
+        info: String,
+    ) {
+        let nonce = self.nonce();
+        self.nonces.insert(nonce.clone(), kind);
+        self.nonce_order.push_back(nonce.clone());
+        while self.nonce_order.len() > MAX_OUTSTANDING_NONCES {
+            if let Some(old) = self.nonce_order.pop_front() {
+                self.nonces.remove(&old);
+            }
+        }
+        self.queue.push_back(DeltaDiscoveryResponse {
+            system_version_info: info,
+            resources,
+            type_url: kind.name().into(),
+            removed_resources: removed,
+            nonce,
+            ..Default::default()
+        });
+    }
+
+    fn nonce(&mut self) -> String {
+        self.next_nonce += 1;
+        self.next_nonce.to_string()
+    }
+}
