@@ -39,3 +39,8 @@ pub enum KdsError {
     #[error("stream error: {0}")]
     Transport(String),
 }
+
+/// Resolves once `stop` turns true (or its sender is gone), without holding the watch's lock.
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

@@ -108,7 +108,7 @@ impl Receiver {
                     metrics::counter!("atoll_kds_stalled_streams_total").increment(1);
                     return Err(KdsError::Stalled(self.config.liveness));
                 }
-                _ = stop.wait_for(|s| *s) => return Ok(()),
+                _ = crate::stopped(&mut stop) => return Ok(()),
             }
         }
     }

@@ -128,7 +128,7 @@ impl Sender {
                         });
                     }
                 }
-                _ = stop.wait_for(|s| *s) => return Ok(()),
+                _ = crate::stopped(&mut stop) => return Ok(()),
             }
         }
     }
