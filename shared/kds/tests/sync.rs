@@ -34,10 +34,16 @@ impl SyncObserver for Recorder {
         self.0.lock().unwrap().push(format!("nack {kind} {reason}"));
     }
     fn rejected(&self, kind: Kind, reason: &str) {
-        self.0.lock().unwrap().push(format!("rejected {kind} {reason}"));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("rejected {kind} {reason}"));
     }
     fn synced(&self, kind: Kind, changes: usize) {
-        self.0.lock().unwrap().push(format!("synced {kind} {changes}"));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("synced {kind} {changes}"));
     }
 }
 
@@ -86,11 +92,18 @@ fn connect(
 fn down(global: &Arc<dyn Store>, zone: &Arc<dyn Store>) -> Stream {
     connect(
         global.clone(),
-        Arc::new(GlobalExport { zone: "zone-1".into() }),
+        Arc::new(GlobalExport {
+            zone: "zone-1".into(),
+        }),
         zone.clone(),
-        Arc::new(ZoneImport { zone: "zone-1".into() }),
+        Arc::new(ZoneImport {
+            zone: "zone-1".into(),
+        }),
         SenderConfig::default(),
-        ReceiverConfig { node_id: "zone-1".into(), ..Default::default() },
+        ReceiverConfig {
+            node_id: "zone-1".into(),
+            ..Default::default()
+        },
         16,
     )
 }
@@ -123,8 +136,17 @@ async fn put(store: &Arc<dyn Store>, r: Resource) {
 }
 
 async fn names(store: &Arc<dyn Store>, kind: Kind) -> Vec<String> {
-    let page = store.list(&ListQuery { kind: Some(kind), ..Default::default() }).await.unwrap();
-    page.items.iter().map(|s| s.resource.name().to_string()).collect()
+    let page = store
+        .list(&ListQuery {
+            kind: Some(kind),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    page.items
+        .iter()
+        .map(|s| s.resource.name().to_string())
+        .collect()
 }
 
 /// Polls `check` until it holds or `deadline` passes.
@@ -151,9 +173,19 @@ async fn full_set_then_changes_reach_the_zone() {
     put(&global, gateway("edge", 8080)).await;
     put(&global, resource(json!({"type": "Zone", "name": "zone-1"}))).await;
     let stream = down(&global, &zone);
-    eventually("gateway synced", Duration::from_secs(5), || async { names(&zone, Kind::MeshGateway).await == ["edge"] }).await;
-    assert!(names(&zone, Kind::Zone).await.is_empty(), "Zone resources stay on the global");
-    let synced = zone.get(&Key::new(Kind::MeshGateway, Some("default"), "edge")).await.unwrap().unwrap();
+    eventually("gateway synced", Duration::from_secs(5), || async {
+        names(&zone, Kind::MeshGateway).await == ["edge"]
+    })
+    .await;
+    assert!(
+        names(&zone, Kind::Zone).await.is_empty(),
+        "Zone resources stay on the global"
+    );
+    let synced = zone
+        .get(&Key::new(Kind::MeshGateway, Some("default"), "edge"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(synced.resource.meta.labels["kuma.io/origin"], "global");
 
     let started = Instant::now();
@@ -163,11 +195,25 @@ async fn full_set_then_changes_reach_the_zone() {
         matches!(&got.resource.spec, atoll_model::Spec::MeshGateway(g) if g.conf.as_ref().unwrap().listeners[0].port == 9090)
     })
     .await;
-    assert!(started.elapsed() < Duration::from_secs(1), "push is event-driven: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "push is event-driven: {:?}",
+        started.elapsed()
+    );
 
-    global.delete(&Key::new(Kind::MeshGateway, Some("default"), "edge"), None).await.unwrap();
-    eventually("delete synced", Duration::from_secs(5), || async { names(&zone, Kind::MeshGateway).await.is_empty() }).await;
-    assert!(stream.sent_observer.has("ack MeshGateway"), "{:?}", stream.sent_observer.all());
+    global
+        .delete(&Key::new(Kind::MeshGateway, Some("default"), "edge"), None)
+        .await
+        .unwrap();
+    eventually("delete synced", Duration::from_secs(5), || async {
+        names(&zone, Kind::MeshGateway).await.is_empty()
+    })
+    .await;
+    assert!(
+        stream.sent_observer.has("ack MeshGateway"),
+        "{:?}",
+        stream.sent_observer.all()
+    );
     stream.close().await;
 }
 
@@ -181,11 +227,17 @@ async fn reconnect_converges_exactly_and_an_idle_reconnect_writes_nothing() {
     let local = dataplane("local-dp");
     put(&zone, local.clone()).await;
     let first = down(&global, &zone);
-    eventually("initial sync", Duration::from_secs(5), || async { names(&zone, Kind::MeshGateway).await.len() == 5 }).await;
+    eventually("initial sync", Duration::from_secs(5), || async {
+        names(&zone, Kind::MeshGateway).await.len() == 5
+    })
+    .await;
     first.close().await;
 
     // While the zone is away: delete, change and add.
-    global.delete(&Key::new(Kind::MeshGateway, Some("default"), "gw-0"), None).await.unwrap();
+    global
+        .delete(&Key::new(Kind::MeshGateway, Some("default"), "gw-0"), None)
+        .await
+        .unwrap();
     put(&global, gateway("gw-1", 9999)).await;
     put(&global, gateway("gw-new", 8080)).await;
     let second = down(&global, &zone);
@@ -193,20 +245,38 @@ async fn reconnect_converges_exactly_and_an_idle_reconnect_writes_nothing() {
         names(&zone, Kind::MeshGateway).await == ["gw-1", "gw-2", "gw-3", "gw-4", "gw-new"]
     })
     .await;
-    assert_eq!(names(&zone, Kind::Dataplane).await, ["local-dp"], "zone-local resources are not the stream's");
-    eventually("acked", Duration::from_secs(5), || async { second.sent_observer.has("ack MeshGateway") }).await;
+    assert_eq!(
+        names(&zone, Kind::Dataplane).await,
+        ["local-dp"],
+        "zone-local resources are not the stream's"
+    );
+    eventually("acked", Duration::from_secs(5), || async {
+        second.sent_observer.has("ack MeshGateway")
+    })
+    .await;
     second.close().await;
 
     // Reconnect with nothing changed: every type syncs with zero writes (kumahq/kuma#13592).
     let mut feed = zone.watch();
     let third = down(&global, &zone);
     eventually("all types synced", Duration::from_secs(5), || async {
-        atoll_kds::scope::GLOBAL_TO_ZONE.iter().all(|k| third.received_observer.has(&format!("synced {k} ")))
+        atoll_kds::scope::GLOBAL_TO_ZONE
+            .iter()
+            .all(|k| third.received_observer.has(&format!("synced {k} ")))
     })
     .await;
     let events = third.received_observer.all();
-    assert!(events.iter().filter(|e| e.starts_with("synced")).all(|e| e.ends_with(" 0")), "{events:?}");
-    assert!(feed.try_recv().is_err(), "an idle reconnect must not write to the zone store");
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.starts_with("synced"))
+            .all(|e| e.ends_with(" 0")),
+        "{events:?}"
+    );
+    assert!(
+        feed.try_recv().is_err(),
+        "an idle reconnect must not write to the zone store"
+    );
     third.close().await;
 }
 
@@ -222,9 +292,22 @@ async fn large_full_sets_travel_in_chunks_under_the_message_limit() {
     let (resp_tx, mut resp_rx) = mpsc::channel(8);
     let (tap_tx, tap_rx) = mpsc::channel(8);
     let limit = 16 * 1024;
-    let config = SenderConfig { max_message_bytes: limit, ..Default::default() };
-    let sender = Sender::new(global.clone(), Arc::new(GlobalExport { zone: "z".into() }), Arc::new(Recorder::default()), config);
-    let receiver = Receiver::new(zone.clone(), Arc::new(ZoneImport { zone: "z".into() }), Arc::new(Recorder::default()), ReceiverConfig::default());
+    let config = SenderConfig {
+        max_message_bytes: limit,
+        ..Default::default()
+    };
+    let sender = Sender::new(
+        global.clone(),
+        Arc::new(GlobalExport { zone: "z".into() }),
+        Arc::new(Recorder::default()),
+        config,
+    );
+    let receiver = Receiver::new(
+        zone.clone(),
+        Arc::new(ZoneImport { zone: "z".into() }),
+        Arc::new(Recorder::default()),
+        ReceiverConfig::default(),
+    );
     tokio::spawn(sender.run(req_rx, resp_tx, stop_rx.clone()));
     tokio::spawn(receiver.run(tap_rx, req_tx, stop_rx));
     // A tap between the two measures every message.
@@ -232,7 +315,9 @@ async fn large_full_sets_travel_in_chunks_under_the_message_limit() {
         let (mut largest, mut chunks) = (0, 0);
         while let Some(response) = resp_rx.recv().await {
             largest = largest.max(prost::Message::encoded_len(&response));
-            if response.type_url == "MeshGateway" && response.system_version_info.starts_with("snapshot") {
+            if response.type_url == "MeshGateway"
+                && response.system_version_info.starts_with("snapshot")
+            {
                 chunks += 1;
             }
             if tap_tx.send(response).await.is_err() {
@@ -241,11 +326,20 @@ async fn large_full_sets_travel_in_chunks_under_the_message_limit() {
         }
         (largest, chunks)
     });
-    eventually("1000 gateways", Duration::from_secs(20), || async { names(&zone, Kind::MeshGateway).await.len() == 1000 }).await;
+    eventually("1000 gateways", Duration::from_secs(20), || async {
+        names(&zone, Kind::MeshGateway).await.len() == 1000
+    })
+    .await;
     let _ = stop.send(true);
     let (largest, chunks) = tap.await.unwrap();
-    assert!(chunks > 1, "the full set must be split, got {chunks} chunk(s)");
-    assert!(largest <= limit + 1024, "a message of {largest} bytes exceeds the {limit}-byte budget");
+    assert!(
+        chunks > 1,
+        "the full set must be split, got {chunks} chunk(s)"
+    );
+    assert!(
+        largest <= limit + 1024,
+        "a message of {largest} bytes exceeds the {limit}-byte budget"
+    );
 }
 
 #[tokio::test]
@@ -253,29 +347,48 @@ async fn an_oversized_or_invalid_resource_is_nacked_by_name_and_the_rest_applies
     let (global, zone) = (memory(), memory());
     put(&global, mesh("default")).await;
     put(&global, gateway("small", 8080)).await;
-    let listeners: Vec<_> = (1..200).map(|p| json!({"port": p, "protocol": "HTTP", "hostname": format!("h{p}.example.com")})).collect();
-    put(&global, resource(json!({
-        "type": "MeshGateway", "mesh": "default", "name": "huge",
-        "selectors": [{"match": {"kuma.io/service": "huge"}}], "conf": {"listeners": listeners}
-    })))
+    let listeners: Vec<_> = (1..200)
+        .map(|p| json!({"port": p, "protocol": "HTTP", "hostname": format!("h{p}.example.com")}))
+        .collect();
+    put(
+        &global,
+        resource(json!({
+            "type": "MeshGateway", "mesh": "default", "name": "huge",
+            "selectors": [{"match": {"kuma.io/service": "huge"}}], "conf": {"listeners": listeners}
+        })),
+    )
     .await;
     let stream = connect(
         global.clone(),
-        Arc::new(GlobalExport { zone: "zone-1".into() }),
+        Arc::new(GlobalExport {
+            zone: "zone-1".into(),
+        }),
         zone.clone(),
-        Arc::new(ZoneImport { zone: "zone-1".into() }),
+        Arc::new(ZoneImport {
+            zone: "zone-1".into(),
+        }),
         SenderConfig::default(),
-        ReceiverConfig { max_resource_bytes: 4096, ..Default::default() },
+        ReceiverConfig {
+            max_resource_bytes: 4096,
+            ..Default::default()
+        },
         16,
     );
-    eventually("NACK naming the huge gateway", Duration::from_secs(5), || async {
-        stream.sent_observer.has("nack MeshGateway huge.default")
-    })
+    eventually(
+        "NACK naming the huge gateway",
+        Duration::from_secs(5),
+        || async { stream.sent_observer.has("nack MeshGateway huge.default") },
+    )
     .await;
     assert_eq!(names(&zone, Kind::MeshGateway).await, ["small"]);
     // The stream lives on: later changes still arrive.
     put(&global, gateway("later", 8080)).await;
-    eventually("later change", Duration::from_secs(5), || async { names(&zone, Kind::MeshGateway).await.contains(&"later".to_string()) }).await;
+    eventually("later change", Duration::from_secs(5), || async {
+        names(&zone, Kind::MeshGateway)
+            .await
+            .contains(&"later".to_string())
+    })
+    .await;
     stream.close().await;
 }
 
@@ -287,7 +400,15 @@ async fn a_silent_stream_is_declared_stalled() {
     // The sending half stays open but nothing is ever sent: connected, yet dead.
     let (_resp_tx, resp_rx) = mpsc::channel(8);
     let liveness = Duration::from_millis(300);
-    let receiver = Receiver::new(zone, Arc::new(ZoneImport { zone: "z".into() }), Arc::new(Recorder::default()), ReceiverConfig { liveness, ..Default::default() });
+    let receiver = Receiver::new(
+        zone,
+        Arc::new(ZoneImport { zone: "z".into() }),
+        Arc::new(Recorder::default()),
+        ReceiverConfig {
+            liveness,
+            ..Default::default()
+        },
+    );
     let started = Instant::now();
     let result = receiver.run(resp_rx, req_tx, stop_rx).await;
     assert!(matches!(result, Err(KdsError::Stalled(_))), "{result:?}");
@@ -302,12 +423,21 @@ async fn heartbeats_keep_an_idle_stream_alive() {
         Arc::new(GlobalExport { zone: "z".into() }),
         zone.clone(),
         Arc::new(ZoneImport { zone: "z".into() }),
-        SenderConfig { heartbeat: Duration::from_millis(50), ..Default::default() },
-        ReceiverConfig { liveness: Duration::from_millis(300), ..Default::default() },
+        SenderConfig {
+            heartbeat: Duration::from_millis(50),
+            ..Default::default()
+        },
+        ReceiverConfig {
+            liveness: Duration::from_millis(300),
+            ..Default::default()
+        },
         16,
     );
     tokio::time::sleep(Duration::from_millis(1000)).await; // idle on purpose: longer than liveness
-    assert!(!stream.receiver.is_finished(), "heartbeats must keep the receiver from declaring a stall");
+    assert!(
+        !stream.receiver.is_finished(),
+        "heartbeats must keep the receiver from declaring a stall"
+    );
     stream.close().await;
 }
 
@@ -329,11 +459,17 @@ async fn zones_can_only_touch_their_own_resources_on_the_global() {
     };
     let one = up(&zone1, "zone-1");
     let two = up(&zone2, "zone-2");
-    eventually("both dataplanes on the global", Duration::from_secs(5), || async {
-        names(&global, Kind::Dataplane).await == ["zone-1.dp-1", "zone-2.dp-1"]
-    })
+    eventually(
+        "both dataplanes on the global",
+        Duration::from_secs(5),
+        || async { names(&global, Kind::Dataplane).await == ["zone-1.dp-1", "zone-2.dp-1"] },
+    )
     .await;
-    let stored = global.get(&Key::new(Kind::Dataplane, Some("default"), "zone-1.dp-1")).await.unwrap().unwrap();
+    let stored = global
+        .get(&Key::new(Kind::Dataplane, Some("default"), "zone-1.dp-1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.resource.meta.labels["kuma.io/zone"], "zone-1");
     assert_eq!(stored.resource.meta.labels["kuma.io/origin"], "zone");
 
@@ -341,7 +477,10 @@ async fn zones_can_only_touch_their_own_resources_on_the_global() {
     // removes only its copy.
     one.close().await;
     assert_eq!(names(&global, Kind::Dataplane).await.len(), 2);
-    zone1.delete(&Key::new(Kind::Dataplane, Some("default"), "dp-1"), None).await.unwrap();
+    zone1
+        .delete(&Key::new(Kind::Dataplane, Some("default"), "dp-1"), None)
+        .await
+        .unwrap();
     let one = up(&zone1, "zone-1");
     eventually("zone-1's copy removed", Duration::from_secs(5), || async {
         names(&global, Kind::Dataplane).await == ["zone-2.dp-1"]
@@ -362,25 +501,44 @@ async fn ten_thousand_resources_both_ways_at_once_do_not_deadlock() {
     // Tiny channels: both directions block on each other constantly.
     let downward = connect(
         global.clone(),
-        Arc::new(GlobalExport { zone: "zone-1".into() }),
+        Arc::new(GlobalExport {
+            zone: "zone-1".into(),
+        }),
         zone.clone(),
-        Arc::new(ZoneImport { zone: "zone-1".into() }),
-        SenderConfig { max_message_bytes: 64 * 1024, ..Default::default() },
+        Arc::new(ZoneImport {
+            zone: "zone-1".into(),
+        }),
+        SenderConfig {
+            max_message_bytes: 64 * 1024,
+            ..Default::default()
+        },
         ReceiverConfig::default(),
         1,
     );
     let upward = connect(
         zone.clone(),
-        Arc::new(ZoneExport { zone: "zone-1".into() }),
+        Arc::new(ZoneExport {
+            zone: "zone-1".into(),
+        }),
         global.clone(),
-        Arc::new(GlobalImport { zone: "zone-1".into() }),
-        SenderConfig { max_message_bytes: 64 * 1024, ..Default::default() },
+        Arc::new(GlobalImport {
+            zone: "zone-1".into(),
+        }),
+        SenderConfig {
+            max_message_bytes: 64 * 1024,
+            ..Default::default()
+        },
         ReceiverConfig::default(),
         1,
     );
-    eventually("both directions complete", Duration::from_secs(120), || async {
-        names(&zone, Kind::MeshGateway).await.len() == 10_000 && names(&global, Kind::Dataplane).await.len() == 10_000
-    })
+    eventually(
+        "both directions complete",
+        Duration::from_secs(120),
+        || async {
+            names(&zone, Kind::MeshGateway).await.len() == 10_000
+                && names(&global, Kind::Dataplane).await.len() == 10_000
+        },
+    )
     .await;
     downward.close().await;
     upward.close().await;

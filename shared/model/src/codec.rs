@@ -227,6 +227,7 @@ fn decode_spec(
         ZoneIngress => ZoneIngress,
         ZoneEgress => ZoneEgress,
         Zone => Zone,
+        ZoneInsight => ZoneInsight,
     }
 }
 
@@ -355,6 +356,7 @@ fn spec_value(spec: &Spec) -> Value {
         Spec::ZoneIngress(s) => serde_json::to_value(s),
         Spec::ZoneEgress(s) => serde_json::to_value(s),
         Spec::Zone(s) => serde_json::to_value(s),
+        Spec::ZoneInsight(s) => serde_json::to_value(s),
     };
     // The model holds only strings, integers, booleans, lists and string-keyed maps, which
     // serde_json always represents.

@@ -18,6 +18,8 @@ pub enum Owner {
     Global,
     /// Written in a zone, synced up to the global.
     Zone,
+    /// Written by the control plane itself (insights); read-only through the API.
+    ControlPlane,
 }
 
 /// How the document lays out a resource's content.
@@ -91,6 +93,7 @@ kinds! {
     ZoneIngress = "ZoneIngress", "zoneingresses", Global, Zone, Inline;
     ZoneEgress = "ZoneEgress", "zoneegresses", Global, Zone, Inline;
     Zone = "Zone", "zones", Global, Global, Inline;
+    ZoneInsight = "ZoneInsight", "zoneinsights", Global, ControlPlane, Inline;
 }
 
 impl Kind {

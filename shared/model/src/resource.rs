@@ -24,6 +24,7 @@ pub enum Spec {
     ZoneIngress(ZoneIngressSpec),
     ZoneEgress(ZoneEgressSpec),
     Zone(ZoneSpec),
+    ZoneInsight(ZoneInsightSpec),
 }
 
 impl Spec {
@@ -41,6 +42,7 @@ impl Spec {
             Spec::ZoneIngress(_) => Kind::ZoneIngress,
             Spec::ZoneEgress(_) => Kind::ZoneEgress,
             Spec::Zone(_) => Kind::Zone,
+            Spec::ZoneInsight(_) => Kind::ZoneInsight,
         }
     }
 }

@@ -50,6 +50,10 @@ pub(super) fn writable(mode: &Mode, kind: Kind) -> Result<(), ApiError> {
             ),
             Vec::new(),
         )),
+        (_, Owner::ControlPlane) => Err(ApiError::bad_request(
+            format!("{kind} is written by the control plane itself and is read-only"),
+            Vec::new(),
+        )),
         (Mode::Zone { .. }, Owner::Global) => Err(ApiError::bad_request(
             format!(
                 "{kind} is owned by the global control plane: apply it there; zones receive it read-only"

@@ -27,6 +27,7 @@ pub mod tcp_route;
 pub mod zone;
 pub mod zone_egress;
 pub mod zone_ingress;
+pub mod zone_insight;
 
 pub use common::*;
 pub use dataplane::*;
@@ -40,6 +41,7 @@ pub use tcp_route::*;
 pub use zone::*;
 pub use zone_egress::*;
 pub use zone_ingress::*;
+pub use zone_insight::*;
 
 pub(crate) fn is_false(b: &bool) -> bool {
     !*b
