@@ -30,6 +30,9 @@ enum Command {
     Get(commands::get::Args),
     /// Delete one resource.
     Delete(commands::delete::Args),
+    /// Show what the control plane knows about its peers.
+    #[command(subcommand)]
+    Inspect(commands::inspect::What),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => commands::apply::run(&cli.api, args),
         Command::Get(args) => commands::get::run(&cli.api, args),
         Command::Delete(args) => commands::delete::run(&cli.api, args),
+        Command::Inspect(what) => commands::inspect::run(&cli.api, what),
     };
     result.unwrap_or_else(|err| {
         eprintln!("Error: {err:#}");

@@ -16,6 +16,7 @@ pub struct Global {
     pub http_port: u16,
     pub https_port: u16,
     pub diagnostics_port: u16,
+    pub kds_port: u16,
     pub process: Process,
     work_dir: PathBuf,
     _dir: TempDir,
@@ -32,6 +33,8 @@ pub struct GlobalOptions {
     pub work_dir: Option<PathBuf>,
     /// Fixed (HTTP, HTTPS, diagnostics) ports instead of free ones, e.g. Kuma's defaults.
     pub ports: Option<(u16, u16, u16)>,
+    /// A fixed KDS port (e.g. to restart a global where zones expect it).
+    pub kds_port: Option<u16>,
 }
 
 impl Global {
@@ -46,6 +49,7 @@ impl Global {
             Some(ports) => ports,
             None => (free_port()?, free_port()?, free_port()?),
         };
+        let kds_port = options.kds_port.unwrap_or(free_port()?);
         let mut env: BTreeMap<String, String> = [
             ("KUMA_GENERAL_WORK_DIR", work_dir.display().to_string()),
             ("KUMA_API_SERVER_HTTP_PORT", http_port.to_string()),
@@ -54,6 +58,8 @@ impl Global {
             ("KUMA_API_SERVER_HTTPS_INTERFACE", "127.0.0.1".into()),
             ("KUMA_DIAGNOSTICS_SERVER_PORT", diagnostics_port.to_string()),
             ("KUMA_DIAGNOSTICS_SERVER_INTERFACE", "127.0.0.1".into()),
+            ("KUMA_MULTIZONE_GLOBAL_KDS_GRPC_PORT", kds_port.to_string()),
+            ("KUMA_MULTIZONE_GLOBAL_KDS_INTERFACE", "127.0.0.1".into()),
             ("RUST_LOG", "info,atoll_api=debug".into()),
         ]
         .into_iter()
@@ -74,6 +80,7 @@ impl Global {
         let mut global = Global {
             http_port,
             https_port,
+            kds_port,
             diagnostics_port,
             process,
             work_dir,

@@ -16,6 +16,8 @@ pub mod cli;
 pub mod global;
 pub mod postgres;
 pub mod process;
+pub mod proxy;
+pub mod zone;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 ///

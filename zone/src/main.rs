@@ -1,10 +1,13 @@
 //! `atoll-zone`: the zone control plane and the zone-ingress SNI router.
 //!
-//! Will own the zone's wiring: the KDS client to the global, the zone store, the index from
-//! resources to the proxies that depend on them, the Envoy xDS server and the ingress. The
-//! global's REST API and store are reused from the shared crates; nothing here talks to the
-//! global's database.
+//! Owns the zone's wiring: the common control-plane servers (REST API read-only for
+//! global-owned types, diagnostics) over the zone store, and the KDS client that keeps that
+//! store in sync with the global. Envoy configuration and the ingress arrive in later builds.
 #![forbid(unsafe_code)]
+
+mod config;
+mod kds_client;
+mod runtime;
 
 use std::process::ExitCode;
 
@@ -19,23 +22,49 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the zone control plane (`--ingress` also runs the zone ingress in-process).
-    Run {
-        #[arg(long)]
-        ingress: bool,
-    },
+    /// Run the zone control plane.
+    Run(atoll_runtime::Flags),
     /// Run the zone-ingress SNI router on its own, fed by a zone control plane.
     Ingress,
+    /// Print the configuration reference (every option and its environment variable).
+    Options,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let what = match cli.command {
-        Command::Run { .. } => "the zone control plane",
-        Command::Ingress => "the zone ingress",
-    };
-    eprintln!(
-        "Error: {what} is not implemented in this build yet (see docs/README.md, \"What works today\")"
-    );
-    ExitCode::from(2)
+    match Cli::parse().command {
+        Command::Options => {
+            print!("{}", atoll_config::markdown_table(&config::options()));
+            ExitCode::SUCCESS
+        }
+        Command::Ingress => {
+            eprintln!(
+                "Error: the zone ingress is not implemented in this build yet (see docs/README.md)"
+            );
+            ExitCode::from(2)
+        }
+        Command::Run(flags) => {
+            let _telemetry =
+                match atoll_telemetry::init("atoll-zone", atoll_telemetry::LogFormat::from_env()) {
+                    Ok(t) => t,
+                    Err(err) => {
+                        eprintln!("Error: {err}");
+                        return ExitCode::from(2);
+                    }
+                };
+            let result =
+                atoll_runtime::Common::settings(&flags, &config::options()).and_then(|settings| {
+                    let common = atoll_runtime::Common::from_settings(&settings)?;
+                    let zone = config::ZoneConfig::from_settings(&settings)?;
+                    atoll_runtime::block_on(runtime::run(common, zone))
+                });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!("{err:#}");
+                    eprintln!("Error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

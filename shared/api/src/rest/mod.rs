@@ -3,6 +3,7 @@
 mod body;
 mod errors;
 mod list;
+mod overview;
 mod resources;
 mod target;
 
@@ -47,6 +48,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/zones/_overview", get(overview::zones))
         .route("/{plural}", get(list::list_all))
         .route(
             "/{plural}/{name}",

@@ -1,0 +1,113 @@
+//! `atollctl inspect zones`: each zone's KDS status from the global.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::get::Output;
+use crate::client::{ApiArgs, describe_error};
+
+#[derive(clap::Subcommand)]
+pub enum What {
+    /// Zones with their connection state, last ACKs and last NACK.
+    Zones {
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
+    let What::Zones { output } = what;
+    let response = api.connect()?.get("/zones/_overview")?;
+    if !response.status().is_success() {
+        eprintln!("Error: {}", describe_error(response));
+        return Ok(ExitCode::FAILURE);
+    }
+    let body: Value = response.json().context("reading the response")?;
+    let items = body["items"].as_array().cloned().unwrap_or_default();
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+        Output::Yaml => print!("{}", serde_norway::to_string(&items)?),
+        Output::Table => print!("{}", table(&items)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table(items: &[Value]) -> String {
+    let mut rows = vec![
+        [
+            "NAME",
+            "STATUS",
+            "ENABLED",
+            "CONNECTED SINCE",
+            "LAST SEEN",
+            "LAST NACK",
+        ]
+        .map(String::from),
+    ];
+    for item in items {
+        let insight = &item["insight"];
+        let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+        let nack = match &insight["lastNack"] {
+            Value::Object(n) => format!(
+                "{}: {}",
+                text(&n["type"].clone()),
+                text(&n["reason"].clone())
+            ),
+            _ => "-".into(),
+        };
+        rows.push([
+            text(&item["name"]),
+            if item["online"].as_bool() == Some(true) {
+                "Online".into()
+            } else {
+                "Offline".into()
+            },
+            item["enabled"].as_bool().unwrap_or(true).to_string(),
+            text(&insight["connectTime"]),
+            text(&insight["lastSeen"]),
+            nack,
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:w$}"))
+                .collect();
+            format!("{}\n", cells.join("  ").trim_end())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_shows_status_and_nack() {
+        let items = serde_json::json!([
+            {"name": "zone-1", "enabled": true, "online": true,
+             "insight": {"connectTime": "2026-11-22T10:00:00Z", "lastSeen": "2026-11-22T10:05:00Z",
+                         "lastNack": {"type": "MeshGateway", "reason": "huge.default: too large"}}},
+            {"name": "zone-2", "enabled": false, "online": false, "insight": null}
+        ]);
+        let out = table(items.as_array().unwrap());
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("NAME"));
+        assert!(
+            lines[1].contains("Online")
+                && lines[1].contains("MeshGateway: huge.default: too large"),
+            "{out}"
+        );
+        assert!(
+            lines[2].contains("Offline") && lines[2].contains("false"),
+            "{out}"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! An `atoll-zone` process on free loopback ports, connected to a global's KDS with a zone
+//! certificate the global issued.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+
+use crate::cli::atollctl;
+use crate::global::{Global, READY_DEADLINE};
+use crate::process::{Process, Spec};
+use crate::{binaries, free_port};
+
+pub struct Zone {
+    pub name: String,
+    pub http_port: u16,
+    pub diagnostics_port: u16,
+    pub process: Process,
+    dir: TempDir,
+}
+
+/// What to start a zone with.
+#[derive(Debug, Clone, Default)]
+pub struct ZoneOptions {
+    /// Connect to the global's KDS at this port instead of the global's own (e.g. a proxy).
+    pub kds_port: Option<u16>,
+    /// Trust this CA file for the global instead of the one the global handed out.
+    pub root_ca: Option<PathBuf>,
+    pub env: BTreeMap<String, String>,
+}
+
+/// Certificate, key and CA files for a zone, issued by the global through `atollctl`.
+pub struct ZoneCertificate {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl Global {
+    /// Issues a zone certificate into `dir`.
+    pub fn zone_certificate(
+        &self,
+        zone: &str,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<ZoneCertificate> {
+        let files = ZoneCertificate {
+            cert: dir.join(format!("{zone}.crt")),
+            key: dir.join(format!("{zone}.key")),
+            ca: dir.join("kds-ca.crt"),
+        };
+        let run = atollctl(
+            &[
+                "--api-address",
+                &self.api(),
+                "generate",
+                "zone-certificate",
+                "--zone",
+                zone,
+                "--cert-file",
+                &files.cert.display().to_string(),
+                "--key-file",
+                &files.key.display().to_string(),
+                "--ca-file",
+                &files.ca.display().to_string(),
+            ],
+            "",
+        )?;
+        if run.code != 0 {
+            bail!(
+                "atollctl generate zone-certificate failed: {}{}",
+                run.stdout,
+                run.stderr
+            );
+        }
+        Ok(files)
+    }
+}
+
+impl Zone {
+    /// Starts zone `name` connected to `global` and waits until its API answers.
+    pub fn start(name: &str, global: &Global, options: ZoneOptions) -> anyhow::Result<Zone> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("atoll-{name}-"))
+            .tempdir()?;
+        let certs = global
+            .zone_certificate(name, dir.path())
+            .context("issuing the zone certificate")?;
+        let (http_port, https_port, diagnostics_port) = (free_port()?, free_port()?, free_port()?);
+        let kds_port = options.kds_port.unwrap_or(global.kds_port);
+        let root_ca = options.root_ca.clone().unwrap_or(certs.ca.clone());
+        let mut env: BTreeMap<String, String> = [
+            ("KUMA_MULTIZONE_ZONE_NAME", name.to_string()),
+            (
+                "KUMA_MULTIZONE_ZONE_GLOBAL_ADDRESS",
+                format!("grpcs://127.0.0.1:{kds_port}"),
+            ),
+            (
+                "KUMA_MULTIZONE_ZONE_KDS_ROOT_CA_FILE",
+                root_ca.display().to_string(),
+            ),
+            (
+                "KUMA_MULTIZONE_ZONE_KDS_TLS_CERT_FILE",
+                certs.cert.display().to_string(),
+            ),
+            (
+                "KUMA_MULTIZONE_ZONE_KDS_TLS_KEY_FILE",
+                certs.key.display().to_string(),
+            ),
+            (
+                "KUMA_GENERAL_WORK_DIR",
+                dir.path().join("work").display().to_string(),
+            ),
+            ("KUMA_API_SERVER_HTTP_PORT", http_port.to_string()),
+            ("KUMA_API_SERVER_HTTP_INTERFACE", "127.0.0.1".into()),
+            ("KUMA_API_SERVER_HTTPS_PORT", https_port.to_string()),
+            ("KUMA_API_SERVER_HTTPS_INTERFACE", "127.0.0.1".into()),
+            ("KUMA_DIAGNOSTICS_SERVER_PORT", diagnostics_port.to_string()),
+            ("KUMA_DIAGNOSTICS_SERVER_INTERFACE", "127.0.0.1".into()),
+            ("RUST_LOG", "info,atoll_kds=debug".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        env.extend(options.env.clone());
+        let spec = Spec {
+            name: format!("atoll-zone {name}"),
+            program: binaries::binary("atoll-zone")?,
+            args: vec!["run".into()],
+            env,
+        };
+        let mut process = Process::start(spec, dir.path().join("zone.log"))?;
+        process.wait_http_ok(diagnostics_port, "/ready", READY_DEADLINE)?;
+        process.wait_http_ok(http_port, "/", READY_DEADLINE)?;
+        Ok(Zone {
+            name: name.to_string(),
+            http_port,
+            diagnostics_port,
+            process,
+            dir,
+        })
+    }
+
+    pub fn api(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    pub fn log(&self) -> String {
+        self.process.log_tail(400)
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Kills with SIGKILL and starts again with the same store settings.
+    pub fn crash_and_restart(&mut self) -> anyhow::Result<()> {
+        self.process.restart()?;
+        self.process
+            .wait_http_ok(self.diagnostics_port, "/ready", READY_DEADLINE)
+    }
+}
+
+/// Polls `check` every 20 ms until it returns true or `deadline` passes; returns the time taken.
+pub fn eventually(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> bool,
+) -> anyhow::Result<Duration> {
+    let started = std::time::Instant::now();
+    while !check() {
+        if started.elapsed() > deadline {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(started.elapsed())
+}

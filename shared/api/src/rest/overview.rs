@@ -1,0 +1,62 @@
+//! `GET /zones/_overview`: each Zone with its KDS insight — online or not, since when, what it
+//! acknowledged, what it last rejected.
+
+use atoll_model::{Kind, Spec, encode_value};
+use atoll_store::{Key, ListQuery};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::errors::ApiError;
+use super::{ApiState, body};
+
+/// A connected insight not refreshed for this long belongs to a global replica that died.
+const STALE_AFTER_SECONDS: i64 = 15;
+
+pub(super) async fn zones(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let zones = state
+        .store
+        .list(&ListQuery {
+            kind: Some(Kind::Zone),
+            ..Default::default()
+        })
+        .await?;
+    let mut items = Vec::new();
+    for zone in &zones.items {
+        let name = zone.resource.name();
+        let enabled = matches!(&zone.resource.spec, Spec::Zone(z) if z.is_enabled());
+        let insight = state
+            .store
+            .get(&Key::new(Kind::ZoneInsight, None, name))
+            .await?;
+        let (online, detail) = match insight.as_ref().map(|s| &s.resource.spec) {
+            Some(Spec::ZoneInsight(spec)) => {
+                let fresh = spec
+                    .last_seen
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| {
+                        (chrono::Utc::now() - t.to_utc()).num_seconds() < STALE_AFTER_SECONDS
+                    });
+                let insight = insight
+                    .as_ref()
+                    .map(|s| encode_value(&s.resource))
+                    .unwrap_or(Value::Null);
+                (spec.connected && fresh, insight)
+            }
+            _ => (false, Value::Null),
+        };
+        items.push(json!({
+            "name": name,
+            "enabled": enabled,
+            "online": online,
+            "insight": detail,
+        }));
+    }
+    let value = json!({ "total": items.len(), "items": items });
+    Ok(body::render(&headers, StatusCode::OK, &value, None))
+}
