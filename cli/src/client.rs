@@ -108,6 +108,10 @@ impl Api {
         self.send(self.client.put(self.url(path)).json(body))
     }
 
+    pub fn post(&self, path: &str) -> anyhow::Result<Response> {
+        self.send(self.client.post(self.url(path)))
+    }
+
     pub fn delete(&self, path: &str) -> anyhow::Result<Response> {
         self.send(self.client.delete(self.url(path)))
     }

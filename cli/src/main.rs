@@ -30,6 +30,9 @@ enum Command {
     Get(commands::get::Args),
     /// Delete one resource.
     Delete(commands::delete::Args),
+    /// Generate certificates.
+    #[command(subcommand)]
+    Generate(commands::generate::What),
     /// Show what the control plane knows about its peers.
     #[command(subcommand)]
     Inspect(commands::inspect::What),
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Get(args) => commands::get::run(&cli.api, args),
         Command::Delete(args) => commands::delete::run(&cli.api, args),
         Command::Inspect(what) => commands::inspect::run(&cli.api, what),
+        Command::Generate(what) => commands::generate::run(&cli.api, what),
     };
     result.unwrap_or_else(|err| {
         eprintln!("Error: {err:#}");

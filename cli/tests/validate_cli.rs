@@ -97,3 +97,47 @@ fn shipped_examples_are_valid() {
     }
     assert!(checked >= 4, "expected the example files, found {checked}");
 }
+
+#[test]
+fn tls_certificate_is_generated_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let (code, out, err) = atollctl(
+        &[
+            "generate",
+            "tls-certificate",
+            "--type=server",
+            "--hostname=foo.example.com",
+            &format!("--cert-file={}", cert.display()),
+            &format!("--key-file={}", key.display()),
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        std::fs::read_to_string(&cert)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (code, out, _) = atollctl(
+        &[
+            "generate",
+            "tls-certificate",
+            "--type=client",
+            "--hostname=x",
+            "--cert-file=-",
+            "--key-file=-",
+        ],
+        "",
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("BEGIN CERTIFICATE") && out.contains("PRIVATE KEY"),
+        "{out}"
+    );
+}

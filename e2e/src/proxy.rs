@@ -122,6 +122,12 @@ fn pump(mut from: TcpStream, mut to: TcpStream, generation: u64, state: Arc<Stat
         match from.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => {
+                // Bytes read just as the freeze began are held back too.
+                while generation < state.frozen_before.load(Ordering::SeqCst)
+                    && !state.closed.load(Ordering::SeqCst)
+                {
+                    thread::sleep(Duration::from_millis(50));
+                }
                 if to.write_all(&buffer[..n]).is_err() {
                     break;
                 }

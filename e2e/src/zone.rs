@@ -29,6 +29,10 @@ pub struct ZoneOptions {
     /// Trust this CA file for the global instead of the one the global handed out.
     pub root_ca: Option<PathBuf>,
     pub env: BTreeMap<String, String>,
+    /// Present a certificate issued for this zone name instead of its own.
+    pub certificate_zone: Option<String>,
+    /// Do not wait for readiness (for zones expected to fail).
+    pub no_wait: bool,
 }
 
 /// Certificate, key and CA files for a zone, issued by the global through `atollctl`.
@@ -84,8 +88,9 @@ impl Zone {
         let dir = tempfile::Builder::new()
             .prefix(&format!("atoll-{name}-"))
             .tempdir()?;
+        let cert_zone = options.certificate_zone.as_deref().unwrap_or(name);
         let certs = global
-            .zone_certificate(name, dir.path())
+            .zone_certificate(cert_zone, dir.path())
             .context("issuing the zone certificate")?;
         let (http_port, https_port, diagnostics_port) = (free_port()?, free_port()?, free_port()?);
         let kds_port = options.kds_port.unwrap_or(global.kds_port);
@@ -131,8 +136,10 @@ impl Zone {
             env,
         };
         let mut process = Process::start(spec, dir.path().join("zone.log"))?;
-        process.wait_http_ok(diagnostics_port, "/ready", READY_DEADLINE)?;
-        process.wait_http_ok(http_port, "/", READY_DEADLINE)?;
+        if !options.no_wait {
+            process.wait_http_ok(diagnostics_port, "/ready", READY_DEADLINE)?;
+            process.wait_http_ok(http_port, "/", READY_DEADLINE)?;
+        }
         Ok(Zone {
             name: name.to_string(),
             http_port,

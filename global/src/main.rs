@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod kds;
+mod kds_ca;
 mod runtime;
 
 use std::process::ExitCode;
@@ -44,9 +46,12 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 };
-            let result = atoll_runtime::Common::settings(&flags, &config::options())
-                .and_then(|settings| atoll_runtime::Common::from_settings(&settings))
-                .and_then(|common| atoll_runtime::block_on(runtime::run(common)));
+            let result =
+                atoll_runtime::Common::settings(&flags, &config::options()).and_then(|settings| {
+                    let common = atoll_runtime::Common::from_settings(&settings)?;
+                    let kds = config::KdsConfig::from_settings(&settings)?;
+                    atoll_runtime::block_on(runtime::run(common, kds))
+                });
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {

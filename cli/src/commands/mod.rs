@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod delete;
+pub mod generate;
 pub mod get;
 pub mod input;
 pub mod inspect;

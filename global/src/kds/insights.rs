@@ -35,7 +35,11 @@ pub struct ZoneLink {
 
 impl Insights {
     pub fn new(store: Arc<dyn Store>, instance: String) -> Arc<Self> {
-        Arc::new(Insights { store, instance, zones: Mutex::new(HashMap::new()) })
+        Arc::new(Insights {
+            store,
+            instance,
+            zones: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Registers a stream of `zone`; the link is written until its last stream ends.
@@ -66,7 +70,10 @@ impl Insights {
         let mut streams = link.streams.lock().unwrap_or_else(PoisonError::into_inner);
         *streams = streams.saturating_sub(1);
         if *streams == 0 {
-            self.zones.lock().unwrap_or_else(PoisonError::into_inner).remove(&link.zone);
+            self.zones
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&link.zone);
             let mut state = link.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.connected = false;
             state.disconnect_time = Some(now());
@@ -90,7 +97,10 @@ impl Insights {
             };
             let connected = spec.connected;
             let resource = Resource::new(
-                Meta { name: link.zone.clone(), ..Default::default() },
+                Meta {
+                    name: link.zone.clone(),
+                    ..Default::default()
+                },
                 Spec::ZoneInsight(spec),
             );
             if let Err(err) = self.store.put(resource, Precondition::Any).await {
@@ -113,20 +123,34 @@ impl ZoneLink {
 impl SyncObserver for ZoneLink {
     fn acked(&self, kind: Kind, nonce: &str) {
         self.update(|s| {
-            s.acked.insert(kind.name().into(), AckedResponse { nonce: nonce.into(), time: now() });
+            s.acked.insert(
+                kind.name().into(),
+                AckedResponse {
+                    nonce: nonce.into(),
+                    time: now(),
+                },
+            );
         });
     }
 
     fn nacked(&self, kind: Kind, _nonce: &str, reason: &str) {
         tracing::warn!(zone = %self.zone, %kind, %reason, "zone rejected resources");
         self.update(|s| {
-            s.last_nack = Some(Nack { resource_type: kind.name().into(), reason: reason.into(), time: now() });
+            s.last_nack = Some(Nack {
+                resource_type: kind.name().into(),
+                reason: reason.into(),
+                time: now(),
+            });
         });
     }
 
     fn rejected(&self, kind: Kind, reason: &str) {
         self.update(|s| {
-            s.last_rejection = Some(Nack { resource_type: kind.name().into(), reason: reason.into(), time: now() });
+            s.last_rejection = Some(Nack {
+                resource_type: kind.name().into(),
+                reason: reason.into(),
+                time: now(),
+            });
         });
     }
 }

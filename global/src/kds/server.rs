@@ -10,12 +10,14 @@ use atoll_kds::receiver::{Receiver, ReceiverConfig};
 use atoll_kds::scope::{GlobalExport, GlobalImport};
 use atoll_kds::sender::{Sender, SenderConfig};
 use atoll_model::{Kind, Meta, Resource, Spec, types::ZoneSpec};
-use atoll_proto::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, KdsSyncService, KdsSyncServiceServer};
+use atoll_proto::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, KdsSyncService, KdsSyncServiceServer,
+};
 use atoll_store::{Key, Precondition, Store, StoreError};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -62,17 +64,24 @@ pub async fn serve(
 impl KdsServer {
     /// The zone named by the client certificate, which must equal the `client-id` metadata.
     fn authenticate<T>(request: &Request<T>) -> Result<String, Status> {
-        let certs = request
-            .peer_certs()
-            .ok_or_else(|| Status::unauthenticated("a client certificate issued by the global's KDS CA is required"))?;
-        let leaf = certs.first().ok_or_else(|| Status::unauthenticated("no client certificate presented"))?;
-        let zone = atoll_tls::zone_from_certificate(leaf.as_ref())
-            .map_err(|e| Status::unauthenticated(format!("the client certificate names no zone: {e}")))?;
+        let certs = request.peer_certs().ok_or_else(|| {
+            Status::unauthenticated(
+                "a client certificate issued by the global's KDS CA is required",
+            )
+        })?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("no client certificate presented"))?;
+        let zone = atoll_tls::zone_from_certificate(leaf.as_ref()).map_err(|e| {
+            Status::unauthenticated(format!("the client certificate names no zone: {e}"))
+        })?;
         let client_id = request
             .metadata()
             .get("client-id")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Status::invalid_argument("the client-id metadata (the zone's name) is required"))?;
+            .ok_or_else(|| {
+                Status::invalid_argument("the client-id metadata (the zone's name) is required")
+            })?;
         if client_id != zone {
             tracing::warn!(%client_id, certificate_zone = %zone, "zone presented another zone's name");
             return Err(Status::permission_denied(format!(
@@ -88,14 +97,19 @@ impl KdsServer {
         let unavailable = |e: StoreError| Status::unavailable(e.to_string());
         match self.store.get(&key).await.map_err(unavailable)? {
             Some(stored) => match &stored.resource.spec {
-                Spec::Zone(spec) if !spec.is_enabled() => {
-                    Err(Status::permission_denied(format!("zone {zone:?} is disabled on the global")))
-                }
+                Spec::Zone(spec) if !spec.is_enabled() => Err(Status::permission_denied(format!(
+                    "zone {zone:?} is disabled on the global"
+                ))),
                 _ => Ok(()),
             },
             None => {
-                let resource =
-                    Resource::new(Meta { name: zone.into(), ..Default::default() }, Spec::Zone(ZoneSpec::default()));
+                let resource = Resource::new(
+                    Meta {
+                        name: zone.into(),
+                        ..Default::default()
+                    },
+                    Spec::Zone(ZoneSpec::default()),
+                );
                 match self.store.put(resource, Precondition::Absent).await {
                     Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
                     Err(e) => Err(unavailable(e)),
@@ -175,7 +189,10 @@ impl KdsSyncService for KdsServer {
             self.store.clone(),
             Arc::new(GlobalImport { zone: zone.clone() }),
             link.clone(),
-            ReceiverConfig { node_id: "global".into(), ..self.receiver.clone() },
+            ReceiverConfig {
+                node_id: "global".into(),
+                ..self.receiver.clone()
+            },
         );
         let (insights, stop) = (self.insights.clone(), self.stop.clone());
         tokio::spawn(async move {

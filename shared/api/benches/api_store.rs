@@ -112,6 +112,7 @@ impl Server {
             mode: Mode::Global,
             // Never presented: writes over plain HTTP from loopback are trusted.
             token: AdminToken::new("atoll-bench"),
+            zone_certificates: Default::default(),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(atoll_api::serve(

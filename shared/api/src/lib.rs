@@ -12,5 +12,5 @@ pub mod rest;
 pub mod serve;
 
 pub use auth::AdminToken;
-pub use rest::{ApiState, Mode, router};
+pub use rest::{ApiState, IssuedCertificate, IssuerSlot, Mode, ZoneCertificateIssuer, router};
 pub use serve::{Connection, serve};

@@ -15,6 +15,7 @@ const TOKEN: &str = "test-token";
 struct Api {
     router: axum::Router,
     store: Arc<dyn Store>,
+    slot: atoll_api::IssuerSlot,
 }
 
 struct Reply {
@@ -27,14 +28,17 @@ struct Reply {
 impl Api {
     fn new(mode: Mode) -> Self {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let slot = atoll_api::IssuerSlot::default();
         let state = ApiState {
             store: store.clone(),
             mode,
             token: AdminToken::new(TOKEN),
+            zone_certificates: slot.clone(),
         };
         Api {
             router: router(state),
             store,
+            slot,
         }
     }
 
@@ -452,4 +456,83 @@ async fn index_names_the_mode() {
     let reply = api.get("/").await;
     assert_eq!(reply.body["mode"], "zone");
     assert_eq!(reply.body["zone"], "zone-1");
+}
+
+struct FakeCa;
+
+impl atoll_api::ZoneCertificateIssuer for FakeCa {
+    fn issue(&self, zone: &str) -> Result<atoll_api::IssuedCertificate, String> {
+        Ok(atoll_api::IssuedCertificate {
+            certificate: format!("cert for {zone}"),
+            key: "key".into(),
+            ca_certificate: "ca".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn zone_certificates_are_issued_by_the_global_to_admins() {
+    let api = Api::new(Mode::Global);
+    let not_ready = api
+        .send("POST", "/zones/zone-1/certificate", None, Some(TOKEN))
+        .await;
+    assert_eq!(not_ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    let _ = api.slot.set(Arc::new(FakeCa));
+    let issued = api
+        .send("POST", "/zones/zone-1/certificate", None, Some(TOKEN))
+        .await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.text);
+    assert_eq!(issued.body["certificate"], "cert for zone-1");
+    assert_eq!(issued.body["caCertificate"], "ca");
+    let anonymous = api
+        .send("POST", "/zones/zone-1/certificate", None, None)
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let bad = api
+        .send("POST", "/zones/Zone_1/certificate", None, Some(TOKEN))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(causes(&bad), ["name"]);
+
+    let zone = Api::new(Mode::Zone {
+        name: "zone-1".into(),
+    });
+    let refused = zone
+        .send("POST", "/zones/zone-1/certificate", None, Some(TOKEN))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_kds_ca_secret_cannot_be_changed_through_the_api() {
+    let api = Api::new(Mode::Global);
+    let secret = json!({"type": "GlobalSecret", "name": "atoll-kds-ca", "data": "eA=="});
+    let put = api.put("/globalsecrets/atoll-kds-ca", secret).await;
+    assert_eq!(put.status, StatusCode::BAD_REQUEST);
+    assert!(
+        put.body["details"]
+            .as_str()
+            .unwrap()
+            .contains("managed by the control plane")
+    );
+    let delete = api
+        .send("DELETE", "/globalsecrets/atoll-kds-ca", None, Some(TOKEN))
+        .await;
+    assert_eq!(delete.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn zone_insights_are_read_only() {
+    let api = Api::new(Mode::Global);
+    let insight = json!({"type": "ZoneInsight", "name": "zone-1", "connected": true});
+    let reply = api.put("/zoneinsights/zone-1", insight).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.body["details"]
+            .as_str()
+            .unwrap()
+            .contains("read-only"),
+        "{}",
+        reply.text
+    );
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use atoll_api::diagnostics::{self, ReadinessCheck};
-use atoll_api::{AdminToken, ApiState, Mode};
+use atoll_api::{AdminToken, ApiState, IssuerSlot, Mode};
 use atoll_store::{Event, Store};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
@@ -23,6 +23,8 @@ pub struct Started {
     pub api_ca: Option<PathBuf>,
     /// Serving tasks; they end after shutdown has drained them.
     pub servers: Vec<JoinHandle<()>>,
+    /// Where the global installs its zone-certificate issuer once the KDS CA is ready.
+    pub zone_certificates: IssuerSlot,
 }
 
 /// Starts diagnostics, opens the store and serves the REST API in `mode`. `Ok(None)` when
@@ -80,10 +82,12 @@ pub async fn start_control_plane(
         &identity.cert_file.display().to_string(),
     )?;
 
+    let zone_certificates = IssuerSlot::default();
     let router = atoll_api::router(ApiState {
         store: store.clone(),
         mode,
         token: token.clone(),
+        zone_certificates: zone_certificates.clone(),
     });
     let http = bind(common.http, "HTTP API").await?;
     let https = bind(common.https, "HTTPS API").await?;
@@ -104,6 +108,7 @@ pub async fn start_control_plane(
         token,
         api_ca: identity.ca_file,
         servers,
+        zone_certificates,
     }))
 }
 

@@ -163,7 +163,7 @@ pub enum StoreError {
 
 /// Persistence for resources with a change feed.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Leadership + Send + Sync + 'static {
     async fn get(&self, key: &Key) -> Result<Option<Stored>, StoreError>;
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;

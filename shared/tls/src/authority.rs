@@ -1,16 +1,15 @@
-//! A certificate authority that issues server certificates.
+//! A certificate authority that issues server and zone client certificates.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 use crate::TlsError;
 
-/// A freshly generated CA, with its key.
+/// A CA with its key, able to issue certificates.
 pub struct Authority {
-    params: CertificateParams,
-    key: KeyPair,
+    issuer: Issuer<'static, KeyPair>,
     cert_pem: String,
 }
 
@@ -25,9 +24,18 @@ impl Authority {
         params.not_after = years_from_now(10);
         let cert_pem = params.self_signed(&key)?.pem();
         Ok(Authority {
-            params,
-            key,
+            issuer: Issuer::new(params, key),
             cert_pem,
+        })
+    }
+
+    /// A CA kept elsewhere (e.g. in the store), loaded to issue certificates again.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, TlsError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        Ok(Authority {
+            issuer,
+            cert_pem: cert_pem.to_string(),
         })
     }
 
@@ -36,7 +44,7 @@ impl Authority {
     }
 
     pub fn key_pem(&self) -> String {
-        self.key.serialize_pem()
+        self.issuer.key().serialize_pem()
     }
 
     /// A server certificate for `hosts` (DNS names or IP addresses), valid for ten years;
@@ -51,11 +59,30 @@ impl Authority {
         ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.not_after = years_from_now(10);
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
 }
+
+impl Authority {
+    /// A client certificate naming zone `zone` (SAN URI `spiffe://atoll/zone/<zone>`, CN
+    /// `<zone>`), valid for a year; returns (certificate PEM, key PEM).
+    pub fn issue_client(&self, zone: &str) -> Result<(String, String), TlsError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = name(zone);
+        let uri = format!("{ZONE_URI_PREFIX}{zone}");
+        params.subject_alt_names = vec![SanType::URI(uri.as_str().try_into()?)];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_after = years_from_now(1);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
+/// Zone identities are URIs under this prefix.
+pub const ZONE_URI_PREFIX: &str = "spiffe://atoll/zone/";
 
 fn name(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
@@ -65,4 +92,24 @@ fn name(common_name: &str) -> DistinguishedName {
 
 fn years_from_now(years: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc() + time::Duration::days(365 * years)
+}
+
+/// A self-signed certificate for `hostnames` (like `kumactl generate tls-certificate`), for
+/// server or client authentication, valid ten years; returns (certificate PEM, key PEM).
+pub fn self_signed(hostnames: &[String], client: bool) -> Result<(String, String), TlsError> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(hostnames.to_vec())?;
+    params.distinguished_name = name(hostnames.first().map_or("atoll", String::as_str));
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![if client {
+        ExtendedKeyUsagePurpose::ClientAuth
+    } else {
+        ExtendedKeyUsagePurpose::ServerAuth
+    }];
+    params.not_after = years_from_now(10);
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }

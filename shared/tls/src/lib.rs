@@ -7,10 +7,12 @@
 #![forbid(unsafe_code)]
 
 mod authority;
+mod identity;
 mod pem;
 mod work_dir;
 
-pub use authority::Authority;
+pub use authority::{Authority, ZONE_URI_PREFIX, self_signed};
+pub use identity::zone_from_certificate;
 pub use pem::server_config;
 pub use work_dir::{ServerIdentity, ensure_server_identity};
 

@@ -1,6 +1,7 @@
 //! The REST API on Kuma's paths (SPEC.md, "REST API").
 
 mod body;
+mod certificates;
 mod errors;
 mod list;
 mod overview;
@@ -18,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tracing::Instrument;
 
+pub use certificates::{IssuedCertificate, IssuerSlot, ZoneCertificateIssuer};
 pub use errors::{ApiError, Cause, ErrorBody};
 
 use crate::AdminToken;
@@ -43,12 +45,18 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub mode: Mode,
     pub token: AdminToken,
+    /// Set on the global once its KDS CA is ready.
+    pub zone_certificates: IssuerSlot,
 }
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/zones/_overview", get(overview::zones))
+        .route(
+            "/zones/{name}/certificate",
+            axum::routing::post(certificates::issue),
+        )
         .route("/{plural}", get(list::list_all))
         .route(
             "/{plural}/{name}",

@@ -124,6 +124,7 @@ async fn put(
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
     target::writable(&state.mode, key.kind)?;
+    target::not_managed(key.kind, &key.name)?;
     target::authorize(state, conn.as_deref(), headers)?;
     let expect = body::if_match(headers)?.map_or(Precondition::Any, Precondition::Version);
     let document = body::parse(headers, bytes)?;
@@ -217,6 +218,7 @@ async fn delete(
     key: Key,
 ) -> Result<Response, ApiError> {
     target::writable(&state.mode, key.kind)?;
+    target::not_managed(key.kind, &key.name)?;
     target::authorize(state, conn.as_deref(), headers)?;
     let expect = body::if_match(headers)?;
     if key.kind == Kind::Mesh {

@@ -84,6 +84,21 @@ pub(super) fn authorize(
     }
 }
 
+/// Secrets the control plane manages itself (the KDS CA): never changed through the API.
+pub const MANAGED_SECRETS: &[&str] = &["atoll-kds-ca"];
+
+pub(super) fn not_managed(kind: Kind, name: &str) -> Result<(), ApiError> {
+    if kind == Kind::GlobalSecret && MANAGED_SECRETS.contains(&name) {
+        return Err(ApiError::bad_request(
+            format!(
+                "GlobalSecret {name:?} is managed by the control plane and cannot be changed or deleted"
+            ),
+            Vec::new(),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn is_secret(kind: Kind) -> bool {
     matches!(kind, Kind::Secret | Kind::GlobalSecret)
 }

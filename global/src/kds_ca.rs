@@ -1,0 +1,129 @@
+//! The KDS CA: signs the global's KDS server certificate and every zone's client certificate.
+//!
+//! It lives in the store as the GlobalSecret `atoll-kds-ca` (PEM certificate then key), so all
+//! replicas on one database share it and it survives restarts. Generating it is singleton
+//! work: only the replica holding the `kds-ca` leadership creates it, the others wait for it.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use atoll_model::types::SecretSpec;
+use atoll_model::{Kind, Meta, Resource, Spec};
+use atoll_store::{Key, Precondition, Store, StoreError};
+use atoll_tls::Authority;
+use tokio::sync::watch;
+
+/// The GlobalSecret holding the CA; the API refuses to change or delete it.
+pub const SECRET_NAME: &str = "atoll-kds-ca";
+const LEADERSHIP: &str = "kds-ca";
+
+fn key() -> Key {
+    Key::new(Kind::GlobalSecret, None, SECRET_NAME)
+}
+
+/// Loads the CA, generating it first when this replica is the one to do so. `None` on stop.
+pub async fn ensure_kds_ca(
+    store: &dyn Store,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Authority>> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        if let Some(ca) = load(store).await? {
+            return Ok(Some(ca));
+        }
+        if let Some(guard) = store.try_lead(LEADERSHIP).await? {
+            // Checked again under leadership: another replica may have just finished.
+            if load(store).await?.is_none() {
+                generate(store).await?;
+            }
+            guard.release().await;
+            continue;
+        }
+        tracing::info!("waiting for the replica that leads {LEADERSHIP} to create the KDS CA");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(None),
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn load(store: &dyn Store) -> anyhow::Result<Option<Authority>> {
+    let Some(stored) = store.get(&key()).await? else {
+        return Ok(None);
+    };
+    let Spec::GlobalSecret(secret) = &stored.resource.spec else {
+        anyhow::bail!("{SECRET_NAME} is not a GlobalSecret");
+    };
+    let bundle = String::from_utf8(secret.bytes().context("decoding the KDS CA secret")?)
+        .context("the KDS CA secret is not PEM text")?;
+    let split = bundle
+        .find("-----BEGIN PRIVATE KEY-----")
+        .context("the KDS CA secret holds no private key")?;
+    let (cert, key) = bundle.split_at(split);
+    Ok(Some(
+        Authority::from_pem(cert, key).context("loading the KDS CA")?,
+    ))
+}
+
+async fn generate(store: &dyn Store) -> anyhow::Result<()> {
+    let ca = Authority::generate("Atoll KDS CA")?;
+    let bundle = format!("{}{}", ca.cert_pem(), ca.key_pem());
+    let secret = Resource::new(
+        Meta {
+            name: SECRET_NAME.into(),
+            ..Default::default()
+        },
+        Spec::GlobalSecret(SecretSpec::from_bytes(bundle.as_bytes())),
+    );
+    match store.put(secret, Precondition::Absent).await {
+        Ok(_) => {
+            tracing::info!("generated the KDS CA (GlobalSecret {SECRET_NAME})");
+            Ok(())
+        }
+        Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Issues zone client certificates from the KDS CA for the REST API.
+pub struct ZoneIssuer(pub std::sync::Arc<Authority>);
+
+impl atoll_api::ZoneCertificateIssuer for ZoneIssuer {
+    fn issue(&self, zone: &str) -> Result<atoll_api::IssuedCertificate, String> {
+        let (certificate, key) = self.0.issue_client(zone).map_err(|e| e.to_string())?;
+        Ok(atoll_api::IssuedCertificate {
+            certificate,
+            key,
+            ca_certificate: self.0.cert_pem().to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn generated_once_and_shared() {
+        let store: Arc<dyn Store> = Arc::new(atoll_store::MemoryStore::new());
+        let (_tx, stop) = watch::channel(false);
+        let (a, b) = tokio::join!(
+            ensure_kds_ca(store.as_ref(), stop.clone()),
+            ensure_kds_ca(store.as_ref(), stop)
+        );
+        let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+        assert_eq!(
+            a.cert_pem(),
+            b.cert_pem(),
+            "concurrent starts must end with one CA"
+        );
+        let again = ensure_kds_ca(store.as_ref(), watch::channel(false).1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.cert_pem(), a.cert_pem());
+    }
+}
