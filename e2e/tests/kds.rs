@@ -338,3 +338,45 @@ fn identities_are_enforced() {
         404
     );
 }
+
+#[test]
+fn a_client_without_a_certificate_is_refused() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = global.zone_certificate("zone-1", dir.path()).unwrap();
+    let ca = std::fs::read_to_string(&files.ca).unwrap();
+    let kds = format!("https://127.0.0.1:{}", global.kds_port);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let result: Result<(), String> = runtime.block_on(async {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca))
+            .domain_name("localhost");
+        let channel = Endpoint::from_shared(kds)
+            .map_err(|e| e.to_string())?
+            .tls_config(tls)
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+            .map_err(|e| format!("connect: {e:?}"))?;
+        let mut client = atoll_proto::KdsSyncServiceClient::new(channel);
+        let mut request = tonic::Request::new(tokio_stream::iter(Vec::<
+            atoll_proto::DeltaDiscoveryRequest,
+        >::new()));
+        request
+            .metadata_mut()
+            .insert("client-id", "zone-1".parse().unwrap());
+        let mut stream = client
+            .global_to_zone_sync(request)
+            .await
+            .map_err(|s| format!("rpc: {s}"))?
+            .into_inner();
+        stream.message().await.map_err(|s| format!("stream: {s}"))?;
+        Ok(())
+    });
+    let err = result.expect_err("a client without a certificate must not get a stream");
+    assert!(
+        !global.process.log_tail(200).contains("zone connected"),
+        "{err}"
+    );
+}
