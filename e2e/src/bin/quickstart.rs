@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use atoll_e2e::cli::atollctl;
 use atoll_e2e::global::{Global, GlobalOptions};
+use atoll_e2e::process::{http_get, http_request};
+use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
 
 fn step(message: &str) {
     eprintln!("==> {message}");
@@ -28,12 +30,15 @@ fn main() -> ExitCode {
 
 fn run(self_check: bool) -> anyhow::Result<()> {
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
-    step("starting the global control plane (memory store) on 5681/5682, diagnostics on 5680");
+    step(
+        "starting the global control plane (memory store): API 5681/5682, KDS 5685, diagnostics 5680",
+    );
     let global = Global::start(GlobalOptions {
         ports: Some((5681, 5682, 5680)),
+        kds_port: Some(5685),
         ..Default::default()
     })
-    .context("starting atoll-global (are ports 5680-5682 free?)")?;
+    .context("starting atoll-global (are ports 5680-5682 and 5685 free?)")?;
     let api = global.api();
     for file in ["mesh.yaml", "gateway.yaml", "external-service.yaml"] {
         step(&format!("applying deploy/examples/{file}"));
@@ -48,15 +53,67 @@ fn run(self_check: bool) -> anyhow::Result<()> {
         "the gateway is not listed:\n{}",
         listing.stdout
     );
+    let mut zones = Vec::new();
+    for name in ["zone-1", "zone-2"] {
+        step(&format!(
+            "starting {name} and connecting it to the global over KDS"
+        ));
+        zones.push(
+            Zone::start(name, &global, ZoneOptions::default())
+                .with_context(|| format!("starting {name}"))?,
+        );
+    }
+    step("registering a Dataplane in zone-1");
+    let dataplanes = examples.join("dataplanes.yaml").display().to_string();
+    let docs = atoll_model::parse_documents(&std::fs::read_to_string(&dataplanes)?);
+    for doc in docs {
+        let resource = doc
+            .outcome
+            .map_err(|e| anyhow::anyhow!("{dataplanes}: {e}"))?;
+        let path = resource.kind().api_path(resource.mesh(), resource.name());
+        let body = atoll_model::encode_value(&resource).to_string();
+        let (code, reply) = http_request(zones[0].http_port, "PUT", &path, Some(&body))?;
+        anyhow::ensure!(code < 300, "registering {path} in zone-1: {code} {reply}");
+    }
+    for zone in &zones {
+        eventually(
+            &format!("the gateway in {}", zone.name),
+            Duration::from_secs(30),
+            || {
+                http_get(zone.http_port, "/meshes/default/meshgateways/edge-gateway")
+                    .is_ok_and(|(c, _)| c == 200)
+            },
+        )?;
+    }
+    eventually(
+        "zone-1's dataplane on the global",
+        Duration::from_secs(30),
+        || {
+            http_get(
+                global.http_port,
+                "/meshes/default/dataplanes/zone-1.backend-1",
+            )
+            .is_ok_and(|(c, _)| c == 200)
+        },
+    )?;
+    eventually("both zones online", Duration::from_secs(30), || {
+        atollctl(&["--api-address", &api, "inspect", "zones"], "")
+            .is_ok_and(|run| run.stdout.matches("Online").count() == 2)
+    })?;
+    let overview = atollctl(&["--api-address", &api, "inspect", "zones"], "")?;
+    eprint!("{}", overview.stdout);
     if self_check {
-        println!("self-check: global API up, resources applied and listed");
         println!(
-            "self-check: zones, gateway traffic and cross-zone calls are not in this build yet"
+            "self-check: global API up, resources applied, gateway synced to zone-1 and zone-2, zone-1's dataplane on the global"
+        );
+        println!(
+            "self-check: gateway traffic and cross-zone calls need Envoy configuration, not in this build yet"
         );
         return Ok(());
     }
     println!(
-        "\nAtoll is running. Try:\n  ./target/debug/atollctl get meshgateways\n  ./target/debug/atollctl get meshgateway edge-gateway -o yaml\n  curl -s localhost:5681/meshes/default/meshhttproutes | head\n  curl -s localhost:5680/metrics | grep atoll_\n\nAdmin token and certificates: {}\nPress Ctrl-C to stop.",
+        "\nAtoll is running: a global on 5681 (API) / 5685 (KDS) and two zones. Try:\n  ./target/debug/atollctl inspect zones\n  ./target/debug/atollctl get meshgateway edge-gateway -o yaml\n  ./target/debug/atollctl get dataplanes\n  curl -s localhost:{}/meshes/default/meshgateways   # zone-1's synced copy\n  curl -s localhost:5680/metrics | grep atoll_\n\nAdmin token and certificates: {}\nPress Ctrl-C to stop.",
+        zones[0].http_port,
         global.work_dir().display()
     );
     let stop = Arc::new(AtomicBool::new(false));
@@ -66,9 +123,15 @@ fn run(self_check: bool) -> anyhow::Result<()> {
     let mut global = global;
     while !stop.load(Ordering::SeqCst) {
         global.process.check_alive()?;
+        for zone in &mut zones {
+            zone.process.check_alive()?;
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     step("stopping");
+    for mut zone in zones {
+        zone.process.terminate(Duration::from_secs(10));
+    }
     global.process.terminate(Duration::from_secs(10));
     Ok(())
 }
