@@ -37,29 +37,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run(flags) => {
-            let _telemetry =
-                match atoll_telemetry::init("atoll-global", atoll_telemetry::LogFormat::from_env())
-                {
-                    Ok(t) => t,
-                    Err(err) => {
-                        eprintln!("Error: {err}");
-                        return ExitCode::from(2);
-                    }
-                };
-            let result =
-                atoll_runtime::Common::settings(&flags, &config::options()).and_then(|settings| {
-                    let common = atoll_runtime::Common::from_settings(&settings)?;
-                    let kds = config::KdsConfig::from_settings(&settings)?;
-                    atoll_runtime::block_on(runtime::run(common, kds))
-                });
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    tracing::error!("{err:#}");
-                    eprintln!("Error: {err:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            atoll_runtime::run_command("atoll-global", &flags, &config::options(), |settings| {
+                let common = atoll_runtime::Common::from_settings(settings)?;
+                let kds = config::KdsConfig::from_settings(settings)?;
+                atoll_runtime::block_on(runtime::run(common, kds))
+            })
         }
     }
 }

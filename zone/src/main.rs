@@ -43,28 +43,11 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Command::Run(flags) => {
-            let _telemetry =
-                match atoll_telemetry::init("atoll-zone", atoll_telemetry::LogFormat::from_env()) {
-                    Ok(t) => t,
-                    Err(err) => {
-                        eprintln!("Error: {err}");
-                        return ExitCode::from(2);
-                    }
-                };
-            let result =
-                atoll_runtime::Common::settings(&flags, &config::options()).and_then(|settings| {
-                    let common = atoll_runtime::Common::from_settings(&settings)?;
-                    let zone = config::ZoneConfig::from_settings(&settings)?;
-                    atoll_runtime::block_on(runtime::run(common, zone))
-                });
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    tracing::error!("{err:#}");
-                    eprintln!("Error: {err:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            atoll_runtime::run_command("atoll-zone", &flags, &config::options(), |settings| {
+                let common = atoll_runtime::Common::from_settings(settings)?;
+                let zone = config::ZoneConfig::from_settings(settings)?;
+                atoll_runtime::block_on(runtime::run(common, zone))
+            })
         }
     }
 }

@@ -6,7 +6,7 @@
 //!   document (without metadata) under the type URL `type.googleapis.com/atoll.<Type>`;
 //! - `system_version_info` marks the chunks of a full set (`snapshot <i>/<n>`) and heartbeats.
 
-use atoll_model::{Kind, Resource, decode_value, encode_value};
+use atoll_model::{Kind, Resource, decode_value};
 use atoll_proto::kds::kuma_resource::Meta;
 use atoll_proto::{Any, DeltaResource, KumaResource};
 use prost::Message;
@@ -15,14 +15,6 @@ use serde_json::{Map, Value};
 /// `type_url` of the heartbeat a sender emits when it has had nothing to send for a while.
 pub const HEARTBEAT_TYPE: &str = "atoll.Heartbeat";
 const KUMA_RESOURCE_TYPE: &str = "type.googleapis.com/kuma.mesh.v1alpha1.KumaResource";
-const META_KEYS: [&str; 6] = [
-    "type",
-    "name",
-    "mesh",
-    "labels",
-    "creationTime",
-    "modificationTime",
-];
 
 /// The delta name: `<name>.<mesh>` or `<name>`.
 pub fn delta_name(resource: &Resource) -> String {
@@ -32,20 +24,9 @@ pub fn delta_name(resource: &Resource) -> String {
     }
 }
 
-/// The document without metadata: what `KumaResource.spec` carries.
-fn spec_document(resource: &Resource) -> Value {
-    let Value::Object(mut map) = encode_value(resource) else {
-        return Value::Null;
-    };
-    for key in META_KEYS {
-        map.remove(key);
-    }
-    Value::Object(map)
-}
-
 /// A hash of everything a peer stores: spec, status, labels, name and mesh (not timestamps).
 pub fn content_version(resource: &Resource) -> String {
-    let mut doc = spec_document(resource);
+    let mut doc = atoll_model::content_document(resource);
     if let Value::Object(map) = &mut doc {
         map.insert("name".into(), Value::from(resource.name()));
         map.insert(
@@ -82,7 +63,7 @@ pub fn to_delta(resource: &Resource) -> DeltaResource {
         }),
         spec: Some(Any {
             type_url: atoll_proto::spec_type_url(kind.name()),
-            value: serde_json::to_vec(&spec_document(resource)).unwrap_or_default(),
+            value: serde_json::to_vec(&atoll_model::content_document(resource)).unwrap_or_default(),
         }),
         status: None,
     };
@@ -116,25 +97,15 @@ pub fn from_delta(kind: Kind, delta: &DeltaResource) -> Result<Resource, String>
             spec.type_url
         ));
     }
-    let Value::Object(mut doc) = serde_json::from_slice::<Value>(&spec.value)
+    let Value::Object(doc) = serde_json::from_slice::<Value>(&spec.value)
         .map_err(|e| format!("spec is not JSON: {e}"))?
     else {
         return Err("spec is not a JSON object".into());
     };
-    doc.insert("type".into(), Value::from(kind.name()));
-    doc.insert("name".into(), Value::from(meta.name));
-    if !meta.mesh.is_empty() {
-        doc.insert("mesh".into(), Value::from(meta.mesh));
-    }
-    if !meta.labels.is_empty() {
-        let labels: Map<String, Value> = meta
-            .labels
-            .into_iter()
-            .map(|(k, v)| (k, Value::from(v)))
-            .collect();
-        doc.insert("labels".into(), Value::Object(labels));
-    }
-    decode_value(Value::Object(doc)).map_err(|e| e.to_string())
+    let mesh = (!meta.mesh.is_empty()).then_some(meta.mesh.as_str());
+    let labels = meta.labels.into_iter().collect();
+    let document = atoll_model::assemble_document(kind, &meta.name, mesh, &labels, &doc);
+    decode_value(document).map_err(|e| e.to_string())
 }
 
 /// `system_version_info` of chunk `part` (1-based) of `parts` of a full set.

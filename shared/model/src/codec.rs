@@ -303,6 +303,42 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
+/// The document without its metadata (type, name, mesh, labels, times): what stores and KDS
+/// carry as a resource's content next to their own metadata fields.
+pub fn content_document(resource: &Resource) -> Value {
+    let mut document = encode_value(resource);
+    if let Value::Object(map) = &mut document {
+        for key in META_KEYS {
+            map.remove(key);
+        }
+    }
+    document
+}
+
+/// The inverse of [`content_document`]: metadata and content back into one document.
+pub fn assemble_document(
+    kind: Kind,
+    name: &str,
+    mesh: Option<&str>,
+    labels: &std::collections::BTreeMap<String, String>,
+    content: &Map<String, Value>,
+) -> Value {
+    let mut document = Map::new();
+    document.insert("type".into(), Value::from(kind.name()));
+    document.insert("name".into(), Value::from(name));
+    if let Some(mesh) = mesh.filter(|m| !m.is_empty()) {
+        document.insert("mesh".into(), Value::from(mesh));
+    }
+    if !labels.is_empty() {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())));
+        document.insert("labels".into(), Value::Object(labels.collect()));
+    }
+    document.extend(content.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Value::Object(document)
+}
+
 /// The document form of a resource, keys in Kuma's order.
 pub fn encode_value(resource: &Resource) -> Value {
     let kind = resource.kind();

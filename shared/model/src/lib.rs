@@ -20,10 +20,10 @@ pub mod types;
 pub mod validate;
 
 pub use codec::{
-    DecodeError, Document, decode_stored, decode_value, encode_value, parse_documents, to_json,
-    to_yaml,
+    DecodeError, Document, assemble_document, content_document, decode_stored, decode_value,
+    encode_value, parse_documents, to_json, to_yaml,
 };
-pub use kind::{Kind, Layout, Owner, Scope};
+pub use kind::{Kind, Layout, Owner, Scope, UnknownKind};
 pub use meta::{Meta, labels};
 pub use resource::{Resource, Spec};
 pub use validate::{Path, Violation, validate};

@@ -7,11 +7,13 @@
 //! that side's crate.
 #![forbid(unsafe_code)]
 
+mod entry;
 pub mod options;
 mod servers;
 mod signal;
 mod store;
 
+pub use entry::run_command;
 pub use options::{Common, Flags, StoreConfig};
 pub use servers::{Started, start_control_plane};
 pub use signal::{block_on, shutdown_signal};

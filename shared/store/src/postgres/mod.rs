@@ -29,7 +29,7 @@ use tracing::instrument;
 
 pub use config::PostgresConfig;
 use error::Target;
-use rows::{PageRow, ResourceRow, content};
+use rows::{PageRow, ResourceRow};
 
 use crate::leader::{LeaderGuard, Leadership};
 use crate::rules::{check, incoming, not_found, stamped, timestamp};
@@ -208,7 +208,7 @@ impl Store for PostgresStore {
         let resource = incoming(resource);
         let key = Key::of(&resource);
         let (kind, mesh, name) = columns(&key);
-        let spec = content(&resource);
+        let spec = atoll_model::content_document(&resource);
         let labels = Json(&resource.meta.labels);
 
         let mut tx = self.begin_write().await?;

@@ -3,36 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use atoll_model::{Resource, decode_stored, encode_value};
+use atoll_model::{Kind, assemble_document, decode_stored};
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{FromRow, Row};
 
 use crate::rules::{stamped, timestamp};
 use crate::{StoreError, Stored};
-
-/// Document keys that the row keeps in columns of their own.
-const META_KEYS: [&str; 6] = [
-    "type",
-    "name",
-    "mesh",
-    "labels",
-    "creationTime",
-    "modificationTime",
-];
-
-/// The `spec` column: the resource's document without its metadata.
-pub(crate) fn content(resource: &Resource) -> Value {
-    let mut document = encode_value(resource);
-    if let Value::Object(map) = &mut document {
-        for key in META_KEYS {
-            map.remove(key);
-        }
-    }
-    document
-}
 
 /// A whole stored resource, as `SELECT type, mesh, name, spec, labels, version, creation_time,
 /// modification_time` returns it.
@@ -75,22 +54,13 @@ impl ResourceRow {
         let Value::Object(fields) = &self.spec else {
             return Err(corrupt("spec is not a JSON object".to_string()));
         };
-        let mut document = Map::new();
-        document.insert("type".into(), Value::from(self.kind.as_str()));
-        document.insert("name".into(), Value::from(self.name.as_str()));
-        if !self.mesh.is_empty() {
-            document.insert("mesh".into(), Value::from(self.mesh.as_str()));
-        }
-        if !self.labels.is_empty() {
-            let labels = self
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::from(v.as_str())));
-            document.insert("labels".into(), Value::Object(labels.collect()));
-        }
-        document.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let resource =
-            decode_stored(Value::Object(document)).map_err(|err| corrupt(err.to_string()))?;
+        let kind: Kind = self
+            .kind
+            .parse()
+            .map_err(|e: atoll_model::UnknownKind| corrupt(e.to_string()))?;
+        let mesh = (!self.mesh.is_empty()).then_some(self.mesh.as_str());
+        let document = assemble_document(kind, &self.name, mesh, &self.labels, fields);
+        let resource = decode_stored(document).map_err(|err| corrupt(err.to_string()))?;
         let version = u64::try_from(self.version)
             .map_err(|_| corrupt(format!("negative version {}", self.version)))?;
         Ok(Stored {
