@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use atoll_config::{Opt, ProcessEnv, Settings};
+use atoll_store::PostgresConfig;
 
 /// Options shared by `atoll-global` and `atoll-zone`.
 pub const COMMON_OPTIONS: &[Opt] = &[
@@ -145,12 +146,7 @@ pub struct Flags {
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
     Memory,
-    Postgres {
-        url: String,
-        display: String,
-        max_connections: u32,
-        acquire_timeout: Duration,
-    },
+    Postgres(PostgresConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -242,55 +238,20 @@ fn pair(s: &Settings, cert: &str, key: &str) -> anyhow::Result<Option<(PathBuf, 
 }
 
 fn postgres(s: &Settings) -> anyhow::Result<StoreConfig> {
-    let max_connections = s.require::<u32>("KUMA_STORE_POSTGRES_MAX_OPEN_CONNECTIONS")?;
-    let acquire_timeout =
-        Duration::from_secs(s.require::<u64>("KUMA_STORE_POSTGRES_CONNECTION_TIMEOUT")?);
-    let (url, display) = match s.get("KUMA_STORE_POSTGRES_URL") {
-        Some(url) => (url.to_string(), redact(url)),
-        None => {
-            let host = s.get("KUMA_STORE_POSTGRES_HOST").unwrap_or("127.0.0.1");
-            let port = s.require::<u16>("KUMA_STORE_POSTGRES_PORT")?;
-            let user = s.get("KUMA_STORE_POSTGRES_USER").unwrap_or("kuma");
-            let password = s.get("KUMA_STORE_POSTGRES_PASSWORD").unwrap_or_default();
-            let db = s.get("KUMA_STORE_POSTGRES_DB_NAME").unwrap_or("kuma");
-            let url = format!(
-                "postgres://{}:{}@{host}:{port}/{db}",
-                encode(user),
-                encode(password)
-            );
-            (url, format!("postgres://{user}@{host}:{port}/{db}"))
-        }
+    let mut config = match s.get("KUMA_STORE_POSTGRES_URL") {
+        Some(url) => PostgresConfig::new(url),
+        None => PostgresConfig::from_parts(
+            s.get("KUMA_STORE_POSTGRES_HOST").unwrap_or("127.0.0.1"),
+            s.require::<u16>("KUMA_STORE_POSTGRES_PORT")?,
+            s.get("KUMA_STORE_POSTGRES_USER").unwrap_or("kuma"),
+            s.get("KUMA_STORE_POSTGRES_PASSWORD").unwrap_or_default(),
+            s.get("KUMA_STORE_POSTGRES_DB_NAME").unwrap_or("kuma"),
+        ),
     };
-    Ok(StoreConfig::Postgres {
-        url,
-        display,
-        max_connections,
-        acquire_timeout,
-    })
-}
-
-/// Percent-encodes what a URL's userinfo cannot carry literally.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
+    config.max_connections = s.require::<u32>("KUMA_STORE_POSTGRES_MAX_OPEN_CONNECTIONS")?;
+    config.acquire_timeout =
+        Duration::from_secs(s.require::<u64>("KUMA_STORE_POSTGRES_CONNECTION_TIMEOUT")?);
+    Ok(StoreConfig::Postgres(config))
 }
 
 #[cfg(test)]
@@ -324,19 +285,12 @@ mod tests {
             ("KUMA_STORE_POSTGRES_PORT", "6543"),
         ]))
         .unwrap();
-        let StoreConfig::Postgres {
-            url,
-            display,
-            max_connections,
-            ..
-        } = c.store
-        else {
-            panic!()
+        let StoreConfig::Postgres(pg) = c.store else {
+            panic!("postgres expected")
         };
-        assert_eq!(url, "postgres://kuma:s3cr%40t@127.0.0.1:6543/kuma");
-        assert_eq!(display, "postgres://kuma@127.0.0.1:6543/kuma");
-        assert_eq!(max_connections, 50);
-        assert_eq!(redact("postgres://u:p@h:1/d"), "postgres://u@h:1/d");
+        assert_eq!(pg.url, "postgres://kuma:s3cr%40t@127.0.0.1:6543/kuma");
+        assert_eq!(pg.max_connections, 50);
+        assert!(!format!("{pg:?}").contains("s3cr"), "{pg:?}");
     }
 
     #[test]

@@ -18,17 +18,8 @@ pub(crate) async fn open(
             tracing::info!("using the memory store: resources are lost when the process exits");
             Some(Arc::new(atoll_store::MemoryStore::new()))
         }
-        StoreConfig::Postgres {
-            url,
-            display: shown,
-            max_connections,
-            acquire_timeout,
-        } => {
-            let pg = atoll_store::PostgresConfig {
-                url: url.clone(),
-                max_connections: *max_connections,
-                acquire_timeout: *acquire_timeout,
-            };
+        StoreConfig::Postgres(pg) => {
+            let shown = pg.redacted_url();
             let mut delay = Duration::from_millis(250);
             loop {
                 match atoll_store::PostgresStore::connect(pg.clone()).await {

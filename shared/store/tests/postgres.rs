@@ -282,3 +282,51 @@ async fn one_leader_per_name_across_replicas() {
     }
     drop(other);
 }
+
+/// A listener whose connection dies without a word (packets stop, no FIN) must notice through
+/// its probes, reconnect and tell watchers to re-list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dead_feed_connection_is_noticed() {
+    init_tracing();
+    let pg = TempPostgres::start().expect("temporary PostgreSQL");
+    let proxy =
+        atoll_e2e::proxy::FaultProxy::start(([127, 0, 0, 1], pg.port()).into()).expect("proxy");
+    let through_proxy = pg
+        .url()
+        .replace(&format!(":{}/", pg.port()), &format!(":{}/", proxy.port));
+    let mut config = PostgresConfig::new(through_proxy);
+    config.feed_probe_interval = Duration::from_millis(300);
+    let watcher = connect(&pg, config).await;
+    let writer = connect(&pg, PostgresConfig::new(pg.url())).await;
+    let mut feed = watcher.watch();
+    writer
+        .put(zone("before", &[], true), Precondition::Any)
+        .await
+        .expect("put");
+    assert!(matches!(next_event(&mut feed).await, Event::Put { .. }));
+
+    proxy.freeze_existing();
+    writer
+        .put(zone("during", &[], true), Precondition::Any)
+        .await
+        .expect("put");
+    let started = Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), feed.recv()).await {
+            Ok(Ok(Event::Resync)) => break,
+            Ok(Ok(other)) => panic!("nothing should get through a frozen connection: {other:?}"),
+            Ok(Err(err)) => panic!("feed closed: {err}"),
+            Err(_) => panic!("no Resync within 10s of the connection going silent"),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    writer
+        .put(zone("after", &[], true), Precondition::Any)
+        .await
+        .expect("put");
+    assert!(matches!(next_event(&mut feed).await, Event::Put { key, .. } if key.name == "after"));
+}

@@ -19,11 +19,16 @@ pub struct PostgresConfig {
     /// How long an operation waits for a pooled connection (or for the server to accept a new
     /// one) before failing with [`StoreError::Unavailable`].
     pub acquire_timeout: Duration,
+    /// After this long without a notification the change feed sends itself a probe; no echo
+    /// within the same period means its connection died silently (no FIN, e.g. a network
+    /// partition), and it reconnects and resyncs.
+    pub feed_probe_interval: Duration,
 }
 
 impl PostgresConfig {
     pub const DEFAULT_MAX_CONNECTIONS: u32 = 50;
     pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const DEFAULT_FEED_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
     /// Default pool settings for `url`.
     pub fn new(url: impl Into<String>) -> Self {
@@ -31,6 +36,7 @@ impl PostgresConfig {
             url: url.into(),
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
+            feed_probe_interval: Self::DEFAULT_FEED_PROBE_INTERVAL,
         }
     }
 
@@ -50,6 +56,11 @@ impl PostgresConfig {
             "postgres://{credentials}@{host}:{port}/{}",
             escape(db)
         ))
+    }
+
+    /// The URL without its password, for logs.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
     }
 
     pub(crate) fn connect_options(&self) -> Result<PgConnectOptions, StoreError> {

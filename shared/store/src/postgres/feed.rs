@@ -5,6 +5,11 @@
 //! backoff and then sends [`Event::Resync`]: notifications sent while it was away are gone, and
 //! a consumer that re-lists after the Resync sees everything committed before it, while every
 //! later commit arrives as an event (the LISTEN is active before the Resync is sent).
+//!
+//! A connection can also die without a word (a partition drops packets; no FIN ever comes).
+//! So after a quiet period the task sends a probe notification to itself over a separate
+//! connection; when the probe does not come back on the listening connection in time, that
+//! connection is treated as lost.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,6 +24,8 @@ use crate::{Event, Key, StoreError};
 
 /// The channel `notify_resource_change()` (migration 0001) notifies.
 const CHANNEL: &str = "atoll_resources";
+/// Each feed's own probe channel is this plus a per-process suffix.
+const PROBE_CHANNEL: &str = "atoll_feed_probe";
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -27,15 +34,29 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) async fn start(
     options: PgConnectOptions,
     acquire_timeout: Duration,
+    probe_interval: Duration,
     target: Target,
     events: broadcast::Sender<Event>,
 ) -> Result<JoinHandle<()>, StoreError> {
-    let listener = listen(&options, acquire_timeout)
+    static FEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let probe_channel = format!(
+        "{PROBE_CHANNEL}_{}_{}",
+        std::process::id(),
+        FEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let listener = listen(&options, acquire_timeout, &probe_channel)
         .await
         .map_err(|err| target.error(err, None))?;
+    let probes = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(options.clone());
     let feed = Feed {
         options,
         timeout: acquire_timeout,
+        probe_interval,
+        probe_channel,
+        probes,
         target,
         events,
     };
@@ -46,11 +67,19 @@ pub(crate) async fn start(
 struct Feed {
     options: PgConnectOptions,
     timeout: Duration,
+    probe_interval: Duration,
+    probe_channel: String,
+    /// Probes travel over a connection of their own, never the one under test.
+    probes: sqlx::PgPool,
     target: Target,
     events: broadcast::Sender<Event>,
 }
 
-async fn listen(options: &PgConnectOptions, timeout: Duration) -> Result<PgListener, sqlx::Error> {
+async fn listen(
+    options: &PgConnectOptions,
+    timeout: Duration,
+    probe_channel: &str,
+) -> Result<PgListener, sqlx::Error> {
     // A pool of its own, so the listener never takes a slot of the bounded operations pool;
     // a fresh one per connection, so nothing of a broken connection is reused.
     let pool = PgPoolOptions::new()
@@ -62,15 +91,43 @@ async fn listen(options: &PgConnectOptions, timeout: Duration) -> Result<PgListe
     let mut listener = PgListener::connect_with(&pool).await?;
     // Report a lost connection to us instead of reconnecting silently: we must send Resync.
     listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, probe_channel]).await?;
     Ok(listener)
 }
 
 impl Feed {
     async fn run(self, mut listener: PgListener) {
+        let mut probe_sent: Option<tokio::time::Instant> = None;
         loop {
-            match listener.try_recv().await {
+            let received = match tokio::time::timeout(self.probe_interval, listener.try_recv())
+                .await
+            {
+                Ok(received) => received,
+                Err(_quiet) => {
+                    match probe_sent {
+                        Some(sent) if sent.elapsed() >= self.probe_interval * 2 => {
+                            tracing::warn!(
+                                address = self.target.address(),
+                                "change feed heard nothing, not even its own probe: its connection is presumed dead"
+                            );
+                            probe_sent = None;
+                            listener = self.replace(listener).await;
+                        }
+                        Some(_) => {}
+                        None => {
+                            probe_sent = Some(tokio::time::Instant::now());
+                            self.send_probe();
+                        }
+                    }
+                    continue;
+                }
+            };
+            match received {
                 Ok(Some(notification)) => {
+                    probe_sent = None;
+                    if notification.channel() == self.probe_channel {
+                        continue;
+                    }
                     if let Some(event) = parse(notification.payload()) {
                         // No receivers is fine: nobody is watching.
                         let _ = self.events.send(event);
@@ -87,14 +144,38 @@ impl Feed {
                     "change feed lost its PostgreSQL connection"
                 ),
             }
-            drop(listener);
-            listener = self.reconnect().await;
-            tracing::warn!(
-                address = self.target.address(),
-                "change feed reconnected to PostgreSQL; sending Resync"
-            );
-            let _ = self.events.send(Event::Resync);
+            probe_sent = None;
+            listener = self.replace(listener).await;
         }
+    }
+
+    /// Drops a lost listener, connects a new one and tells watchers to re-list.
+    async fn replace(&self, lost: PgListener) -> PgListener {
+        drop(lost);
+        let listener = self.reconnect().await;
+        tracing::warn!(
+            address = self.target.address(),
+            "change feed reconnected to PostgreSQL; sending Resync"
+        );
+        let _ = self.events.send(Event::Resync);
+        listener
+    }
+
+    /// Sends a probe without waiting: a dead network must not stall the feed loop.
+    fn send_probe(&self) {
+        let (pool, channel, timeout) = (
+            self.probes.clone(),
+            self.probe_channel.clone(),
+            self.timeout,
+        );
+        tokio::spawn(async move {
+            let probe = sqlx::query("SELECT pg_notify($1, '')")
+                .bind(channel)
+                .execute(&pool);
+            if let Ok(Err(err)) = tokio::time::timeout(timeout, probe).await {
+                tracing::debug!(%err, "change feed probe not sent");
+            }
+        });
     }
 
     async fn reconnect(&self) -> PgListener {
@@ -103,7 +184,7 @@ impl Feed {
         loop {
             tokio::time::sleep(backoff).await;
             backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
-            match listen(&self.options, self.timeout).await {
+            match listen(&self.options, self.timeout, &self.probe_channel).await {
                 Ok(listener) => return listener,
                 Err(err) => tracing::warn!(
                     attempt,

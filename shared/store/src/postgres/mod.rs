@@ -91,6 +91,7 @@ impl PostgresStore {
         let feed = feed::start(
             options.clone(),
             config.acquire_timeout,
+            config.feed_probe_interval,
             target.clone(),
             events.clone(),
         )
