@@ -93,9 +93,10 @@ impl Global {
     pub fn wait_ready(&mut self) -> anyhow::Result<()> {
         self.process
             .wait_http_ok(self.diagnostics_port, "/ready", READY_DEADLINE)?;
-        // The API listeners open right after the store is ready.
+        // The API listeners open right after the store is ready, KDS once the KDS CA is.
         self.process
-            .wait_http_ok(self.http_port, "/", READY_DEADLINE)
+            .wait_http_ok(self.http_port, "/", READY_DEADLINE)?;
+        self.process.wait_tcp(self.kds_port, READY_DEADLINE)
     }
 
     pub fn api(&self) -> String {

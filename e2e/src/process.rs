@@ -135,6 +135,23 @@ impl Process {
         )
     }
 
+    /// Polls until `127.0.0.1:port` accepts a TCP connection or `deadline` passes.
+    pub fn wait_tcp(&mut self, port: u16, deadline: Duration) -> anyhow::Result<()> {
+        let until = Instant::now() + deadline;
+        while Instant::now() < until {
+            self.check_alive()?;
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        bail!(
+            "{} not listening on 127.0.0.1:{port} within {deadline:?}:\n{}",
+            self.spec.name,
+            self.log_tail(60)
+        )
+    }
+
     pub fn log_path(&self) -> &Path {
         &self.log
     }

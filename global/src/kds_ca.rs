@@ -21,25 +21,24 @@ fn key() -> Key {
     Key::new(Kind::GlobalSecret, None, SECRET_NAME)
 }
 
-/// Loads the CA, generating it first when this replica is the one to do so. `None` on stop.
+/// Loads the CA, generating it first when this replica is the one to do so; waits out a
+/// database that is briefly away. `None` on stop.
 pub async fn ensure_kds_ca(
     store: &dyn Store,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Authority>> {
     let mut delay = Duration::from_millis(100);
     loop {
-        if let Some(ca) = load(store).await? {
-            return Ok(Some(ca));
-        }
-        if let Some(guard) = store.try_lead(LEADERSHIP).await? {
-            // Checked again under leadership: another replica may have just finished.
-            if load(store).await?.is_none() {
-                generate(store).await?;
+        match attempt(store).await {
+            Ok(Some(ca)) => return Ok(Some(ca)),
+            Ok(None) => tracing::info!(
+                "waiting for the replica that leads {LEADERSHIP} to create the KDS CA"
+            ),
+            Err(Failure::Store(err)) => {
+                tracing::warn!(%err, "cannot read or create the KDS CA yet; retrying")
             }
-            guard.release().await;
-            continue;
+            Err(Failure::Fatal(err)) => return Err(err),
         }
-        tracing::info!("waiting for the replica that leads {LEADERSHIP} to create the KDS CA");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = stop.wait_for(|s| *s) => return Ok(None),
@@ -48,11 +47,50 @@ pub async fn ensure_kds_ca(
     }
 }
 
-async fn load(store: &dyn Store) -> anyhow::Result<Option<Authority>> {
+/// Why one attempt failed: a store that is away is retried, anything else is not.
+enum Failure {
+    Store(StoreError),
+    Fatal(anyhow::Error),
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => Failure::Store(err),
+            other => Failure::Fatal(other.into()),
+        }
+    }
+}
+
+/// Loads the CA, or creates it when this replica leads; `None` while another replica leads.
+async fn attempt(store: &dyn Store) -> Result<Option<Authority>, Failure> {
+    if let Some(ca) = load(store).await? {
+        return Ok(Some(ca));
+    }
+    let Some(guard) = store.try_lead(LEADERSHIP).await? else {
+        return Ok(None);
+    };
+    // Checked again under leadership: another replica may have just finished.
+    let result = match load(store).await {
+        Ok(None) => match generate(store).await {
+            Ok(()) => load(store).await,
+            Err(err) => Err(err),
+        },
+        other => other,
+    };
+    guard.release().await;
+    result
+}
+
+async fn load(store: &dyn Store) -> Result<Option<Authority>, Failure> {
     let Some(stored) = store.get(&key()).await? else {
         return Ok(None);
     };
-    let Spec::GlobalSecret(secret) = &stored.resource.spec else {
+    parse(&stored.resource).map(Some).map_err(Failure::Fatal)
+}
+
+fn parse(resource: &Resource) -> anyhow::Result<Authority> {
+    let Spec::GlobalSecret(secret) = &resource.spec else {
         anyhow::bail!("{SECRET_NAME} is not a GlobalSecret");
     };
     let bundle = String::from_utf8(secret.bytes().context("decoding the KDS CA secret")?)
@@ -61,13 +99,11 @@ async fn load(store: &dyn Store) -> anyhow::Result<Option<Authority>> {
         .find("-----BEGIN PRIVATE KEY-----")
         .context("the KDS CA secret holds no private key")?;
     let (cert, key) = bundle.split_at(split);
-    Ok(Some(
-        Authority::from_pem(cert, key).context("loading the KDS CA")?,
-    ))
+    Authority::from_pem(cert, key).context("loading the KDS CA")
 }
 
-async fn generate(store: &dyn Store) -> anyhow::Result<()> {
-    let ca = Authority::generate("Atoll KDS CA")?;
+async fn generate(store: &dyn Store) -> Result<(), Failure> {
+    let ca = Authority::generate("Atoll KDS CA").map_err(|e| Failure::Fatal(e.into()))?;
     let bundle = format!("{}{}", ca.cert_pem(), ca.key_pem());
     let secret = Resource::new(
         Meta {
