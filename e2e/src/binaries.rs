@@ -2,7 +2,8 @@
 //!
 //! Integration tests only get `CARGO_BIN_EXE_*` for their own crate's binaries; the harness
 //! serves every crate, so it builds the workspace's binaries itself (a no-op when they are
-//! current) and runs them from the shared target directory.
+//! current) and runs them from the shared target directory — in the profile the harness itself
+//! was built with, so a release benchmark measures release processes.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,7 +28,7 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
         .get_or_init(|| build().map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(anyhow::Error::msg)?;
-    let path = target_dir().join("debug").join(name);
+    let path = target_dir().join(profile()).join(name);
     if !path.exists() {
         bail!(
             "{} does not exist after building the workspace's binaries",
@@ -37,9 +38,23 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+fn profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}
+
 fn build() -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let release: &[&str] = if cfg!(debug_assertions) {
+        &[]
+    } else {
+        &["--release"]
+    };
     let output = Command::new(&cargo)
+        .args(release)
         .args([
             "build",
             "--bins",
