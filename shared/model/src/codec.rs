@@ -180,7 +180,7 @@ fn decode_meta(map: &mut Map<String, Value>, violations: &mut Vec<Violation>) ->
     })
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MetaDoc {
     #[serde(default)]
@@ -233,13 +233,14 @@ fn decode_spec(
 
 /// Deserialises `T`, recording every ignored (unknown) field and the first type error, each
 /// with its full path below `at`.
-fn decode_typed<T: DeserializeOwned>(
+fn decode_typed<T: DeserializeOwned + serde::Serialize>(
     value: Value,
     at: &Path,
     violations: &mut Vec<Violation>,
 ) -> Option<T> {
     let mut track = serde_path_to_error::Track::new();
     let mut unknown = Vec::new();
+    let input = value.clone();
     let result = {
         let deserializer = serde_path_to_error::Deserializer::new(value, &mut track);
         serde_ignored::deserialize(deserializer, |path| unknown.push(ignored_path(at, &path)))
@@ -248,12 +249,43 @@ fn decode_typed<T: DeserializeOwned>(
         violations.push(Violation::new(&path, "unknown field"));
     }
     match result {
-        Ok(value) => Some(value),
+        Ok(decoded) => {
+            // serde reads a struct from a list of its fields' values; a document must not.
+            if let Ok(output) = serde_json::to_value(&decoded) {
+                lists_for_mappings(&input, &output, at, violations);
+            }
+            Some(decoded)
+        }
         Err(err) => {
             let path = tracked_path(at, &track.path());
             violations.push(Violation::new(&path, clean_serde_message(&err.to_string())));
             None
         }
+    }
+}
+
+/// Reports every place where the document has a list and the model a mapping.
+fn lists_for_mappings(input: &Value, output: &Value, at: &Path, violations: &mut Vec<Violation>) {
+    match (input, output) {
+        (Value::Array(_), Value::Object(_)) => {
+            violations.push(Violation::new(
+                at,
+                "invalid type: a list, expected a mapping",
+            ));
+        }
+        (Value::Object(inputs), Value::Object(outputs)) => {
+            for (key, value) in inputs {
+                if let Some(out) = outputs.get(key) {
+                    lists_for_mappings(value, out, &at.child(key), violations);
+                }
+            }
+        }
+        (Value::Array(inputs), Value::Array(outputs)) => {
+            for (i, (value, out)) in inputs.iter().zip(outputs).enumerate() {
+                lists_for_mappings(value, out, &at.index(i), violations);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -252,3 +252,31 @@ fn empty_input_has_no_documents() {
     assert!(parse_documents("").is_empty());
     assert!(parse_documents("# nothing here\n---\n\n").is_empty());
 }
+
+#[test]
+fn a_list_where_a_mapping_belongs_is_refused() {
+    for (text, field) in [
+        (
+            "type: MeshHTTPRoute\nname: r\nmesh: default\nspec: []\n",
+            "spec",
+        ),
+        (
+            "type: MeshGateway\nname: g\nmesh: default\nselectors:\n- match:\n    a: b\nconf: []\n",
+            "conf",
+        ),
+        (
+            "type: MeshGateway\nname: g\nmesh: default\nselectors:\n- []\nconf:\n  listeners:\n  - port: 80\n    protocol: HTTP\n",
+            "selectors[0]",
+        ),
+    ] {
+        let docs = atoll_model::parse_documents(text);
+        let err = docs[0].outcome.as_ref().expect_err(text);
+        assert!(
+            err.violations
+                .iter()
+                .any(|v| v.field == field && v.message.contains("expected a mapping")),
+            "{text}: {:?}",
+            err.violations
+        );
+    }
+}
