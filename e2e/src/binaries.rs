@@ -54,9 +54,9 @@ fn build() -> anyhow::Result<()> {
         &["--release"]
     };
     let output = Command::new(&cargo)
+        .arg("build")
         .args(release)
         .args([
-            "build",
             "--bins",
             "-p",
             "atoll-global",
