@@ -124,7 +124,7 @@ fn main() -> anyhow::Result<()> {
     for zone in &zones {
         eventually("every change in the zone", Duration::from_secs(120), || {
             http_get(zone.http_port, "/meshes/default/meshgateways?size=1000")
-                .is_ok_and(|(_, b)| b.matches("9090").count() == changes.min(1000))
+                .is_ok_and(|(_, b)| b.matches(r#""port":9090"#).count() == changes.min(1000))
         })?;
         let mut offset = 0;
         while offset < changes {
