@@ -380,3 +380,41 @@ fn a_client_without_a_certificate_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_zone_on_postgres_keeps_its_synced_state_across_its_own_restart() {
+    let (pg_global, pg_zone) = (
+        TempPostgres::start().unwrap(),
+        TempPostgres::start().unwrap(),
+    );
+    let mut global = global_on_postgres(&pg_global, &[]);
+    apply(&global, MESH_AND_GATEWAY);
+    let env = [
+        ("KUMA_STORE_TYPE".to_string(), "postgres".to_string()),
+        ("KUMA_STORE_POSTGRES_URL".to_string(), pg_zone.url()),
+    ];
+    let mut zone = Zone::start(
+        "zone-1",
+        &global,
+        ZoneOptions {
+            env: env.into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    eventually("the gateway in the zone", SYNC, || {
+        status(zone.http_port, "/meshes/default/meshgateways/edge-gateway") == 200
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
+    // With the global gone, a restarted zone still serves what it had synced.
+    global.process.kill();
+    zone.crash_and_restart().unwrap();
+    eventually("the API back up", SYNC, || {
+        status(zone.http_port, "/") == 200
+    })
+    .unwrap();
+    assert_eq!(
+        status(zone.http_port, "/meshes/default/meshgateways/edge-gateway"),
+        200
+    );
+}

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Streaming};
+use tracing::Instrument;
 
 use crate::config::KdsClientConfig;
 
@@ -166,8 +167,12 @@ async fn connect_once(
     );
     tracing::info!(global = %config.endpoint, "connected to the global");
 
-    let down = receiver.run(forward(downward), requests_tx, stop.clone());
-    let up = sender.run(forward(upward), responses_tx, stop);
+    let down = receiver
+        .run(forward(downward), requests_tx, stop.clone())
+        .instrument(tracing::info_span!("kds", stream = "global-to-zone"));
+    let up = sender
+        .run(forward(upward), responses_tx, stop)
+        .instrument(tracing::info_span!("kds", stream = "zone-to-global"));
     tokio::select! {
         result = down => result.map_err(|e| anyhow::anyhow!("global-to-zone stream: {e}")),
         result = up => result.map_err(|e| anyhow::anyhow!("zone-to-global stream: {e}")),

@@ -20,6 +20,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use super::Insights;
 
@@ -168,7 +169,8 @@ impl KdsSyncService for KdsServer {
         );
         let (insights, stop) = (self.insights.clone(), self.stop.clone());
         tokio::spawn(async move {
-            let result = sender.run(requests, tx, stop).await;
+            let span = tracing::info_span!("kds", zone = %zone, stream = "global-to-zone");
+            let result = sender.run(requests, tx, stop).instrument(span).await;
             tracing::info!(%zone, ?result, "global-to-zone stream closed");
             insights.disconnect(&link);
         });
@@ -196,7 +198,8 @@ impl KdsSyncService for KdsServer {
         );
         let (insights, stop) = (self.insights.clone(), self.stop.clone());
         tokio::spawn(async move {
-            let result = receiver.run(responses, tx, stop).await;
+            let span = tracing::info_span!("kds", zone = %zone, stream = "zone-to-global");
+            let result = receiver.run(responses, tx, stop).instrument(span).await;
             tracing::info!(%zone, ?result, "zone-to-global stream closed");
             insights.disconnect(&link);
         });
