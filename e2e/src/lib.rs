@@ -13,6 +13,7 @@ use anyhow::Context;
 
 pub mod binaries;
 pub mod cli;
+pub mod envoy;
 pub mod global;
 pub mod postgres;
 pub mod process;
