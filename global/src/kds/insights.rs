@@ -96,6 +96,16 @@ impl Insights {
                 state.clone()
             };
             let connected = spec.connected;
+            // A newer connection of the same zone owns the record now; don't mark it offline.
+            if !connected
+                && self
+                    .zones
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .contains_key(&link.zone)
+            {
+                return;
+            }
             let resource = Resource::new(
                 Meta {
                     name: link.zone.clone(),
