@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use atoll_model::types::{GatewayListener, GatewayProtocol, MeshGatewaySpec};
+use atoll_model::types::{GatewayListener, GatewayProtocol, MeshGatewaySpec, MeshHttpRouteSpec};
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
@@ -22,9 +22,14 @@ pub struct GatewayProxy<'a> {
     pub address: &'a str,
 }
 
-/// One Envoy listener per port. Ports whose protocol this build does not generate yet are
-/// left out (and listed in the second value), never half-configured.
-pub fn listeners(proxy: &GatewayProxy<'_>, spec: &MeshGatewaySpec) -> (Vec<Listener>, Vec<u32>) {
+/// One Envoy listener per port, with the MeshHTTPRoutes that target the gateway attached to
+/// their hostnames. Ports whose protocol this build does not generate yet are left out (and
+/// listed in the second value), never half-configured.
+pub fn listeners(
+    proxy: &GatewayProxy<'_>,
+    spec: &MeshGatewaySpec,
+    routes: &[&MeshHttpRouteSpec],
+) -> (Vec<Listener>, Vec<u32>) {
     let mut by_port: BTreeMap<u32, Vec<&GatewayListener>> = BTreeMap::new();
     for listener in spec.conf.iter().flat_map(|c| &c.listeners) {
         by_port.entry(listener.port).or_default().push(listener);
@@ -33,7 +38,7 @@ pub fn listeners(proxy: &GatewayProxy<'_>, spec: &MeshGatewaySpec) -> (Vec<Liste
     let mut skipped = Vec::new();
     for (port, group) in by_port {
         match group[0].protocol {
-            GatewayProtocol::Http => out.push(http_listener(proxy, port, &group)),
+            GatewayProtocol::Http => out.push(http_listener(proxy, port, &group, routes)),
             _ => skipped.push(port),
         }
     }
@@ -44,7 +49,12 @@ fn listener_name(proxy: &GatewayProxy<'_>, port: u32) -> String {
     format!("{}:{}:{port}", proxy.mesh, proxy.gateway)
 }
 
-fn http_listener(proxy: &GatewayProxy<'_>, port: u32, group: &[&GatewayListener]) -> Listener {
+fn http_listener(
+    proxy: &GatewayProxy<'_>,
+    port: u32,
+    group: &[&GatewayListener],
+    routes: &[&MeshHttpRouteSpec],
+) -> Listener {
     let name = listener_name(proxy, port);
     let virtual_hosts = group
         .iter()
@@ -53,6 +63,7 @@ fn http_listener(proxy: &GatewayProxy<'_>, port: u32, group: &[&GatewayListener]
             VirtualHost {
                 name: format!("{name}:{host}"),
                 domains: vec![host.to_string()],
+                routes: super::routes::for_host(host, routes),
                 ..Default::default()
             }
         })
@@ -155,7 +166,7 @@ conf:
             mesh: "default",
             address: "127.0.0.1",
         };
-        let (listeners, skipped) = listeners(&proxy, &spec(TWO_HOSTS));
+        let (listeners, skipped) = listeners(&proxy, &spec(TWO_HOSTS), &[]);
         assert_eq!(skipped, vec![9443], "TLS is not generated in this build");
         let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["default:edge:8080", "default:edge:9090"]);
@@ -179,12 +190,25 @@ conf:
         assert_eq!(catch_all, [vec!["*".to_string()]]);
     }
 
-    /// Runs `envoy --mode validate` on a bootstrap holding `listeners`.
+    /// Runs `envoy --mode validate` on a bootstrap holding `listeners` and a static cluster for
+    /// each backend the test routes name.
     fn envoy_validate(listeners: Vec<Listener>) -> Result<(), String> {
+        use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
         let envoy = atoll_e2e::envoy::binary().expect("an Envoy binary");
+        let clusters = ["api_80", "api-canary_80", "web"]
+            .into_iter()
+            .map(|name| Cluster {
+                name: name.into(),
+                cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+                    cluster::DiscoveryType::Static as i32,
+                )),
+                ..Default::default()
+            })
+            .collect();
         let bootstrap = Bootstrap {
             static_resources: Some(StaticResources {
                 listeners,
+                clusters,
                 ..Default::default()
             }),
             ..Default::default()
@@ -215,7 +239,8 @@ conf:
             mesh: "default",
             address: "127.0.0.1",
         };
-        let (listeners, _) = listeners(&proxy, &spec(TWO_HOSTS));
+        let routes = crate::xds::routes::tests::route_spec(crate::xds::routes::tests::ROUTES);
+        let (listeners, _) = listeners(&proxy, &spec(TWO_HOSTS), &[&routes]);
         if let Err(log) = envoy_validate(listeners.clone()) {
             panic!("envoy rejected the configuration:\n{log}");
         }
