@@ -1,6 +1,7 @@
 //! Running `atollctl` as a user would.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::binaries;
@@ -27,7 +28,20 @@ impl Run {
 
 /// Runs `atollctl args…` with `stdin` as standard input.
 pub fn atollctl(args: &[&str], stdin: &str) -> anyhow::Result<Run> {
-    let mut child = Command::new(binaries::binary("atollctl")?)
+    run(None, args, stdin)
+}
+
+/// Runs `atollctl args…` in directory `cwd`, e.g. to check the files it writes by default.
+pub fn atollctl_in(cwd: &Path, args: &[&str], stdin: &str) -> anyhow::Result<Run> {
+    run(Some(cwd), args, stdin)
+}
+
+fn run(cwd: Option<&Path>, args: &[&str], stdin: &str) -> anyhow::Result<Run> {
+    let mut command = Command::new(binaries::binary("atollctl")?);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = command
         .args(args)
         .env_remove("ATOLL_API_ADDRESS")
         .env_remove("ATOLL_API_TOKEN")

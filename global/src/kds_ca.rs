@@ -16,34 +16,43 @@ use tokio::sync::watch;
 /// The GlobalSecret holding the CA; the API refuses to change or delete it.
 pub const SECRET_NAME: &str = "atoll-kds-ca";
 const LEADERSHIP: &str = "kds-ca";
+/// The longest pause between two looks for the CA while another replica creates it.
+const MAX_POLL: Duration = Duration::from_secs(2);
 
 fn key() -> Key {
     Key::new(Kind::GlobalSecret, None, SECRET_NAME)
 }
 
 /// Loads the CA, generating it first when this replica is the one to do so; waits out a
-/// database that is briefly away. `None` on stop.
+/// database that is briefly away. `None` when `stop` fires first (the caller is shutting down).
+///
+/// Polls with a backoff capped at [`MAX_POLL`], so a replica starting next to the leader
+/// picks the CA up within seconds of its creation without hammering the database.
 pub async fn ensure_kds_ca(
     store: &dyn Store,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Authority>> {
+    let started = std::time::Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
         match attempt(store).await {
             Ok(Some(ca)) => return Ok(Some(ca)),
             Ok(None) => tracing::info!(
+                waited_secs = started.elapsed().as_secs(),
                 "waiting for the replica that leads {LEADERSHIP} to create the KDS CA"
             ),
-            Err(Failure::Store(err)) => {
-                tracing::warn!(%err, "cannot read or create the KDS CA yet; retrying")
-            }
+            Err(Failure::Store(err)) => tracing::warn!(
+                %err,
+                waited_secs = started.elapsed().as_secs(),
+                "cannot read or create the KDS CA yet; retrying"
+            ),
             Err(Failure::Fatal(err)) => return Err(err),
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = stop.wait_for(|s| *s) => return Ok(None),
         }
-        delay = (delay * 2).min(Duration::from_secs(2));
+        delay = (delay * 2).min(MAX_POLL);
     }
 }
 
@@ -161,5 +170,81 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(again.cert_pem(), a.cert_pem());
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_does_not_lead_waits_for_the_leaders_ca() {
+        let store = Arc::new(atoll_store::MemoryStore::new());
+        // Another replica leads and has not written the CA yet.
+        let leader = store.try_lead(LEADERSHIP).expect("free to lead");
+        let (_tx, stop) = watch::channel(false);
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move { ensure_kds_ca(store.as_ref(), stop).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "must wait, not generate a second CA"
+        );
+        assert!(matches!(generate(store.as_ref()).await, Ok(())));
+        drop(leader);
+        let ca = waiting.await.unwrap().unwrap().expect("the leader's CA");
+        let stored = store.get(&key()).await.unwrap().unwrap();
+        assert_eq!(ca.cert_pem(), parse(&stored.resource).unwrap().cert_pem());
+    }
+
+    #[tokio::test]
+    async fn stopping_ends_the_wait() {
+        let store = Arc::new(atoll_store::MemoryStore::new());
+        let _leader = store.try_lead(LEADERSHIP).expect("free to lead");
+        let (tx, stop) = watch::channel(false);
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move { ensure_kds_ca(store.as_ref(), stop).await }
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        tx.send(true).unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("stops promptly")
+            .unwrap()
+            .unwrap();
+        assert!(outcome.is_none());
+    }
+
+    #[test]
+    fn the_api_issuer_hands_out_certificates_from_the_kds_ca() {
+        use atoll_api::ZoneCertificateIssuer;
+        let ca = Arc::new(Authority::generate("test").unwrap());
+        let issued = ZoneIssuer(ca.clone()).issue("zone-1").unwrap();
+        assert_eq!(issued.ca_certificate, ca.cert_pem());
+        assert_eq!(
+            atoll_tls::verify_zone_certificate(ca.cert_pem(), &issued.certificate).unwrap(),
+            "zone-1"
+        );
+        assert!(ZoneIssuer(ca).issue("Not A Zone").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_ca_secret_is_an_error_not_a_wait() {
+        let store = atoll_store::MemoryStore::new();
+        let garbage = Resource::new(
+            Meta {
+                name: SECRET_NAME.into(),
+                ..Default::default()
+            },
+            Spec::GlobalSecret(SecretSpec::from_bytes(b"not a PEM bundle")),
+        );
+        store.put(garbage, Precondition::Absent).await.unwrap();
+        let err = tokio::time::timeout(
+            Duration::from_secs(5),
+            ensure_kds_ca(&store, watch::channel(false).1),
+        )
+        .await
+        .expect("fails fast")
+        .err()
+        .expect("a corrupt CA must not be used");
+        assert!(format!("{err:#}").contains("KDS CA"), "{err:#}");
     }
 }

@@ -2,7 +2,7 @@
 //! `atollctl generate tls-certificate` (offline, self-signed).
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -54,6 +54,13 @@ pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
             key_file,
             ca_file,
         } => {
+            // Checked before asking: the name goes into the URL path and the default file
+            // names, so a `/` or `..` must never get that far. The global checks it again.
+            if !atoll_tls::is_zone_name(zone) {
+                anyhow::bail!(
+                    "--zone {zone:?}: a zone name is a DNS label (lower-case letters, digits and '-', at most 63)"
+                );
+            }
             let response = api.connect()?.post(&format!("/zones/{zone}/certificate"))?;
             if !response.status().is_success() {
                 eprintln!("Error: {}", describe_error(response));
@@ -97,11 +104,12 @@ pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Writes `text` to `path`, or to stdout for `-`.
+/// Writes `text` to `path` with at most the permissions `mode`, or to stdout for `-`.
 fn write(path: &str, text: &str, mode: u32) -> anyhow::Result<()> {
     if path == "-" {
-        std::io::stdout().write_all(text.as_bytes())?;
-        return Ok(());
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        return Ok(stdout.flush()?);
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -110,6 +118,17 @@ fn write(path: &str, text: &str, mode: u32) -> anyhow::Result<()> {
         .mode(mode)
         .open(path)
         .with_context(|| format!("writing {path}"))?;
+    // `mode` only applies to a file this call creates. An existing one keeps its permissions,
+    // so narrow them before the content lands: a key must not end up world-readable because
+    // an older file was. Only regular files: never chmod a device such as /dev/null.
+    let metadata = file
+        .metadata()
+        .with_context(|| format!("inspecting {path}"))?;
+    let current = metadata.permissions().mode() & 0o7777;
+    if metadata.is_file() && current & !mode != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(current & mode))
+            .with_context(|| format!("restricting the permissions of {path}"))?;
+    }
     file.write_all(text.as_bytes())
         .with_context(|| format!("writing {path}"))
 }

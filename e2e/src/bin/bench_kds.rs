@@ -1,18 +1,31 @@
 //! KDS benchmark: global-write-to-zone-store latency with N zones connected, and the global's
-//! memory per connected zone. Run with `cargo run --release -p atoll-e2e --bin bench-kds`.
+//! memory per connected zone. Run with `cargo run --release -p atoll-e2e --bin bench-kds`
+//! (a release build of the harness starts release builds of the control planes).
 //!
-//! Latency of a change in a zone = the zone store's `modificationTime` of its copy minus the
-//! global store's `modificationTime` in the PUT response: both are stamped at commit, on one
-//! machine clock, so no polling resolution enters the figure.
+//! 1. Latency: a global and N zones, Mesh `default`, then M distinct MeshGateways created one
+//!    PUT at a time. Latency of a change in a zone = the zone store's `modificationTime` of its
+//!    copy minus the global store's `modificationTime` in the PUT response: both are stamped at
+//!    commit, on one machine clock, so no polling resolution enters the figure.
+//! 2. Memory: a fresh global with the same M gateways, its RSS with no zone connected and again
+//!    once N zones are connected and synced, and the zones' own RSS.
+//!
+//! Environment: `ATOLL_BENCH_ZONES` (10), `ATOLL_BENCH_CHANGES` (1000),
+//! `ATOLL_BENCH_STORE=postgres` for the global on a throwaway PostgreSQL (memory otherwise).
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use atoll_e2e::global::{Global, GlobalOptions};
 use atoll_e2e::postgres::TempPostgres;
 use atoll_e2e::process::{http_get, http_request};
 use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
+use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
+
+/// The list endpoint's largest page.
+const PAGE: usize = 1000;
+/// Time for the processes' allocators and feeds to settle before reading RSS.
+const SETTLE: Duration = Duration::from_secs(1);
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -31,142 +44,267 @@ fn rss_kib(pid: Option<u32>) -> anyhow::Result<u64> {
         .context("no VmRSS")
 }
 
-fn time_of(doc: &Value) -> anyhow::Result<chrono::DateTime<chrono::FixedOffset>> {
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn time_of(doc: &Value) -> anyhow::Result<DateTime<FixedOffset>> {
     let text = doc["modificationTime"]
         .as_str()
-        .context("no modificationTime")?;
-    Ok(chrono::DateTime::parse_from_rfc3339(text)?)
+        .with_context(|| format!("no modificationTime in {doc}"))?;
+    Ok(DateTime::parse_from_rfc3339(text)?)
+}
+
+fn gateway_name(i: usize) -> String {
+    format!("gw-{i:04}")
 }
 
 fn gateway(i: usize) -> String {
     format!(
-        r#"{{"type":"MeshGateway","mesh":"default","name":"gw-{i:04}","selectors":[{{"match":{{"kuma.io/service":"gw-{i}"}}}}],"conf":{{"listeners":[{{"port":8080,"protocol":"HTTP"}}]}}}}"#
+        r#"{{"type":"MeshGateway","mesh":"default","name":"{}","selectors":[{{"match":{{"kuma.io/service":"gw-{i}"}}}}],"conf":{{"listeners":[{{"port":8080,"protocol":"HTTP"}}]}}}}"#,
+        gateway_name(i)
     )
 }
 
+/// Nearest-rank percentile of sorted samples.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn main() -> anyhow::Result<()> {
-    let zones_n = env_number("ATOLL_BENCH_ZONES", 10);
-    let changes = env_number("ATOLL_BENCH_CHANGES", 1000);
-    let postgres = std::env::var("ATOLL_BENCH_STORE").as_deref() == Ok("postgres");
-    let pg = if postgres {
-        Some(TempPostgres::start()?)
-    } else {
-        None
-    };
-    let global = Global::start(GlobalOptions {
-        postgres_url: pg.as_ref().map(|p| p.url()),
-        ..Default::default()
-    })?;
+fn create_mesh(global: &Global) -> anyhow::Result<()> {
     let (code, body) = http_request(
         global.http_port,
         "PUT",
         "/meshes/default",
         Some(r#"{"type":"Mesh","name":"default"}"#),
     )?;
-    anyhow::ensure!(code < 300, "creating the mesh: {code} {body}");
+    ensure!(code < 300, "creating the mesh: {code} {body}");
+    Ok(())
+}
 
-    // Baseline memory: the resources exist, no zone connected yet.
-    for i in 0..changes {
-        let (code, body) = http_request(
-            global.http_port,
-            "PUT",
-            &format!("/meshes/default/meshgateways/gw-{i:04}"),
-            Some(&gateway(i)),
-        )?;
-        anyhow::ensure!(code < 300, "{code} {body}");
-    }
-    std::thread::sleep(Duration::from_millis(500)); // let allocator and feed settle for the reading
-    let rss_without = rss_kib(global.process.pid())?;
+/// Creates gateway `i` on the global; returns the global store's modification time.
+fn create_gateway(global: &Global, i: usize) -> anyhow::Result<DateTime<FixedOffset>> {
+    let (code, body) = http_request(
+        global.http_port,
+        "PUT",
+        &format!("/meshes/default/meshgateways/{}", gateway_name(i)),
+        Some(&gateway(i)),
+    )?;
+    ensure!(code == 201, "creating {}: {code} {body}", gateway_name(i));
+    time_of(&serde_json::from_str(&body)?)
+}
 
-    let mut zones = Vec::new();
-    for z in 0..zones_n {
-        zones.push(Zone::start(
-            &format!("zone-{z}"),
-            &global,
-            ZoneOptions::default(),
-        )?);
+/// How many MeshGateways a zone holds (0 when its API does not answer).
+fn gateways_in(zone: &Zone) -> u64 {
+    http_get(zone.http_port, "/meshes/default/meshgateways?size=1")
+        .ok()
+        .filter(|(code, _)| *code == 200)
+        .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+        .and_then(|page| page["total"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Waits until every zone holds `count` MeshGateways; returns the time it took.
+fn wait_synced(zones: &[Zone], count: usize, deadline: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    for zone in zones {
+        let left = deadline.saturating_sub(started.elapsed());
+        eventually(&format!("{count} gateways in {}", zone.name), left, || {
+            gateways_in(zone) == count as u64
+        })
+        .with_context(|| format!("{} holds {}", zone.name, gateways_in(zone)))?;
     }
-    let expect_total = format!(r#""total":{changes}"#);
+    Ok(started.elapsed())
+}
+
+/// Every MeshGateway copy in a zone, read a page of up to 1,000 at a time.
+fn copies_in(zone: &Zone, count: usize) -> anyhow::Result<Vec<Value>> {
+    let mut items = Vec::with_capacity(count);
+    let mut path = format!("/meshes/default/meshgateways?size={PAGE}");
+    for _ in 0..count / PAGE + 2 {
+        let (code, body) = http_get(zone.http_port, &path)?;
+        if code != 200 {
+            bail!("listing {}'s copies: {code} {body}", zone.name);
+        }
+        let mut page: Value = serde_json::from_str(&body)?;
+        items.extend(
+            page["items"]
+                .as_array_mut()
+                .map(std::mem::take)
+                .context("no items in the list")?,
+        );
+        match page["next"].as_str() {
+            // `next` is an absolute URL or a path; keep the path and query.
+            Some(next) if !next.is_empty() => {
+                let at = next.find("/meshes/").context("unexpected next link")?;
+                path = next[at..].to_string();
+            }
+            _ => return Ok(items),
+        }
+    }
+    bail!(
+        "{}'s list did not end after {} pages",
+        zone.name,
+        count / PAGE + 2
+    )
+}
+
+fn start_zones(global: &Global, n: usize) -> anyhow::Result<Vec<Zone>> {
+    (0..n)
+        .map(|z| Zone::start(&format!("zone-{z}"), global, ZoneOptions::default()))
+        .collect()
+}
+
+fn start_global(postgres: bool) -> anyhow::Result<(Global, Option<TempPostgres>)> {
+    let pg = if postgres {
+        Some(TempPostgres::start()?)
+    } else {
+        None
+    };
+    let global = Global::start(GlobalOptions {
+        postgres_url: pg.as_ref().map(TempPostgres::url),
+        ..Default::default()
+    })?;
+    Ok((global, pg))
+}
+
+struct Latency {
+    samples: Vec<f64>,
+    writes_per_sec: f64,
+    sync_after_last_write: Duration,
+}
+
+fn latency(postgres: bool, zones_n: usize, changes: usize) -> anyhow::Result<Latency> {
+    let (global, _pg) = start_global(postgres)?;
+    create_mesh(&global)?;
+    let zones = start_zones(&global, zones_n)?;
+    // Every zone connected and through its first sync before the measured writes.
     for zone in &zones {
-        eventually("the initial sync", Duration::from_secs(120), || {
-            http_get(zone.http_port, "/meshes/default/meshgateways?size=1")
-                .is_ok_and(|(_, b)| b.contains(&expect_total))
-        })?;
+        eventually(
+            &format!("the mesh in {}", zone.name),
+            Duration::from_secs(60),
+            || http_get(zone.http_port, "/meshes/default").is_ok_and(|(code, _)| code == 200),
+        )?;
     }
-    std::thread::sleep(Duration::from_millis(500));
-    let rss_with = rss_kib(global.process.pid())?;
+
+    let mut written = Vec::with_capacity(changes);
+    let started = Instant::now();
+    for i in 0..changes {
+        written.push(create_gateway(&global, i)?);
+    }
+    let writes_per_sec = changes as f64 / started.elapsed().as_secs_f64();
+    let deadline = Duration::from_secs(60 + changes as u64 / 10);
+    let sync_after_last_write = wait_synced(&zones, changes, deadline)?;
+
+    let mut samples = Vec::with_capacity(changes * zones_n);
+    for zone in &zones {
+        let copies = copies_in(zone, changes)?;
+        ensure!(
+            copies.len() == changes,
+            "{} listed {} copies, expected {changes}",
+            zone.name,
+            copies.len()
+        );
+        for copy in &copies {
+            let name = copy["name"].as_str().context("a copy without a name")?;
+            let i: usize = name
+                .strip_prefix("gw-")
+                .and_then(|n| n.parse().ok())
+                .with_context(|| format!("unexpected copy {name} in {}", zone.name))?;
+            let global_time = written.get(i).context("a copy of an unwritten gateway")?;
+            let latency = time_of(copy)? - *global_time;
+            samples.push(latency.num_microseconds().context("latency overflow")? as f64 / 1000.0);
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(Latency {
+        samples,
+        writes_per_sec,
+        sync_after_last_write,
+    })
+}
+
+struct Memory {
+    global_without_zones: u64,
+    global_with_zones: u64,
+    zones: Vec<u64>,
+}
+
+fn memory(postgres: bool, zones_n: usize, changes: usize) -> anyhow::Result<Memory> {
+    let (global, _pg) = start_global(postgres)?;
+    create_mesh(&global)?;
+    for i in 0..changes {
+        create_gateway(&global, i)?;
+    }
+    std::thread::sleep(SETTLE);
+    let global_without_zones = rss_kib(global.process.pid())?;
+
+    let zones = start_zones(&global, zones_n)?;
+    wait_synced(
+        &zones,
+        changes,
+        Duration::from_secs(60 + changes as u64 / 10),
+    )?;
+    std::thread::sleep(SETTLE);
+    let global_with_zones = rss_kib(global.process.pid())?;
     let mut zone_rss: Vec<u64> = zones
         .iter()
         .map(|z| rss_kib(z.process.pid()))
         .collect::<Result<_, _>>()?;
     zone_rss.sort_unstable();
+    Ok(Memory {
+        global_without_zones,
+        global_with_zones,
+        zones: zone_rss,
+    })
+}
 
-    // The measured changes: update every gateway once, sequentially.
-    let mut written = Vec::with_capacity(changes);
-    let started = Instant::now();
-    for i in 0..changes {
-        let doc = gateway(i).replace("8080", "9090");
-        let (code, body) = http_request(
-            global.http_port,
-            "PUT",
-            &format!("/meshes/default/meshgateways/gw-{i:04}"),
-            Some(&doc),
-        )?;
-        anyhow::ensure!(code < 300, "{code} {body}");
-        written.push(time_of(&serde_json::from_str(&body)?)?);
-    }
-    let write_secs = started.elapsed().as_secs_f64();
-    let mut samples = Vec::with_capacity(changes * zones_n);
-    for zone in &zones {
-        eventually("every change in the zone", Duration::from_secs(120), || {
-            http_get(zone.http_port, "/meshes/default/meshgateways?size=1000")
-                .is_ok_and(|(_, b)| b.matches(r#""port":9090"#).count() == changes.min(1000))
-        })?;
-        let mut offset = 0;
-        while offset < changes {
-            let (code, body) = http_get(
-                zone.http_port,
-                &format!("/meshes/default/meshgateways?size=1000&offset={offset}"),
-            )?;
-            if code != 200 {
-                bail!("listing zone copies: {code} {body}");
-            }
-            let page: Value = serde_json::from_str(&body)?;
-            for item in page["items"].as_array().context("items")? {
-                let name = item["name"].as_str().context("name")?;
-                let i: usize = name.trim_start_matches("gw-").parse()?;
-                let latency = time_of(item)? - written[i];
-                samples.push(latency.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
-            }
-            offset += 1000;
-        }
-    }
-    samples.sort_by(f64::total_cmp);
+fn main() -> anyhow::Result<()> {
+    let zones_n = env_number("ATOLL_BENCH_ZONES", 10).max(1);
+    let changes = env_number("ATOLL_BENCH_CHANGES", 1000).max(1);
+    let postgres = std::env::var("ATOLL_BENCH_STORE").as_deref() == Ok("postgres");
+    let store = if postgres { "postgres" } else { "memory" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    eprintln!("latency: a global ({store} store) and {zones_n} zones, {changes} created gateways");
+    let lat = latency(postgres, zones_n, changes)?;
+    eprintln!("memory: a fresh global, {changes} gateways, then {zones_n} zones");
+    let mem = memory(postgres, zones_n, changes)?;
+
+    let s = &lat.samples;
     println!(
-        "KDS benchmark: {zones_n} zones, {changes} changes, store {}",
-        if postgres { "postgres" } else { "memory" }
+        "KDS benchmark: {zones_n} zones, {changes} changes, global store {store}, {profile} binaries"
     );
     println!(
-        "  writes on the global: {:.0}/s (sequential PUTs)",
-        changes as f64 / write_secs
+        "  writes on the global: {:.0}/s (sequential PUTs); every zone complete {} ms after the last write",
+        lat.writes_per_sec,
+        lat.sync_after_last_write.as_millis()
     );
     println!(
-        "  global write -> zone store: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples)",
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.99),
-        samples.last().copied().unwrap_or_default(),
-        samples.len()
+        "  global write -> zone store: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (min {:.2} ms, {} samples)",
+        percentile(s, 0.50),
+        percentile(s, 0.99),
+        s[s.len() - 1],
+        s[0],
+        s.len()
+    );
+    let per_zone =
+        (mem.global_with_zones as f64 - mem.global_without_zones as f64) / zones_n as f64;
+    println!(
+        "  global RSS with {changes} gateways: {} with 0 zones, {} with {zones_n} zones synced -> {:.0} KiB per zone",
+        mib(mem.global_without_zones),
+        mib(mem.global_with_zones),
+        per_zone
     );
     println!(
-        "  global RSS: {} KiB without zones, {} KiB with {zones_n} zones -> {} KiB per zone",
-        rss_without,
-        rss_with,
-        (rss_with.saturating_sub(rss_without)) / zones_n.max(1) as u64
+        "  zone RSS: median {} (min {}, max {})",
+        mib(mem.zones[mem.zones.len() / 2]),
+        mib(mem.zones[0]),
+        mib(mem.zones[mem.zones.len() - 1])
     );
-    println!("  zone RSS (median): {} KiB", zone_rss[zone_rss.len() / 2]);
     Ok(())
 }

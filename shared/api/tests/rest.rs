@@ -503,6 +503,93 @@ async fn zone_certificates_are_issued_by_the_global_to_admins() {
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
 }
 
+/// What the global installs: zone certificates from a real CA.
+struct RealCa(atoll_tls::Authority);
+
+impl atoll_api::ZoneCertificateIssuer for RealCa {
+    fn issue(&self, zone: &str) -> Result<atoll_api::IssuedCertificate, String> {
+        let (certificate, key) = self.0.issue_client(zone).map_err(|e| e.to_string())?;
+        Ok(atoll_api::IssuedCertificate {
+            certificate,
+            key,
+            ca_certificate: self.0.cert_pem().to_string(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn issued_zone_certificates_name_the_zone_and_chain_to_the_returned_ca() {
+    let api = Api::new(Mode::Global);
+    let _ = api.slot.set(Arc::new(RealCa(
+        atoll_tls::Authority::generate("test KDS CA").unwrap(),
+    )));
+    let issued = api
+        .send("POST", "/zones/zone-7/certificate", None, Some(TOKEN))
+        .await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.text);
+    assert_eq!(issued.body["zone"], "zone-7");
+    let field = |name: &str| issued.body[name].as_str().unwrap().to_string();
+    let (cert, key, ca) = (field("certificate"), field("key"), field("caCertificate"));
+    assert!(key.contains("PRIVATE KEY"));
+    assert_eq!(
+        atoll_tls::verify_zone_certificate(&ca, &cert).unwrap(),
+        "zone-7"
+    );
+    // A second request gets a new key from the same CA.
+    let again = api
+        .send("POST", "/zones/zone-7/certificate", None, Some(TOKEN))
+        .await;
+    assert_eq!(again.body["caCertificate"], ca.as_str());
+    assert_ne!(again.body["key"], key.as_str());
+}
+
+#[tokio::test]
+async fn zone_certificate_names_must_be_lower_case_dns_labels() {
+    let api = Api::new(Mode::Global);
+    let _ = api.slot.set(Arc::new(FakeCa));
+    let long = "a".repeat(64);
+    for name in ["Zone-1", "zone_1", "-zone", "zone.1", long.as_str()] {
+        let reply = api
+            .send(
+                "POST",
+                &format!("/zones/{name}/certificate"),
+                None,
+                Some(TOKEN),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{name}: {}",
+            reply.text
+        );
+        assert_eq!(causes(&reply), ["name"], "{name}");
+    }
+    // Only POST issues: a GET must not hand out keys.
+    let get = api.get("/zones/zone-1/certificate").await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn a_zone_api_sends_certificate_requests_to_the_global() {
+    let zone = Api::new(Mode::Zone {
+        name: "zone-1".into(),
+    });
+    let _ = zone.slot.set(Arc::new(FakeCa));
+    let refused = zone
+        .send("POST", "/zones/zone-1/certificate", None, Some(TOKEN))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.body["details"]
+            .as_str()
+            .unwrap()
+            .contains("global control plane"),
+        "{}",
+        refused.text
+    );
+}
+
 #[tokio::test]
 async fn the_kds_ca_secret_cannot_be_changed_through_the_api() {
     let api = Api::new(Mode::Global);

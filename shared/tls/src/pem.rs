@@ -15,18 +15,7 @@ pub fn server_config(
     key_pem: &str,
     source: &str,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem {
-            path: source.into(),
-            reason: format!("certificate: {e}"),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::Pem {
-            path: source.into(),
-            reason: "no certificate found".into(),
-        });
-    }
+    let certs = certificates(cert_pem, source)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::Pem {
         path: source.into(),
         reason: format!("private key: {e}"),
@@ -38,4 +27,24 @@ pub fn server_config(
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Every certificate in `pem`, in order; at least one. `source` names where they came from.
+pub(crate) fn certificates(
+    pem: &str,
+    source: &str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pem {
+            path: source.into(),
+            reason: format!("certificate: {e}"),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            path: source.into(),
+            reason: "no certificate found".into(),
+        });
+    }
+    Ok(certs)
 }
