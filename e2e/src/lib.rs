@@ -11,8 +11,10 @@ use std::net::{Ipv4Addr, TcpListener};
 
 use anyhow::Context;
 
+pub mod backend;
 pub mod binaries;
 pub mod cli;
+pub mod dataplane;
 pub mod envoy;
 pub mod global;
 pub mod postgres;

@@ -16,6 +16,8 @@ use crate::{binaries, free_port};
 pub struct Zone {
     pub name: String,
     pub http_port: u16,
+    /// The DP server (ADS, bootstrap).
+    pub dp_port: u16,
     pub diagnostics_port: u16,
     pub process: Process,
     dir: TempDir,
@@ -93,6 +95,7 @@ impl Zone {
             .zone_certificate(cert_zone, dir.path())
             .context("issuing the zone certificate")?;
         let (http_port, https_port, diagnostics_port) = (free_port()?, free_port()?, free_port()?);
+        let dp_port = free_port()?;
         let kds_port = options.kds_port.unwrap_or(global.kds_port);
         let root_ca = options.root_ca.clone().unwrap_or(certs.ca.clone());
         let mut env: BTreeMap<String, String> = [
@@ -123,6 +126,8 @@ impl Zone {
             ("KUMA_API_SERVER_HTTPS_INTERFACE", "127.0.0.1".into()),
             ("KUMA_DIAGNOSTICS_SERVER_PORT", diagnostics_port.to_string()),
             ("KUMA_DIAGNOSTICS_SERVER_INTERFACE", "127.0.0.1".into()),
+            ("KUMA_DP_SERVER_PORT", dp_port.to_string()),
+            ("KUMA_DP_SERVER_INTERFACE", "127.0.0.1".into()),
             ("RUST_LOG", "info,atoll_kds=debug".into()),
         ]
         .into_iter()
@@ -139,10 +144,12 @@ impl Zone {
         if !options.no_wait {
             process.wait_http_ok(diagnostics_port, "/ready", READY_DEADLINE)?;
             process.wait_http_ok(http_port, "/", READY_DEADLINE)?;
+            process.wait_tcp(dp_port, READY_DEADLINE)?;
         }
         Ok(Zone {
             name: name.to_string(),
             http_port,
+            dp_port,
             diagnostics_port,
             process,
             dir,
@@ -151,6 +158,11 @@ impl Zone {
 
     pub fn api(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// The CA that signed the DP server's certificate (what `atoll-dp --ca-cert-file` takes).
+    pub fn dp_ca(&self) -> std::path::PathBuf {
+        self.dir.path().join("work").join("dp-server-ca.crt")
     }
 
     pub fn log(&self) -> String {

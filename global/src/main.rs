@@ -8,6 +8,7 @@
 mod config;
 mod kds;
 mod kds_ca;
+mod mesh_ca;
 mod runtime;
 
 use std::process::ExitCode;

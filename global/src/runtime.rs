@@ -15,13 +15,16 @@ use crate::kds_ca::{self, ZoneIssuer};
 
 pub async fn run(common: Common, kds: KdsConfig) -> anyhow::Result<()> {
     let stop = atoll_runtime::shutdown_signal();
-    let Some(started) = start_control_plane(&common, Mode::Global, stop.clone()).await? else {
+    let Some(started) =
+        start_control_plane(&common, Mode::Global, axum::Router::new(), stop.clone()).await?
+    else {
         return Ok(());
     };
     let Some(ca) = kds_ca::ensure_kds_ca(started.store.as_ref(), stop.clone()).await? else {
         return Ok(());
     };
     let ca = Arc::new(ca);
+    tokio::spawn(crate::mesh_ca::run(started.store.clone(), stop.clone()));
     let _ = started
         .zone_certificates
         .set(Arc::new(ZoneIssuer(ca.clone())));

@@ -1,18 +1,9 @@
 //! `atoll-zone`: the zone control plane and the zone-ingress SNI router.
-//!
-//! Owns the zone's wiring: the common control-plane servers (REST API read-only for
-//! global-owned types, diagnostics) over the zone store, and the KDS client that keeps that
-//! store in sync with the global. Envoy configuration and the ingress arrive in later builds.
 #![forbid(unsafe_code)]
-
-mod config;
-mod kds_client;
-mod runtime;
-#[allow(dead_code)] // Served by the ADS server that arrives with issue 5.
-mod xds;
 
 use std::process::ExitCode;
 
+use atoll_zone::{config, runtime};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

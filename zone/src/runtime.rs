@@ -1,16 +1,21 @@
-//! Wiring: the common control-plane servers in zone mode, plus the KDS client.
+//! Wiring: the common control-plane servers in zone mode, the KDS client, and the DP server
+//! with the reconciler that keeps proxies' configurations current.
 
+use anyhow::Context;
 use atoll_api::Mode;
 use atoll_runtime::{Common, start_control_plane};
 
 use crate::config::ZoneConfig;
+use crate::proxy::hub::Hub;
 
 pub async fn run(common: Common, zone: ZoneConfig) -> anyhow::Result<()> {
     let stop = atoll_runtime::shutdown_signal();
     let mode = Mode::Zone {
         name: zone.name.clone(),
     };
-    let Some(started) = start_control_plane(&common, mode, stop.clone()).await? else {
+    let (hub, commands) = Hub::new();
+    let insights = crate::dp_server::insight::router(hub.clone());
+    let Some(started) = start_control_plane(&common, mode, insights, stop.clone()).await? else {
         return Ok(());
     };
     let kds = match zone.kds.clone() {
@@ -18,7 +23,7 @@ pub async fn run(common: Common, zone: ZoneConfig) -> anyhow::Result<()> {
             zone.name.clone(),
             kds,
             started.store.clone(),
-            stop,
+            stop.clone(),
         ))),
         None => {
             tracing::warn!(
@@ -27,10 +32,35 @@ pub async fn run(common: Common, zone: ZoneConfig) -> anyhow::Result<()> {
             None
         }
     };
-    tracing::info!(zone = %zone.name, http = %common.http, diagnostics = %common.diagnostics, "zone control plane ready");
+    let configured = common
+        .general_tls
+        .as_ref()
+        .map(|(c, k)| (c.as_path(), k.as_path()));
+    let identity = atoll_tls::ensure_server_identity(
+        &common.work_dir,
+        "dp-server",
+        &zone.dp_server_hostnames,
+        configured,
+    )
+    .context("preparing the DP server certificate")?;
+    let tls = atoll_tls::server_config(
+        &identity.cert_pem,
+        &identity.key_pem,
+        &identity.cert_file.display().to_string(),
+    )?;
+    tokio::spawn(crate::proxy::reconciler::run(
+        started.store.clone(),
+        hub.clone(),
+        commands,
+        stop.clone(),
+    ));
+    let dp_server =
+        crate::dp_server::serve(zone.dp_server, tls, started.store.clone(), hub, stop).await?;
+    tracing::info!(zone = %zone.name, http = %common.http, dp_server = %zone.dp_server, dp_ca = ?identity.ca_file, "zone control plane ready");
     for server in started.servers {
         let _ = server.await;
     }
+    let _ = dp_server.await;
     if let Some(kds) = kds {
         let _ = kds.await;
     }

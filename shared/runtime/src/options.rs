@@ -157,6 +157,8 @@ pub struct Common {
     pub https: SocketAddr,
     pub diagnostics: SocketAddr,
     pub https_cert: Option<(PathBuf, PathBuf)>,
+    /// `KUMA_GENERAL_TLS_*`: the certificate every CP server uses unless its own is set.
+    pub general_tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Common {
@@ -224,7 +226,8 @@ impl Common {
                 "KUMA_DIAGNOSTICS_SERVER_INTERFACE",
                 "KUMA_DIAGNOSTICS_SERVER_PORT",
             )?,
-            https_cert: https_cert.or(general),
+            https_cert: https_cert.or(general.clone()),
+            general_tls: general,
         })
     }
 }

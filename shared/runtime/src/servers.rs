@@ -32,6 +32,7 @@ pub struct Started {
 pub async fn start_control_plane(
     common: &Common,
     mode: Mode,
+    extra_routes: axum::Router,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Started>> {
     let store_cell: Arc<OnceCell<Arc<dyn Store>>> = Arc::new(OnceCell::new());
@@ -88,7 +89,8 @@ pub async fn start_control_plane(
         mode,
         token: token.clone(),
         zone_certificates: zone_certificates.clone(),
-    });
+    })
+    .merge(extra_routes);
     let http = bind(common.http, "HTTP API").await?;
     let https = bind(common.https, "HTTPS API").await?;
     servers.push(tokio::spawn(atoll_api::serve(

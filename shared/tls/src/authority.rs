@@ -65,6 +65,10 @@ impl Authority {
         &self.cert_pem
     }
 
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
     /// The CA's private key (PKCS#8 PEM). Secret: store it, never log it.
     pub fn key_pem(&self) -> String {
         self.issuer.key().serialize_pem()

@@ -12,11 +12,13 @@ mod authority;
 mod identity;
 mod pem;
 mod work_dir;
+mod workload;
 
 pub use authority::{Authority, ZONE_URI_PREFIX, is_zone_name, self_signed};
 pub use identity::{verify_zone_certificate, zone_from_certificate};
-pub use pem::server_config;
+pub use pem::{client_config, server_config};
 pub use work_dir::{ServerIdentity, ensure_server_identity};
+pub use workload::{mesh_ca_secret_name, split_pem_bundle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

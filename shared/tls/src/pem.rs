@@ -48,3 +48,27 @@ pub(crate) fn certificates(
     }
     Ok(certs)
 }
+
+/// A client configuration trusting only the CA certificates in `ca_pem` (`source` names them
+/// in errors).
+pub fn client_config(ca_pem: &[u8], source: &str) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        let cert = cert.map_err(|e| TlsError::Pem {
+            path: source.to_string(),
+            reason: format!("not a PEM certificate: {e}"),
+        })?;
+        roots.add(cert)?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Pem {
+            path: source.to_string(),
+            reason: "no certificate in it".into(),
+        });
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}

@@ -1,5 +1,5 @@
 //! `atoll-dp`: registers a Dataplane with its zone and runs Envoy with a bootstrap from the
-//! zone control plane. It holds no mesh logic: the zone computes everything Envoy receives.
+//! zone control plane.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -16,15 +16,33 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Register a Dataplane and run Envoy for it.
-    Run,
+    Run(atoll_zone::dp::RunArgs),
 }
 
 fn main() -> ExitCode {
     let Cli {
-        command: Command::Run,
+        command: Command::Run(args),
     } = Cli::parse();
-    eprintln!(
-        "Error: atoll-dp is not implemented in this build yet (see docs/README.md, \"What works today\")"
-    );
-    ExitCode::from(2)
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(err) => {
+            eprintln!("Error: starting the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let _telemetry = atoll_telemetry::init("atoll-dp", atoll_telemetry::LogFormat::from_env())?;
+        atoll_zone::dp::run(args).await
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

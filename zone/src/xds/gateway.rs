@@ -1,257 +1,304 @@
-//! A MeshGateway's listeners as Envoy listeners: listeners sharing a port become one Envoy
-//! listener, and each hostname on an HTTP port becomes a virtual host (exact, wildcard, or the
-//! catch-all `*` when no hostname is set). A request for a hostname no listener names gets 404.
+//! A built-in gateway's Envoy listeners, from its MeshGateway and the routes attached to it.
+//!
+//! Listeners sharing a port become one Envoy listener. On HTTP, each hostname becomes a virtual
+//! host (exact, wildcard, or the catch-all `*` when no hostname is set), so an unknown Host gets
+//! 404. On HTTPS and TLS, each hostname becomes a filter chain matched by SNI with its own
+//! certificates (TERMINATE) or passed through untouched (PASSTHROUGH). Routes attach to a
+//! listener when their `targetRef.tags` are a subset of the listener's combined tags:
+//! Dataplane tags, overlaid by the MeshGateway's, overlaid by the listener's.
 
 use std::collections::BTreeMap;
 
-use atoll_model::types::{GatewayListener, GatewayProtocol, MeshGatewaySpec, MeshHttpRouteSpec};
-use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address, socket_address};
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
-use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, http_connection_manager, http_filter,
+use atoll_model::types::{
+    BackendRef, DataSource, GatewayListener, GatewayProtocol, MeshGatewaySpec, MeshHttpRouteSpec,
+    MeshTcpRouteSpec, Tags, TlsMode,
 };
-use envoy_types::util::pack_any;
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener,
+};
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 
-/// What the generator needs to know about the gateway proxy.
-pub struct GatewayProxy<'a> {
-    pub gateway: &'a str,
+use super::filters;
+use super::routes::{self, cluster_name};
+
+/// Resolves a certificate data source to (PEM chain, PEM key), or says why it cannot.
+pub type CertificateResolver<'a> = &'a dyn Fn(&DataSource) -> Result<(String, String), String>;
+
+/// Everything the generator reads.
+pub struct GatewayInput<'a> {
     pub mesh: &'a str,
+    pub gateway: &'a str,
     /// The address the Dataplane's listeners bind.
     pub address: &'a str,
+    pub dataplane_tags: &'a Tags,
+    pub spec: &'a MeshGatewaySpec,
+    /// MeshHTTPRoutes whose `targetRef` names this gateway.
+    pub http_routes: &'a [&'a MeshHttpRouteSpec],
+    /// MeshTCPRoutes whose `targetRef` names this gateway.
+    pub tcp_routes: &'a [&'a MeshTcpRouteSpec],
+    pub certificate: CertificateResolver<'a>,
 }
 
-/// One Envoy listener per port, with the MeshHTTPRoutes that target the gateway attached to
-/// their hostnames. Ports whose protocol this build does not generate yet are left out (and
-/// listed in the second value), never half-configured.
-pub fn listeners(
-    proxy: &GatewayProxy<'_>,
-    spec: &MeshGatewaySpec,
-    routes: &[&MeshHttpRouteSpec],
-) -> (Vec<Listener>, Vec<u32>) {
+/// The generated listeners, the clusters their routes need, and what could not be generated.
+#[derive(Debug, Default)]
+pub struct GatewayOutput {
+    pub listeners: Vec<Listener>,
+    /// Cluster name to the backend it reaches.
+    pub backends: BTreeMap<String, BackendRef>,
+    /// Human-readable reasons for listeners left out or incomplete.
+    pub problems: Vec<String>,
+}
+
+/// The tags a listener is known by: Dataplane tags, then gateway tags, then listener tags.
+pub fn combined_tags(dataplane: &Tags, gateway: &Tags, listener: &Tags) -> Tags {
+    let mut tags = dataplane.clone();
+    tags.extend(gateway.iter().map(|(k, v)| (k.clone(), v.clone())));
+    tags.extend(listener.iter().map(|(k, v)| (k.clone(), v.clone())));
+    tags
+}
+
+fn attaches(target_tags: Option<&Tags>, listener_tags: &Tags) -> bool {
+    target_tags.is_none_or(|wanted| wanted.iter().all(|(k, v)| listener_tags.get(k) == Some(v)))
+}
+
+pub fn generate(input: &GatewayInput<'_>) -> GatewayOutput {
+    let mut out = GatewayOutput::default();
     let mut by_port: BTreeMap<u32, Vec<&GatewayListener>> = BTreeMap::new();
-    for listener in spec.conf.iter().flat_map(|c| &c.listeners) {
+    for listener in input.spec.conf.iter().flat_map(|c| &c.listeners) {
         by_port.entry(listener.port).or_default().push(listener);
     }
-    let mut out = Vec::new();
-    let mut skipped = Vec::new();
     for (port, group) in by_port {
-        match group[0].protocol {
-            GatewayProtocol::Http => out.push(http_listener(proxy, port, &group, routes)),
-            _ => skipped.push(port),
+        let name = format!("{}:{}:{port}", input.mesh, input.gateway);
+        let chains = match group[0].protocol.clone() {
+            GatewayProtocol::Http => vec![http_chain(input, &name, &group, &mut out)],
+            GatewayProtocol::Https => group
+                .iter()
+                .filter_map(|l| https_chain(input, &name, l, &mut out))
+                .collect(),
+            GatewayProtocol::Tls | GatewayProtocol::Tcp => group
+                .iter()
+                .filter_map(|l| tcp_chain(input, &name, l, &mut out))
+                .collect(),
+            other => {
+                out.problems.push(format!(
+                    "port {port}: protocol {} is not served",
+                    other.as_str()
+                ));
+                Vec::new()
+            }
+        };
+        if chains.is_empty() {
+            continue;
+        }
+        out.listeners
+            .push(filters::listener(&name, input.address, port, chains));
+    }
+    out
+}
+
+fn listener_tags(input: &GatewayInput<'_>, listener: &GatewayListener) -> Tags {
+    combined_tags(input.dataplane_tags, &input.spec.tags, &listener.tags)
+}
+
+/// The HTTP routes attached to a listener; their backends are recorded as needed clusters.
+fn http_routes_for<'a>(
+    input: &GatewayInput<'a>,
+    listener: &GatewayListener,
+    out: &mut GatewayOutput,
+) -> Vec<&'a MeshHttpRouteSpec> {
+    let tags = listener_tags(input, listener);
+    let attached: Vec<&MeshHttpRouteSpec> = input
+        .http_routes
+        .iter()
+        .copied()
+        .filter(|r| attaches(r.target_ref.as_ref().map(|t| &t.tags), &tags))
+        .collect();
+    for route in &attached {
+        for backend in routes::backends(route) {
+            out.backends.insert(cluster_name(backend), backend.clone());
         }
     }
-    (out, skipped)
+    attached
 }
 
-fn listener_name(proxy: &GatewayProxy<'_>, port: u32) -> String {
-    format!("{}:{}:{port}", proxy.mesh, proxy.gateway)
+fn with_limit(name: &str, listener: &GatewayListener, mut chain: Vec<Filter>) -> Vec<Filter> {
+    let limit = listener.connection_limit();
+    if limit > 0 {
+        chain.insert(0, filters::connection_limit(name, limit));
+    }
+    chain
 }
 
-fn http_listener(
-    proxy: &GatewayProxy<'_>,
-    port: u32,
+fn virtual_host(name: &str, hostname: &str, routes: &[&MeshHttpRouteSpec]) -> VirtualHost {
+    VirtualHost {
+        name: format!("{name}:{hostname}"),
+        domains: vec![hostname.to_string()],
+        routes: routes::for_host(hostname, routes),
+        ..Default::default()
+    }
+}
+
+fn http_chain(
+    input: &GatewayInput<'_>,
+    name: &str,
     group: &[&GatewayListener],
-    routes: &[&MeshHttpRouteSpec],
-) -> Listener {
-    let name = listener_name(proxy, port);
-    let virtual_hosts = group
+    out: &mut GatewayOutput,
+) -> FilterChain {
+    // One virtual host per hostname, holding the routes of every listener with that hostname.
+    let mut hosts: BTreeMap<&str, Vec<&MeshHttpRouteSpec>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for listener in group {
+        let host = listener.effective_hostname();
+        if !hosts.contains_key(host) {
+            order.push(host);
+        }
+        let routes = http_routes_for(input, listener, out);
+        hosts.entry(host).or_default().extend(routes);
+    }
+    let virtual_hosts = order
         .iter()
-        .map(|l| {
-            let host = l.effective_hostname();
-            VirtualHost {
-                name: format!("{name}:{host}"),
-                domains: vec![host.to_string()],
-                routes: super::routes::for_host(host, routes),
-                ..Default::default()
-            }
-        })
+        .map(|host| virtual_host(name, host, &hosts[host]))
         .collect();
-    let manager = HttpConnectionManager {
-        stat_prefix: name.replace(':', "_"),
-        route_specifier: Some(http_connection_manager::RouteSpecifier::RouteConfig(
-            RouteConfiguration {
-                name: name.clone(),
-                virtual_hosts,
-                ..Default::default()
-            },
-        )),
-        http_filters: vec![HttpFilter {
-            name: "envoy.filters.http.router".into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
-                Router::default(),
-            ))),
-            ..Default::default()
-        }],
+    let routes = RouteConfiguration {
+        name: name.to_string(),
+        virtual_hosts,
         ..Default::default()
     };
-    Listener {
-        name,
-        address: Some(Address {
-            address: Some(address::Address::SocketAddress(SocketAddress {
-                address: proxy.address.into(),
-                port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
-                ..Default::default()
-            })),
-        }),
-        filter_chains: vec![FilterChain {
-            filters: vec![Filter {
-                name: "envoy.filters.network.http_connection_manager".into(),
-                config_type: Some(filter::ConfigType::TypedConfig(pack_any(manager))),
-            }],
-            ..Default::default()
-        }],
+    // All listeners on a port share one chain, so the tightest limit among them applies.
+    let limit = group
+        .iter()
+        .map(|l| l.connection_limit())
+        .filter(|l| *l > 0)
+        .min();
+    let mut chain = vec![filters::http_manager(name, routes)];
+    if let Some(limit) = limit {
+        chain.insert(0, filters::connection_limit(name, limit));
+    }
+    FilterChain {
+        filters: chain,
         ..Default::default()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap::StaticResources};
-    use prost::Message;
+fn sni_match(listener: &GatewayListener) -> Option<FilterChainMatch> {
+    let host = listener.effective_hostname();
+    (host != "*").then(|| FilterChainMatch {
+        server_names: vec![host.to_string()],
+        ..Default::default()
+    })
+}
 
-    use super::*;
-
-    fn spec(yaml: &str) -> MeshGatewaySpec {
-        let docs = atoll_model::parse_documents(yaml);
-        match docs.into_iter().next().map(|d| d.outcome) {
-            Some(Ok(resource)) => match resource.spec {
-                atoll_model::Spec::MeshGateway(spec) => spec,
-                other => panic!("not a gateway: {other:?}"),
-            },
-            other => panic!("invalid test gateway: {other:?}"),
+fn certificates(
+    input: &GatewayInput<'_>,
+    listener: &GatewayListener,
+    out: &mut GatewayOutput,
+) -> Option<Vec<(String, String)>> {
+    let sources = listener
+        .tls
+        .as_ref()
+        .map(|t| t.certificates.as_slice())
+        .unwrap_or_default();
+    let mut certs = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        match (input.certificate)(source) {
+            Ok(cert) => certs.push(cert),
+            Err(reason) => {
+                out.problems.push(format!(
+                    "port {} hostname {}: tls.certificates[{i}]: {reason}",
+                    listener.port,
+                    listener.effective_hostname()
+                ));
+                return None;
+            }
         }
     }
-
-    const TWO_HOSTS: &str = "type: MeshGateway
-mesh: default
-name: edge
-selectors:
-- match:
-    kuma.io/service: edge
-conf:
-  listeners:
-  - port: 8080
-    protocol: HTTP
-    hostname: foo.example.com
-  - port: 8080
-    protocol: HTTP
-    hostname: '*.bar.example.com'
-  - port: 9090
-    protocol: HTTP
-  - port: 9443
-    protocol: TLS
-    tls:
-      mode: PASSTHROUGH
-";
-
-    fn route_config(listener: &Listener) -> RouteConfiguration {
-        let Some(filter::ConfigType::TypedConfig(any)) =
-            &listener.filter_chains[0].filters[0].config_type
-        else {
-            panic!("no typed config");
-        };
-        let manager = HttpConnectionManager::decode(any.value.as_slice()).unwrap();
-        match manager.route_specifier {
-            Some(http_connection_manager::RouteSpecifier::RouteConfig(config)) => config,
-            other => panic!("no inline route config: {other:?}"),
-        }
+    if certs.is_empty() {
+        out.problems.push(format!(
+            "port {} hostname {}: TLS termination needs a certificate",
+            listener.port,
+            listener.effective_hostname()
+        ));
+        return None;
     }
+    Some(certs)
+}
 
-    #[test]
-    fn listeners_sharing_a_port_become_one_with_a_virtual_host_per_hostname() {
-        let proxy = GatewayProxy {
-            gateway: "edge",
-            mesh: "default",
-            address: "127.0.0.1",
-        };
-        let (listeners, skipped) = listeners(&proxy, &spec(TWO_HOSTS), &[]);
-        assert_eq!(skipped, vec![9443], "TLS is not generated in this build");
-        let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
-        assert_eq!(names, ["default:edge:8080", "default:edge:9090"]);
-        let domains: Vec<Vec<String>> = route_config(&listeners[0])
-            .virtual_hosts
-            .into_iter()
-            .map(|v| v.domains)
-            .collect();
-        assert_eq!(
-            domains,
-            [
-                vec!["foo.example.com".to_string()],
-                vec!["*.bar.example.com".to_string()]
-            ]
-        );
-        let catch_all: Vec<Vec<String>> = route_config(&listeners[1])
-            .virtual_hosts
-            .into_iter()
-            .map(|v| v.domains)
-            .collect();
-        assert_eq!(catch_all, [vec!["*".to_string()]]);
+fn https_chain(
+    input: &GatewayInput<'_>,
+    name: &str,
+    listener: &GatewayListener,
+    out: &mut GatewayOutput,
+) -> Option<FilterChain> {
+    let certs = certificates(input, listener, out)?;
+    let host = listener.effective_hostname();
+    let routes = http_routes_for(input, listener, out);
+    let config = RouteConfiguration {
+        name: format!("{name}:{host}"),
+        virtual_hosts: vec![virtual_host(name, host, &routes)],
+        ..Default::default()
+    };
+    Some(FilterChain {
+        name: format!("{name}:{host}"),
+        filter_chain_match: sni_match(listener),
+        transport_socket: Some(super::tls::terminate(&certs)),
+        filters: with_limit(name, listener, vec![filters::http_manager(name, config)]),
+        ..Default::default()
+    })
+}
+
+fn tcp_chain(
+    input: &GatewayInput<'_>,
+    name: &str,
+    listener: &GatewayListener,
+    out: &mut GatewayOutput,
+) -> Option<FilterChain> {
+    let tags = listener_tags(input, listener);
+    let backends: Vec<&BackendRef> = input
+        .tcp_routes
+        .iter()
+        .filter(|r| attaches(r.target_ref.as_ref().map(|t| &t.tags), &tags))
+        .flat_map(|r| &r.to)
+        .flat_map(|to| &to.rules)
+        .filter_map(|rule| rule.default.as_ref())
+        .map(|conf| &conf.backend_refs)
+        .find(|refs| !refs.is_empty())
+        .map(|refs| refs.iter().collect())
+        .unwrap_or_default();
+    if backends.is_empty() {
+        out.problems.push(format!(
+            "port {} hostname {}: no MeshTCPRoute with backends attaches to this listener",
+            listener.port,
+            listener.effective_hostname()
+        ));
+        return None;
     }
-
-    /// Runs `envoy --mode validate` on a bootstrap holding `listeners` and a static cluster for
-    /// each backend the test routes name.
-    fn envoy_validate(listeners: Vec<Listener>) -> Result<(), String> {
-        use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
-        let envoy = atoll_e2e::envoy::binary().expect("an Envoy binary");
-        let clusters = ["api_80", "api-canary_80", "web"]
-            .into_iter()
-            .map(|name| Cluster {
-                name: name.into(),
-                cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
-                    cluster::DiscoveryType::Static as i32,
-                )),
-                ..Default::default()
-            })
-            .collect();
-        let bootstrap = Bootstrap {
-            static_resources: Some(StaticResources {
-                listeners,
-                clusters,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("bootstrap.pb");
-        std::fs::write(&file, bootstrap.encode_to_vec()).unwrap();
-        let output = std::process::Command::new(envoy)
-            .args(["--mode", "validate", "-c"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        if output.status.success() {
-            Ok(())
+    let weighted: Vec<(String, u32)> = backends
+        .iter()
+        .map(|b| (cluster_name(b), b.weight.unwrap_or(1)))
+        .collect();
+    for backend in backends {
+        out.backends.insert(cluster_name(backend), backend.clone());
+    }
+    let terminate = listener.protocol == GatewayProtocol::Tls
+        && listener
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.mode == TlsMode::Terminate);
+    let transport_socket = if terminate {
+        Some(super::tls::terminate(&certificates(input, listener, out)?))
+    } else {
+        None
+    };
+    let host = listener.effective_hostname();
+    Some(FilterChain {
+        name: format!("{name}:{host}"),
+        filter_chain_match: if listener.protocol == GatewayProtocol::Tls {
+            sni_match(listener)
         } else {
-            Err(format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    }
-
-    #[test]
-    fn real_envoy_accepts_the_generated_listeners() {
-        let proxy = GatewayProxy {
-            gateway: "edge",
-            mesh: "default",
-            address: "127.0.0.1",
-        };
-        let routes = crate::xds::routes::tests::route_spec(crate::xds::routes::tests::ROUTES);
-        let (listeners, _) = listeners(&proxy, &spec(TWO_HOSTS), &[&routes]);
-        if let Err(log) = envoy_validate(listeners.clone()) {
-            panic!("envoy rejected the configuration:\n{log}");
-        }
-        // The check has teeth: two listeners on one address and port are refused.
-        let mut clash = listeners.clone();
-        let mut twin = listeners[0].clone();
-        twin.name = "twin".into();
-        clash.push(twin);
-        assert!(
-            envoy_validate(clash).is_err(),
-            "envoy --mode validate must reject a port clash"
-        );
-    }
+            None
+        },
+        transport_socket,
+        filters: with_limit(name, listener, vec![filters::tcp_proxy(name, &weighted)]),
+        ..Default::default()
+    })
 }

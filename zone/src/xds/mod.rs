@@ -1,8 +1,10 @@
 //! Pure generators: inputs (resources, the proxy they are for) in, Envoy resources out. No
 //! I/O and no async, so they are golden-tested and checked with `envoy --mode validate`.
-//!
-//! This build has the built-in gateway's HTTP listeners with MeshHTTPRoute routes; clusters,
-//! TLS, TCP, sidecars and the ADS server that serves these to proxies come next (issue 5).
 
+pub mod clusters;
+pub mod filters;
 pub mod gateway;
 pub mod routes;
+pub mod sidecar;
+pub mod snapshot;
+pub mod tls;

@@ -1,17 +1,26 @@
 //! MeshHTTPRoute rules on a gateway virtual host, as Envoy routes.
 //!
-//! Supported in this build: path (Exact, PathPrefix, RegularExpression), method and header
-//! matches; weighted backends; RequestRedirect. Envoy takes the first route that matches, so
+//! Path (Exact, PathPrefix, RegularExpression), method, header and query matches; weighted
+//! backends; filters RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect,
+//! URLRewrite and RequestMirror. Envoy takes the first route that matches, so
 //! routes are ordered most specific first: exact paths, then prefixes longest first, then
 //! regular expressions, then by the number of other conditions.
 
 use atoll_model::types::*;
-use envoy_types::pb::envoy::config::route::v3::{
-    HeaderMatcher, RedirectAction, Route, RouteAction, RouteMatch, WeightedCluster, header_matcher,
-    redirect_action, route, route_action, route_match, weighted_cluster,
+use envoy_types::pb::envoy::config::core::v3::{
+    HeaderValue as EnvoyHeaderValue, HeaderValueOption, RuntimeFractionalPercent,
+    header_value_option,
 };
-use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher, string_matcher};
-use envoy_types::pb::google::protobuf::UInt32Value;
+use envoy_types::pb::envoy::config::route::v3::{
+    HeaderMatcher, QueryParameterMatcher, RedirectAction, Route, RouteAction, RouteMatch,
+    WeightedCluster, header_matcher, query_parameter_matcher, redirect_action, route, route_action,
+    route_match, weighted_cluster,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher,
+};
+use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
+use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
 /// The Envoy cluster a backend reference sends traffic to: `<name>` or `<name>_<port>`.
 pub fn cluster_name(backend: &BackendRef) -> String {
@@ -55,15 +64,17 @@ pub fn for_host(hostname: &str, specs: &[&MeshHttpRouteSpec]) -> Vec<Route> {
                 } else {
                     &rule.matches
                 };
+                let conf = rule.default.as_ref();
                 for m in matches {
-                    ranked.push((
-                        rank(m),
-                        Route {
-                            r#match: Some(route_match(m)),
-                            action: Some(action.clone()),
-                            ..Default::default()
-                        },
-                    ));
+                    let mut route = Route {
+                        r#match: Some(route_match(m)),
+                        action: Some(action.clone()),
+                        ..Default::default()
+                    };
+                    if let Some(conf) = conf {
+                        modify_headers(&mut route, conf);
+                    }
+                    ranked.push((rank(m), route));
                 }
             }
         }
@@ -123,8 +134,91 @@ fn route_match(m: &HttpMatch) -> RouteMatch {
     RouteMatch {
         path_specifier: Some(path_specifier),
         headers,
+        query_parameters: m.query_params.iter().map(query_matcher).collect(),
         ..Default::default()
     }
+}
+
+fn query_matcher(q: &QueryParamMatch) -> QueryParameterMatcher {
+    let pattern = match q.match_type {
+        QueryMatchType::RegularExpression => {
+            string_matcher::MatchPattern::SafeRegex(RegexMatcher {
+                regex: q.value.clone(),
+                ..Default::default()
+            })
+        }
+        _ => string_matcher::MatchPattern::Exact(q.value.clone()),
+    };
+    QueryParameterMatcher {
+        name: q.name.clone(),
+        query_parameter_match_specifier: Some(
+            query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
+                match_pattern: Some(pattern),
+                ..Default::default()
+            }),
+        ),
+    }
+}
+
+fn header_options(modifier: &HeaderModifier) -> Vec<HeaderValueOption> {
+    let option = |h: &atoll_model::types::HeaderValue,
+                  action: header_value_option::HeaderAppendAction| {
+        HeaderValueOption {
+            header: Some(EnvoyHeaderValue {
+                key: h.name.to_lowercase(),
+                value: h.value.clone(),
+                ..Default::default()
+            }),
+            append_action: action as i32,
+            ..Default::default()
+        }
+    };
+    use header_value_option::HeaderAppendAction as A;
+    modifier
+        .add
+        .iter()
+        .map(|h| option(h, A::AppendIfExistsOrAdd))
+        .chain(
+            modifier
+                .set
+                .iter()
+                .map(|h| option(h, A::OverwriteIfExistsOrAdd)),
+        )
+        .collect()
+}
+
+/// Request and response header modifiers of a rule, on its route.
+fn modify_headers(route: &mut Route, conf: &HttpRuleConf) {
+    for filter in &conf.filters {
+        if let Some(m) = &filter.request_header_modifier {
+            route.request_headers_to_add.extend(header_options(m));
+            route
+                .request_headers_to_remove
+                .extend(m.remove.iter().map(|h| h.to_lowercase()));
+        }
+        if let Some(m) = &filter.response_header_modifier {
+            route.response_headers_to_add.extend(header_options(m));
+            route
+                .response_headers_to_remove
+                .extend(m.remove.iter().map(|h| h.to_lowercase()));
+        }
+    }
+}
+
+/// Every backend a route sends traffic to, mirrors included: the clusters it needs.
+pub fn backends(spec: &MeshHttpRouteSpec) -> impl Iterator<Item = &BackendRef> {
+    spec.to
+        .iter()
+        .flat_map(|to| &to.rules)
+        .filter_map(|rule| rule.default.as_ref())
+        .flat_map(|conf| {
+            conf.backend_refs.iter().chain(
+                conf.filters
+                    .iter()
+                    .filter_map(|f| f.request_mirror.as_ref())
+                    .filter_map(|m| m.backend_ref.as_ref()),
+            )
+        })
 }
 
 fn string_match(pattern: string_matcher::MatchPattern) -> header_matcher::HeaderMatchSpecifier {
@@ -185,10 +279,80 @@ fn action(conf: &HttpRuleConf) -> Option<route::Action> {
             ..Default::default()
         }),
     };
-    Some(route::Action::Route(RouteAction {
+    let mut action = RouteAction {
         cluster_specifier: Some(cluster_specifier),
         ..Default::default()
-    }))
+    };
+    for filter in &conf.filters {
+        if let Some(rewrite) = &filter.url_rewrite {
+            rewrite_url(&mut action, rewrite);
+        }
+        if let Some(mirror) = &filter.request_mirror
+            && let Some(backend) = &mirror.backend_ref
+        {
+            action
+                .request_mirror_policies
+                .push(mirror_policy(backend, mirror));
+        }
+    }
+    Some(route::Action::Route(action))
+}
+
+fn rewrite_url(action: &mut RouteAction, rewrite: &UrlRewrite) {
+    if let Some(host) = &rewrite.hostname {
+        action.host_rewrite_specifier = Some(
+            route_action::HostRewriteSpecifier::HostRewriteLiteral(host.clone()),
+        );
+    } else if rewrite.host_to_backend_hostname {
+        action.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::AutoHostRewrite(
+            BoolValue { value: true },
+        ));
+    }
+    match rewrite.path.as_ref() {
+        Some(PathModifier {
+            modifier_type: PathModifierType::ReplacePrefixMatch,
+            replace_prefix_match: Some(prefix),
+            ..
+        }) => action.prefix_rewrite = prefix.clone(),
+        Some(PathModifier {
+            modifier_type: PathModifierType::ReplaceFullPath,
+            replace_full_path: Some(path),
+            ..
+        }) => {
+            action.regex_rewrite = Some(RegexMatchAndSubstitute {
+                pattern: Some(RegexMatcher {
+                    regex: "^.*$".into(),
+                    ..Default::default()
+                }),
+                substitution: path.clone(),
+            })
+        }
+        _ => {}
+    }
+}
+
+fn mirror_policy(
+    backend: &BackendRef,
+    mirror: &RequestMirror,
+) -> route_action::RequestMirrorPolicy {
+    let percent = match &mirror.percentage {
+        Some(IntOrString::Int(n)) => *n as f64,
+        Some(IntOrString::String(s)) => s.trim().parse::<f64>().unwrap_or(100.0),
+        None => 100.0,
+    };
+    // Envoy takes a fraction per million for precision below one percent.
+    let per_million = (percent.clamp(0.0, 100.0) * 10_000.0).round() as u32;
+    route_action::RequestMirrorPolicy {
+        cluster: cluster_name(backend),
+        runtime_fraction: Some(RuntimeFractionalPercent {
+            default_value: Some(FractionalPercent {
+                numerator: per_million,
+                denominator: fractional_percent::DenominatorType::Million as i32,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 fn redirect_action(r: &RequestRedirect) -> RedirectAction {

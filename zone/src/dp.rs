@@ -1,0 +1,274 @@
+//! `atoll-dp run`: registers a Dataplane (or built-in gateway) with the zone, fetches its
+//! bootstrap, runs Envoy and restarts it if it dies; on SIGTERM or Ctrl-C it drains Envoy's
+//! listeners, stops it and deregisters. It holds no mesh logic: the zone computes everything
+//! Envoy receives.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::process::{Child, Command};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// The zone's DP server, `https://HOST:5678`.
+    #[arg(long, env = "KUMA_CONTROL_PLANE_URL")]
+    pub cp_address: String,
+    /// The Dataplane resource (YAML or JSON).
+    #[arg(long, env = "KUMA_DATAPLANE_RESOURCE_FILE")]
+    pub dataplane_file: PathBuf,
+    /// CA that signed the DP server's certificate (the zone's `dp-server-ca.crt`).
+    #[arg(long, env = "KUMA_CONTROL_PLANE_CA_CERT_FILE")]
+    pub ca_cert_file: Option<PathBuf>,
+    /// The Envoy binary.
+    #[arg(
+        long,
+        env = "KUMA_DATAPLANE_RUNTIME_BINARY_PATH",
+        default_value = "envoy"
+    )]
+    pub binary_path: PathBuf,
+    /// Where the bootstrap is written (a temporary directory by default).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Use delta xDS instead of state of the world.
+    #[arg(long)]
+    pub delta: bool,
+    /// How long Envoy drains connections on shutdown.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drain_time: Duration,
+    /// Envoy worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: u32,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    atoll_model::duration::parse(text).map_err(|e| e.to_string())
+}
+
+/// What the launcher learnt from the Dataplane file.
+struct Identity {
+    mesh: String,
+    name: String,
+    admin_port: u32,
+}
+
+fn identity(text: &str, file: &str) -> anyhow::Result<Identity> {
+    let doc = atoll_model::parse_documents(text)
+        .into_iter()
+        .next()
+        .with_context(|| format!("{file}: no resource in it"))?;
+    let resource = doc.outcome.map_err(|e| {
+        let causes: Vec<String> = e
+            .violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.message))
+            .collect();
+        anyhow::anyhow!("{file}: invalid Dataplane: {}", causes.join("; "))
+    })?;
+    let atoll_model::Spec::Dataplane(dp) = &resource.spec else {
+        bail!("{file}: type must be Dataplane, not {}", resource.kind());
+    };
+    Ok(Identity {
+        mesh: resource.meta.mesh.clone().unwrap_or_default(),
+        name: resource.meta.name.clone(),
+        admin_port: dp
+            .networking
+            .as_ref()
+            .and_then(|n| n.admin.as_ref())
+            .map(|a| a.port)
+            .filter(|p| *p != 0)
+            .unwrap_or(9901),
+    })
+}
+
+/// `https://host:port` split into its parts.
+fn host_port(address: &str) -> anyhow::Result<(String, u16)> {
+    let rest = address.trim_end_matches('/').strip_prefix("https://").with_context(|| {
+        format!("--cp-address {address:?}: must be https://HOST:PORT (the DP server always uses TLS)")
+    })?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .with_context(|| format!("--cp-address {address:?}: no port"))?;
+    let port = port
+        .parse()
+        .with_context(|| format!("--cp-address {address:?}: {port:?} is not a port"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+struct Launcher {
+    args: RunArgs,
+    client: reqwest::Client,
+    base: String,
+    identity: Identity,
+    bootstrap_file: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Launcher {
+    async fn register(&self, body: &serde_json::Value) -> anyhow::Result<()> {
+        let response = self
+            .client
+            .post(format!("{}/bootstrap", self.base))
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("registering with {}", self.base))?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "the zone refused the Dataplane ({status}): {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        std::fs::write(&self.bootstrap_file, &bytes)
+            .with_context(|| format!("writing {}", self.bootstrap_file.display()))?;
+        Ok(())
+    }
+
+    fn spawn_envoy(&self) -> anyhow::Result<Child> {
+        let mut command = Command::new(&self.args.binary_path);
+        command
+            .arg("-c")
+            .arg(&self.bootstrap_file)
+            .args(["--use-dynamic-base-id", "--log-level", "info"])
+            .arg("--concurrency")
+            .arg(self.args.concurrency.to_string())
+            .arg("--drain-time-s")
+            .arg(self.args.drain_time.as_secs().max(1).to_string())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command.spawn().with_context(|| {
+            format!(
+                "starting Envoy ({}); set --binary-path",
+                self.args.binary_path.display()
+            )
+        })
+    }
+
+    async fn drain_and_stop(&self, mut envoy: Child) {
+        let admin = format!(
+            "http://127.0.0.1:{}/drain_listeners?graceful&inboundonly",
+            self.identity.admin_port
+        );
+        let plain = reqwest::Client::new();
+        match plain.post(&admin).send().await {
+            Ok(_) => {
+                tracing::info!(drain = ?self.args.drain_time, "draining Envoy's listeners");
+                tokio::select! {
+                    _ = tokio::time::sleep(self.args.drain_time) => {}
+                    _ = envoy.wait() => {}
+                }
+            }
+            Err(err) => tracing::warn!(%err, "cannot reach Envoy's admin to drain it"),
+        }
+        let _ = envoy.start_kill();
+        let _ = envoy.wait().await;
+    }
+
+    async fn deregister(&self) {
+        let url = format!(
+            "{}/dataplanes/{}/{}",
+            self.base, self.identity.mesh, self.identity.name
+        );
+        match self.client.delete(&url).send().await {
+            Ok(r) if r.status().is_success() => tracing::info!("Dataplane deregistered"),
+            Ok(r) => tracing::warn!(status = %r.status(), "deregistration refused"),
+            Err(err) => tracing::warn!(%err, "cannot deregister"),
+        }
+    }
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let file = args.dataplane_file.display().to_string();
+    let text =
+        std::fs::read_to_string(&args.dataplane_file).with_context(|| format!("reading {file}"))?;
+    let identity = identity(&text, &file)?;
+    let (host, port) = host_port(&args.cp_address)?;
+    let ca_file = args.ca_cert_file.clone().with_context(|| {
+        "--ca-cert-file is required: the CA that signed the DP server certificate (the zone's dp-server-ca.crt)"
+    })?;
+    let ca = std::fs::read(&ca_file).with_context(|| format!("reading {}", ca_file.display()))?;
+    let tls = atoll_tls::client_config(&ca, &ca_file.display().to_string())?;
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("setting up the HTTPS client")?;
+    let (dir, work_dir) = match &args.work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            (None, d.clone())
+        }
+        None => {
+            let d = tempfile::tempdir().context("creating a work directory")?;
+            let path = d.path().to_path_buf();
+            (Some(d), path)
+        }
+    };
+    let launcher = Launcher {
+        base: args.cp_address.trim_end_matches('/').to_string(),
+        bootstrap_file: work_dir.join(format!("bootstrap-{}.pb", identity.name)),
+        identity,
+        client,
+        args,
+        _dir: dir,
+    };
+    let body = serde_json::json!({
+        "dataplane": text,
+        "xdsHost": host,
+        "xdsPort": port,
+        "caCert": String::from_utf8_lossy(&ca),
+        "delta": launcher.args.delta,
+    });
+    let mut stop = atoll_runtime::shutdown_signal();
+    // The zone may still be starting: retry registration with a capped backoff.
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match launcher.register(&body).await {
+            Ok(()) => break,
+            Err(err) if err.to_string().contains("refused the Dataplane") => return Err(err),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "cannot register yet; retrying")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    tracing::info!(mesh = %launcher.identity.mesh, name = %launcher.identity.name, "registered; starting Envoy");
+    let mut restarts = 0u32;
+    loop {
+        let mut envoy = launcher.spawn_envoy()?;
+        let started = std::time::Instant::now();
+        let exited = tokio::select! {
+            status = envoy.wait() => Some(status.context("waiting for Envoy")?),
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => None,
+        };
+        let Some(status) = exited else {
+            launcher.drain_and_stop(envoy).await;
+            break;
+        };
+        // A crash loop backs off; an Envoy that ran a while restarts at once.
+        restarts = if started.elapsed() > Duration::from_secs(30) {
+            0
+        } else {
+            restarts + 1
+        };
+        let pause = Duration::from_millis(200 * u64::from(restarts.min(25)));
+        tracing::warn!(%status, restarts, ?pause, "Envoy exited; restarting it");
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+        }
+        // Re-register: the zone may have lost the Dataplane (e.g. a memory store restart).
+        if let Err(err) = launcher.register(&body).await {
+            tracing::warn!(error = %format!("{err:#}"), "re-registering failed; keeping the last bootstrap");
+        }
+    }
+    launcher.deregister().await;
+    Ok(())
+}

@@ -1,0 +1,392 @@
+//! Envoy's Aggregated Discovery Service, state-of-the-world and delta, over the hub's
+//! per-proxy configurations.
+//!
+//! A response goes out only when what the proxy subscribed to has a new version: an unchanged
+//! recomputation sends nothing. A NACK keeps the proxy on its last good configuration (Envoy
+//! does that; we just never resend the rejected version), is logged with the proxy and reason,
+//! and shows in the proxy's insight.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse, Resource,
+};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::proxy::deps::ProxyId;
+use crate::proxy::hub::{Hub, Nack, SnapshotRx, now_rfc3339};
+use crate::xds::snapshot::{PUSH_ORDER, Snapshot, is_wildcard_type};
+
+/// Envoy's `node.id` for a Dataplane: `<mesh>.<name>`.
+pub fn node_id(mesh: &str, name: &str) -> String {
+    format!("{mesh}.{name}")
+}
+
+/// The proxy a `node.id` names.
+pub fn parse_node_id(id: &str) -> Result<ProxyId, Status> {
+    match id.split_once('.') {
+        Some((mesh, name)) if !mesh.is_empty() && !name.is_empty() => {
+            Ok((mesh.to_string(), name.to_string()))
+        }
+        _ => Err(Status::invalid_argument(format!(
+            "node.id {id:?} must be <mesh>.<dataplane name>"
+        ))),
+    }
+}
+
+pub struct Ads {
+    pub hub: Arc<Hub>,
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Ends the hub subscription however the stream ends.
+struct Subscription {
+    hub: Arc<Hub>,
+    proxy: ProxyId,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(&self.proxy);
+        tracing::info!(mesh = %self.proxy.0, proxy = %self.proxy.1, "ADS stream closed");
+    }
+}
+
+fn nack(hub: &Hub, proxy: &ProxyId, type_url: &str, version: &str, reason: &str) {
+    tracing::warn!(mesh = %proxy.0, proxy = %proxy.1, type_url, version, reason, "Envoy rejected a configuration; it keeps the last good one");
+    metrics::counter!("atoll_xds_nacks_total").increment(1);
+    hub.update(proxy, |i| {
+        i.nacks += 1;
+        i.last_nack = Some(Nack {
+            type_url: type_url.to_string(),
+            version: version.to_string(),
+            reason: reason.to_string(),
+            at: now_rfc3339(),
+        })
+    });
+}
+
+fn ack(hub: &Hub, proxy: &ProxyId, type_url: &str, version: &str) {
+    hub.update(proxy, |i| {
+        i.acked.insert(type_url.to_string(), version.to_string());
+    });
+}
+
+fn sent(hub: &Hub, proxy: &ProxyId) {
+    metrics::counter!("atoll_xds_responses_total").increment(1);
+    hub.update(proxy, |i| i.responses_sent += 1);
+}
+
+#[derive(Default)]
+struct SotwType {
+    /// `None`: everything of the type.
+    names: Option<BTreeSet<String>>,
+    sent_version: Option<String>,
+    nonce: String,
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for Ads {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = inbound.message().await?.ok_or_else(|| {
+            Status::invalid_argument("the stream closed before its first request")
+        })?;
+        let proxy = parse_node_id(first.node.as_ref().map(|n| n.id.as_str()).unwrap_or(""))?;
+        let (tx, rx) = mpsc::channel(16);
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            let snapshots = hub.subscribe(&proxy);
+            let _subscription = Subscription {
+                hub: hub.clone(),
+                proxy: proxy.clone(),
+            };
+            tracing::info!(mesh = %proxy.0, proxy = %proxy.1, "ADS stream opened (state of the world)");
+            if let Err(status) = sotw(&hub, &proxy, first, inbound, snapshots, &tx).await {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = inbound.message().await?.ok_or_else(|| {
+            Status::invalid_argument("the stream closed before its first request")
+        })?;
+        let proxy = parse_node_id(first.node.as_ref().map(|n| n.id.as_str()).unwrap_or(""))?;
+        let (tx, rx) = mpsc::channel(16);
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            let snapshots = hub.subscribe(&proxy);
+            let _subscription = Subscription {
+                hub: hub.clone(),
+                proxy: proxy.clone(),
+            };
+            tracing::info!(mesh = %proxy.0, proxy = %proxy.1, "ADS stream opened (delta)");
+            if let Err(status) = delta(&hub, &proxy, first, inbound, snapshots, &tx).await {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+type Tx<T> = mpsc::Sender<Result<T, Status>>;
+
+async fn sotw(
+    hub: &Hub,
+    proxy: &ProxyId,
+    first: DiscoveryRequest,
+    mut inbound: Streaming<DiscoveryRequest>,
+    mut snapshots: SnapshotRx,
+    tx: &Tx<DiscoveryResponse>,
+) -> Result<(), Status> {
+    let mut types: BTreeMap<String, SotwType> = BTreeMap::new();
+    let mut nonce = 0u64;
+    let mut pending = Some(first);
+    loop {
+        let request = match pending.take() {
+            Some(r) => Some(r),
+            None => tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(r)) => Some(r),
+                    Ok(None) => return Ok(()),
+                    Err(status) => {
+                        tracing::debug!(%status, "ADS stream ended");
+                        return Ok(());
+                    }
+                },
+                changed = snapshots.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    None
+                }
+            },
+        };
+        if let Some(request) = request {
+            let type_url = request.type_url.clone();
+            let state = types.entry(type_url.clone()).or_default();
+            if !request.response_nonce.is_empty() && request.response_nonce != state.nonce {
+                continue; // stale: answers a response superseded since
+            }
+            if let Some(error) = &request.error_detail {
+                nack(
+                    hub,
+                    proxy,
+                    &type_url,
+                    state.sent_version.as_deref().unwrap_or(""),
+                    &error.message,
+                );
+            } else if !request.response_nonce.is_empty() {
+                ack(hub, proxy, &type_url, &request.version_info);
+            }
+            state.names = if is_wildcard_type(&type_url) && request.resource_names.is_empty() {
+                None
+            } else {
+                Some(request.resource_names.iter().cloned().collect())
+            };
+        }
+        let snapshot = snapshots.borrow_and_update().clone();
+        let Some(snapshot) = snapshot else { continue };
+        for type_url in PUSH_ORDER {
+            let Some(state) = types.get_mut(type_url) else {
+                continue;
+            };
+            if let Some(response) = sotw_response(&snapshot, type_url, state, &mut nonce) {
+                tx.send(Ok(response))
+                    .await
+                    .map_err(|_| Status::cancelled("the stream closed"))?;
+                sent(hub, proxy);
+            }
+        }
+    }
+}
+
+fn sotw_response(
+    snapshot: &Snapshot,
+    type_url: &str,
+    state: &mut SotwType,
+    nonce: &mut u64,
+) -> Option<DiscoveryResponse> {
+    let empty = Default::default();
+    let set = snapshot.of(type_url).unwrap_or(&empty);
+    let version = set.version_of(state.names.as_ref());
+    if state.sent_version.as_deref() == Some(version.as_str()) {
+        return None;
+    }
+    *nonce += 1;
+    state.sent_version = Some(version.clone());
+    state.nonce = nonce.to_string();
+    Some(DiscoveryResponse {
+        version_info: version,
+        type_url: type_url.to_string(),
+        nonce: state.nonce.clone(),
+        resources: set
+            .resources
+            .iter()
+            .filter(|(name, _)| state.names.as_ref().is_none_or(|n| n.contains(*name)))
+            .map(|(_, r)| r.any.clone())
+            .collect(),
+        ..Default::default()
+    })
+}
+
+#[derive(Default)]
+struct DeltaType {
+    wildcard: bool,
+    names: BTreeSet<String>,
+    /// What the proxy holds: name to version.
+    known: BTreeMap<String, String>,
+    nonce: String,
+    system_version: String,
+    responded: bool,
+}
+
+async fn delta(
+    hub: &Hub,
+    proxy: &ProxyId,
+    first: DeltaDiscoveryRequest,
+    mut inbound: Streaming<DeltaDiscoveryRequest>,
+    mut snapshots: SnapshotRx,
+    tx: &Tx<DeltaDiscoveryResponse>,
+) -> Result<(), Status> {
+    let mut types: BTreeMap<String, DeltaType> = BTreeMap::new();
+    let mut nonce = 0u64;
+    let mut pending = Some(first);
+    loop {
+        let request = match pending.take() {
+            Some(r) => Some(r),
+            None => tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(r)) => Some(r),
+                    Ok(None) | Err(_) => return Ok(()),
+                },
+                changed = snapshots.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    None
+                }
+            },
+        };
+        if let Some(request) = request {
+            let type_url = request.type_url.clone();
+            let fresh = !types.contains_key(&type_url);
+            let state = types.entry(type_url.clone()).or_default();
+            if fresh {
+                state.known = request
+                    .initial_resource_versions
+                    .clone()
+                    .into_iter()
+                    .collect();
+                state.wildcard =
+                    is_wildcard_type(&type_url) && request.resource_names_subscribe.is_empty();
+            }
+            for name in &request.resource_names_subscribe {
+                if name == "*" {
+                    state.wildcard = true;
+                } else {
+                    state.names.insert(name.clone());
+                }
+            }
+            for name in &request.resource_names_unsubscribe {
+                if name == "*" {
+                    state.wildcard = false;
+                }
+                state.names.remove(name);
+                state.known.remove(name);
+            }
+            if !request.response_nonce.is_empty() {
+                if request.response_nonce != state.nonce {
+                    continue;
+                }
+                match &request.error_detail {
+                    Some(error) => {
+                        nack(hub, proxy, &type_url, &state.system_version, &error.message)
+                    }
+                    None => ack(hub, proxy, &type_url, &state.system_version),
+                }
+            }
+        }
+        let snapshot = snapshots.borrow_and_update().clone();
+        let Some(snapshot) = snapshot else { continue };
+        for type_url in PUSH_ORDER {
+            let Some(state) = types.get_mut(type_url) else {
+                continue;
+            };
+            if let Some(response) = delta_response(&snapshot, type_url, state, &mut nonce) {
+                tx.send(Ok(response))
+                    .await
+                    .map_err(|_| Status::cancelled("the stream closed"))?;
+                sent(hub, proxy);
+            }
+        }
+    }
+}
+
+fn delta_response(
+    snapshot: &Snapshot,
+    type_url: &str,
+    state: &mut DeltaType,
+    nonce: &mut u64,
+) -> Option<DeltaDiscoveryResponse> {
+    let empty = Default::default();
+    let set = snapshot.of(type_url).unwrap_or(&empty);
+    let wanted = |name: &str| state.wildcard || state.names.contains(name);
+    let resources: Vec<Resource> = set
+        .resources
+        .iter()
+        .filter(|(name, r)| wanted(name) && state.known.get(*name) != Some(&r.version))
+        .map(|(name, r)| Resource {
+            name: name.clone(),
+            version: r.version.clone(),
+            resource: Some(r.any.clone()),
+            ..Default::default()
+        })
+        .collect();
+    let removed: Vec<String> = state
+        .known
+        .keys()
+        .filter(|name| !set.resources.contains_key(*name) || !wanted(name))
+        .cloned()
+        .collect();
+    if resources.is_empty() && removed.is_empty() && state.responded {
+        return None;
+    }
+    for r in &resources {
+        state.known.insert(r.name.clone(), r.version.clone());
+    }
+    for name in &removed {
+        state.known.remove(name);
+    }
+    *nonce += 1;
+    state.nonce = nonce.to_string();
+    state.responded = true;
+    state.system_version = set.version_of(None);
+    Some(DeltaDiscoveryResponse {
+        system_version_info: state.system_version.clone(),
+        type_url: type_url.to_string(),
+        nonce: state.nonce.clone(),
+        resources,
+        removed_resources: removed,
+        ..Default::default()
+    })
+}

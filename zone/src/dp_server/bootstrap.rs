@@ -1,0 +1,271 @@
+//! Registration and bootstrap: `atoll-dp` posts its Dataplane, the zone stores it and answers
+//! with the Envoy bootstrap (binary protobuf) that points Envoy's ADS at this server.
+//! `DELETE` deregisters on shutdown.
+
+use std::sync::Arc;
+
+use atoll_model::{Kind, Resource, Spec};
+use atoll_store::{Key, Precondition, Store, StoreError};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, post};
+use envoy_types::pb::envoy::config::bootstrap::v3::{Admin, Bootstrap, bootstrap};
+use envoy_types::pb::envoy::config::cluster::v3::cluster;
+use envoy_types::pb::envoy::config::core::v3::{
+    AggregatedConfigSource, ApiConfigSource, ApiVersion, ConfigSource, GrpcService, Node,
+    api_config_source, config_source, grpc_service,
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    DataSource, TransportSocket, data_source, transport_socket,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, UpstreamTlsContext, common_tls_context,
+};
+use envoy_types::util::pack_any;
+use prost::Message;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::proxy::hub::Hub;
+use crate::xds::clusters;
+
+/// What `atoll-dp` sends.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BootstrapRequest {
+    /// The Dataplane in Kuma's YAML or JSON format.
+    pub dataplane: String,
+    /// Where Envoy reaches this server (as the data plane sees it).
+    pub xds_host: String,
+    pub xds_port: u16,
+    /// PEM CA that signed this server's certificate, for Envoy to verify it.
+    pub ca_cert: String,
+    /// Delta xDS instead of state of the world.
+    #[serde(default)]
+    pub delta: bool,
+}
+
+#[derive(Clone)]
+struct BootstrapState {
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+}
+
+pub fn router(store: Arc<dyn Store>, hub: Arc<Hub>) -> axum::Router {
+    axum::Router::new()
+        .route("/bootstrap", post(register))
+        .route("/dataplanes/{mesh}/{name}", delete(deregister))
+        .with_state(BootstrapState { store, hub })
+}
+
+fn error(status: StatusCode, title: &str, causes: Vec<(String, String)>) -> Response {
+    let causes: Vec<_> = causes
+        .into_iter()
+        .map(|(field, message)| json!({"field": field, "message": message}))
+        .collect();
+    (
+        status,
+        Json(json!({"title": title, "details": title, "causes": causes})),
+    )
+        .into_response()
+}
+
+fn store_error(err: StoreError) -> Response {
+    match err {
+        StoreError::Unavailable(_) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, &err.to_string(), vec![])
+        }
+        other => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &other.to_string(),
+            vec![],
+        ),
+    }
+}
+
+/// Parses and validates the posted Dataplane.
+fn dataplane(text: &str) -> Result<Resource, Box<Response>> {
+    let mut docs = atoll_model::parse_documents(text).into_iter();
+    let (Some(doc), None) = (docs.next(), docs.next()) else {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "the dataplane field must hold exactly one resource",
+            vec![(
+                "dataplane".into(),
+                "expected one YAML or JSON document".into(),
+            )],
+        )));
+    };
+    let outcome = match doc.outcome {
+        Err(err) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid Dataplane",
+            err.violations
+                .into_iter()
+                .map(|v| (v.field, v.message))
+                .collect(),
+        )),
+        Ok(resource) if !matches!(resource.spec, Spec::Dataplane(_)) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "not a Dataplane",
+            vec![(
+                "type".into(),
+                format!("must be Dataplane, not {}", resource.kind()),
+            )],
+        )),
+        Ok(resource) => Ok(resource),
+    };
+    outcome.map_err(Box::new)
+}
+
+#[tracing::instrument(skip_all, fields(mesh, name))]
+async fn register(
+    State(state): State<BootstrapState>,
+    Json(request): Json<BootstrapRequest>,
+) -> Response {
+    let resource = match dataplane(&request.dataplane) {
+        Ok(r) => r,
+        Err(response) => return *response,
+    };
+    let mesh = resource.meta.mesh.clone().unwrap_or_default();
+    let name = resource.meta.name.clone();
+    tracing::Span::current()
+        .record("mesh", mesh.as_str())
+        .record("name", name.as_str());
+    let admin_port = match &resource.spec {
+        Spec::Dataplane(dp) => dp
+            .networking
+            .as_ref()
+            .and_then(|n| n.admin.as_ref())
+            .map(|a| a.port)
+            .filter(|p| *p != 0)
+            .unwrap_or(9901),
+        _ => 9901,
+    };
+    if let Err(err) = state.store.put(resource, Precondition::Any).await {
+        return store_error(err);
+    }
+    state.hub.forget(&(mesh.clone(), name.clone()));
+    tracing::info!("Dataplane registered");
+    metrics::counter!("atoll_dp_registrations_total").increment(1);
+    let bootstrap = build(&mesh, &name, admin_port, &request);
+    (
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+        bootstrap.encode_to_vec(),
+    )
+        .into_response()
+}
+
+#[tracing::instrument(skip(state))]
+async fn deregister(
+    State(state): State<BootstrapState>,
+    Path((mesh, name)): Path<(String, String)>,
+) -> Response {
+    let key = Key::new(Kind::Dataplane, Some(&mesh), &name);
+    match state.store.delete(&key, None).await {
+        Ok(_) | Err(StoreError::NotFound { .. }) => {
+            tracing::info!("Dataplane deregistered");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(err) => store_error(err),
+    }
+}
+
+const ADS_CLUSTER: &str = "atoll_ads";
+
+fn ads() -> ConfigSource {
+    ConfigSource {
+        resource_api_version: ApiVersion::V3 as i32,
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+            AggregatedConfigSource {},
+        )),
+        ..Default::default()
+    }
+}
+
+/// The bootstrap of one proxy.
+pub fn build(mesh: &str, name: &str, admin_port: u32, request: &BootstrapRequest) -> Bootstrap {
+    let mut cluster = clusters::with_http2(clusters::fixed(
+        ADS_CLUSTER,
+        &request.xds_host,
+        u32::from(request.xds_port),
+    ));
+    if request.xds_host.parse::<std::net::IpAddr>().is_err() {
+        cluster.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::StrictDns as i32,
+        ));
+    }
+    let sni = if request.xds_host.parse::<std::net::IpAddr>().is_ok() {
+        String::new()
+    } else {
+        request.xds_host.clone()
+    };
+    cluster.transport_socket = Some(TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(
+            UpstreamTlsContext {
+                sni,
+                common_tls_context: Some(CommonTlsContext {
+                    validation_context_type: Some(
+                        common_tls_context::ValidationContextType::ValidationContext(
+                            CertificateValidationContext {
+                                trusted_ca: Some(DataSource {
+                                    specifier: Some(data_source::Specifier::InlineString(
+                                        request.ca_cert.clone(),
+                                    )),
+                                    ..Default::default()
+                                }),
+                                ..Default::default()
+                            },
+                        ),
+                    ),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ))),
+    });
+    let api_type = if request.delta {
+        api_config_source::ApiType::DeltaGrpc
+    } else {
+        api_config_source::ApiType::Grpc
+    };
+    Bootstrap {
+        node: Some(Node {
+            id: super::ads::node_id(mesh, name),
+            cluster: name.to_string(),
+            ..Default::default()
+        }),
+        admin: Some(Admin {
+            address: Some(clusters::socket_address("127.0.0.1", admin_port)),
+            ..Default::default()
+        }),
+        static_resources: Some(bootstrap::StaticResources {
+            clusters: vec![cluster],
+            ..Default::default()
+        }),
+        dynamic_resources: Some(bootstrap::DynamicResources {
+            ads_config: Some(ApiConfigSource {
+                api_type: api_type as i32,
+                transport_api_version: ApiVersion::V3 as i32,
+                grpc_services: vec![GrpcService {
+                    target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                        grpc_service::EnvoyGrpc {
+                            cluster_name: ADS_CLUSTER.into(),
+                            ..Default::default()
+                        },
+                    )),
+                    ..Default::default()
+                }],
+                set_node_on_first_message_only: true,
+                ..Default::default()
+            }),
+            lds_config: Some(ads()),
+            cds_config: Some(ads()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

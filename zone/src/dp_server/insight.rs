@@ -1,0 +1,45 @@
+//! A proxy's insight over HTTP: whether it is connected, what it ACKed, its last NACK and
+//! why parts of its configuration are missing.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::proxy::hub::Hub;
+
+/// Served on the DP server and on the zone's REST API, at Kuma's
+/// `/meshes/{mesh}/dataplanes+insights/{name}`.
+pub fn router(hub: Arc<Hub>) -> axum::Router {
+    axum::Router::new()
+        .route("/meshes/{mesh}/dataplanes+insights/{name}", get(insight))
+        .with_state(hub)
+}
+
+async fn insight(
+    State(hub): State<Arc<Hub>>,
+    Path((mesh, name)): Path<(String, String)>,
+) -> Response {
+    match hub.insight(&(mesh.clone(), name.clone())) {
+        Some(insight) => Json(json!({
+            "type": "DataplaneInsight",
+            "mesh": mesh,
+            "name": name,
+            "subscription": insight,
+        }))
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({
+                "title": "no insight",
+                "details": format!("no proxy {mesh}.{name} has connected to this zone control plane"),
+                "causes": [],
+            })),
+        )
+            .into_response(),
+    }
+}

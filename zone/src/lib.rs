@@ -1,0 +1,17 @@
+//! The zone control plane as a library: what `atoll-zone` and `atoll-dp` are built from, and
+//! what benchmarks and tests drive directly.
+//!
+//! Owns the zone side of Atoll: the KDS client that mirrors the global's resources into the
+//! zone store, the reconciler that turns them into per-proxy Envoy configuration (`proxy`,
+//! `xds`), the DP server that serves it over ADS, and the data-plane launcher. It must not
+//! write global-owned resources (only the KDS client mirrors them) and must not hold state that
+//! a restart cannot rebuild from the store.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod dp;
+pub mod dp_server;
+pub mod kds_client;
+pub mod proxy;
+pub mod runtime;
+pub mod xds;

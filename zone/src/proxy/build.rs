@@ -1,0 +1,371 @@
+//! One proxy's configuration from the world: which role its Dataplane has (sidecar or
+//! built-in gateway), the generators for that role, the clusters and endpoints its listeners
+//! need, mesh mTLS secrets, and the list of inputs it read (for the dependency index).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use atoll_model::types::{
+    BackendRef, DataSource, DataplaneGatewayType, DataplaneSpec, MeshSpec, SERVICE_TAG, Tags,
+};
+use envoy_types::pb::envoy::config::core::v3::TransportSocket;
+
+use super::deps::{Dep, ProxyId};
+use super::identity::Identities;
+use super::world::World;
+use crate::xds::gateway::{self, GatewayInput};
+use crate::xds::sidecar::{self, OutboundTarget, Protocol, SidecarInput};
+use crate::xds::snapshot::Snapshot;
+use crate::xds::{clusters, tls};
+
+/// Default lifetime of a workload certificate (Kuma's default `dpCert.rotation.expiration`).
+pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+
+/// A computed configuration.
+#[derive(Debug, Default)]
+pub struct Built {
+    pub snapshot: Snapshot,
+    pub deps: BTreeSet<Dep>,
+    /// Why parts of the configuration are missing, for the proxy's insight and the log.
+    pub problems: Vec<String>,
+}
+
+/// The mesh's enabled CA backend, when mTLS is on: (backend name, certificate validity).
+pub fn mtls_backend(mesh: &MeshSpec) -> Option<(String, Duration)> {
+    let mtls = mesh.mtls.as_ref()?;
+    if mtls.enabled_backend.is_empty() {
+        return None;
+    }
+    let backend = mtls
+        .backends
+        .iter()
+        .find(|b| b.name == mtls.enabled_backend)?;
+    let validity = backend
+        .dp_cert
+        .as_ref()
+        .and_then(|c| c.rotation.as_ref())
+        .and_then(|r| r.expiration.as_deref())
+        .and_then(|e| atoll_model::duration::parse(e).ok())
+        .unwrap_or(DEFAULT_CERT_VALIDITY);
+    Some((backend.name.clone(), validity))
+}
+
+/// The SNI a mesh client sends to a service inside the zone.
+pub fn local_sni(mesh: &str, service: &str) -> String {
+    format!("{service}{{mesh={mesh}}}")
+}
+
+struct Context<'a> {
+    world: &'a World,
+    proxy: &'a ProxyId,
+    built: Built,
+    mtls: bool,
+}
+
+impl Context<'_> {
+    fn mesh(&self) -> &str {
+        &self.proxy.0
+    }
+
+    fn upstream_tls(&self, service: &str) -> Option<TransportSocket> {
+        self.mtls
+            .then(|| tls::outbound_mtls(self.mesh(), service, &local_sni(self.mesh(), service)))
+    }
+
+    /// An EDS cluster for `service` (instances filtered to `port` when given) and its
+    /// endpoints.
+    fn service_cluster(&mut self, cluster: &str, service: &str, port: Option<u32>) {
+        let mesh = self.mesh().to_string();
+        self.built
+            .deps
+            .insert(Dep::Service(mesh.clone(), service.to_string()));
+        let endpoints: Vec<(String, u32, u32)> = self
+            .world
+            .endpoints
+            .get(&(mesh, service.to_string()))
+            .map(|set| {
+                set.values()
+                    .filter(|e| port.is_none_or(|p| e.port == p || e.service_port == p))
+                    .map(|e| (e.address.clone(), e.port, 1))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.built
+            .snapshot
+            .add_cluster(&clusters::eds(cluster, self.upstream_tls(service)));
+        self.built
+            .snapshot
+            .add_endpoints(&clusters::load_assignment(cluster, &endpoints));
+    }
+
+    fn protocol_of(&self, service: &str) -> Protocol {
+        let tag = self
+            .world
+            .endpoints
+            .get(&(self.mesh().to_string(), service.to_string()))
+            .and_then(|set| set.values().next())
+            .and_then(|e| e.tags.get(atoll_model::types::PROTOCOL_TAG).cloned());
+        Protocol::from_tag(tag.as_ref())
+    }
+
+    /// Resolves a gateway certificate source to (chain, key).
+    fn certificate(
+        &self,
+        source: &DataSource,
+        deps: &mut BTreeSet<Dep>,
+    ) -> Result<(String, String), String> {
+        let bytes = if let Some(name) = &source.secret {
+            deps.insert(Dep::Secret(self.mesh().to_string(), name.clone()));
+            self.world
+                .secrets
+                .get(&(self.mesh().to_string(), name.clone()))
+                .cloned()
+                .ok_or_else(|| format!("secret {name:?} not found in mesh {}", self.mesh()))?
+        } else if let Some(Ok(bytes)) = source.inline_bytes() {
+            bytes
+        } else if let Some(text) = &source.inline_string {
+            text.clone().into_bytes()
+        } else if let Some(path) = &source.file {
+            std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?
+        } else {
+            return Err("no usable data source".into());
+        };
+        let text = String::from_utf8(bytes).map_err(|_| "not PEM text".to_string())?;
+        let (chain, key) = atoll_tls::split_pem_bundle(&text);
+        match key {
+            Some(key) if !chain.is_empty() => Ok((chain, key)),
+            _ => Err("needs a PEM private key and certificate".into()),
+        }
+    }
+}
+
+/// Whether every tag a selector asks for is present with that value.
+fn selects(selector: &Tags, tags: &Tags) -> bool {
+    selector.iter().all(|(k, v)| tags.get(k) == Some(v))
+}
+
+/// Computes `proxy`'s configuration; `None` when its Dataplane does not exist.
+pub fn build(
+    world: &World,
+    identities: &mut Identities,
+    proxy: &ProxyId,
+    now: Instant,
+) -> Option<Built> {
+    let (mesh, name) = proxy;
+    let dp = world.dataplanes.get(proxy)?;
+    let mut cx = Context {
+        world,
+        proxy,
+        built: Built::default(),
+        mtls: false,
+    };
+    cx.built
+        .deps
+        .insert(Dep::Dataplane(mesh.clone(), name.clone()));
+    cx.built.deps.insert(Dep::Mesh(mesh.clone()));
+    let Some(mesh_spec) = world.meshes.get(mesh) else {
+        cx.built
+            .problems
+            .push(format!("mesh {mesh:?} does not exist"));
+        return Some(cx.built);
+    };
+    let identity_services = identity_services(dp);
+    if let Some((backend, validity)) = mtls_backend(mesh_spec) {
+        let secret = atoll_tls::mesh_ca_secret_name(&backend);
+        cx.built
+            .deps
+            .insert(Dep::Secret(mesh.clone(), secret.clone()));
+        match world.secrets.get(&(mesh.clone(), secret.clone())) {
+            None => cx.built.problems.push(format!(
+                "mesh {mesh:?} has mTLS on but its CA secret {secret:?} has not arrived yet"
+            )),
+            Some(bundle) => {
+                let uris = identity_services
+                    .iter()
+                    .map(|s| tls::spiffe_id(mesh, s))
+                    .collect();
+                match identities.get(proxy, bundle, uris, validity, now) {
+                    Ok(issued) => {
+                        let ca = atoll_tls::split_pem_bundle(
+                            std::str::from_utf8(bundle).unwrap_or_default(),
+                        )
+                        .0;
+                        cx.built.snapshot.add_secret(&tls::identity_secret(
+                            mesh,
+                            &issued.cert_pem,
+                            &issued.key_pem,
+                        ));
+                        cx.built
+                            .snapshot
+                            .add_secret(&tls::mesh_ca_secret(mesh, &ca));
+                        cx.mtls = true;
+                    }
+                    Err(reason) => cx.built.problems.push(reason),
+                }
+            }
+        }
+        if !cx.mtls {
+            // Never fall back to plain text in a mesh that requires mTLS: no listeners at all.
+            return Some(cx.built);
+        }
+    }
+    let is_gateway = dp
+        .networking
+        .as_ref()
+        .and_then(|n| n.gateway.as_ref())
+        .is_some_and(|g| g.gateway_type == DataplaneGatewayType::Builtin);
+    if is_gateway {
+        build_gateway(&mut cx, dp);
+    } else {
+        build_sidecar(&mut cx, dp);
+    }
+    Some(cx.built)
+}
+
+fn identity_services(dp: &DataplaneSpec) -> Vec<String> {
+    let Some(net) = dp.networking.as_ref() else {
+        return Vec::new();
+    };
+    let mut services: Vec<String> = match &net.gateway {
+        Some(g) => g.tags.get(SERVICE_TAG).cloned().into_iter().collect(),
+        None => net
+            .inbound
+            .iter()
+            .filter_map(|i| i.tags.get(SERVICE_TAG).cloned())
+            .collect(),
+    };
+    services.sort();
+    services.dedup();
+    services
+}
+
+fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
+    let Some(net) = dp.networking.as_ref() else {
+        return;
+    };
+    let mut outbounds = Vec::new();
+    for outbound in &net.outbound {
+        let service = outbound
+            .tags
+            .get(SERVICE_TAG)
+            .cloned()
+            .or_else(|| outbound.backend_ref.as_ref().map(|b| b.name.clone()));
+        let Some(service) = service else {
+            cx.built
+                .problems
+                .push(format!("outbound port {}: names no service", outbound.port));
+            continue;
+        };
+        outbounds.push(OutboundTarget {
+            address: outbound
+                .address
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            port: outbound.port,
+            protocol: cx.protocol_of(&service),
+            service,
+        });
+    }
+    let out = sidecar::generate(&SidecarInput {
+        mesh: cx.mesh(),
+        address: &net.address,
+        inbounds: &net.inbound,
+        outbounds: &outbounds,
+        mtls: cx.mtls,
+    });
+    for cluster in &out.clusters {
+        cx.built.snapshot.add_cluster(cluster);
+    }
+    let services: BTreeSet<String> = outbounds.iter().map(|o| o.service.clone()).collect();
+    for service in services {
+        cx.service_cluster(&sidecar::service_cluster(&service), &service, None);
+    }
+    for listener in &out.listeners {
+        cx.built.snapshot.add_listener(listener);
+    }
+}
+
+fn build_gateway(cx: &mut Context<'_>, dp: &DataplaneSpec) {
+    let mesh = cx.mesh().to_string();
+    cx.built.deps.insert(Dep::Gateways(mesh.clone()));
+    let Some(net) = dp.networking.as_ref() else {
+        return;
+    };
+    let tags = net
+        .gateway
+        .as_ref()
+        .map(|g| g.tags.clone())
+        .unwrap_or_default();
+    let matching: Vec<(&String, &atoll_model::types::MeshGatewaySpec)> = cx
+        .world
+        .gateways
+        .range((mesh.clone(), String::new())..)
+        .take_while(|((m, _), _)| *m == mesh)
+        .filter(|(_, g)| g.selectors.iter().any(|s| selects(&s.match_tags, &tags)))
+        .map(|((_, n), g)| (n, g))
+        .collect();
+    let (gateway, spec) = match matching.as_slice() {
+        [] => {
+            cx.built
+                .problems
+                .push("no MeshGateway selects this Dataplane".into());
+            return;
+        }
+        [one] => *one,
+        many => {
+            let names: Vec<&str> = many.iter().map(|(n, _)| n.as_str()).collect();
+            cx.built.problems.push(format!(
+                "MeshGateways {} all select this Dataplane; a Dataplane binds to exactly one, so none is configured",
+                names.join(", ")
+            ));
+            return;
+        }
+    };
+    cx.built
+        .deps
+        .insert(Dep::GatewayRoutes(mesh.clone(), gateway.clone()));
+    let targets = |t: Option<&atoll_model::types::TargetRef>| {
+        t.is_some_and(|t| {
+            t.kind == atoll_model::types::TargetKind::MeshGateway && t.name == *gateway
+        })
+    };
+    let in_mesh = |(m, _): &(String, String)| *m == mesh;
+    let http: Vec<_> = cx
+        .world
+        .http_routes
+        .iter()
+        .filter(|(k, r)| in_mesh(k) && targets(r.target_ref.as_ref()))
+        .map(|(_, r)| r)
+        .collect();
+    let tcp: Vec<_> = cx
+        .world
+        .tcp_routes
+        .iter()
+        .filter(|(k, r)| in_mesh(k) && targets(r.target_ref.as_ref()))
+        .map(|(_, r)| r)
+        .collect();
+    let mut secret_deps = BTreeSet::new();
+    let out = {
+        let deps = std::cell::RefCell::new(&mut secret_deps);
+        let resolve = |source: &DataSource| cx.certificate(source, &mut deps.borrow_mut());
+        gateway::generate(&GatewayInput {
+            mesh: &mesh,
+            gateway,
+            address: &net.address,
+            dataplane_tags: &tags,
+            spec,
+            http_routes: &http,
+            tcp_routes: &tcp,
+            certificate: &resolve,
+        })
+    };
+    cx.built.deps.extend(secret_deps);
+    cx.built.problems.extend(out.problems);
+    for (cluster, backend) in &out.backends {
+        let BackendRef { name, port, .. } = backend;
+        cx.service_cluster(cluster, name, *port);
+    }
+    for listener in &out.listeners {
+        cx.built.snapshot.add_listener(listener);
+    }
+}

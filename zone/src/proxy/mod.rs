@@ -1,0 +1,10 @@
+//! From resources to per-proxy configurations: the world (the store's resources in memory),
+//! the builder, workload identities, the dependency index and the reconciler that ties them
+//! to the change feed, and the hub that hands configurations to ADS streams.
+
+pub mod build;
+pub mod deps;
+pub mod hub;
+pub mod identity;
+pub mod reconciler;
+pub mod world;

@@ -1,0 +1,229 @@
+//! Keeps every connected proxy's configuration current: follows the store's change feed,
+//! updates the world, and recomputes only the proxies the dependency index names. Changes are
+//! handled as they arrive (a burst is taken as one batch), never on a timer.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use atoll_store::{Event, Key, ListQuery, Store, StoreError};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{mpsc, watch};
+
+use super::build::build;
+use super::deps::{Dep, Index, ProxyId};
+use super::hub::{Command, Hub};
+use super::identity::Identities;
+use super::world::{KINDS, World};
+
+/// Reads every resource the builder uses.
+pub async fn load(store: &dyn Store) -> Result<World, StoreError> {
+    let mut world = World::default();
+    for kind in KINDS {
+        let mut offset = 0;
+        loop {
+            let page = store
+                .list(&ListQuery {
+                    kind: Some(kind),
+                    offset,
+                    size: Some(1000),
+                    ..Default::default()
+                })
+                .await?;
+            for stored in &page.items {
+                let meta = &stored.resource.meta;
+                world.apply(
+                    kind,
+                    meta.mesh.as_deref(),
+                    &meta.name,
+                    Some(&stored.resource),
+                );
+            }
+            match page.next_offset {
+                Some(next) => offset = next,
+                None => break,
+            }
+        }
+    }
+    Ok(world)
+}
+
+struct Reconciler {
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    world: World,
+    index: Index,
+    identities: Identities,
+}
+
+impl Reconciler {
+    fn recompute(&mut self, proxy: &ProxyId) {
+        let started = Instant::now();
+        let _span =
+            tracing::debug_span!("xds_generate", mesh = %proxy.0, proxy = %proxy.1).entered();
+        match build(&self.world, &mut self.identities, proxy, Instant::now()) {
+            None => {
+                // Not registered (yet): rebuild when its Dataplane appears.
+                self.index.set(
+                    proxy,
+                    BTreeSet::from([Dep::Dataplane(proxy.0.clone(), proxy.1.clone())]),
+                );
+                self.hub.update(proxy, |i| {
+                    i.problems = vec!["no Dataplane with this name is registered".into()]
+                });
+            }
+            Some(built) => {
+                self.index.set(proxy, built.deps);
+                let problems = built.problems;
+                let changed = self.hub.publish(proxy, built.snapshot);
+                if changed && !problems.is_empty() {
+                    tracing::warn!(mesh = %proxy.0, proxy = %proxy.1, ?problems, "configuration is incomplete");
+                }
+                self.hub.update(proxy, |i| i.problems = problems);
+                if changed {
+                    metrics::counter!("atoll_xds_configs_changed_total").increment(1);
+                }
+            }
+        }
+        metrics::histogram!("atoll_xds_generation_seconds").record(started.elapsed().as_secs_f64());
+    }
+
+    fn recompute_all(&mut self) {
+        for proxy in self.hub.connected() {
+            self.recompute(&proxy);
+        }
+    }
+
+    /// Applies a batch of feed events; false when the world may have missed changes.
+    async fn apply(&mut self, events: Vec<Event>) -> bool {
+        let mut touched = BTreeSet::new();
+        let mut complete = true;
+        for event in events {
+            let (key, present) = match event {
+                Event::Put { key, .. } => (key, true),
+                Event::Deleted { key, .. } => (key, false),
+                Event::Resync => {
+                    complete = false;
+                    continue;
+                }
+            };
+            if !KINDS.contains(&key.kind) {
+                continue;
+            }
+            let resource = if present {
+                match self.store.get(&key).await {
+                    Ok(stored) => stored.map(|s| s.resource),
+                    Err(err) => {
+                        tracing::warn!(%err, kind = %key.kind, name = %key.name, "cannot read a changed resource; keeping the last good copy and re-reading everything");
+                        complete = false;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let Key { kind, mesh, name } = key;
+            touched.extend(
+                self.world
+                    .apply(kind, mesh.as_deref(), &name, resource.as_ref()),
+            );
+        }
+        let affected = self.index.affected(&touched);
+        metrics::counter!("atoll_xds_recomputations_total").increment(affected.len() as u64);
+        for proxy in affected {
+            self.recompute(&proxy);
+        }
+        complete
+    }
+
+    async fn resync(&mut self) -> bool {
+        match load(self.store.as_ref()).await {
+            Ok(world) => {
+                self.world = world;
+                self.recompute_all();
+                true
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot re-read the store; proxies keep their last configuration");
+                false
+            }
+        }
+    }
+}
+
+/// Runs until `stop`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut feed = store.watch();
+    let mut r = Reconciler {
+        store,
+        hub,
+        world: World::default(),
+        index: Index::default(),
+        identities: Identities::default(),
+    };
+    let mut in_sync = r.resync().await;
+    let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+    loop {
+        let renewal = r
+            .identities
+            .next_renewal()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(far);
+        let retry = if in_sync {
+            far()
+        } else {
+            tokio::time::Instant::now() + Duration::from_secs(1)
+        };
+        tokio::select! {
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+            command = commands.recv() => match command {
+                Some(Command::Connected(proxy)) => r.recompute(&proxy),
+                Some(Command::Disconnected(proxy)) => {
+                    r.index.remove(&proxy);
+                    r.identities.remove(&proxy);
+                }
+                None => return,
+            },
+            event = feed.recv() => {
+                let mut batch = Vec::new();
+                match event {
+                    Ok(e) => batch.push(e),
+                    Err(RecvError::Lagged(_)) => in_sync = false,
+                    Err(RecvError::Closed) => return,
+                }
+                loop {
+                    match feed.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(TryRecvError::Lagged(_)) => in_sync = false,
+                        Err(_) => break,
+                    }
+                }
+                if !r.apply(batch).await {
+                    in_sync = false;
+                }
+                if !in_sync {
+                    in_sync = r.resync().await;
+                }
+            }
+            _ = tokio::time::sleep_until(renewal) => {
+                for proxy in r.identities.due(Instant::now()) {
+                    tracing::info!(mesh = %proxy.0, proxy = %proxy.1, "renewing the workload certificate");
+                    r.recompute(&proxy);
+                }
+                // Whatever is still due no longer uses a certificate (mTLS off, proxy gone):
+                // forget it rather than wake up for it again.
+                for proxy in r.identities.due(Instant::now()) {
+                    r.identities.remove(&proxy);
+                }
+            }
+            _ = tokio::time::sleep_until(retry) => {
+                in_sync = r.resync().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The zone's resources as the configuration builder reads them: an in-memory copy of the
+//! store, kept current from its change feed, with the endpoints of each service indexed.
+//!
+//! A resource is only replaced by a successful read, so a store that cannot be read leaves
+//! the last good copy in place: an outage never turns into an empty endpoint set pushed to
+//! every proxy.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use atoll_model::types::{
+    DataplaneSpec, InboundState, MeshGatewaySpec, MeshHttpRouteSpec, MeshSpec, MeshTcpRouteSpec,
+    SERVICE_TAG, Tags, TargetKind,
+};
+use atoll_model::{Kind, Resource, Spec};
+
+use super::deps::Dep;
+
+/// (mesh, name)
+pub type Named = (String, String);
+
+/// One instance of a service: where to connect and the inbound's tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u32,
+    pub service_port: u32,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct World {
+    pub meshes: BTreeMap<String, MeshSpec>,
+    pub gateways: BTreeMap<Named, MeshGatewaySpec>,
+    pub http_routes: BTreeMap<Named, MeshHttpRouteSpec>,
+    pub tcp_routes: BTreeMap<Named, MeshTcpRouteSpec>,
+    pub dataplanes: BTreeMap<Named, DataplaneSpec>,
+    pub secrets: BTreeMap<Named, Vec<u8>>,
+    /// (mesh, service) to its ready instances, keyed by (dataplane, inbound port).
+    pub endpoints: BTreeMap<Named, BTreeMap<(String, u32), Endpoint>>,
+}
+
+/// The kinds the builder reads.
+pub const KINDS: [Kind; 6] = [
+    Kind::Mesh,
+    Kind::MeshGateway,
+    Kind::MeshHttpRoute,
+    Kind::MeshTcpRoute,
+    Kind::Dataplane,
+    Kind::Secret,
+];
+
+fn gateway_target(target: Option<&atoll_model::types::TargetRef>) -> Option<&str> {
+    target
+        .filter(|t| t.kind == TargetKind::MeshGateway)
+        .map(|t| t.name.as_str())
+}
+
+impl World {
+    /// Sets `(kind, mesh, name)` to `resource` (`None`: deleted); returns what depended on the
+    /// old or the new value.
+    pub fn apply(
+        &mut self,
+        kind: Kind,
+        mesh: Option<&str>,
+        name: &str,
+        resource: Option<&Resource>,
+    ) -> BTreeSet<Dep> {
+        let mesh_name = mesh.unwrap_or_default().to_string();
+        let key = (mesh_name.clone(), name.to_string());
+        let spec = resource.map(|r| &r.spec);
+        let mut touched = BTreeSet::new();
+        match kind {
+            Kind::Mesh => {
+                touched.insert(Dep::Mesh(name.to_string()));
+                match spec {
+                    Some(Spec::Mesh(m)) => self.meshes.insert(name.to_string(), m.clone()),
+                    _ => self.meshes.remove(name),
+                };
+            }
+            Kind::MeshGateway => {
+                touched.insert(Dep::Gateways(mesh_name));
+                match spec {
+                    Some(Spec::MeshGateway(g)) => self.gateways.insert(key, g.clone()),
+                    _ => self.gateways.remove(&key),
+                };
+            }
+            Kind::MeshHttpRoute => {
+                let old = self.http_routes.get(&key).cloned();
+                let new = match spec {
+                    Some(Spec::MeshHttpRoute(r)) => Some(r.clone()),
+                    _ => None,
+                };
+                for r in old.iter().chain(new.iter()) {
+                    if let Some(gw) = gateway_target(r.target_ref.as_ref()) {
+                        touched.insert(Dep::GatewayRoutes(mesh_name.clone(), gw.to_string()));
+                    }
+                }
+                match new {
+                    Some(r) => self.http_routes.insert(key, r),
+                    None => self.http_routes.remove(&key),
+                };
+            }
+            Kind::MeshTcpRoute => {
+                let old = self.tcp_routes.get(&key).cloned();
+                let new = match spec {
+                    Some(Spec::MeshTcpRoute(r)) => Some(r.clone()),
+                    _ => None,
+                };
+                for r in old.iter().chain(new.iter()) {
+                    if let Some(gw) = gateway_target(r.target_ref.as_ref()) {
+                        touched.insert(Dep::GatewayRoutes(mesh_name.clone(), gw.to_string()));
+                    }
+                }
+                match new {
+                    Some(r) => self.tcp_routes.insert(key, r),
+                    None => self.tcp_routes.remove(&key),
+                };
+            }
+            Kind::Dataplane => {
+                touched.insert(Dep::Dataplane(mesh_name.clone(), name.to_string()));
+                let old = match spec {
+                    Some(Spec::Dataplane(d)) => self.dataplanes.insert(key.clone(), d.clone()),
+                    _ => self.dataplanes.remove(&key),
+                };
+                // Endpoints: drop this Dataplane's old instances, add its new ones.
+                if let Some(old) = old {
+                    for service in services_of(&old) {
+                        if let Some(set) = self
+                            .endpoints
+                            .get_mut(&(mesh_name.clone(), service.clone()))
+                        {
+                            set.retain(|(dp, _), _| dp != name);
+                            if set.is_empty() {
+                                self.endpoints.remove(&(mesh_name.clone(), service.clone()));
+                            }
+                        }
+                        touched.insert(Dep::Service(mesh_name.clone(), service));
+                    }
+                }
+                if let Some(Spec::Dataplane(new)) = spec {
+                    for (service, endpoint) in endpoints_of(new) {
+                        touched.insert(Dep::Service(mesh_name.clone(), service.clone()));
+                        self.endpoints
+                            .entry((mesh_name.clone(), service))
+                            .or_default()
+                            .insert((name.to_string(), endpoint.port), endpoint);
+                    }
+                }
+            }
+            Kind::Secret => {
+                touched.insert(Dep::Secret(mesh_name, name.to_string()));
+                match spec.map(|s| match s {
+                    Spec::Secret(secret) => secret.bytes().ok(),
+                    _ => None,
+                }) {
+                    Some(Some(bytes)) => self.secrets.insert(key, bytes),
+                    _ => self.secrets.remove(&key),
+                };
+            }
+            _ => {}
+        }
+        touched
+    }
+}
+
+/// Every service a Dataplane's inbounds name.
+pub fn services_of(dp: &DataplaneSpec) -> BTreeSet<String> {
+    dp.networking
+        .iter()
+        .flat_map(|n| &n.inbound)
+        .filter_map(|i| i.tags.get(SERVICE_TAG).cloned())
+        .collect()
+}
+
+/// The ready instances a Dataplane offers: (service, endpoint).
+fn endpoints_of(dp: &DataplaneSpec) -> Vec<(String, Endpoint)> {
+    let Some(net) = dp.networking.as_ref() else {
+        return Vec::new();
+    };
+    net.inbound
+        .iter()
+        .filter(|i| !matches!(i.state, InboundState::NotReady | InboundState::Ignored))
+        .filter(|i| i.health.as_ref().is_none_or(|h| h.ready))
+        .filter_map(|i| {
+            let service = i.tags.get(SERVICE_TAG)?.clone();
+            let address = i
+                .address
+                .clone()
+                .or_else(|| net.advertised_address.clone())
+                .unwrap_or_else(|| net.address.clone());
+            Some((
+                service,
+                Endpoint {
+                    address,
+                    port: i.port,
+                    service_port: i.service_port.unwrap_or(i.port),
+                    tags: i.tags.clone(),
+                },
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,137 @@
+//! A sidecar's listeners: one inbound per Dataplane inbound (mesh mTLS in, plain to the local
+//! application) and one outbound per outbound service (plain in from the application, mesh
+//! mTLS out). HTTP or TCP by the `kuma.io/protocol` tag.
+
+use atoll_model::types::{Inbound, InboundState};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::route::v3::{
+    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action,
+    route_match,
+};
+
+use super::{clusters, filters, tls};
+
+/// Application protocol of a service, from its `kuma.io/protocol` tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Tcp,
+}
+
+impl Protocol {
+    pub fn from_tag(tag: Option<&String>) -> Self {
+        match tag.map(String::as_str) {
+            Some("http" | "http2" | "grpc") => Protocol::Http,
+            _ => Protocol::Tcp,
+        }
+    }
+}
+
+/// An outbound the application reaches on `address:port`.
+#[derive(Debug, Clone)]
+pub struct OutboundTarget {
+    pub address: String,
+    pub port: u32,
+    pub service: String,
+    pub protocol: Protocol,
+}
+
+pub struct SidecarInput<'a> {
+    pub mesh: &'a str,
+    /// The Dataplane's `networking.address`.
+    pub address: &'a str,
+    pub inbounds: &'a [Inbound],
+    pub outbounds: &'a [OutboundTarget],
+    pub mtls: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct SidecarOutput {
+    pub listeners: Vec<Listener>,
+    /// Complete clusters (the local application behind each inbound).
+    pub clusters: Vec<Cluster>,
+}
+
+/// The Envoy cluster of a mesh service.
+pub fn service_cluster(service: &str) -> String {
+    service.to_string()
+}
+
+/// Sends everything to `cluster`.
+fn forward_all(name: &str, cluster: &str) -> Filter {
+    filters::http_manager(
+        name,
+        RouteConfiguration {
+            name: name.to_string(),
+            virtual_hosts: vec![VirtualHost {
+                name: name.to_string(),
+                domains: vec!["*".into()],
+                routes: vec![Route {
+                    r#match: Some(RouteMatch {
+                        path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+                        ..Default::default()
+                    }),
+                    action: Some(route::Action::Route(RouteAction {
+                        cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                            cluster.to_string(),
+                        )),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    )
+}
+
+fn proxy_filter(name: &str, protocol: Protocol, cluster: &str) -> Filter {
+    match protocol {
+        Protocol::Http => forward_all(name, cluster),
+        Protocol::Tcp => filters::tcp_proxy(name, &[(cluster.to_string(), 1)]),
+    }
+}
+
+pub fn generate(input: &SidecarInput<'_>) -> SidecarOutput {
+    let mut out = SidecarOutput::default();
+    for inbound in input.inbounds {
+        if inbound.state == InboundState::Ignored {
+            continue;
+        }
+        let address = inbound.address.as_deref().unwrap_or(input.address);
+        let name = format!("inbound:{address}:{}", inbound.port);
+        let app_port = inbound.service_port.unwrap_or(inbound.port);
+        let app_address = inbound.service_address.as_deref().unwrap_or("127.0.0.1");
+        let local = format!("localhost:{app_port}");
+        out.clusters
+            .push(clusters::fixed(&local, app_address, app_port));
+        let protocol = Protocol::from_tag(inbound.tags.get(atoll_model::types::PROTOCOL_TAG));
+        let chain = FilterChain {
+            filters: vec![proxy_filter(&name, protocol, &local)],
+            transport_socket: input.mtls.then(|| tls::inbound_mtls(input.mesh)),
+            ..Default::default()
+        };
+        out.listeners
+            .push(filters::listener(&name, address, inbound.port, vec![chain]));
+    }
+    for outbound in input.outbounds {
+        let name = format!("outbound:{}:{}", outbound.address, outbound.port);
+        let chain = FilterChain {
+            filters: vec![proxy_filter(
+                &name,
+                outbound.protocol,
+                &service_cluster(&outbound.service),
+            )],
+            ..Default::default()
+        };
+        out.listeners.push(filters::listener(
+            &name,
+            &outbound.address,
+            outbound.port,
+            vec![chain],
+        ));
+    }
+    out
+}
