@@ -1,0 +1,636 @@
+//! Golden files of the generated xDS for representative inputs, each also checked by a real
+//! `envoy --mode validate`. `UPDATE_GOLDEN=1 cargo test -p atoll-zone --test golden` rewrites
+//! the files after an intended change; review the diff.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use atoll_zone::proxy::build::build;
+use atoll_zone::proxy::identity::Identities;
+use atoll_zone::proxy::world::World;
+use atoll_zone::xds::clusters;
+use atoll_zone::xds::snapshot::{CLUSTER, ENDPOINT, LISTENER, SECRET, Snapshot};
+use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::{
+    ApiConfigSource, ApiVersion, GrpcService, api_config_source, grpc_service,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
+use envoy_types::pb::envoy::extensions::filters::network::connection_limit::v3::ConnectionLimit;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    DownstreamTlsContext, Secret, UpstreamTlsContext,
+};
+use envoy_types::pb::google::protobuf::Any;
+use prost::Message;
+
+fn world(yaml: &str) -> World {
+    let mut world = World::default();
+    for doc in atoll_model::parse_documents(yaml) {
+        let resource = doc
+            .outcome
+            .unwrap_or_else(|e| panic!("invalid fixture at line {}: {e:?}", doc.line));
+        let meta = resource.meta.clone();
+        world.apply(
+            resource.kind(),
+            meta.mesh.as_deref(),
+            &meta.name,
+            Some(&resource),
+        );
+    }
+    world
+}
+
+/// Replaces PEM text (random keys) so the golden files are stable.
+fn redact_pem(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("\"-----BEGIN") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let end = after.find('"').map_or(after.len(), |e| e + 1);
+        out.push_str("\"<PEM>\"");
+        rest = &after[end.min(after.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An `Any` shown as its decoded message where the type is known.
+fn unpack(any: &Any) -> String {
+    let v = any.value.as_slice();
+    let t = any.type_url.rsplit('/').next().unwrap_or_default();
+    let decoded = match t {
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager" => {
+            HttpConnectionManager::decode(v).map(|m| format!("{m:#?}"))
+        }
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy" => {
+            TcpProxy::decode(v).map(|m| format!("{m:#?}"))
+        }
+        "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit" => {
+            ConnectionLimit::decode(v).map(|m| format!("{m:#?}"))
+        }
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext" => {
+            DownstreamTlsContext::decode(v).map(|m| format!("{m:#?}"))
+        }
+        "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext" => {
+            UpstreamTlsContext::decode(v).map(|m| format!("{m:#?}"))
+        }
+        _ => return format!("<{t}>"),
+    };
+    format!(
+        "{t} {}",
+        decoded.unwrap_or_else(|e| format!("<undecodable: {e}>"))
+    )
+}
+
+/// The listener with its typed configs printed decoded after it.
+fn describe_listener(listener: &Listener) -> String {
+    let mut shallow = listener.clone();
+    let mut nested = Vec::new();
+    for chain in &mut shallow.filter_chains {
+        for f in &mut chain.filters {
+            if let Some(filter::ConfigType::TypedConfig(any)) = &mut f.config_type {
+                nested.push(format!("{} / {}: {}", chain.name, f.name, unpack(any)));
+                any.value.clear();
+            }
+        }
+        if let Some(socket) = &mut chain.transport_socket
+            && let Some(
+                envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(
+                    any,
+                ),
+            ) = &mut socket.config_type
+        {
+            nested.push(format!(
+                "{} / transport socket: {}",
+                chain.name,
+                unpack(any)
+            ));
+            any.value.clear();
+        }
+    }
+    for f in &mut shallow.listener_filters {
+        if let Some(
+            envoy_types::pb::envoy::config::listener::v3::listener_filter::ConfigType::TypedConfig(
+                any,
+            ),
+        ) = &mut f.config_type
+        {
+            any.value.clear();
+        }
+    }
+    format!("{shallow:#?}\n{}", nested.join("\n"))
+}
+
+fn describe_cluster(cluster: &Cluster) -> String {
+    let mut shallow = cluster.clone();
+    let mut nested = String::new();
+    if let Some(socket) = &mut shallow.transport_socket
+        && let Some(
+            envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(
+                any,
+            ),
+        ) = &mut socket.config_type
+    {
+        nested = format!("\ntransport socket: {}", unpack(any));
+        any.value.clear();
+    }
+    format!("{shallow:#?}{nested}")
+}
+
+fn describe(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
+    for l in snapshot.decoded::<Listener>(LISTENER) {
+        out.push_str(&format!(
+            "=== Listener {}\n{}\n",
+            l.name,
+            describe_listener(&l)
+        ));
+    }
+    for c in snapshot.decoded::<Cluster>(CLUSTER) {
+        out.push_str(&format!(
+            "=== Cluster {}\n{}\n",
+            c.name,
+            describe_cluster(&c)
+        ));
+    }
+    for e in snapshot.decoded::<ClusterLoadAssignment>(ENDPOINT) {
+        out.push_str(&format!("=== Endpoints {}\n{e:#?}\n", e.cluster_name));
+    }
+    for s in snapshot.decoded::<Secret>(SECRET) {
+        out.push_str(&format!("=== Secret {}\n{s:#?}\n", s.name));
+    }
+    redact_pem(&out)
+}
+
+fn check_golden(name: &str, text: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() || !path.exists() {
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    if expected != text {
+        let first = expected
+            .lines()
+            .zip(text.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(text.lines().count()));
+        panic!(
+            "{} differs from the generated configuration at line {}:\n  golden:    {:?}\n  generated: {:?}\nrerun with UPDATE_GOLDEN=1 if the change is intended",
+            path.display(),
+            first + 1,
+            expected.lines().nth(first),
+            text.lines().nth(first)
+        );
+    }
+}
+
+/// `envoy --mode validate` on a bootstrap holding the snapshot's listeners and clusters, with
+/// ADS configured so EDS clusters and SDS secrets are accepted as they are served.
+fn envoy_validate(snapshot: &Snapshot) -> Result<(), String> {
+    let envoy = atoll_e2e::envoy::binary().expect("an Envoy binary");
+    let mut clusters_list = snapshot.decoded::<Cluster>(CLUSTER);
+    clusters_list.push(clusters::with_http2(clusters::fixed("xds", "127.0.0.1", 1)));
+    let bootstrap = Bootstrap {
+        node: Some(envoy_types::pb::envoy::config::core::v3::Node {
+            id: "golden.proxy".into(),
+            cluster: "golden".into(),
+            ..Default::default()
+        }),
+        static_resources: Some(bootstrap::StaticResources {
+            listeners: snapshot.decoded::<Listener>(LISTENER),
+            clusters: clusters_list,
+            ..Default::default()
+        }),
+        dynamic_resources: Some(bootstrap::DynamicResources {
+            ads_config: Some(ApiConfigSource {
+                api_type: api_config_source::ApiType::Grpc as i32,
+                transport_api_version: ApiVersion::V3 as i32,
+                grpc_services: vec![GrpcService {
+                    target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                        grpc_service::EnvoyGrpc {
+                            cluster_name: "xds".into(),
+                            ..Default::default()
+                        },
+                    )),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bootstrap.pb");
+    std::fs::write(&file, bootstrap.encode_to_vec()).unwrap();
+    let output = std::process::Command::new(envoy)
+        .args(["--mode", "validate", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+fn generate(world: &World, mesh: &str, name: &str) -> (Snapshot, Vec<String>) {
+    let built = build(
+        world,
+        &mut Identities::default(),
+        &(mesh.to_string(), name.to_string()),
+        Instant::now(),
+    )
+    .expect("the Dataplane exists");
+    (built.snapshot, built.problems)
+}
+
+fn pem_secret(mesh: &str, name: &str, cert: &str, key: &str) -> String {
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(format!("{cert}{key}"));
+    format!("---\ntype: Secret\nmesh: {mesh}\nname: {name}\ndata: {data}\n")
+}
+
+/// An RSA certificate from openssl (rcgen on ring cannot generate RSA keys).
+fn rsa_certificate(host: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+        ])
+        .arg(format!("/CN={host}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    (
+        std::fs::read_to_string(cert).unwrap(),
+        std::fs::read_to_string(key).unwrap(),
+    )
+}
+
+const SERVICES: &str = "
+---
+type: Dataplane
+mesh: default
+name: web-1
+networking:
+  address: 10.0.0.2
+  inbound:
+  - port: 8080
+    servicePort: 80
+    tags:
+      kuma.io/service: web
+      kuma.io/protocol: http
+---
+type: Dataplane
+mesh: default
+name: api-1
+networking:
+  address: 10.0.0.3
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: api
+      kuma.io/protocol: http
+---
+type: Dataplane
+mesh: default
+name: db-1
+networking:
+  address: 10.0.0.4
+  inbound:
+  - port: 5432
+    tags:
+      kuma.io/service: db
+";
+
+const GATEWAY_DP: &str = "
+---
+type: Dataplane
+mesh: default
+name: edge-1
+networking:
+  address: 10.0.0.1
+  gateway:
+    type: BUILTIN
+    tags:
+      kuma.io/service: edge
+";
+
+#[test]
+fn gateway_http_listeners_with_every_route_feature() {
+    let world = world(&format!(
+        "type: Mesh
+name: default
+---
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: 8080
+    protocol: HTTP
+    hostname: foo.example.com
+    resources:
+      connectionLimit: 100
+  - port: 8080
+    protocol: HTTP
+    hostname: '*.bar.example.com'
+    tags:
+      vhost: bar
+  - port: 9090
+    protocol: HTTP
+---
+type: MeshHTTPRoute
+mesh: default
+name: foo
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    hostnames: [foo.example.com]
+    rules:
+    - matches:
+      - path:
+          type: PathPrefix
+          value: /api
+        method: GET
+        queryParams:
+        - type: Exact
+          name: v
+          value: '2'
+      default:
+        filters:
+        - type: RequestHeaderModifier
+          requestHeaderModifier:
+            set:
+            - name: X-Version
+              value: '2'
+            remove: [X-Debug]
+        - type: URLRewrite
+          urlRewrite:
+            path:
+              type: ReplacePrefixMatch
+              replacePrefixMatch: /v2
+        - type: RequestMirror
+          requestMirror:
+            percentage: 10
+            backendRef:
+              kind: MeshService
+              name: api
+        backendRefs:
+        - kind: MeshService
+          name: web
+          weight: 90
+        - kind: MeshService
+          name: api
+          weight: 10
+    - matches:
+      - path:
+          type: Exact
+          value: /old
+      default:
+        filters:
+        - type: RequestRedirect
+          requestRedirect:
+            statusCode: 301
+            path:
+              type: ReplaceFullPath
+              replaceFullPath: /new
+---
+type: MeshHTTPRoute
+mesh: default
+name: bar-only
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+    tags:
+      vhost: bar
+  to:
+  - targetRef:
+      kind: Mesh
+    rules:
+    - default:
+        backendRefs:
+        - kind: MeshService
+          name: api
+{SERVICES}{GATEWAY_DP}"
+    ));
+    let (snapshot, problems) = generate(&world, "default", "edge-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let text = describe(&snapshot);
+    // The tag-targeted route attaches to the bar listener only.
+    assert!(text.contains("*.bar.example.com"));
+    check_golden("gateway_http", &text);
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}
+
+#[test]
+fn gateway_tls_terminate_with_two_certificates_passthrough_and_tcp() {
+    let (ec_cert, ec_key) = atoll_tls::self_signed(&["secure.example.com".into()], false).unwrap();
+    let (rsa_cert, rsa_key) = rsa_certificate("secure.example.com");
+    let world = world(&format!(
+        "type: Mesh
+name: default
+---
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: 8443
+    protocol: HTTPS
+    hostname: secure.example.com
+    tls:
+      mode: TERMINATE
+      certificates:
+      - secret: ec-cert
+      - secret: rsa-cert
+  - port: 9443
+    protocol: TLS
+    hostname: db.example.com
+    tls:
+      mode: PASSTHROUGH
+  - port: 5432
+    protocol: TCP
+---
+type: MeshHTTPRoute
+mesh: default
+name: secure
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    rules:
+    - default:
+        backendRefs:
+        - kind: MeshService
+          name: web
+---
+type: MeshTCPRoute
+mesh: default
+name: db
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    rules:
+    - default:
+        backendRefs:
+        - kind: MeshService
+          name: db
+{}{}{SERVICES}{GATEWAY_DP}",
+        pem_secret("default", "ec-cert", &ec_cert, &ec_key),
+        pem_secret("default", "rsa-cert", &rsa_cert, &rsa_key),
+    ));
+    let (snapshot, problems) = generate(&world, "default", "edge-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let listeners = snapshot.decoded::<Listener>(LISTENER);
+    assert_eq!(listeners.len(), 3);
+    check_golden("gateway_tls_tcp", &describe(&snapshot));
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}
+
+#[test]
+fn sidecar_with_mesh_mtls() {
+    let ca = atoll_tls::Authority::generate("mesh secure").unwrap();
+    let bundle = ca.to_bundle();
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(bundle);
+    let world = world(&format!(
+        "type: Mesh
+name: secure
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+---
+type: Secret
+mesh: secure
+name: ca-builtin-ca-1
+data: {data}
+---
+type: Dataplane
+mesh: secure
+name: client-1
+networking:
+  address: 10.0.0.5
+  inbound:
+  - port: 8080
+    servicePort: 80
+    tags:
+      kuma.io/service: client
+      kuma.io/protocol: http
+  outbound:
+  - port: 10001
+    tags:
+      kuma.io/service: echo
+  - port: 10002
+    tags:
+      kuma.io/service: cache
+---
+type: Dataplane
+mesh: secure
+name: echo-1
+networking:
+  address: 10.0.0.6
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: echo
+      kuma.io/protocol: http
+---
+type: Dataplane
+mesh: secure
+name: cache-1
+networking:
+  address: 10.0.0.7
+  inbound:
+  - port: 6379
+    tags:
+      kuma.io/service: cache
+"
+    ));
+    let (snapshot, problems) = generate(&world, "secure", "client-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let text = describe(&snapshot);
+    assert!(
+        text.contains("spiffe://secure/echo"),
+        "outbound checks the server identity"
+    );
+    check_golden("sidecar_mtls", &text);
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}
+
+#[test]
+fn a_second_matching_gateway_is_reported_not_picked() {
+    let world = world(&format!(
+        "type: Mesh
+name: default
+---
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: 8080
+    protocol: HTTP
+---
+type: MeshGateway
+mesh: default
+name: edge-too
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: 8081
+    protocol: HTTP
+{GATEWAY_DP}"
+    ));
+    let (snapshot, problems) = generate(&world, "default", "edge-1");
+    assert!(snapshot.decoded::<Listener>(LISTENER).is_empty());
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("edge, edge-too"), "{problems:?}");
+}
