@@ -139,6 +139,7 @@ async fn client(channel: Channel, id: String, seen: Arc<Seen>, epoch: Instant) {
     };
     let mut inbound = response.into_inner();
     let mut eds_subscribed = false;
+    let mut eds_names: Vec<String> = Vec::new();
     while let Ok(Some(r)) = inbound.message().await {
         seen.responses.fetch_add(1, Ordering::Relaxed);
         if r.type_url == ENDPOINT {
@@ -162,15 +163,22 @@ async fn client(channel: Channel, id: String, seen: Arc<Seen>, epoch: Instant) {
         } else {
             None
         };
+        // State of the world: every request repeats the whole subscription, ACKs included.
         let _ = tx
             .send(DiscoveryRequest {
                 type_url: r.type_url.clone(),
                 version_info: r.version_info.clone(),
                 response_nonce: r.nonce.clone(),
+                resource_names: if r.type_url == ENDPOINT {
+                    eds_names.clone()
+                } else {
+                    Vec::new()
+                },
                 ..Default::default()
             })
             .await;
         if let Some(names) = names {
+            eds_names = names.clone();
             let _ = tx
                 .send(DiscoveryRequest {
                     type_url: ENDPOINT.into(),
@@ -321,7 +329,9 @@ async fn fan_out() {
         {
             assert!(
                 Instant::now() < deadline,
-                "round {round}: the affected clients did not get the change"
+                "round {round}: the affected clients did not get the change; client insight: {:?}; seen endpoints {}",
+                hub.insight(&("default".into(), format!("client-{}", affected[0]))),
+                seen[affected[0]].endpoints.load(Ordering::Relaxed)
             );
             tokio::time::sleep(Duration::from_micros(200)).await;
         }

@@ -112,6 +112,7 @@ fn http_routes_for<'a>(
         .iter()
         .copied()
         .filter(|r| attaches(r.target_ref.as_ref().map(|t| &t.tags), &tags))
+        .filter(|r| routes::applies_to_host(r, listener.effective_hostname()))
         .collect();
     for route in &attached {
         for backend in routes::backends(route) {

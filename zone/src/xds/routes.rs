@@ -44,6 +44,13 @@ fn hostname_applies(route: &str, listener: &str) -> bool {
         || covers(listener, route)
 }
 
+/// Whether any part of a route can apply to the virtual host for `hostname`.
+pub fn applies_to_host(spec: &MeshHttpRouteSpec, hostname: &str) -> bool {
+    spec.to.iter().any(|to| {
+        to.hostnames.is_empty() || to.hostnames.iter().any(|h| hostname_applies(h, hostname))
+    })
+}
+
 /// Routes of `specs` that apply to the virtual host for `hostname`, most specific first.
 pub fn for_host(hostname: &str, specs: &[&MeshHttpRouteSpec]) -> Vec<Route> {
     let mut ranked: Vec<((u8, usize, usize), Route)> = Vec::new();
