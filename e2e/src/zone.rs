@@ -18,6 +18,8 @@ pub struct Zone {
     pub http_port: u16,
     /// The DP server (ADS, bootstrap).
     pub dp_port: u16,
+    /// The in-process zone ingress, when started with one.
+    pub ingress_port: Option<u16>,
     pub diagnostics_port: u16,
     pub process: Process,
     dir: TempDir,
@@ -35,6 +37,8 @@ pub struct ZoneOptions {
     pub certificate_zone: Option<String>,
     /// Do not wait for readiness (for zones expected to fail).
     pub no_wait: bool,
+    /// Run the zone ingress in-process (`atoll-zone run --ingress`) on a free port.
+    pub ingress: bool,
 }
 
 /// Certificate, key and CA files for a zone, issued by the global through `atollctl`.
@@ -133,11 +137,25 @@ impl Zone {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let mut args = vec!["run".to_string()];
+        let ingress_port = if options.ingress {
+            let port = free_port()?;
+            env.insert("KUMA_ZONE_INGRESS_PORT".into(), port.to_string());
+            env.insert("KUMA_ZONE_INGRESS_INTERFACE".into(), "127.0.0.1".into());
+            env.insert(
+                "KUMA_ZONE_INGRESS_ADVERTISED_ADDRESS".into(),
+                "127.0.0.1".into(),
+            );
+            args.push("--ingress".into());
+            Some(port)
+        } else {
+            None
+        };
         env.extend(options.env.clone());
         let spec = Spec {
             name: format!("atoll-zone {name}"),
             program: binaries::binary("atoll-zone")?,
-            args: vec!["run".into()],
+            args,
             env,
         };
         let mut process = Process::start(spec, dir.path().join("zone.log"))?;
@@ -150,6 +168,7 @@ impl Zone {
             name: name.to_string(),
             http_port,
             dp_port,
+            ingress_port,
             diagnostics_port,
             process,
             dir,

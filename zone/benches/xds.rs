@@ -236,6 +236,7 @@ async fn fan_out() {
     let (hub, commands) = Hub::new();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(atoll_zone::proxy::reconciler::run(
+        "zone-1".into(),
         store.clone(),
         hub.clone(),
         commands,
@@ -249,9 +250,16 @@ async fn fan_out() {
         l.local_addr().unwrap().port()
     };
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    atoll_zone::dp_server::serve(addr, tls, store.clone(), hub.clone(), stop)
-        .await
-        .unwrap();
+    atoll_zone::dp_server::serve(
+        addr,
+        tls,
+        store.clone(),
+        hub.clone(),
+        axum::Router::new(),
+        stop,
+    )
+    .await
+    .unwrap();
 
     let epoch = Instant::now();
     let mut channels = Vec::new();

@@ -51,6 +51,30 @@ pub const ZONE_OPTIONS: &[Opt] = &[
         help: "larger resources from the global are refused by name (NACK) (Atoll addition)",
     },
     Opt {
+        env: "KUMA_ZONE_INGRESS_PORT",
+        yaml: "zoneIngress.port",
+        default: "10001",
+        help: "port of the zone ingress (`atoll-zone run --ingress`, `atoll-zone ingress`)",
+    },
+    Opt {
+        env: "KUMA_ZONE_INGRESS_INTERFACE",
+        yaml: "zoneIngress.interface",
+        default: "0.0.0.0",
+        help: "interface the in-process zone ingress listens on (Atoll addition)",
+    },
+    Opt {
+        env: "KUMA_ZONE_INGRESS_ADVERTISED_ADDRESS",
+        yaml: "zoneIngress.advertisedAddress",
+        default: "127.0.0.1",
+        help: "address other zones use to reach this zone's ingress",
+    },
+    Opt {
+        env: "KUMA_ZONE_INGRESS_ADVERTISED_PORT",
+        yaml: "zoneIngress.advertisedPort",
+        default: "",
+        help: "port other zones use to reach this zone's ingress; empty: the ingress port (Atoll addition)",
+    },
+    Opt {
         env: "KUMA_DP_SERVER_PORT",
         yaml: "dpServer.port",
         default: "5678",
@@ -93,6 +117,36 @@ pub struct ZoneConfig {
     pub kds: Option<KdsClientConfig>,
     pub dp_server: std::net::SocketAddr,
     pub dp_server_hostnames: Vec<String>,
+    pub ingress: IngressSettings,
+}
+
+/// Where the zone ingress listens and what it advertises.
+#[derive(Debug, Clone)]
+pub struct IngressSettings {
+    pub listen: std::net::SocketAddr,
+    pub advertised_address: String,
+    pub advertised_port: u32,
+}
+
+impl IngressSettings {
+    pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
+        let port = s.require::<u16>("KUMA_ZONE_INGRESS_PORT")?;
+        let advertised_port = match s.get("KUMA_ZONE_INGRESS_ADVERTISED_PORT") {
+            Some(_) => s.require::<u16>("KUMA_ZONE_INGRESS_ADVERTISED_PORT")?,
+            None => port,
+        };
+        Ok(IngressSettings {
+            listen: std::net::SocketAddr::new(
+                s.require::<std::net::IpAddr>("KUMA_ZONE_INGRESS_INTERFACE")?,
+                port,
+            ),
+            advertised_address: s
+                .get("KUMA_ZONE_INGRESS_ADVERTISED_ADDRESS")
+                .unwrap_or("127.0.0.1")
+                .to_string(),
+            advertised_port: u32::from(advertised_port),
+        })
+    }
 }
 
 pub fn duration(s: &Settings, name: &str) -> anyhow::Result<Duration> {
@@ -155,6 +209,7 @@ impl ZoneConfig {
             kds,
             dp_server,
             dp_server_hostnames,
+            ingress: IngressSettings::from_settings(s)?,
         })
     }
 }

@@ -9,8 +9,10 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod crosszone;
 pub mod dp;
 pub mod dp_server;
+pub mod ingress;
 pub mod kds_client;
 pub mod proxy;
 pub mod runtime;

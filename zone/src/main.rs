@@ -16,30 +16,58 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the zone control plane.
-    Run(atoll_runtime::Flags),
+    Run {
+        #[command(flatten)]
+        flags: atoll_runtime::Flags,
+        /// Also run the zone-ingress SNI router in this process (KUMA_ZONE_INGRESS_*).
+        #[arg(long)]
+        ingress: bool,
+    },
     /// Run the zone-ingress SNI router on its own, fed by a zone control plane.
-    Ingress,
+    Ingress(atoll_zone::crosszone::process::IngressArgs),
     /// Print the configuration reference (every option and its environment variable).
     Options,
 }
 
 fn main() -> ExitCode {
+    // One TLS provider for every client in the process (reqwest is built without a default).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Options => {
             print!("{}", atoll_config::markdown_table(&config::options()));
             ExitCode::SUCCESS
         }
-        Command::Ingress => {
-            eprintln!(
-                "Error: the zone ingress is not implemented in this build yet (see docs/README.md)"
-            );
-            ExitCode::from(2)
+        Command::Ingress(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(err) => {
+                    eprintln!("Error: starting the runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let outcome = runtime.block_on(async {
+                let _telemetry = atoll_telemetry::init(
+                    "atoll-zone-ingress",
+                    atoll_telemetry::LogFormat::from_env(),
+                )?;
+                atoll_zone::crosszone::process::run(args).await
+            });
+            match outcome {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("Error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
-        Command::Run(flags) => {
+        Command::Run { flags, ingress } => {
             atoll_runtime::run_command("atoll-zone", &flags, &config::options(), |settings| {
                 let common = atoll_runtime::Common::from_settings(settings)?;
                 let zone = config::ZoneConfig::from_settings(settings)?;
-                atoll_runtime::block_on(runtime::run(common, zone))
+                atoll_runtime::block_on(runtime::run(common, zone, ingress))
             })
         }
     }

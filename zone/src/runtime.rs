@@ -5,10 +5,16 @@ use anyhow::Context;
 use atoll_api::Mode;
 use atoll_runtime::{Common, start_control_plane};
 
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
 use crate::config::ZoneConfig;
+use crate::crosszone::registry::Advertisement;
+use crate::crosszone::table::Table;
 use crate::proxy::hub::Hub;
 
-pub async fn run(common: Common, zone: ZoneConfig) -> anyhow::Result<()> {
+pub async fn run(common: Common, zone: ZoneConfig, with_ingress: bool) -> anyhow::Result<()> {
     let stop = atoll_runtime::shutdown_signal();
     let mode = Mode::Zone {
         name: zone.name.clone(),
@@ -49,13 +55,48 @@ pub async fn run(common: Common, zone: ZoneConfig) -> anyhow::Result<()> {
         &identity.cert_file.display().to_string(),
     )?;
     tokio::spawn(crate::proxy::reconciler::run(
+        zone.name.clone(),
         started.store.clone(),
         hub.clone(),
         commands,
         stop.clone(),
     ));
-    let dp_server =
-        crate::dp_server::serve(zone.dp_server, tls, started.store.clone(), hub, stop).await?;
+    // The ingress's table is always kept: a separate ingress process may follow it.
+    let (tables_tx, tables) = watch::channel(Arc::new(Table::new()));
+    let (advertise, advertisement) = watch::channel(None);
+    tokio::spawn(crate::crosszone::registry::run(
+        started.store.clone(),
+        zone.name.clone(),
+        advertisement,
+        tables_tx,
+        stop.clone(),
+    ));
+    if with_ingress {
+        let listener = tokio::net::TcpListener::bind(zone.ingress.listen)
+            .await
+            .with_context(|| format!("binding the zone ingress on {}", zone.ingress.listen))?;
+        advertise.send_replace(Some(Advertisement {
+            address: zone.ingress.advertised_address.clone(),
+            port: zone.ingress.advertised_port,
+        }));
+        tracing::info!(listen = %zone.ingress.listen, advertised = %zone.ingress.advertised_address, "zone ingress running in-process");
+        tokio::spawn(crate::ingress::serve(
+            listener,
+            crate::ingress::IngressConfig::default(),
+            tables.clone(),
+            stop.clone(),
+            Arc::new(crate::ingress::Stats::default()),
+        ));
+    }
+    let dp_server = crate::dp_server::serve(
+        zone.dp_server,
+        tls,
+        started.store.clone(),
+        hub,
+        crate::crosszone::stream::router(tables, advertise),
+        stop,
+    )
+    .await?;
     tracing::info!(zone = %zone.name, http = %common.http, dp_server = %zone.dp_server, dp_ca = ?identity.ca_file, "zone control plane ready");
     for server in started.servers {
         let _ = server.await;

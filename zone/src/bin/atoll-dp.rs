@@ -23,6 +23,8 @@ fn main() -> ExitCode {
     let Cli {
         command: Command::Run(args),
     } = Cli::parse();
+    // One TLS provider for every client in the process (reqwest is built without a default).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

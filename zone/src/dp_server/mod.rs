@@ -22,12 +22,15 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
+    extra: axum::Router,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the DP server on {addr}"))?;
-    let http = bootstrap::router(store, hub.clone()).merge(insight::router(hub.clone()));
+    let http = bootstrap::router(store, hub.clone())
+        .merge(insight::router(hub.clone()))
+        .merge(extra);
     let ads = AggregatedDiscoveryServiceServer::new(ads::Ads { hub })
         .max_decoding_message_size(16 * 1024 * 1024);
     let router = tonic::service::Routes::from(http)

@@ -50,11 +50,6 @@ pub fn mtls_backend(mesh: &MeshSpec) -> Option<(String, Duration)> {
     Some((backend.name.clone(), validity))
 }
 
-/// The SNI a mesh client sends to a service inside the zone.
-pub fn local_sni(mesh: &str, service: &str) -> String {
-    format!("{service}{{mesh={mesh}}}")
-}
-
 struct Context<'a> {
     world: &'a World,
     proxy: &'a ProxyId,
@@ -67,9 +62,16 @@ impl Context<'_> {
         &self.proxy.0
     }
 
-    fn upstream_tls(&self, service: &str) -> Option<TransportSocket> {
-        self.mtls
-            .then(|| tls::outbound_mtls(self.mesh(), service, &local_sni(self.mesh(), service)))
+    /// Mesh mTLS to `service`, with the SNI that other zones' ingresses route by (the same
+    /// name for local instances, whose sidecars ignore it).
+    fn upstream_tls(&self, service: &str, port: Option<u32>) -> Option<TransportSocket> {
+        self.mtls.then(|| {
+            tls::outbound_mtls(
+                self.mesh(),
+                service,
+                &crate::crosszone::sni::service_sni(self.mesh(), service, port),
+            )
+        })
     }
 
     /// An EDS cluster for `service` (instances filtered to `port` when given) and its
@@ -79,10 +81,10 @@ impl Context<'_> {
         self.built
             .deps
             .insert(Dep::Service(mesh.clone(), service.to_string()));
-        let endpoints: Vec<(String, u32, u32)> = self
+        let mut endpoints: Vec<(String, u32, u32)> = self
             .world
             .endpoints
-            .get(&(mesh, service.to_string()))
+            .get(&(mesh.clone(), service.to_string()))
             .map(|set| {
                 set.values()
                     .filter(|e| port.is_none_or(|p| e.port == p || e.service_port == p))
@@ -90,9 +92,34 @@ impl Context<'_> {
                     .collect()
             })
             .unwrap_or_default();
+        // Other zones' instances, through their ingress, weighted by how many there are. Only
+        // with mTLS: the ingress routes by the SNI of the mesh's TLS.
+        if self.mtls {
+            let remote = self.world.remote_ingresses(&mesh, service);
+            let via_egress = self
+                .world
+                .meshes
+                .get(&mesh)
+                .and_then(|m| m.routing.as_ref())
+                .is_some_and(|r| r.zone_egress);
+            if via_egress && !remote.is_empty() {
+                // `local` mode: cross-zone traffic must leave through this zone's egress. This
+                // build has no egress, so fail closed rather than go direct (kumahq/kuma#7556).
+                let problem = format!(
+                    "mesh {mesh:?} sends cross-zone traffic through a zone egress (routing.zoneEgress), which this build does not provide: {service}'s instances in other zones are not used"
+                );
+                if !self.built.problems.contains(&problem) {
+                    self.built.problems.push(problem);
+                }
+            } else {
+                for r in remote {
+                    endpoints.push((r.address, r.port, r.instances));
+                }
+            }
+        }
         self.built
             .snapshot
-            .add_cluster(&clusters::eds(cluster, self.upstream_tls(service)));
+            .add_cluster(&clusters::eds(cluster, self.upstream_tls(service, port)));
         self.built
             .snapshot
             .add_endpoints(&clusters::load_assignment(cluster, &endpoints));

@@ -49,6 +49,7 @@ pub async fn load(store: &dyn Store) -> Result<World, StoreError> {
 }
 
 struct Reconciler {
+    zone: String,
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     world: World,
@@ -138,7 +139,8 @@ impl Reconciler {
 
     async fn resync(&mut self) -> bool {
         match load(self.store.as_ref()).await {
-            Ok(world) => {
+            Ok(mut world) => {
+                world.local_zone = self.zone.clone();
                 self.world = world;
                 self.recompute_all();
                 true
@@ -153,6 +155,7 @@ impl Reconciler {
 
 /// Runs until `stop`.
 pub async fn run(
+    zone: String,
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     mut commands: mpsc::UnboundedReceiver<Command>,
@@ -160,6 +163,7 @@ pub async fn run(
 ) {
     let mut feed = store.watch();
     let mut r = Reconciler {
+        zone,
         store,
         hub,
         world: World::default(),

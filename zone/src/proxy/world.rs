@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use atoll_model::types::{
     DataplaneSpec, InboundState, MeshGatewaySpec, MeshHttpRouteSpec, MeshSpec, MeshTcpRouteSpec,
-    SERVICE_TAG, Tags, TargetKind,
+    SERVICE_TAG, Tags, TargetKind, ZoneIngressSpec,
 };
 use atoll_model::{Kind, Resource, Spec};
 
@@ -37,16 +37,30 @@ pub struct World {
     pub secrets: BTreeMap<Named, Vec<u8>>,
     /// (mesh, service) to its ready instances, keyed by (dataplane, inbound port).
     pub endpoints: BTreeMap<Named, BTreeMap<(String, u32), Endpoint>>,
+    /// ZoneIngresses by name: other zones' (synced from the global) and this zone's own.
+    pub ingresses: BTreeMap<String, ZoneIngressSpec>,
+    /// This zone's name, to tell its own ingress from other zones'.
+    pub local_zone: String,
+}
+
+/// Another zone's ingress offering a service: where to connect and how many instances it has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteIngress {
+    pub zone: String,
+    pub address: String,
+    pub port: u32,
+    pub instances: u32,
 }
 
 /// The kinds the builder reads.
-pub const KINDS: [Kind; 6] = [
+pub const KINDS: [Kind; 7] = [
     Kind::Mesh,
     Kind::MeshGateway,
     Kind::MeshHttpRoute,
     Kind::MeshTcpRoute,
     Kind::Dataplane,
     Kind::Secret,
+    Kind::ZoneIngress,
 ];
 
 fn gateway_target(target: Option<&atoll_model::types::TargetRef>) -> Option<&str> {
@@ -147,6 +161,23 @@ impl World {
                     }
                 }
             }
+            Kind::ZoneIngress => {
+                let new = match spec {
+                    Some(Spec::ZoneIngress(z)) => Some(z.clone()),
+                    _ => None,
+                };
+                let old = match &new {
+                    Some(z) => self.ingresses.insert(name.to_string(), z.clone()),
+                    None => self.ingresses.remove(name),
+                };
+                for z in old.iter().chain(new.iter()) {
+                    for s in &z.available_services {
+                        if let Some(service) = s.tags.get(SERVICE_TAG) {
+                            touched.insert(Dep::Service(s.mesh.clone(), service.clone()));
+                        }
+                    }
+                }
+            }
             Kind::Secret => {
                 touched.insert(Dep::Secret(mesh_name, name.to_string()));
                 match spec.map(|s| match s {
@@ -160,6 +191,36 @@ impl World {
             _ => {}
         }
         touched
+    }
+}
+
+impl World {
+    /// Other zones' ingresses that offer `service` in `mesh`.
+    pub fn remote_ingresses(&self, mesh: &str, service: &str) -> Vec<RemoteIngress> {
+        self.ingresses
+            .values()
+            .filter_map(|z| {
+                let zone = z.zone.clone().filter(|zone| *zone != self.local_zone)?;
+                let net = z.networking.as_ref()?;
+                let instances: u32 = z
+                    .available_services
+                    .iter()
+                    .filter(|s| {
+                        s.mesh == mesh && s.tags.get(SERVICE_TAG).is_some_and(|s| s == service)
+                    })
+                    .map(|s| s.instances)
+                    .sum();
+                (instances > 0).then(|| RemoteIngress {
+                    zone,
+                    address: net
+                        .advertised_address
+                        .clone()
+                        .unwrap_or_else(|| net.address.clone()),
+                    port: net.advertised_port.unwrap_or(net.port),
+                    instances,
+                })
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,206 @@
+//! Cross-zone traffic end to end: one global, two zones each with an in-process ingress, real
+//! Envoy sidecars (run by `atoll-dp`) and real HTTP backends.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use atoll_e2e::backend::Backend;
+use atoll_e2e::cli::atollctl;
+use atoll_e2e::dataplane::Dataplane;
+use atoll_e2e::free_port;
+use atoll_e2e::global::{Global, GlobalOptions};
+use atoll_e2e::process::{http_call, http_get};
+use atoll_e2e::proxy::FaultProxy;
+use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const SNI: &str = "backend.any.secure.atoll";
+
+fn apply(global: &Global, yaml: &str) {
+    let run = atollctl(&["--api-address", &global.api(), "apply", "-f", "-"], yaml).unwrap();
+    assert_eq!(run.code, 0, "apply failed: {}{}", run.stdout, run.stderr);
+}
+
+fn sidecar(
+    zone: &Zone,
+    name: &str,
+    service: &str,
+    app: &Backend,
+    outbound: Option<u16>,
+) -> (Dataplane, u16) {
+    let (admin, inbound) = (free_port().unwrap(), free_port().unwrap());
+    let outbound = outbound
+        .map(|port| {
+            format!("  outbound:\n  - port: {port}\n    tags:\n      kuma.io/service: backend\n")
+        })
+        .unwrap_or_default();
+    let yaml = format!(
+        "type: Dataplane
+mesh: secure
+name: {name}
+networking:
+  address: 127.0.0.1
+  admin:
+    port: {admin}
+  inbound:
+  - port: {inbound}
+    servicePort: {}
+    tags:
+      kuma.io/service: {service}
+      kuma.io/protocol: http
+{outbound}",
+        app.port
+    );
+    let mut dp = Dataplane::start(zone, name, &yaml, admin)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", zone.log()));
+    dp.wait_listener(inbound).unwrap();
+    (dp, inbound)
+}
+
+/// Who answered a call to `backend` through the client's outbound.
+fn call(outbound: u16) -> Option<String> {
+    http_call(outbound, "backend", "GET", "/x", None)
+        .ok()
+        .filter(|(code, _)| *code == 200)
+        .and_then(|(_, body)| body.split(' ').next().map(str::to_string))
+}
+
+fn ingress_connections(zone: &Zone) -> u64 {
+    let (_, metrics) = http_get(zone.diagnostics_port, "/metrics").unwrap_or_default();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("atoll_ingress_connections_total") && l.contains(SNI))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[test]
+fn a_service_in_another_zone_is_reached_through_its_ingress() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    let zone1 = Zone::start(
+        "zone-1",
+        &global,
+        ZoneOptions {
+            ingress: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // zone-2 reaches the global through a proxy the test can cut.
+    let kds = FaultProxy::start(format!("127.0.0.1:{}", global.kds_port).parse().unwrap()).unwrap();
+    let zone2 = Zone::start(
+        "zone-2",
+        &global,
+        ZoneOptions {
+            ingress: true,
+            kds_port: Some(kds.port),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    apply(
+        &global,
+        "type: Mesh
+name: secure
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+",
+    );
+    for zone in [&zone1, &zone2] {
+        eventually("the mesh CA", DEADLINE, || {
+            http_get(zone.http_port, "/meshes/secure/secrets/ca-builtin-ca-1")
+                .is_ok_and(|(c, _)| c == 200)
+        })
+        .unwrap();
+    }
+
+    // `backend` exists only in zone-2.
+    let backend2 = Backend::start("zone-2").unwrap();
+    let (mut backend2_dp, _) = sidecar(&zone2, "backend-z2", "backend", &backend2, None);
+    let client_app = Backend::start("client").unwrap();
+    let outbound = free_port().unwrap();
+    let (mut client, _) = sidecar(&zone1, "client-1", "client", &client_app, Some(outbound));
+    client.wait_listener(outbound).unwrap();
+
+    let took = eventually(
+        "zone-1's client reaching zone-2's backend",
+        DEADLINE,
+        || call(outbound).as_deref() == Some("zone-2"),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", client.config_dump(), zone1.log()));
+    println!("cross-zone route ready after {took:?}");
+    assert!(
+        ingress_connections(&zone2) >= 1,
+        "zone-2's ingress counted no connection for {SNI}"
+    );
+
+    // The ingress never terminates TLS: through it, a client sees the destination sidecar's
+    // certificate, issued from the mesh CA for the service.
+    let ingress2 = zone2.ingress_port.unwrap();
+    let s_client = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{ingress2} -servername {SNI} </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName"
+        ))
+        .output()
+        .unwrap();
+    let san = String::from_utf8_lossy(&s_client.stdout);
+    assert!(
+        san.contains("URI:spiffe://secure/backend"),
+        "certificate seen through the ingress: {san}"
+    );
+
+    // With `backend` in both zones, traffic reaches both.
+    let backend1 = Backend::start("zone-1").unwrap();
+    let (mut backend1_dp, _) = sidecar(&zone1, "backend-z1", "backend", &backend1, None);
+    let mut seen = BTreeSet::new();
+    eventually("both zones answering", DEADLINE, || {
+        if let Some(who) = call(outbound) {
+            seen.insert(who);
+        }
+        seen.len() == 2
+    })
+    .unwrap_or_else(|e| panic!("{e}: saw {seen:?}"));
+
+    // Removing zone-2's backend fails traffic over to zone-1.
+    backend2_dp.process.terminate(Duration::from_secs(10));
+    let mut streak = 0;
+    eventually("only zone-1 answering", DEADLINE, || {
+        streak = if call(outbound).as_deref() == Some("zone-1") {
+            streak + 1
+        } else {
+            0
+        };
+        streak >= 10
+    })
+    .unwrap();
+    // Deregisters (SIGTERM), unlike a drop, which kills.
+    backend1_dp.process.terminate(Duration::from_secs(10));
+
+    // Back to zone-2 only, then zone-2 loses the global: zone-1 keeps routing on what it knew.
+    let (_backend2_again, _) = sidecar(&zone2, "backend-z2b", "backend", &backend2, None);
+    let mut streak = 0;
+    eventually("zone-2 answering again", DEADLINE, || {
+        streak = if call(outbound).as_deref() == Some("zone-2") {
+            streak + 1
+        } else {
+            0
+        };
+        streak >= 5
+    })
+    .unwrap();
+    kds.cut_existing();
+    drop(kds);
+    for _ in 0..20 {
+        assert_eq!(
+            call(outbound).as_deref(),
+            Some("zone-2"),
+            "zone-1 lost its route to zone-2"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,145 @@
+//! Keeps the ingress's routing table current from the zone store, and, once an ingress
+//! serves this zone (in-process or a separate process that announced its address), the
+//! zone's ZoneIngress resource: its advertised address and the services behind it (mesh,
+//! `kuma.io/service`, instance count). KDS carries that resource to the global and on to every
+//! other zone, whose sidecars then route to this ingress.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use atoll_model::types::{AvailableService, SERVICE_TAG, ZoneIngressNetworking, ZoneIngressSpec};
+use atoll_model::{Kind, Meta, Resource, Spec};
+use atoll_store::{Event, Precondition, Store};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+
+use super::table::{Table, ingress_table};
+use crate::proxy::world::World;
+
+/// The name of a zone's ZoneIngress in its own store (the global stores it as `<zone>.ingress`).
+pub const INGRESS_NAME: &str = "ingress";
+
+/// Where other zones reach this zone's ingress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertisement {
+    pub address: String,
+    pub port: u32,
+}
+
+/// The services this zone offers through its ingress.
+pub fn available_services(world: &World) -> Vec<AvailableService> {
+    world
+        .endpoints
+        .iter()
+        .map(|((mesh, service), instances)| {
+            let dataplanes: std::collections::BTreeSet<&String> =
+                instances.keys().map(|(dp, _)| dp).collect();
+            AvailableService {
+                tags: BTreeMap::from([(SERVICE_TAG.to_string(), service.clone())]),
+                instances: dataplanes.len() as u32,
+                mesh: mesh.clone(),
+                external_service: false,
+            }
+        })
+        .collect()
+}
+
+fn zone_ingress(zone: &str, ad: &Advertisement, world: &World) -> Resource {
+    Resource::new(
+        Meta {
+            name: INGRESS_NAME.into(),
+            ..Default::default()
+        },
+        Spec::ZoneIngress(ZoneIngressSpec {
+            zone: Some(zone.to_string()),
+            networking: Some(ZoneIngressNetworking {
+                address: ad.address.clone(),
+                advertised_address: Some(ad.address.clone()),
+                port: ad.port,
+                advertised_port: Some(ad.port),
+                ..Default::default()
+            }),
+            available_services: available_services(world),
+        }),
+    )
+}
+
+/// Runs until `stop`: publishes the table on `tables` and writes the ZoneIngress whenever
+/// `advertisement` holds an address.
+pub async fn run(
+    store: Arc<dyn Store>,
+    zone: String,
+    mut advertisement: watch::Receiver<Option<Advertisement>>,
+    tables: watch::Sender<Arc<Table>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut feed = store.watch();
+    let mut world: Option<World> = None;
+    let mut written: Option<Resource> = None;
+    loop {
+        if world.is_none() {
+            match crate::proxy::reconciler::load(store.as_ref()).await {
+                Ok(mut w) => {
+                    w.local_zone = zone.clone();
+                    world = Some(w);
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "cannot read the zone's Dataplanes; the ingress keeps its last table")
+                }
+            }
+        }
+        if let Some(w) = &world {
+            let table = Arc::new(ingress_table(w));
+            tables.send_if_modified(|current| {
+                if **current == *table {
+                    return false;
+                }
+                metrics::gauge!("atoll_ingress_table_services").set(table.len() as f64);
+                *current = table;
+                true
+            });
+            let ad = advertisement.borrow().clone();
+            if let Some(ad) = ad {
+                let resource = zone_ingress(&zone, &ad, w);
+                if written.as_ref() != Some(&resource) {
+                    match store.put(resource.clone(), Precondition::Any).await {
+                        Ok(_) => written = Some(resource),
+                        Err(err) => tracing::warn!(%err, "cannot write the ZoneIngress yet"),
+                    }
+                }
+            }
+        }
+        let retry = if world.is_none() || (advertisement.borrow().is_some() && written.is_none()) {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3600)
+        };
+        tokio::select! {
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+            _ = tokio::time::sleep(retry) => {}
+            changed = advertisement.changed() => if changed.is_err() { return },
+            event = feed.recv() => match event {
+                Ok(Event::Put { key, .. }) if key.kind == Kind::Dataplane => {
+                    if let Some(w) = world.as_mut() {
+                        match store.get(&key).await {
+                            Ok(stored) => {
+                                w.apply(key.kind, key.mesh.as_deref(), &key.name, stored.map(|s| s.resource).as_ref());
+                            }
+                            // Re-read everything once the store answers; keep the table meanwhile.
+                            Err(_) => world = None,
+                        }
+                    }
+                }
+                Ok(Event::Deleted { key, .. }) if key.kind == Kind::Dataplane => {
+                    if let Some(w) = world.as_mut() {
+                        w.apply(key.kind, key.mesh.as_deref(), &key.name, None);
+                    }
+                }
+                Ok(Event::Resync) | Err(RecvError::Lagged(_)) => world = None,
+                Err(RecvError::Closed) => return,
+                Ok(_) => {}
+            },
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The ingress's routing table, from the zone's own Dataplanes: for every service, its SNI
+//! without a port (every instance) and with each port its instances listen on (inbound `port`)
+//! or serve (`servicePort`), mapped to the instances' inbound addresses, where their sidecars
+//! terminate mesh mTLS.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+
+pub use crate::ingress::Table;
+use crate::proxy::world::World;
+
+use super::sni::service_sni;
+
+pub fn ingress_table(world: &World) -> Table {
+    let mut table = Table::new();
+    for ((mesh, service), instances) in &world.endpoints {
+        let addrs = |port: Option<u32>| -> Vec<SocketAddr> {
+            instances
+                .values()
+                .filter(|e| port.is_none_or(|p| e.port == p || e.service_port == p))
+                .filter_map(|e| {
+                    let ip: IpAddr = e.address.parse().ok()?;
+                    Some(SocketAddr::new(ip, u16::try_from(e.port).ok()?))
+                })
+                .collect()
+        };
+        table.insert(service_sni(mesh, service, None), addrs(None));
+        let ports: BTreeSet<u32> = instances
+            .values()
+            .flat_map(|e| [e.port, e.service_port])
+            .collect();
+        for port in ports {
+            table.insert(service_sni(mesh, service, Some(port)), addrs(Some(port)));
+        }
+    }
+    table.retain(|_, addrs| !addrs.is_empty());
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_model::Kind;
+    use proptest::prelude::*;
+
+    fn dataplane(name: &str, service: &str, port: u32, service_port: u32) -> atoll_model::Resource {
+        let yaml = format!(
+            "type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: {port}\n    servicePort: {service_port}\n    tags:\n      kuma.io/service: {service:?}\n"
+        );
+        atoll_model::parse_documents(&yaml)
+            .remove(0)
+            .outcome
+            .expect("valid dataplane")
+    }
+
+    proptest! {
+        /// The client's SNI for a service, with or without a port, always finds the instances
+        /// the ingress serves for it: both sides come from `service_sni`.
+        #[test]
+        fn client_and_ingress_agree(
+            service in "[a-zA-Z0-9_.-]{1,70}",
+            port in 1u32..65535,
+            service_port in 1u32..65535,
+            ask_port in prop_oneof![Just(None), Just(Some(0)), Just(Some(1))],
+        ) {
+            let mut world = World::default();
+            let dp = dataplane("dp-1", &service, port, service_port);
+            world.apply(Kind::Dataplane, Some("default"), "dp-1", Some(&dp));
+            let table = ingress_table(&world);
+            let asked = ask_port.map(|which| if which == 0 { port } else { service_port });
+            let client_sni = service_sni("default", &service, asked);
+            let found = table.get(&client_sni);
+            prop_assert!(found.is_some(), "{client_sni} not in {:?}", table.keys().collect::<Vec<_>>());
+            prop_assert_eq!(found.unwrap()[0].port() as u32, port);
+        }
+    }
+}
