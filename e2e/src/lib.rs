@@ -17,6 +17,7 @@ pub mod cli;
 pub mod dataplane;
 pub mod envoy;
 pub mod global;
+pub mod ingress;
 pub mod postgres;
 pub mod process;
 pub mod proxy;

@@ -10,6 +10,7 @@ use atoll_e2e::cli::atollctl;
 use atoll_e2e::dataplane::Dataplane;
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
+use atoll_e2e::ingress::Ingress;
 use atoll_e2e::process::{http_call, http_get};
 use atoll_e2e::proxy::FaultProxy;
 use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
@@ -200,6 +201,63 @@ mtls:
             call(outbound).as_deref(),
             Some("zone-2"),
             "zone-1 lost its route to zone-2"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_separate_ingress_keeps_routing_while_its_zone_control_plane_is_down() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    let zone1 = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    let mut zone2 = Zone::start("zone-2", &global, ZoneOptions::default()).unwrap();
+    apply(
+        &global,
+        "type: Mesh
+name: secure
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+",
+    );
+    for zone in [&zone1, &zone2] {
+        eventually("the mesh CA", DEADLINE, || {
+            http_get(zone.http_port, "/meshes/secure/secrets/ca-builtin-ca-1")
+                .is_ok_and(|(c, _)| c == 200)
+        })
+        .unwrap();
+    }
+    // zone-2's ingress is its own process, fed by zone-2's control plane.
+    let ingress = Ingress::start(&zone2).unwrap();
+    let backend2 = Backend::start("zone-2").unwrap();
+    let (_backend2_dp, _) = sidecar(&zone2, "backend-z2", "backend", &backend2, None);
+    let client_app = Backend::start("client").unwrap();
+    let outbound = free_port().unwrap();
+    let (mut client, _) = sidecar(&zone1, "client-1", "client", &client_app, Some(outbound));
+    client.wait_listener(outbound).unwrap();
+    eventually(
+        "zone-1's client reaching zone-2 through the separate ingress",
+        DEADLINE,
+        || call(outbound).as_deref() == Some("zone-2"),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", ingress.process.log_tail(100)));
+    let (_, metrics) = http_get(ingress.diagnostics_port, "/metrics").unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("atoll_ingress_connections_total") && l.contains(SNI)),
+        "the ingress's own metrics count the connection:\n{metrics}"
+    );
+
+    // zone-2's control plane goes away: the ingress keeps its last table.
+    zone2.process.kill();
+    for _ in 0..20 {
+        assert_eq!(
+            call(outbound).as_deref(),
+            Some("zone-2"),
+            "the ingress stopped routing without its control plane"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
