@@ -3,7 +3,7 @@
 use std::process::Command;
 
 #[test]
-fn quickstart_self_check_passes_the_gateway_call() {
+fn quickstart_self_check_passes_the_gateway_and_cross_zone_calls() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = Command::new("bash")
         .arg(root.join("deploy/quickstart.sh"))
@@ -20,5 +20,9 @@ fn quickstart_self_check_passes_the_gateway_call() {
     assert!(
         stdout.contains("self-check: gateway call ok"),
         "no gateway call in:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("self-check: cross-zone call ok"),
+        "no cross-zone call in:\n{stdout}"
     );
 }
