@@ -464,3 +464,137 @@ mtls:
         Some("echo /new")
     );
 }
+
+#[test]
+fn a_cross_mesh_gateway_listener_serves_clients_of_another_mesh() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    let zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    let port = free_port().unwrap();
+    apply(
+        &global,
+        &format!(
+            "type: Mesh
+name: default
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+---
+type: Mesh
+name: other
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+---
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: {port}
+    protocol: HTTP
+    crossMesh: true
+---
+type: MeshHTTPRoute
+mesh: default
+name: to-web
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    rules:
+    - default:
+        backendRefs:
+        - kind: MeshService
+          name: web
+"
+        ),
+    );
+    synced(&zone, "/meshes/default/secrets/ca-builtin-ca-1");
+    synced(&zone, "/meshes/other/secrets/ca-builtin-ca-1");
+    let web = Backend::start("web").unwrap();
+    let (_web_dp, _) = sidecar(&zone, "default", "web-1", "web", &web, None);
+    let admin = free_port().unwrap();
+    let mut gateway = Dataplane::start(
+        &zone,
+        "edge-1",
+        &format!(
+            "type: Dataplane
+mesh: default
+name: edge-1
+networking:
+  address: 127.0.0.1
+  admin:
+    port: {admin}
+  gateway:
+    type: BUILTIN
+    tags:
+      kuma.io/service: edge
+"
+        ),
+        admin,
+    )
+    .unwrap();
+    gateway.wait_listener(port).unwrap();
+
+    // A sidecar in mesh `other` reaches the gateway of mesh `default`, mTLS both ways.
+    let (client_admin, client_inbound, outbound) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let client_app = Backend::start("client").unwrap();
+    let mut client = Dataplane::start(
+        &zone,
+        "client-1",
+        &format!(
+            "type: Dataplane
+mesh: other
+name: client-1
+networking:
+  address: 127.0.0.1
+  admin:
+    port: {client_admin}
+  inbound:
+  - port: {client_inbound}
+    servicePort: {}
+    tags:
+      kuma.io/service: client
+      kuma.io/protocol: http
+  outbound:
+  - port: {outbound}
+    tags:
+      kuma.io/service: edge
+      kuma.io/mesh: default
+",
+            client_app.port
+        ),
+        client_admin,
+    )
+    .unwrap();
+    client.wait_listener(outbound).unwrap();
+    eventually(
+        "mesh other -> gateway of mesh default -> web",
+        DEADLINE,
+        || {
+            body_of(outbound, "internal.edge.default.mesh", "/cm")
+                .is_some_and(|(code, body)| code == 200 && body == "web /cm")
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", client.config_dump()));
+
+    // Without a mesh certificate the listener does not answer.
+    assert!(
+        http_call(port, "internal.edge.default.mesh", "GET", "/", None).is_err(),
+        "plain text must be refused on a crossMesh listener"
+    );
+}

@@ -81,6 +81,7 @@ async fn channel(config: &KdsClientConfig) -> anyhow::Result<Channel> {
     let endpoint = Endpoint::from_shared(config.endpoint.clone())?
         .tls_config(tls)?
         .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5));
     endpoint.connect().await.map_err(|e| {

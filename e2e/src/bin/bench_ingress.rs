@@ -13,14 +13,16 @@
 //!    D seconds. Reported: requests per second and the per-request p99.
 //! 3. Memory: the router's resident set (summed over its process tree: nginx's master and
 //!    worker) idle after start, peak while loaded (sampled every 50 ms) and after the load;
-//!    PSS after the load, which counts pages shared by nginx's two processes once.
+//!    PSS after the load, which counts pages shared by nginx's two processes once (and splits
+//!    an executable's pages with any other process running it, such as other tests' Envoys).
 //! 4. CPU: the router's own CPU time (user + system) per cycle and per request, which the load
 //!    generator and the backend sharing the machine's cores do not distort as much.
 //!
 //! Each phase is preceded by a discarded warm-up. A direct-to-backend row is the baseline.
 //!
 //! Environment: `ATOLL_BENCH_SECONDS` (5, per phase), `ATOLL_BENCH_CONCURRENCY` (32),
-//! `ATOLL_BENCH_WARMUP` (1 second), `ATOLL_BENCH_ONLY` (comma-separated subset of
+//! `ATOLL_BENCH_WARMUP` (1 second), `ATOLL_BENCH_ROUNDS` (1: with more, the routers take turns
+//! round after round and the table shows each figure's median), `ATOLL_BENCH_ONLY` (comma-separated subset of
 //! `direct,atoll,envoy,nginx`), `ATOLL_BENCH_ZONE_BIN` (an `atoll-zone` to use instead of
 //! building one). nginx needs the Debian packages `nginx` and `libnginx-mod-stream`; without
 //! them its row is skipped.
@@ -73,6 +75,7 @@ struct Settings {
     seconds: f64,
     warmup: f64,
     concurrency: usize,
+    rounds: usize,
     only: Option<Vec<String>>,
 }
 
@@ -88,6 +91,7 @@ impl Settings {
             seconds: number("ATOLL_BENCH_SECONDS", 5.0_f64).max(0.1),
             warmup: number("ATOLL_BENCH_WARMUP", 1.0_f64).max(0.0),
             concurrency: number("ATOLL_BENCH_CONCURRENCY", 32_usize).max(1),
+            rounds: number("ATOLL_BENCH_ROUNDS", 1_usize).max(1),
             only: std::env::var("ATOLL_BENCH_ONLY").ok().map(|v| {
                 v.split(',')
                     .map(|s| s.trim().to_ascii_lowercase())
@@ -604,6 +608,7 @@ fn zone_binary() -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from(path));
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    println!("atoll: building atoll-zone (`{cargo} build -p atoll-zone`, a no-op when current)");
     let mut command = Command::new(&cargo);
     command.arg("build");
     if !cfg!(debug_assertions) {
@@ -657,8 +662,7 @@ fn path_arg(path: &Path) -> String {
     path.display().to_string()
 }
 
-fn start_atoll(backend: SocketAddr) -> anyhow::Result<Target> {
-    let program = zone_binary()?;
+fn start_atoll(program: &Path, backend: SocketAddr) -> anyhow::Result<Target> {
     let dir = tempfile::Builder::new()
         .prefix("atoll-bench-ingress-")
         .tempdir()?;
@@ -682,7 +686,7 @@ fn start_atoll(backend: SocketAddr) -> anyhow::Result<Target> {
     // neither of them has an access log here.
     let env = [("TOKIO_WORKER_THREADS", "1"), ("RUST_LOG", "warn")];
     let mut process = Process::start(
-        spec("atoll-zone ingress", program, &args, &env),
+        spec("atoll-zone ingress", program.to_path_buf(), &args, &env),
         dir.path().join("atoll.log"),
     )?;
     process.wait_http_ok(diagnostics, "/ready", READY_DEADLINE)?;
@@ -840,18 +844,65 @@ fn version(program: &Path, arg: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // One router end to end, and the report.
 
-#[derive(Default)]
+/// One router's figures; memory in MiB, CPU in µs per cycle or request.
+#[derive(Default, Clone)]
 struct Row {
     name: &'static str,
-    connections: Option<Phase>,
-    keepalive: Option<Phase>,
-    rss_idle: Option<u64>,
-    rss_peak: Option<u64>,
-    rss_after: Option<u64>,
-    pss_after: Option<u64>,
-    cpu_per_connection_us: Option<f64>,
-    cpu_per_request_us: Option<f64>,
+    conn_rate: Option<f64>,
+    conn_p99: Option<f64>,
+    ka_rate: Option<f64>,
+    ka_p99: Option<f64>,
+    rss_idle: Option<f64>,
+    rss_peak: Option<f64>,
+    rss_after: Option<f64>,
+    pss_after: Option<f64>,
+    cpu_per_connection: Option<f64>,
+    cpu_per_request: Option<f64>,
+    errors: u64,
     note: Option<String>,
+}
+
+impl Row {
+    /// Per figure, the median over `rounds` (the rounds that ran; errors are summed).
+    fn median(rounds: &[Row]) -> Row {
+        let ran: Vec<&Row> = rounds.iter().filter(|r| r.note.is_none()).collect();
+        if ran.is_empty() {
+            return rounds[0].clone();
+        }
+        let pick = |figure: fn(&Row) -> Option<f64>| {
+            let mut values: Vec<f64> = ran.iter().filter_map(|r| figure(r)).collect();
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied()
+        };
+        Row {
+            name: ran[0].name,
+            conn_rate: pick(|r| r.conn_rate),
+            conn_p99: pick(|r| r.conn_p99),
+            ka_rate: pick(|r| r.ka_rate),
+            ka_p99: pick(|r| r.ka_p99),
+            rss_idle: pick(|r| r.rss_idle),
+            rss_peak: pick(|r| r.rss_peak),
+            rss_after: pick(|r| r.rss_after),
+            pss_after: pick(|r| r.pss_after),
+            cpu_per_connection: pick(|r| r.cpu_per_connection),
+            cpu_per_request: pick(|r| r.cpu_per_request),
+            errors: ran.iter().map(|r| r.errors).sum(),
+            note: None,
+        }
+    }
+
+    /// The figures compared between routers.
+    fn compared(&self) -> [(&'static str, Option<f64>); 7] {
+        [
+            ("conn/s", self.conn_rate),
+            ("cycle p99", self.conn_p99),
+            ("ka req/s", self.ka_rate),
+            ("ka p99", self.ka_p99),
+            ("RSS peak", self.rss_peak),
+            ("CPU/conn", self.cpu_per_connection),
+            ("CPU/req", self.cpu_per_request),
+        ]
+    }
 }
 
 fn bench(
@@ -860,6 +911,7 @@ fn bench(
     settings: &Settings,
     client: &Client,
     backend: SocketAddr,
+    zone: Option<&Path>,
 ) -> anyhow::Result<Option<Row>> {
     let mut target = match kind {
         Kind::Direct => Target {
@@ -868,7 +920,7 @@ fn bench(
             child: None,
             _dir: None,
         },
-        Kind::Atoll => start_atoll(backend)?,
+        Kind::Atoll => start_atoll(zone.context("no atoll-zone binary")?, backend)?,
         Kind::Envoy => start_envoy(backend)?,
         Kind::Nginx => match start_nginx(backend)? {
             Some(target) => target,
@@ -882,47 +934,52 @@ fn bench(
     rt.block_on(probe(client, addr))?;
     std::thread::sleep(SETTLE);
     let pids = target.pids.clone();
+    let measured = !pids.is_empty();
+    let memory = |kib: Option<u64>| kib.filter(|_| measured).map(|k| k as f64 / 1024.0);
     let mut row = Row {
         name: kind.name(),
-        rss_idle: rss_kib(&pids).filter(|_| !pids.is_empty()),
+        rss_idle: memory(rss_kib(&pids)),
         ..Row::default()
     };
     let sampler = RssSampler::start(pids.clone());
-    let cpu = || cpu_seconds(&pids).filter(|_| !pids.is_empty());
-    let per_op_us = |before: Option<f64>, after: Option<f64>, phase: &Phase| {
-        Some((after? - before?) * 1e6 / (phase.ops.max(1) as f64))
+    let cpu = || cpu_seconds(&pids).filter(|_| measured);
+    let per_op_us = |before: Option<f64>, after: Option<f64>, ops: u64| {
+        Some((after? - before?) * 1e6 / (ops.max(1) as f64))
     };
 
     let c = settings.concurrency;
     rt.block_on(connection_phase(client, addr, c, settings.warmup()));
     let before = cpu();
     let connections = rt.block_on(connection_phase(client, addr, c, settings.measure()));
-    row.cpu_per_connection_us = per_op_us(before, cpu(), &connections);
+    row.cpu_per_connection = per_op_us(before, cpu(), connections.ops);
     println!(
         "{}: new connections: {}",
         kind.name(),
         connections.summary("conn")
     );
-    row.connections = Some(connections);
+    row.conn_rate = Some(connections.rate());
+    row.conn_p99 = connections.p99_ms();
+    row.errors += connections.errors;
     target.check_alive()?;
     ensure!(!stopped(), "interrupted");
 
     rt.block_on(keepalive_phase(client, addr, c, settings.warmup()))?;
     let before = cpu();
     let keepalive = rt.block_on(keepalive_phase(client, addr, c, settings.measure()))?;
-    row.cpu_per_request_us = per_op_us(before, cpu(), &keepalive);
+    row.cpu_per_request = per_op_us(before, cpu(), keepalive.ops);
     println!("{}: keep-alive: {}", kind.name(), keepalive.summary("req"));
-    row.keepalive = Some(keepalive);
+    row.ka_rate = Some(keepalive.rate());
+    row.ka_p99 = keepalive.p99_ms();
+    row.errors += keepalive.errors;
     target.check_alive()?;
     ensure!(!stopped(), "interrupted");
 
     std::thread::sleep(SETTLE);
     let peak = sampler.peak();
-    if !pids.is_empty() {
-        row.rss_after = rss_kib(&pids);
-        row.pss_after = pss_kib(&pids);
-        row.rss_peak = Some(peak.max(row.rss_after.unwrap_or(0)));
-    }
+    let after = rss_kib(&pids);
+    row.rss_after = memory(after);
+    row.pss_after = memory(pss_kib(&pids));
+    row.rss_peak = memory(Some(peak.max(after.unwrap_or(0))));
     target.check_alive()?;
     drop(target);
     Ok(Some(row))
@@ -932,32 +989,18 @@ fn fmt_opt(value: Option<f64>, decimals: usize) -> String {
     value.map_or("-".into(), |v| format!("{v:.decimals$}"))
 }
 
-fn mib(kib: Option<u64>) -> Option<f64> {
-    kib.map(|k| k as f64 / 1024.0)
-}
-
-/// The figures compared between routers.
-fn metrics(row: &Row) -> [(&'static str, Option<f64>); 6] {
-    [
-        ("conn/s", row.connections.as_ref().map(Phase::rate)),
-        (
-            "cycle p99",
-            row.connections.as_ref().and_then(Phase::p99_ms),
-        ),
-        ("ka req/s", row.keepalive.as_ref().map(Phase::rate)),
-        ("ka p99", row.keepalive.as_ref().and_then(Phase::p99_ms)),
-        ("RSS peak", mib(row.rss_peak)),
-        ("CPU/conn", row.cpu_per_connection_us),
-    ]
-}
-
 fn print_report(rows: &[Row], settings: &Settings) {
     println!();
     println!(
-        "{} s per phase after {} s warm-up, {} concurrent clients, one worker per router, {} cores",
+        "{} s per phase after {} s warm-up, {} concurrent clients, {}, one worker per router, {} cores",
         settings.seconds,
         settings.warmup,
         settings.concurrency,
+        if settings.rounds > 1 {
+            format!("median of {} rounds", settings.rounds)
+        } else {
+            "1 round".to_string()
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
@@ -984,35 +1027,34 @@ fn print_report(rows: &[Row], settings: &Settings) {
             println!("{:<8} {note}", row.name);
             continue;
         }
-        let errors = row.connections.as_ref().map_or(0, |p| p.errors)
-            + row.keepalive.as_ref().map_or(0, |p| p.errors);
         println!(
             "{:<8} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
             row.name,
-            fmt_opt(row.connections.as_ref().map(Phase::rate), 0),
-            fmt_opt(row.connections.as_ref().and_then(Phase::p99_ms), 2),
-            fmt_opt(row.keepalive.as_ref().map(Phase::rate), 0),
-            fmt_opt(row.keepalive.as_ref().and_then(Phase::p99_ms), 2),
-            fmt_opt(mib(row.rss_idle), 1),
-            fmt_opt(mib(row.rss_peak), 1),
-            fmt_opt(mib(row.rss_after), 1),
-            fmt_opt(mib(row.pss_after), 1),
-            fmt_opt(row.cpu_per_connection_us, 1),
-            fmt_opt(row.cpu_per_request_us, 1),
-            errors
+            fmt_opt(row.conn_rate, 0),
+            fmt_opt(row.conn_p99, 2),
+            fmt_opt(row.ka_rate, 0),
+            fmt_opt(row.ka_p99, 2),
+            fmt_opt(row.rss_idle, 1),
+            fmt_opt(row.rss_peak, 1),
+            fmt_opt(row.rss_after, 1),
+            fmt_opt(row.pss_after, 1),
+            fmt_opt(row.cpu_per_connection, 1),
+            fmt_opt(row.cpu_per_request, 1),
+            row.errors
         );
     }
 
     let find = |name: &str| rows.iter().find(|r| r.name == name && r.note.is_none());
     println!();
     println!(
-        "ratios, router ÷ reference (conn/s and req/s: higher is better; p99, RSS, CPU: lower is better)"
+        "ratios, router ÷ reference (conn/s, req/s: higher is better; p99, RSS, CPU: lower is better)"
     );
-    let header: Vec<String> = metrics(&Row::default())
+    let header: Vec<String> = Row::default()
+        .compared()
         .iter()
         .map(|(name, _)| format!("{name:>10}"))
         .collect();
-    println!("{:<18} {}", "", header.join(" "));
+    println!("{:<16} {}", "", header.join(" "));
     for name in ["atoll", "envoy", "nginx"] {
         let Some(row) = find(name) else { continue };
         for reference in ["nginx", "envoy"] {
@@ -1022,16 +1064,17 @@ fn print_report(rows: &[Row], settings: &Settings) {
             let Some(base) = find(reference) else {
                 continue;
             };
-            let cells: Vec<String> = metrics(row)
+            let cells: Vec<String> = row
+                .compared()
                 .iter()
-                .zip(metrics(base))
+                .zip(base.compared())
                 .map(|((_, a), (_, b))| match (a, b) {
                     (Some(a), Some(b)) if b > 0.0 => format!("{:>9.2}x", a / b),
                     _ => format!("{:>10}", "-"),
                 })
                 .collect();
             println!(
-                "{:<18} {}",
+                "{:<16} {}",
                 format!("{name} vs {reference}"),
                 cells.join(" ")
             );
@@ -1065,6 +1108,22 @@ fn main() -> anyhow::Result<()> {
     };
     let backend = rt.block_on(start_backend(server))?;
     println!("backend: TLS on {backend} for {SNI}");
+
+    // Located once, so a round never waits for a rebuild.
+    let zone = if settings.wants(Kind::Atoll) {
+        match zone_binary() {
+            Ok(path) => {
+                println!("atoll: {}", path.display());
+                Some(path)
+            }
+            Err(err) => {
+                println!("atoll: FAILED: {err:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     if settings.wants(Kind::Envoy)
         && let Ok(envoy) = atoll_e2e::envoy::binary()
     {
@@ -1076,28 +1135,39 @@ fn main() -> anyhow::Result<()> {
         println!("nginx: {}", version(&nginx, "-v"));
     }
 
-    let mut rows = Vec::new();
-    for kind in Kind::ALL {
-        if !settings.wants(kind) || stopped() {
-            continue;
+    let kinds: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| settings.wants(*k))
+        .collect();
+    let mut rounds: Vec<Vec<Row>> = vec![Vec::new(); kinds.len()];
+    for round in 1..=settings.rounds {
+        if settings.rounds > 1 {
+            println!("-- round {round}/{}", settings.rounds);
         }
-        match bench(&rt, kind, &settings, &client, backend) {
-            Ok(Some(row)) => rows.push(row),
-            Ok(None) => rows.push(Row {
+        for (kind, results) in kinds.iter().zip(rounds.iter_mut()) {
+            if stopped() {
+                break;
+            }
+            let note = |text: &str| Row {
                 name: kind.name(),
-                note: Some("skipped (not installed)".into()),
+                note: Some(text.into()),
                 ..Row::default()
-            }),
-            Err(err) => {
-                println!("{}: FAILED: {err:#}", kind.name());
-                rows.push(Row {
-                    name: kind.name(),
-                    note: Some("failed (see above)".into()),
-                    ..Row::default()
-                });
+            };
+            match bench(&rt, *kind, &settings, &client, backend, zone.as_deref()) {
+                Ok(Some(row)) => results.push(row),
+                Ok(None) => results.push(note("skipped (not installed)")),
+                Err(err) => {
+                    println!("{}: FAILED: {err:#}", kind.name());
+                    results.push(note("failed (see above)"));
+                }
             }
         }
     }
+    let rows: Vec<Row> = rounds
+        .iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| Row::median(r))
+        .collect();
     print_report(&rows, &settings);
     if stopped() {
         bail!("interrupted");

@@ -51,6 +51,7 @@ pub async fn serve(
         .client_ca_root(Certificate::from_pem(client_ca));
     tracing::info!(%addr, "KDS server listening (mutual TLS)");
     Server::builder()
+        .tcp_nodelay(true)
         .tls_config(tls)?
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))

@@ -47,6 +47,9 @@ pub async fn serve(
             },
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
+        // Small responses (ADS pushes, API answers) must leave at once, not wait for Nagle
+        // to meet the peer's delayed ACK (a fixed ~40 ms per exchange otherwise).
+        let _ = stream.set_nodelay(true);
         let connection = Connection {
             remote,
             tls: acceptor.is_some(),

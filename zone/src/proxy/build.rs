@@ -135,6 +135,92 @@ impl Context<'_> {
         Protocol::from_tag(tag.as_ref())
     }
 
+    /// The CA certificate (PEM) of `mesh` when it has mTLS and its CA has arrived; records the
+    /// dependencies either way.
+    fn mesh_ca(&mut self, mesh: &str) -> Option<String> {
+        self.built.deps.insert(Dep::Mesh(mesh.to_string()));
+        let (backend, _) = mtls_backend(self.world.meshes.get(mesh)?)?;
+        let secret = atoll_tls::mesh_ca_secret_name(&backend);
+        self.built
+            .deps
+            .insert(Dep::Secret(mesh.to_string(), secret.clone()));
+        let bundle = self.world.secrets.get(&(mesh.to_string(), secret))?;
+        let (certs, _) = atoll_tls::split_pem_bundle(std::str::from_utf8(bundle).ok()?);
+        (!certs.is_empty()).then_some(certs)
+    }
+
+    /// Every mTLS mesh's CA in one secret: whom a crossMesh listener accepts.
+    fn add_cross_mesh_ca(&mut self) {
+        self.built.deps.insert(Dep::Meshes);
+        let meshes: Vec<String> = self.world.meshes.keys().cloned().collect();
+        let bundle: String = meshes.iter().filter_map(|m| self.mesh_ca(m)).collect();
+        self.built
+            .snapshot
+            .add_secret(&tls::cross_mesh_ca_secret(&bundle));
+    }
+
+    /// An outbound to a crossMesh gateway in `target_mesh` whose Dataplanes carry
+    /// `kuma.io/service: service`: their crossMesh listener ports, over mTLS with our identity
+    /// and their mesh's CA.
+    fn cross_mesh_cluster(&mut self, cluster: &str, target_mesh: &str, service: &str) {
+        self.built
+            .deps
+            .insert(Dep::Service(target_mesh.to_string(), service.to_string()));
+        self.built
+            .deps
+            .insert(Dep::Gateways(target_mesh.to_string()));
+        let Some(ca) = self.mesh_ca(target_mesh) else {
+            self.built.problems.push(format!(
+                "outbound to {service} in mesh {target_mesh}: that mesh has no mTLS CA (yet); cross-mesh traffic needs mTLS on both meshes"
+            ));
+            return;
+        };
+        self.built
+            .snapshot
+            .add_secret(&tls::mesh_ca_secret(target_mesh, &ca));
+        let mut endpoints = Vec::new();
+        let gateways = self
+            .world
+            .dataplanes
+            .range((target_mesh.to_string(), String::new())..)
+            .take_while(|((m, _), _)| m == target_mesh);
+        for (_, dp) in gateways {
+            let Some(net) = dp.networking.as_ref() else {
+                continue;
+            };
+            let Some(gw) = net.gateway.as_ref() else {
+                continue;
+            };
+            if gw.tags.get(SERVICE_TAG).map(String::as_str) != Some(service) {
+                continue;
+            }
+            let ports = self
+                .world
+                .gateways
+                .range((target_mesh.to_string(), String::new())..)
+                .take_while(|((m, _), _)| m == target_mesh)
+                .filter(|(_, g)| g.selectors.iter().any(|s| selects(&s.match_tags, &gw.tags)))
+                .flat_map(|(_, g)| g.conf.iter().flat_map(|c| &c.listeners))
+                .filter(|l| l.cross_mesh)
+                .map(|l| l.port);
+            for port in ports {
+                endpoints.push((net.address.clone(), port, 1));
+            }
+        }
+        let socket = tls::outbound_mtls_to(
+            self.mesh(),
+            target_mesh,
+            service,
+            &crate::crosszone::sni::service_sni(target_mesh, service, None),
+        );
+        self.built
+            .snapshot
+            .add_cluster(&clusters::eds(cluster, Some(socket)));
+        self.built
+            .snapshot
+            .add_endpoints(&clusters::load_assignment(cluster, &endpoints));
+    }
+
     /// Resolves a gateway certificate source to (chain, key).
     fn certificate(
         &self,
@@ -165,6 +251,9 @@ impl Context<'_> {
         }
     }
 }
+
+/// The tag naming the mesh of an outbound's destination (Kuma's).
+const MESH_TAG: &str = "kuma.io/mesh";
 
 /// Whether every tag a selector asks for is present with that value.
 fn selects(selector: &Tags, tags: &Tags) -> bool {
@@ -271,6 +360,7 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
         return;
     };
     let mut outbounds = Vec::new();
+    let mut local_services = BTreeSet::new();
     for outbound in &net.outbound {
         let service = outbound
             .tags
@@ -283,12 +373,40 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
                 .push(format!("outbound port {}: names no service", outbound.port));
             continue;
         };
+        let address = outbound
+            .address
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".into());
+        // `kuma.io/mesh` naming another mesh: a crossMesh gateway there (HTTP only).
+        if let Some(target) = outbound
+            .tags
+            .get(MESH_TAG)
+            .filter(|m| m.as_str() != cx.mesh())
+        {
+            let cluster = format!("{service}.{target}");
+            if cx.mtls {
+                cx.cross_mesh_cluster(&cluster, target, &service);
+            } else {
+                cx.built.problems.push(format!(
+                    "outbound port {}: cross-mesh traffic needs mTLS on mesh {}",
+                    outbound.port,
+                    cx.mesh()
+                ));
+            }
+            outbounds.push(OutboundTarget {
+                address,
+                port: outbound.port,
+                cluster,
+                protocol: Protocol::Http,
+                service,
+            });
+            continue;
+        }
+        local_services.insert(service.clone());
         outbounds.push(OutboundTarget {
-            address: outbound
-                .address
-                .clone()
-                .unwrap_or_else(|| "127.0.0.1".into()),
+            address,
             port: outbound.port,
+            cluster: sidecar::service_cluster(&service),
             protocol: cx.protocol_of(&service),
             service,
         });
@@ -303,8 +421,7 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
     for cluster in &out.clusters {
         cx.built.snapshot.add_cluster(cluster);
     }
-    let services: BTreeSet<String> = outbounds.iter().map(|o| o.service.clone()).collect();
-    for service in services {
+    for service in local_services {
         cx.service_cluster(&sidecar::service_cluster(&service), &service, None);
     }
     for listener in &out.listeners {
@@ -371,6 +488,15 @@ fn build_gateway(cx: &mut Context<'_>, dp: &DataplaneSpec) {
         .filter(|(k, r)| in_mesh(k) && targets(r.target_ref.as_ref()))
         .map(|(_, r)| r)
         .collect();
+    let has_cross_mesh = spec
+        .conf
+        .iter()
+        .flat_map(|c| &c.listeners)
+        .any(|l| l.cross_mesh);
+    let cross_mesh_tls = (has_cross_mesh && cx.mtls).then(|| {
+        cx.add_cross_mesh_ca();
+        tls::cross_mesh_inbound(&mesh)
+    });
     let mut secret_deps = BTreeSet::new();
     let out = {
         let deps = std::cell::RefCell::new(&mut secret_deps);
@@ -384,6 +510,7 @@ fn build_gateway(cx: &mut Context<'_>, dp: &DataplaneSpec) {
             http_routes: &http,
             tcp_routes: &tcp,
             certificate: &resolve,
+            cross_mesh_tls: cross_mesh_tls.clone(),
         })
     };
     cx.built.deps.extend(secret_deps);

@@ -11,6 +11,8 @@ pub type ProxyId = (String, String);
 pub enum Dep {
     /// The Mesh resource (mTLS settings).
     Mesh(String),
+    /// Which meshes exist (cross-mesh gateways trust every mesh's CA).
+    Meshes,
     /// The proxy's own Dataplane.
     Dataplane(String, String),
     /// Every MeshGateway in a mesh: selectors decide which one a gateway proxy binds to.

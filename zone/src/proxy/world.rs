@@ -86,6 +86,7 @@ impl World {
         match kind {
             Kind::Mesh => {
                 touched.insert(Dep::Mesh(name.to_string()));
+                touched.insert(Dep::Meshes);
                 match spec {
                     Some(Spec::Mesh(m)) => self.meshes.insert(name.to_string(), m.clone()),
                     _ => self.meshes.remove(name),
@@ -152,6 +153,9 @@ impl World {
                     }
                 }
                 if let Some(Spec::Dataplane(new)) = spec {
+                    for service in services_of(new) {
+                        touched.insert(Dep::Service(mesh_name.clone(), service));
+                    }
                     for (service, endpoint) in endpoints_of(new) {
                         touched.insert(Dep::Service(mesh_name.clone(), service.clone()));
                         self.endpoints
@@ -225,11 +229,18 @@ impl World {
 }
 
 /// Every service a Dataplane's inbounds name.
+/// Every service a Dataplane offers: its inbounds', or a gateway's own (what cross-mesh
+/// clients of the gateway depend on).
 pub fn services_of(dp: &DataplaneSpec) -> BTreeSet<String> {
     dp.networking
         .iter()
-        .flat_map(|n| &n.inbound)
-        .filter_map(|i| i.tags.get(SERVICE_TAG).cloned())
+        .flat_map(|n| {
+            n.inbound
+                .iter()
+                .map(|i| &i.tags)
+                .chain(n.gateway.iter().map(|g| &g.tags))
+        })
+        .filter_map(|tags| tags.get(SERVICE_TAG).cloned())
         .collect()
 }
 

@@ -37,6 +37,9 @@ pub struct GatewayInput<'a> {
     /// MeshTCPRoutes whose `targetRef` names this gateway.
     pub tcp_routes: &'a [&'a MeshTcpRouteSpec],
     pub certificate: CertificateResolver<'a>,
+    /// TLS for crossMesh listeners (the gateway's identity, every mesh's CA); `None` when the
+    /// mesh has no mTLS, which leaves crossMesh listeners out.
+    pub cross_mesh_tls: Option<envoy_types::pb::envoy::config::core::v3::TransportSocket>,
 }
 
 /// The generated listeners, the clusters their routes need, and what could not be generated.
@@ -69,6 +72,12 @@ pub fn generate(input: &GatewayInput<'_>) -> GatewayOutput {
     }
     for (port, group) in by_port {
         let name = format!("{}:{}:{port}", input.mesh, input.gateway);
+        if group.iter().any(|l| l.cross_mesh) && input.cross_mesh_tls.is_none() {
+            out.problems.push(format!(
+                "port {port}: crossMesh listeners need mTLS on the gateway's mesh; left out"
+            ));
+            continue;
+        }
         let chains = match group[0].protocol.clone() {
             GatewayProtocol::Http => vec![http_chain(input, &name, &group, &mut out)],
             GatewayProtocol::Https => group
@@ -146,12 +155,17 @@ fn http_chain(
     out: &mut GatewayOutput,
 ) -> FilterChain {
     // One virtual host per hostname, holding the routes of every listener with that hostname.
-    let mut hosts: BTreeMap<&str, Vec<&MeshHttpRouteSpec>> = BTreeMap::new();
+    // A crossMesh listener without one is reached at `internal.<gateway>.<mesh>.mesh`.
+    let mut hosts: BTreeMap<String, Vec<&MeshHttpRouteSpec>> = BTreeMap::new();
     let mut order = Vec::new();
     for listener in group {
-        let host = listener.effective_hostname();
-        if !hosts.contains_key(host) {
-            order.push(host);
+        let host = if listener.cross_mesh && listener.hostname.is_empty() {
+            format!("internal.{}.{}.mesh", input.gateway, input.mesh)
+        } else {
+            listener.effective_hostname().to_string()
+        };
+        if !hosts.contains_key(&host) {
+            order.push(host.clone());
         }
         let routes = http_routes_for(input, listener, out);
         hosts.entry(host).or_default().extend(routes);
@@ -175,8 +189,14 @@ fn http_chain(
     if let Some(limit) = limit {
         chain.insert(0, filters::connection_limit(name, limit));
     }
+    let cross_mesh = group.iter().any(|l| l.cross_mesh);
     FilterChain {
         filters: chain,
+        transport_socket: if cross_mesh {
+            input.cross_mesh_tls.clone()
+        } else {
+            None
+        },
         ..Default::default()
     }
 }

@@ -34,6 +34,8 @@ pub struct OutboundTarget {
     pub address: String,
     pub port: u32,
     pub service: String,
+    /// The Envoy cluster it goes to (see [`service_cluster`]).
+    pub cluster: String,
     pub protocol: Protocol,
 }
 
@@ -119,11 +121,7 @@ pub fn generate(input: &SidecarInput<'_>) -> SidecarOutput {
     for outbound in input.outbounds {
         let name = format!("outbound:{}:{}", outbound.address, outbound.port);
         let chain = FilterChain {
-            filters: vec![proxy_filter(
-                &name,
-                outbound.protocol,
-                &service_cluster(&outbound.service),
-            )],
+            filters: vec![proxy_filter(&name, outbound.protocol, &outbound.cluster)],
             ..Default::default()
         };
         out.listeners.push(filters::listener(

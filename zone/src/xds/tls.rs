@@ -115,10 +115,56 @@ pub fn inbound_mtls(mesh: &str) -> TransportSocket {
 /// Mesh mTLS towards `service`: present the workload certificate, send `sni`, and accept only
 /// a server whose certificate names `service` in `mesh`.
 pub fn outbound_mtls(mesh: &str, service: &str, sni: &str) -> TransportSocket {
+    outbound_mtls_to(mesh, mesh, service, sni)
+}
+
+/// Name of the secret holding every mTLS mesh's CA: what a cross-mesh gateway listener trusts.
+pub const CROSS_MESH_CA_SECRET: &str = "cross_mesh_ca:secret";
+
+/// Every mesh's CA bundle in one validation context.
+pub fn cross_mesh_ca_secret(bundle_pem: &str) -> Secret {
+    Secret {
+        name: CROSS_MESH_CA_SECRET.into(),
+        r#type: Some(secret::Type::ValidationContext(
+            CertificateValidationContext {
+                trusted_ca: inline(bundle_pem),
+                ..Default::default()
+            },
+        )),
+    }
+}
+
+/// A cross-mesh gateway listener: the gateway's own mesh identity, and clients from any mTLS
+/// mesh.
+pub fn cross_mesh_inbound(mesh: &str) -> TransportSocket {
+    socket(DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: vec![via_ads(identity_secret_name(mesh))],
+            validation_context_type: Some(
+                common_tls_context::ValidationContextType::ValidationContextSdsSecretConfig(
+                    via_ads(CROSS_MESH_CA_SECRET.to_string()),
+                ),
+            ),
+            ..Default::default()
+        }),
+        require_client_certificate: Some(BoolValue { value: true }),
+        ..Default::default()
+    })
+}
+
+/// Mutual TLS from a proxy of `own_mesh` to `service` in `target_mesh` (the same mesh, or a
+/// cross-mesh gateway): our identity, their CA and their service's SPIFFE ID.
+pub fn outbound_mtls_to(
+    own_mesh: &str,
+    target_mesh: &str,
+    service: &str,
+    sni: &str,
+) -> TransportSocket {
+    let mesh = target_mesh;
     socket(UpstreamTlsContext {
         sni: sni.to_string(),
         common_tls_context: Some(CommonTlsContext {
-            tls_certificate_sds_secret_configs: vec![via_ads(identity_secret_name(mesh))],
+            tls_certificate_sds_secret_configs: vec![via_ads(identity_secret_name(own_mesh))],
             validation_context_type: Some(
                 common_tls_context::ValidationContextType::CombinedValidationContext(
                     common_tls_context::CombinedCertificateValidationContext {
