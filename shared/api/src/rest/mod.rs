@@ -4,6 +4,7 @@ mod body;
 mod certificates;
 mod errors;
 mod list;
+pub mod openapi;
 mod overview;
 mod resources;
 mod target;
@@ -52,6 +53,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/openapi.json", get(openapi::serve))
         .route("/zones/_overview", get(overview::zones))
         .route(
             "/zones/{name}/certificate",
