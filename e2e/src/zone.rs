@@ -20,6 +20,8 @@ pub struct Zone {
     pub dp_port: u16,
     /// The in-process zone ingress, when started with one.
     pub ingress_port: Option<u16>,
+    /// The in-process zone egress, when started with one.
+    pub egress_port: Option<u16>,
     pub diagnostics_port: u16,
     pub process: Process,
     dir: TempDir,
@@ -39,6 +41,8 @@ pub struct ZoneOptions {
     pub no_wait: bool,
     /// Run the zone ingress in-process (`atoll-zone run --ingress`) on a free port.
     pub ingress: bool,
+    /// Run a zone egress in-process (`atoll-zone run --egress`) on a free port.
+    pub egress: bool,
 }
 
 /// Certificate, key and CA files for a zone, issued by the global through `atollctl`.
@@ -151,6 +155,19 @@ impl Zone {
         } else {
             None
         };
+        let egress_port = if options.egress {
+            let port = free_port()?;
+            env.insert("KUMA_ZONE_EGRESS_PORT".into(), port.to_string());
+            env.insert("KUMA_ZONE_EGRESS_INTERFACE".into(), "127.0.0.1".into());
+            env.insert(
+                "KUMA_ZONE_EGRESS_ADVERTISED_ADDRESS".into(),
+                "127.0.0.1".into(),
+            );
+            args.push("--egress".into());
+            Some(port)
+        } else {
+            None
+        };
         env.extend(options.env.clone());
         let spec = Spec {
             name: format!("atoll-zone {name}"),
@@ -169,6 +186,7 @@ impl Zone {
             http_port,
             dp_port,
             ingress_port,
+            egress_port,
             diagnostics_port,
             process,
             dir,

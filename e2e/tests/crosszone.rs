@@ -262,3 +262,103 @@ mtls:
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Counts of the egress (or ingress) connections for `sni` on a zone's own metrics.
+fn connections_for(zone: &Zone, sni: &str) -> u64 {
+    let (_, metrics) = http_get(zone.diagnostics_port, "/metrics").unwrap_or_default();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("atoll_ingress_connections_total") && l.contains(sni))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[test]
+fn local_mode_goes_through_the_zone_egress_and_fails_closed_without_one() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    // zone-1 runs an egress; zone-3 has none; zone-2 serves `backend` through its ingress.
+    let zone1 = Zone::start(
+        "zone-1",
+        &global,
+        ZoneOptions {
+            egress: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let zone2 = Zone::start(
+        "zone-2",
+        &global,
+        ZoneOptions {
+            ingress: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let zone3 = Zone::start("zone-3", &global, ZoneOptions::default()).unwrap();
+    apply(
+        &global,
+        "type: Mesh
+name: secure
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+routing:
+  zoneEgress: true
+",
+    );
+    for zone in [&zone1, &zone2, &zone3] {
+        eventually("the mesh CA", DEADLINE, || {
+            http_get(zone.http_port, "/meshes/secure/secrets/ca-builtin-ca-1")
+                .is_ok_and(|(c, _)| c == 200)
+        })
+        .unwrap();
+    }
+    let backend = Backend::start("zone-2").unwrap();
+    let (_backend_dp, _) = sidecar(&zone2, "backend-z2", "backend", &backend, None);
+    let client_app = Backend::start("client").unwrap();
+
+    // zone-1: through its egress, then zone-2's ingress.
+    let outbound1 = free_port().unwrap();
+    let (mut client1, _) = sidecar(&zone1, "client-1", "client", &client_app, Some(outbound1));
+    client1.wait_listener(outbound1).unwrap();
+    eventually("zone-1 -> egress -> zone-2", DEADLINE, || {
+        call(outbound1).as_deref() == Some("zone-2")
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", client1.config_dump()));
+    assert!(
+        connections_for(&zone1, SNI) >= 1,
+        "zone-1's egress carried no connection for {SNI}"
+    );
+    assert!(
+        connections_for(&zone2, SNI) >= 1,
+        "zone-2's ingress carried no connection for {SNI}"
+    );
+
+    // zone-3 has no egress: no silent direct route; the proxy's insight says why.
+    let outbound3 = free_port().unwrap();
+    let (mut client3, _) = sidecar(&zone3, "client-3", "client", &client_app, Some(outbound3));
+    client3.wait_listener(outbound3).unwrap();
+    let insight = "/meshes/secure/dataplanes+insights/client-3";
+    eventually(
+        "zone-3's client insight naming the missing egress",
+        DEADLINE,
+        || http_get(zone3.http_port, insight).is_ok_and(|(_, body)| body.contains("zone egress")),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {:?}", http_get(zone3.http_port, insight)));
+    let before = connections_for(&zone2, SNI);
+    for _ in 0..5 {
+        assert_eq!(
+            call(outbound3),
+            None,
+            "zone-3 must not reach zone-2 without an egress"
+        );
+    }
+    assert_eq!(
+        connections_for(&zone2, SNI),
+        before,
+        "zone-3 went direct to zone-2's ingress"
+    );
+}

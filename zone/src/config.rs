@@ -75,6 +75,30 @@ pub const ZONE_OPTIONS: &[Opt] = &[
         help: "port other zones use to reach this zone's ingress; empty: the ingress port (Atoll addition)",
     },
     Opt {
+        env: "KUMA_ZONE_EGRESS_PORT",
+        yaml: "zoneEgress.port",
+        default: "10002",
+        help: "port of the zone egress (`atoll-zone run --egress`): `local` cross-zone routing (Atoll addition)",
+    },
+    Opt {
+        env: "KUMA_ZONE_EGRESS_INTERFACE",
+        yaml: "zoneEgress.interface",
+        default: "0.0.0.0",
+        help: "interface the in-process zone egress listens on (Atoll addition)",
+    },
+    Opt {
+        env: "KUMA_ZONE_EGRESS_ADVERTISED_ADDRESS",
+        yaml: "zoneEgress.advertisedAddress",
+        default: "127.0.0.1",
+        help: "address this zone's sidecars use to reach its egress (Atoll addition)",
+    },
+    Opt {
+        env: "KUMA_ZONE_EGRESS_ADVERTISED_PORT",
+        yaml: "zoneEgress.advertisedPort",
+        default: "",
+        help: "port this zone's sidecars use to reach its egress; empty: the egress port (Atoll addition)",
+    },
+    Opt {
         env: "KUMA_DP_SERVER_PORT",
         yaml: "dpServer.port",
         default: "5678",
@@ -118,6 +142,7 @@ pub struct ZoneConfig {
     pub dp_server: std::net::SocketAddr,
     pub dp_server_hostnames: Vec<String>,
     pub ingress: IngressSettings,
+    pub egress: IngressSettings,
 }
 
 /// Where the zone ingress listens and what it advertises.
@@ -129,19 +154,22 @@ pub struct IngressSettings {
 }
 
 impl IngressSettings {
-    pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
-        let port = s.require::<u16>("KUMA_ZONE_INGRESS_PORT")?;
-        let advertised_port = match s.get("KUMA_ZONE_INGRESS_ADVERTISED_PORT") {
-            Some(_) => s.require::<u16>("KUMA_ZONE_INGRESS_ADVERTISED_PORT")?,
+    /// Reads `<prefix>_PORT`, `_INTERFACE`, `_ADVERTISED_ADDRESS` and `_ADVERTISED_PORT`
+    /// (`KUMA_ZONE_INGRESS` or `KUMA_ZONE_EGRESS`).
+    pub fn from_settings(s: &Settings, prefix: &str) -> anyhow::Result<Self> {
+        let name = |suffix: &str| format!("{prefix}_{suffix}");
+        let port = s.require::<u16>(&name("PORT"))?;
+        let advertised_port = match s.get(&name("ADVERTISED_PORT")) {
+            Some(_) => s.require::<u16>(&name("ADVERTISED_PORT"))?,
             None => port,
         };
         Ok(IngressSettings {
             listen: std::net::SocketAddr::new(
-                s.require::<std::net::IpAddr>("KUMA_ZONE_INGRESS_INTERFACE")?,
+                s.require::<std::net::IpAddr>(&name("INTERFACE"))?,
                 port,
             ),
             advertised_address: s
-                .get("KUMA_ZONE_INGRESS_ADVERTISED_ADDRESS")
+                .get(&name("ADVERTISED_ADDRESS"))
                 .unwrap_or("127.0.0.1")
                 .to_string(),
             advertised_port: u32::from(advertised_port),
@@ -209,7 +237,8 @@ impl ZoneConfig {
             kds,
             dp_server,
             dp_server_hostnames,
-            ingress: IngressSettings::from_settings(s)?,
+            ingress: IngressSettings::from_settings(s, "KUMA_ZONE_INGRESS")?,
+            egress: IngressSettings::from_settings(s, "KUMA_ZONE_EGRESS")?,
         })
     }
 }

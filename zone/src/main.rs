@@ -22,6 +22,10 @@ enum Command {
         /// Also run the zone-ingress SNI router in this process (KUMA_ZONE_INGRESS_*).
         #[arg(long)]
         ingress: bool,
+        /// Also run a zone egress in this process (KUMA_ZONE_EGRESS_*), for meshes that route
+        /// cross-zone traffic through it (`routing.zoneEgress: true`).
+        #[arg(long)]
+        egress: bool,
     },
     /// Run the zone-ingress SNI router on its own, fed by a zone control plane.
     Ingress(atoll_zone::crosszone::process::IngressArgs),
@@ -63,12 +67,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { flags, ingress } => {
-            atoll_runtime::run_command("atoll-zone", &flags, &config::options(), |settings| {
-                let common = atoll_runtime::Common::from_settings(settings)?;
-                let zone = config::ZoneConfig::from_settings(settings)?;
-                atoll_runtime::block_on(runtime::run(common, zone, ingress))
-            })
-        }
+        Command::Run {
+            flags,
+            ingress,
+            egress,
+        } => atoll_runtime::run_command("atoll-zone", &flags, &config::options(), |settings| {
+            let common = atoll_runtime::Common::from_settings(settings)?;
+            let zone = config::ZoneConfig::from_settings(settings)?;
+            atoll_runtime::block_on(runtime::run(common, zone, ingress, egress))
+        }),
     }
 }

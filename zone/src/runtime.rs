@@ -14,7 +14,12 @@ use crate::crosszone::registry::Advertisement;
 use crate::crosszone::table::Table;
 use crate::proxy::hub::Hub;
 
-pub async fn run(common: Common, zone: ZoneConfig, with_ingress: bool) -> anyhow::Result<()> {
+pub async fn run(
+    common: Common,
+    zone: ZoneConfig,
+    with_ingress: bool,
+    with_egress: bool,
+) -> anyhow::Result<()> {
     let stop = atoll_runtime::shutdown_signal();
     let mode = Mode::Zone {
         name: zone.name.clone(),
@@ -64,11 +69,38 @@ pub async fn run(common: Common, zone: ZoneConfig, with_ingress: bool) -> anyhow
     // The ingress's table is always kept: a separate ingress process may follow it.
     let (tables_tx, tables) = watch::channel(Arc::new(Table::new()));
     let (advertise, advertisement) = watch::channel(None);
+    let egress = if with_egress {
+        let listener = tokio::net::TcpListener::bind(zone.egress.listen)
+            .await
+            .with_context(|| format!("binding the zone egress on {}", zone.egress.listen))?;
+        let (egress_tx, egress_tables) = watch::channel(Arc::new(Table::new()));
+        tracing::info!(listen = %zone.egress.listen, "zone egress running in-process");
+        tokio::spawn(crate::ingress::serve(
+            listener,
+            crate::ingress::IngressConfig {
+                fallback: Some(crate::crosszone::sni::any_port_form),
+                ..Default::default()
+            },
+            egress_tables,
+            stop.clone(),
+            Arc::new(crate::ingress::Stats::default()),
+        ));
+        Some(crate::crosszone::registry::Egress {
+            advertisement: Advertisement {
+                address: zone.egress.advertised_address.clone(),
+                port: zone.egress.advertised_port,
+            },
+            tables: egress_tx,
+        })
+    } else {
+        None
+    };
     tokio::spawn(crate::crosszone::registry::run(
         started.store.clone(),
         zone.name.clone(),
         advertisement,
         tables_tx,
+        egress,
         stop.clone(),
     ));
     if with_ingress {

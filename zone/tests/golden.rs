@@ -634,3 +634,96 @@ conf:
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("edge, edge-too"), "{problems:?}");
 }
+
+/// Cross-zone routing modes: the mesh's `routing.zoneEgress` (local) and the outbound's
+/// `atoll.io/cross-zone-mode` override, and failing closed without an egress.
+#[test]
+fn cross_zone_modes_pick_the_egress_or_the_remote_ingress() {
+    let ca = atoll_tls::Authority::generate("mesh m").unwrap();
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(ca.to_bundle());
+    let fixture = |outbound_tag: &str, with_egress: bool| {
+        let egress = if with_egress {
+            "---\ntype: ZoneEgress\nname: egress\nzone: zone-1\nnetworking:\n  address: 10.9.9.9\n  port: 10002\n"
+        } else {
+            ""
+        };
+        let mut w = world(&format!(
+            "type: Mesh
+name: m
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+routing:
+  zoneEgress: true
+---
+type: Secret
+mesh: m
+name: ca-builtin-ca-1
+data: {data}
+---
+type: ZoneIngress
+name: zone-2.ingress
+zone: zone-2
+networking:
+  address: 10.2.2.2
+  port: 10001
+availableServices:
+- mesh: m
+  instances: 3
+  tags:
+    kuma.io/service: backend
+{egress}---
+type: Dataplane
+mesh: m
+name: client-1
+networking:
+  address: 10.1.1.1
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: client
+  outbound:
+  - port: 10080
+    tags:
+      kuma.io/service: backend
+{outbound_tag}"
+        ));
+        w.local_zone = "zone-1".into();
+        let (snapshot, problems) = generate(&w, "m", "client-1");
+        let endpoints: Vec<String> = snapshot
+            .decoded::<ClusterLoadAssignment>(ENDPOINT)
+            .iter()
+            .flat_map(|c| &c.endpoints)
+            .flat_map(|l| &l.lb_endpoints)
+            .map(|e| format!("{e:?}"))
+            .collect();
+        (endpoints.join(" "), problems)
+    };
+    let (via_egress, problems) = fixture("", true);
+    assert!(
+        via_egress.contains("10.9.9.9") && !via_egress.contains("10.2.2.2"),
+        "{via_egress}"
+    );
+    assert!(
+        via_egress.contains("value: 3"),
+        "weighted by the remote instances: {via_egress}"
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let (overridden, _) = fixture("      atoll.io/cross-zone-mode: remote\n", true);
+    assert!(
+        overridden.contains("10.2.2.2") && !overridden.contains("10.9.9.9"),
+        "{overridden}"
+    );
+    let (closed, problems) = fixture("", false);
+    assert!(
+        !closed.contains("10.2.2.2"),
+        "no silent direct route: {closed}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("zone egress")),
+        "{problems:?}"
+    );
+}

@@ -8,17 +8,55 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atoll_model::types::{AvailableService, SERVICE_TAG, ZoneIngressNetworking, ZoneIngressSpec};
+use atoll_model::types::{
+    AvailableService, SERVICE_TAG, ZoneEgressNetworking, ZoneEgressSpec, ZoneIngressNetworking,
+    ZoneIngressSpec,
+};
 use atoll_model::{Kind, Meta, Resource, Spec};
 use atoll_store::{Event, Precondition, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use super::table::{Table, ingress_table};
+use super::table::{Table, egress_table, ingress_table};
 use crate::proxy::world::World;
 
 /// The name of a zone's ZoneIngress in its own store (the global stores it as `<zone>.ingress`).
 pub const INGRESS_NAME: &str = "ingress";
+/// The name of a zone's ZoneEgress.
+pub const EGRESS_NAME: &str = "egress";
+
+/// This zone's egress, when it runs one: its address and the table it routes by.
+pub struct Egress {
+    pub advertisement: Advertisement,
+    pub tables: watch::Sender<Arc<Table>>,
+}
+
+fn zone_egress(zone: &str, ad: &Advertisement) -> Resource {
+    Resource::new(
+        Meta {
+            name: EGRESS_NAME.into(),
+            ..Default::default()
+        },
+        Spec::ZoneEgress(ZoneEgressSpec {
+            zone: Some(zone.to_string()),
+            networking: Some(ZoneEgressNetworking {
+                address: ad.address.clone(),
+                port: ad.port,
+                ..Default::default()
+            }),
+        }),
+    )
+}
+
+fn publish(tables: &watch::Sender<Arc<Table>>, table: Table) {
+    tables.send_if_modified(|current| {
+        if **current == table {
+            return false;
+        }
+        *current = Arc::new(table);
+        true
+    });
+}
 
 /// Where other zones reach this zone's ingress.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,11 +110,13 @@ pub async fn run(
     zone: String,
     mut advertisement: watch::Receiver<Option<Advertisement>>,
     tables: watch::Sender<Arc<Table>>,
+    egress: Option<Egress>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut feed = store.watch();
     let mut world: Option<World> = None;
     let mut written: Option<Resource> = None;
+    let mut egress_written = false;
     loop {
         if world.is_none() {
             match crate::proxy::reconciler::load(store.as_ref()).await {
@@ -99,6 +139,18 @@ pub async fn run(
                 *current = table;
                 true
             });
+            if let Some(egress) = &egress {
+                publish(&egress.tables, egress_table(w));
+                if !egress_written {
+                    match store
+                        .put(zone_egress(&zone, &egress.advertisement), Precondition::Any)
+                        .await
+                    {
+                        Ok(_) => egress_written = true,
+                        Err(err) => tracing::warn!(%err, "cannot write the ZoneEgress yet"),
+                    }
+                }
+            }
             let ad = advertisement.borrow().clone();
             if let Some(ad) = ad {
                 let resource = zone_ingress(&zone, &ad, w);
@@ -110,7 +162,10 @@ pub async fn run(
                 }
             }
         }
-        let retry = if world.is_none() || (advertisement.borrow().is_some() && written.is_none()) {
+        let retry = if world.is_none()
+            || (advertisement.borrow().is_some() && written.is_none())
+            || (egress.is_some() && !egress_written)
+        {
             Duration::from_secs(1)
         } else {
             Duration::from_secs(3600)
@@ -120,7 +175,7 @@ pub async fn run(
             _ = tokio::time::sleep(retry) => {}
             changed = advertisement.changed() => if changed.is_err() { return },
             event = feed.recv() => match event {
-                Ok(Event::Put { key, .. }) if key.kind == Kind::Dataplane => {
+                Ok(Event::Put { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress) => {
                     if let Some(w) = world.as_mut() {
                         match store.get(&key).await {
                             Ok(stored) => {
@@ -131,7 +186,7 @@ pub async fn run(
                         }
                     }
                 }
-                Ok(Event::Deleted { key, .. }) if key.kind == Kind::Dataplane => {
+                Ok(Event::Deleted { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress) => {
                     if let Some(w) = world.as_mut() {
                         w.apply(key.kind, key.mesh.as_deref(), &key.name, None);
                     }

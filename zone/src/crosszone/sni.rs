@@ -20,6 +20,17 @@ pub fn service_sni(mesh: &str, service: &str, port: Option<u32>) -> String {
     format!("{}.{port}.{}.{SUFFIX}", label(service), label(mesh))
 }
 
+/// The `any`-port form of a service SNI (`<service>.any.<mesh>.atoll`), for an egress that
+/// forwards every port form of a service to the same remote ingresses; `None` for other names.
+pub fn any_port_form(sni: &str) -> Option<String> {
+    let mut labels: Vec<&str> = sni.split('.').collect();
+    if labels.len() != 4 || labels[3] != SUFFIX {
+        return None;
+    }
+    labels[1] = "any";
+    Some(labels.join("."))
+}
+
 fn label(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());

@@ -37,6 +37,37 @@ pub fn ingress_table(world: &World) -> Table {
     table
 }
 
+/// The egress's routing table: each service other zones offer, by its `any`-port name, to
+/// those zones' ingresses (the egress maps every port form to that name).
+pub fn egress_table(world: &World) -> Table {
+    let mut table = Table::new();
+    for z in world.ingresses.values() {
+        if z.zone
+            .as_deref()
+            .is_none_or(|zone| zone == world.local_zone)
+        {
+            continue;
+        }
+        let Some(net) = z.networking.as_ref() else {
+            continue;
+        };
+        let address = net.advertised_address.as_deref().unwrap_or(&net.address);
+        let port = net.advertised_port.unwrap_or(net.port);
+        let (Ok(ip), Ok(port)) = (address.parse::<IpAddr>(), u16::try_from(port)) else {
+            continue;
+        };
+        for s in &z.available_services {
+            if let Some(service) = s.tags.get(atoll_model::types::SERVICE_TAG) {
+                table
+                    .entry(service_sni(&s.mesh, service, None))
+                    .or_default()
+                    .push(SocketAddr::new(ip, port));
+            }
+        }
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,9 @@ pub struct IngressConfig {
     pub drain_timeout: Duration,
     /// Per endpoint attempt.
     pub connect_timeout: Duration,
+    /// A second name to look up when the SNI is not in the table (the egress maps every port
+    /// form of a service to its `any` name); `None` for the ingress, which serves exact names.
+    pub fallback: Option<fn(&str) -> Option<String>>,
 }
 
 impl Default for IngressConfig {
@@ -56,6 +59,7 @@ impl Default for IngressConfig {
             idle_timeout: Duration::from_secs(3600),
             drain_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            fallback: None,
         }
     }
 }
@@ -202,8 +206,21 @@ async fn connection(mut client: TcpStream, shared: Arc<Shared>, _permit: OwnedSe
         }
     };
     tracing::Span::current().record("sni", sni.as_str());
-    // Cloned out so the table's lock is not held across the connects below.
-    let endpoints = shared.table.borrow().get(&sni).cloned().unwrap_or_default();
+    // Cloned out so the table's lock is not held across the connects below. `sni` becomes the
+    // table's key when the fallback name matched instead (an egress routes every port form).
+    let (sni, endpoints) = {
+        let table = shared.table.borrow();
+        match table.get(&sni) {
+            Some(found) => (sni, found.clone()),
+            None => match shared.config.fallback.and_then(|f| f(&sni)) {
+                Some(key) => {
+                    let found = table.get(&key).cloned().unwrap_or_default();
+                    (key, found)
+                }
+                None => (sni, Vec::new()),
+            },
+        }
+    };
     if endpoints.is_empty() {
         stats.reject(Rejection::UnknownSni);
         tracing::debug!("unknown SNI: closing");

@@ -76,7 +76,13 @@ impl Context<'_> {
 
     /// An EDS cluster for `service` (instances filtered to `port` when given) and its
     /// endpoints.
-    fn service_cluster(&mut self, cluster: &str, service: &str, port: Option<u32>) {
+    fn service_cluster(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        port: Option<u32>,
+        mode: Option<CrossZoneMode>,
+    ) {
         let mesh = self.mesh().to_string();
         self.built
             .deps
@@ -96,20 +102,35 @@ impl Context<'_> {
         // with mTLS: the ingress routes by the SNI of the mesh's TLS.
         if self.mtls {
             let remote = self.world.remote_ingresses(&mesh, service);
-            let via_egress = self
+            // The outbound's own mode wins over the mesh's (`routing.zoneEgress`: local).
+            let mesh_local = self
                 .world
                 .meshes
                 .get(&mesh)
                 .and_then(|m| m.routing.as_ref())
                 .is_some_and(|r| r.zone_egress);
+            let via_egress = match mode {
+                Some(CrossZoneMode::Local) => true,
+                Some(CrossZoneMode::Remote) => false,
+                None => mesh_local,
+            };
             if via_egress && !remote.is_empty() {
-                // `local` mode: cross-zone traffic must leave through this zone's egress. This
-                // build has no egress, so fail closed rather than go direct (kumahq/kuma#7556).
-                let problem = format!(
-                    "mesh {mesh:?} sends cross-zone traffic through a zone egress (routing.zoneEgress), which this build does not provide: {service}'s instances in other zones are not used"
-                );
-                if !self.built.problems.contains(&problem) {
-                    self.built.problems.push(problem);
+                // `local` mode: cross-zone traffic leaves through this zone's egress, weighted
+                // by the remote instances behind it. Without an egress, fail closed rather than
+                // go direct (kumahq/kuma#7556).
+                match self.world.local_egress() {
+                    Some((address, port)) => {
+                        let instances = remote.iter().map(|r| r.instances).sum();
+                        endpoints.push((address, port, instances));
+                    }
+                    None => {
+                        let problem = format!(
+                            "mesh {mesh:?} sends cross-zone traffic through a zone egress (routing.zoneEgress) and this zone has none: {service}'s instances in other zones are not used"
+                        );
+                        if !self.built.problems.contains(&problem) {
+                            self.built.problems.push(problem);
+                        }
+                    }
                 }
             } else {
                 for r in remote {
@@ -255,6 +276,18 @@ impl Context<'_> {
 /// The tag naming the mesh of an outbound's destination (Kuma's).
 const MESH_TAG: &str = "kuma.io/mesh";
 
+/// An outbound's tag overriding its mesh's cross-zone routing mode (Atoll's).
+pub const MODE_TAG: &str = "atoll.io/cross-zone-mode";
+
+/// How a service's instances in other zones are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossZoneMode {
+    /// Straight to the remote zone's ingress.
+    Remote,
+    /// Through this zone's egress, which forwards to the remote ingress.
+    Local,
+}
+
 /// Whether every tag a selector asks for is present with that value.
 fn selects(selector: &Tags, tags: &Tags) -> bool {
     selector.iter().all(|(k, v)| tags.get(k) == Some(v))
@@ -361,6 +394,7 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
     };
     let mut outbounds = Vec::new();
     let mut local_services = BTreeSet::new();
+    let mut modes: std::collections::BTreeMap<String, Option<CrossZoneMode>> = Default::default();
     for outbound in &net.outbound {
         let service = outbound
             .tags
@@ -403,6 +437,19 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
             continue;
         }
         local_services.insert(service.clone());
+        match outbound.tags.get(MODE_TAG).map(String::as_str) {
+            None => {}
+            Some("local") => {
+                modes.insert(service.clone(), Some(CrossZoneMode::Local));
+            }
+            Some("remote") => {
+                modes.insert(service.clone(), Some(CrossZoneMode::Remote));
+            }
+            Some(other) => cx.built.problems.push(format!(
+                "outbound port {}: {MODE_TAG}: {other:?} is not a mode (local or remote); the mesh's applies",
+                outbound.port
+            )),
+        }
         outbounds.push(OutboundTarget {
             address,
             port: outbound.port,
@@ -422,7 +469,8 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
         cx.built.snapshot.add_cluster(cluster);
     }
     for service in local_services {
-        cx.service_cluster(&sidecar::service_cluster(&service), &service, None);
+        let mode = modes.get(&service).copied().flatten();
+        cx.service_cluster(&sidecar::service_cluster(&service), &service, None, mode);
     }
     for listener in &out.listeners {
         cx.built.snapshot.add_listener(listener);
@@ -517,7 +565,7 @@ fn build_gateway(cx: &mut Context<'_>, dp: &DataplaneSpec) {
     cx.built.problems.extend(out.problems);
     for (cluster, backend) in &out.backends {
         let BackendRef { name, port, .. } = backend;
-        cx.service_cluster(cluster, name, *port);
+        cx.service_cluster(cluster, name, *port, None);
     }
     for listener in &out.listeners {
         cx.built.snapshot.add_listener(listener);

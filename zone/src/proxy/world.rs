@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use atoll_model::types::{
     DataplaneSpec, InboundState, MeshGatewaySpec, MeshHttpRouteSpec, MeshSpec, MeshTcpRouteSpec,
-    SERVICE_TAG, Tags, TargetKind, ZoneIngressSpec,
+    SERVICE_TAG, Tags, TargetKind, ZoneEgressSpec, ZoneIngressSpec,
 };
 use atoll_model::{Kind, Resource, Spec};
 
@@ -41,6 +41,8 @@ pub struct World {
     pub ingresses: BTreeMap<String, ZoneIngressSpec>,
     /// This zone's name, to tell its own ingress from other zones'.
     pub local_zone: String,
+    /// This zone's ZoneEgresses (egresses are not synced between zones).
+    pub egresses: BTreeMap<String, ZoneEgressSpec>,
 }
 
 /// Another zone's ingress offering a service: where to connect and how many instances it has.
@@ -53,7 +55,7 @@ pub struct RemoteIngress {
 }
 
 /// The kinds the builder reads.
-pub const KINDS: [Kind; 7] = [
+pub const KINDS: [Kind; 8] = [
     Kind::Mesh,
     Kind::MeshGateway,
     Kind::MeshHttpRoute,
@@ -61,6 +63,7 @@ pub const KINDS: [Kind; 7] = [
     Kind::Dataplane,
     Kind::Secret,
     Kind::ZoneIngress,
+    Kind::ZoneEgress,
 ];
 
 fn gateway_target(target: Option<&atoll_model::types::TargetRef>) -> Option<&str> {
@@ -182,6 +185,26 @@ impl World {
                     }
                 }
             }
+            Kind::ZoneEgress => {
+                // Any proxy may route through the egress: every service is touched.
+                touched.extend(
+                    self.endpoints
+                        .keys()
+                        .map(|(m, s)| Dep::Service(m.clone(), s.clone())),
+                );
+                touched.extend(self.ingresses.values().flat_map(|z| {
+                    z.available_services.iter().filter_map(|s| {
+                        Some(Dep::Service(
+                            s.mesh.clone(),
+                            s.tags.get(SERVICE_TAG)?.clone(),
+                        ))
+                    })
+                }));
+                match spec {
+                    Some(Spec::ZoneEgress(e)) => self.egresses.insert(name.to_string(), e.clone()),
+                    _ => self.egresses.remove(name),
+                };
+            }
             Kind::Secret => {
                 touched.insert(Dep::Secret(mesh_name, name.to_string()));
                 match spec.map(|s| match s {
@@ -199,6 +222,17 @@ impl World {
 }
 
 impl World {
+    /// This zone's egress: (address, port).
+    pub fn local_egress(&self) -> Option<(String, u32)> {
+        self.egresses
+            .values()
+            .filter(|e| e.zone.as_deref().is_none_or(|z| z == self.local_zone))
+            .find_map(|e| {
+                let net = e.networking.as_ref()?;
+                Some((net.address.clone(), net.port))
+            })
+    }
+
     /// Other zones' ingresses that offer `service` in `mesh`.
     pub fn remote_ingresses(&self, mesh: &str, service: &str) -> Vec<RemoteIngress> {
         self.ingresses
