@@ -362,3 +362,126 @@ routing:
         "zone-3 went direct to zone-2's ingress"
     );
 }
+
+#[test]
+fn a_cross_mesh_gateway_is_reachable_from_another_zone() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    let zone1 = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    let zone2 = Zone::start(
+        "zone-2",
+        &global,
+        ZoneOptions {
+            ingress: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let port = free_port().unwrap();
+    apply(
+        &global,
+        &format!(
+            "type: Mesh
+name: secure
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+---
+type: Mesh
+name: other
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+---
+type: MeshGateway
+mesh: secure
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: {port}
+    protocol: HTTP
+    crossMesh: true
+---
+type: MeshHTTPRoute
+mesh: secure
+name: to-backend
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    rules:
+    - default:
+        backendRefs:
+        - kind: MeshService
+          name: backend
+"
+        ),
+    );
+    for zone in [&zone1, &zone2] {
+        for mesh in ["secure", "other"] {
+            eventually("the mesh CAs", DEADLINE, || {
+                http_get(
+                    zone.http_port,
+                    &format!("/meshes/{mesh}/secrets/ca-builtin-ca-1"),
+                )
+                .is_ok_and(|(c, _)| c == 200)
+            })
+            .unwrap();
+        }
+    }
+    // The gateway of mesh `secure` and its backend run in zone-2.
+    let backend = Backend::start("zone-2").unwrap();
+    let (_backend_dp, _) = sidecar(&zone2, "backend-z2", "backend", &backend, None);
+    let admin = free_port().unwrap();
+    let mut gateway = Dataplane::start(
+        &zone2,
+        "edge-1",
+        &format!(
+            "type: Dataplane\nmesh: secure\nname: edge-1\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: edge\n"
+        ),
+        admin,
+    )
+    .unwrap();
+    gateway.wait_listener(port).unwrap();
+
+    // A sidecar of mesh `other` in zone-1 calls it: zone-2's ingress, then the gateway.
+    let (client_admin, client_inbound, outbound) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let client_app = Backend::start("client").unwrap();
+    let mut client = Dataplane::start(
+        &zone1,
+        "client-1",
+        &format!(
+            "type: Dataplane\nmesh: other\nname: client-1\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {client_admin}\n  inbound:\n  - port: {client_inbound}\n    servicePort: {}\n    tags:\n      kuma.io/service: client\n      kuma.io/protocol: http\n  outbound:\n  - port: {outbound}\n    tags:\n      kuma.io/service: edge\n      kuma.io/mesh: secure\n",
+            client_app.port
+        ),
+        client_admin,
+    )
+    .unwrap();
+    client.wait_listener(outbound).unwrap();
+    eventually(
+        "zone-1 (mesh other) -> zone-2 ingress -> crossMesh gateway -> backend",
+        DEADLINE,
+        || {
+            http_call(outbound, "internal.edge.secure.mesh", "GET", "/x", None)
+                .is_ok_and(|(code, body)| code == 200 && body == "zone-2 /x")
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", client.config_dump()));
+    assert!(
+        connections_for(&zone2, "edge.any.secure.atoll") >= 1,
+        "not through zone-2's ingress"
+    );
+}

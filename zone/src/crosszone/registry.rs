@@ -67,18 +67,24 @@ pub struct Advertisement {
 
 /// The services this zone offers through its ingress.
 pub fn available_services(world: &World) -> Vec<AvailableService> {
-    world
-        .endpoints
-        .iter()
-        .map(|((mesh, service), instances)| {
-            let dataplanes: std::collections::BTreeSet<&String> =
-                instances.keys().map(|(dp, _)| dp).collect();
-            AvailableService {
-                tags: BTreeMap::from([(SERVICE_TAG.to_string(), service.clone())]),
-                instances: dataplanes.len() as u32,
-                mesh: mesh.clone(),
-                external_service: false,
-            }
+    let mut counts: BTreeMap<(String, String), std::collections::BTreeSet<String>> =
+        BTreeMap::new();
+    for ((mesh, service), instances) in &world.endpoints {
+        counts
+            .entry((mesh.clone(), service.clone()))
+            .or_default()
+            .extend(instances.keys().map(|(dp, _)| dp.clone()));
+    }
+    for (mesh, service, dp, _) in super::table::cross_mesh_gateways(world) {
+        counts.entry((mesh, service)).or_default().insert(dp);
+    }
+    counts
+        .into_iter()
+        .map(|((mesh, service), dataplanes)| AvailableService {
+            tags: BTreeMap::from([(SERVICE_TAG.to_string(), service)]),
+            instances: dataplanes.len() as u32,
+            mesh,
+            external_service: false,
         })
         .collect()
 }
@@ -175,7 +181,7 @@ pub async fn run(
             _ = tokio::time::sleep(retry) => {}
             changed = advertisement.changed() => if changed.is_err() { return },
             event = feed.recv() => match event {
-                Ok(Event::Put { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress) => {
+                Ok(Event::Put { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress | Kind::MeshGateway) => {
                     if let Some(w) = world.as_mut() {
                         match store.get(&key).await {
                             Ok(stored) => {
@@ -186,7 +192,7 @@ pub async fn run(
                         }
                     }
                 }
-                Ok(Event::Deleted { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress) => {
+                Ok(Event::Deleted { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress | Kind::MeshGateway) => {
                     if let Some(w) = world.as_mut() {
                         w.apply(key.kind, key.mesh.as_deref(), &key.name, None);
                     }

@@ -11,8 +11,54 @@ use crate::proxy::world::World;
 
 use super::sni::service_sni;
 
+/// A local built-in gateway Dataplane with crossMesh listeners: (mesh, gateway service,
+/// Dataplane name, where its crossMesh listeners are).
+pub fn cross_mesh_gateways(world: &World) -> Vec<(String, String, String, Vec<SocketAddr>)> {
+    let mut found = Vec::new();
+    for ((mesh, name), dp) in &world.dataplanes {
+        let Some(net) = dp.networking.as_ref() else {
+            continue;
+        };
+        let Some(gateway) = net.gateway.as_ref() else {
+            continue;
+        };
+        let Some(service) = gateway.tags.get(atoll_model::types::SERVICE_TAG) else {
+            continue;
+        };
+        let Ok(ip) = net.address.parse::<IpAddr>() else {
+            continue;
+        };
+        let addrs: Vec<SocketAddr> = world
+            .gateways
+            .iter()
+            .filter(|((m, _), g)| {
+                m == mesh
+                    && g.selectors.iter().any(|s| {
+                        s.match_tags
+                            .iter()
+                            .all(|(k, v)| gateway.tags.get(k) == Some(v))
+                    })
+            })
+            .flat_map(|(_, g)| g.conf.iter().flat_map(|c| &c.listeners))
+            .filter(|l| l.cross_mesh)
+            .filter_map(|l| Some(SocketAddr::new(ip, u16::try_from(l.port).ok()?)))
+            .collect();
+        if !addrs.is_empty() {
+            found.push((mesh.clone(), service.clone(), name.clone(), addrs));
+        }
+    }
+    found
+}
+
 pub fn ingress_table(world: &World) -> Table {
     let mut table = Table::new();
+    // crossMesh gateway listeners are reachable from other zones too (kumahq/kuma#4379).
+    for (mesh, service, _, addrs) in cross_mesh_gateways(world) {
+        table
+            .entry(service_sni(&mesh, &service, None))
+            .or_default()
+            .extend(addrs);
+    }
     for ((mesh, service), instances) in &world.endpoints {
         let addrs = |port: Option<u32>| -> Vec<SocketAddr> {
             instances

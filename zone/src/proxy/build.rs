@@ -228,6 +228,10 @@ impl Context<'_> {
                 endpoints.push((net.address.clone(), port, 1));
             }
         }
+        // The gateway's instances in other zones, through their ingress (kumahq/kuma#4379).
+        for remote in self.world.remote_ingresses(target_mesh, service) {
+            endpoints.push((remote.address, remote.port, remote.instances));
+        }
         let socket = tls::outbound_mtls_to(
             self.mesh(),
             target_mesh,
