@@ -598,3 +598,45 @@ networking:
         "plain text must be refused on a crossMesh listener"
     );
 }
+
+#[test]
+fn data_planes_register_again_after_a_memory_zone_restarts() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    let mut zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    apply(&global, "type: Mesh\nname: default\n");
+    synced(&zone, "/meshes/default");
+    let echo = Backend::start("echo").unwrap();
+    let client_app = Backend::start("client").unwrap();
+    let (_echo_dp, _) = sidecar(&zone, "default", "echo-1", "echo", &echo, None);
+    let outbound = free_port().unwrap();
+    let (mut client_dp, _) = sidecar(
+        &zone,
+        "default",
+        "client-1",
+        "client",
+        &client_app,
+        Some((outbound, "echo")),
+    );
+    client_dp.wait_listener(outbound).unwrap();
+    eventually("client -> echo", DEADLINE, || {
+        body_of(outbound, "echo", "/").is_some_and(|(code, _)| code == 200)
+    })
+    .unwrap();
+
+    // The zone runs on the memory store: a crash loses every Dataplane...
+    zone.crash_and_restart().unwrap();
+    // ...and the data planes put themselves back (atoll-dp registers again every 10 s).
+    let took = eventually("both Dataplanes back in the zone", DEADLINE, || {
+        ["echo-1", "client-1"].iter().all(|dp| {
+            http_get(zone.http_port, &format!("/meshes/default/dataplanes/{dp}"))
+                .is_ok_and(|(code, _)| code == 200)
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
+    println!("Dataplanes registered again {took:?} after the zone restarted");
+    eventually("client -> echo after the restart", DEADLINE, || {
+        body_of(outbound, "echo", "/again")
+            .is_some_and(|(code, body)| code == 200 && body == "echo /again")
+    })
+    .unwrap();
+}

@@ -10,6 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
+/// How often a running data plane registers again.
+const REREGISTER: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// The zone's DP server, `https://HOST:5678`.
@@ -244,9 +247,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     loop {
         let mut envoy = launcher.spawn_envoy()?;
         let started = std::time::Instant::now();
-        let exited = tokio::select! {
-            status = envoy.wait() => Some(status.context("waiting for Envoy")?),
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => None,
+        // Re-registering now and then puts the Dataplane back if the zone lost it (a zone on
+        // the memory store restarted): otherwise its endpoints would vanish from every other
+        // proxy while this Envoy keeps running on its last configuration. An unchanged
+        // Dataplane is not rewritten, so this costs the zone nothing.
+        let mut refresh =
+            tokio::time::interval_at(tokio::time::Instant::now() + REREGISTER, REREGISTER);
+        let exited = loop {
+            tokio::select! {
+                status = envoy.wait() => break Some(status.context("waiting for Envoy")?),
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => break None,
+                _ = refresh.tick() => {
+                    if let Err(err) = launcher.register(&body).await {
+                        tracing::debug!(error = %format!("{err:#}"), "re-registering failed; retrying later");
+                    }
+                }
+            }
         };
         let Some(status) = exited else {
             launcher.drain_and_stop(envoy).await;

@@ -144,11 +144,18 @@ async fn register(
             .unwrap_or(9901),
         _ => 9901,
     };
-    if let Err(err) = state.store.put(resource, Precondition::Any).await {
-        return store_error(err);
+    match state.store.put(resource, Precondition::Any).await {
+        Err(err) => return store_error(err),
+        // A new registration starts a fresh insight; a data plane re-registering keeps it.
+        Ok(atoll_store::PutOutcome::Created(_)) => {
+            state.hub.forget(&(mesh.clone(), name.clone()));
+            tracing::info!("Dataplane registered");
+        }
+        Ok(atoll_store::PutOutcome::Updated(_)) => tracing::info!("Dataplane updated"),
+        Ok(atoll_store::PutOutcome::Unchanged(_)) => {
+            tracing::debug!("Dataplane registered again, unchanged")
+        }
     }
-    state.hub.forget(&(mesh.clone(), name.clone()));
-    tracing::info!("Dataplane registered");
     metrics::counter!("atoll_dp_registrations_total").increment(1);
     let bootstrap = build(&mesh, &name, admin_port, &request);
     (
