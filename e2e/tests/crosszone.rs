@@ -485,3 +485,54 @@ spec:
         "not through zone-2's ingress"
     );
 }
+
+#[test]
+fn mode_none_goes_straight_to_the_remote_instances() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    let zone1 = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    // zone-2's ingress advertises its instances; in mode `none` nobody goes through it.
+    let zone2 = Zone::start(
+        "zone-2",
+        &global,
+        ZoneOptions {
+            ingress: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    apply(
+        &global,
+        "type: Mesh
+name: secure
+labels:
+  atoll.io/cross-zone-mode: none
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+",
+    );
+    for zone in [&zone1, &zone2] {
+        eventually("the mesh CA", DEADLINE, || {
+            http_get(zone.http_port, "/meshes/secure/secrets/ca-builtin-ca-1")
+                .is_ok_and(|(c, _)| c == 200)
+        })
+        .unwrap();
+    }
+    let backend = Backend::start("zone-2").unwrap();
+    let (_backend_dp, _) = sidecar(&zone2, "backend-z2", "backend", &backend, None);
+    let client_app = Backend::start("client").unwrap();
+    let outbound = free_port().unwrap();
+    let (mut client, _) = sidecar(&zone1, "client-1", "client", &client_app, Some(outbound));
+    client.wait_listener(outbound).unwrap();
+    eventually("zone-1 -> zone-2's instance directly", DEADLINE, || {
+        call(outbound).as_deref() == Some("zone-2")
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", client.config_dump()));
+    assert_eq!(
+        connections_for(&zone2, SNI),
+        0,
+        "mode none must not use zone-2's ingress"
+    );
+}

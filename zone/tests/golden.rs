@@ -673,6 +673,7 @@ networking:
 availableServices:
 - mesh: m
   instances: 3
+  endpoints: ['10.7.7.7:8080']
   tags:
     kuma.io/service: backend
 {egress}---
@@ -716,6 +717,11 @@ networking:
     assert!(
         overridden.contains("10.2.2.2") && !overridden.contains("10.9.9.9"),
         "{overridden}"
+    );
+    let (direct, _) = fixture("      atoll.io/cross-zone-mode: none\n", true);
+    assert!(
+        direct.contains("10.7.7.7") && !direct.contains("10.2.2.2") && !direct.contains("10.9.9.9"),
+        "mode none goes straight to the instance: {direct}"
     );
     let (closed, problems) = fixture("", false);
     assert!(

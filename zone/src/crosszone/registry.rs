@@ -69,11 +69,21 @@ pub struct Advertisement {
 pub fn available_services(world: &World) -> Vec<AvailableService> {
     let mut counts: BTreeMap<(String, String), std::collections::BTreeSet<String>> =
         BTreeMap::new();
+    let mut addresses: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for ((mesh, service), instances) in &world.endpoints {
         counts
             .entry((mesh.clone(), service.clone()))
             .or_default()
             .extend(instances.keys().map(|(dp, _)| dp.clone()));
+        addresses
+            .entry((mesh.clone(), service.clone()))
+            .or_default()
+            .extend(
+                instances
+                    .values()
+                    .filter(|e| e.address.parse::<std::net::IpAddr>().is_ok())
+                    .map(|e| format!("{}:{}", e.address, e.port)),
+            );
     }
     for (mesh, service, dp, _) in super::table::cross_mesh_gateways(world) {
         counts.entry((mesh, service)).or_default().insert(dp);
@@ -81,6 +91,9 @@ pub fn available_services(world: &World) -> Vec<AvailableService> {
     counts
         .into_iter()
         .map(|((mesh, service), dataplanes)| AvailableService {
+            endpoints: addresses
+                .remove(&(mesh.clone(), service.clone()))
+                .unwrap_or_default(),
             tags: BTreeMap::from([(SERVICE_TAG.to_string(), service)]),
             instances: dataplanes.len() as u32,
             mesh,

@@ -102,39 +102,60 @@ impl Context<'_> {
         // with mTLS: the ingress routes by the SNI of the mesh's TLS.
         if self.mtls {
             let remote = self.world.remote_ingresses(&mesh, service);
-            // The outbound's own mode wins over the mesh's (`routing.zoneEgress`: local).
+            // Precedence: the outbound's tag, the Mesh's label, `routing.zoneEgress`, remote.
+            let mesh_mode = self
+                .world
+                .mesh_labels
+                .get(&mesh)
+                .and_then(|labels| labels.get(MODE_TAG))
+                .and_then(|m| CrossZoneMode::parse(m));
             let mesh_local = self
                 .world
                 .meshes
                 .get(&mesh)
                 .and_then(|m| m.routing.as_ref())
                 .is_some_and(|r| r.zone_egress);
-            let via_egress = match mode {
-                Some(CrossZoneMode::Local) => true,
-                Some(CrossZoneMode::Remote) => false,
-                None => mesh_local,
-            };
-            if via_egress && !remote.is_empty() {
-                // `local` mode: cross-zone traffic leaves through this zone's egress, weighted
-                // by the remote instances behind it. Without an egress, fail closed rather than
-                // go direct (kumahq/kuma#7556).
-                match self.world.local_egress() {
-                    Some((address, port)) => {
-                        let instances = remote.iter().map(|r| r.instances).sum();
-                        endpoints.push((address, port, instances));
-                    }
-                    None => {
-                        let problem = format!(
-                            "mesh {mesh:?} sends cross-zone traffic through a zone egress (routing.zoneEgress) and this zone has none: {service}'s instances in other zones are not used"
-                        );
-                        if !self.built.problems.contains(&problem) {
-                            self.built.problems.push(problem);
+            let chosen = mode.or(mesh_mode).unwrap_or(if mesh_local {
+                CrossZoneMode::Local
+            } else {
+                CrossZoneMode::Remote
+            });
+            match chosen {
+                _ if remote.is_empty() => {}
+                CrossZoneMode::Local => {
+                    // Through this zone's egress, weighted by the remote instances behind it.
+                    // Without an egress, fail closed rather than go direct (kumahq/kuma#7556).
+                    match self.world.local_egress() {
+                        Some((address, port)) => {
+                            let instances = remote.iter().map(|r| r.instances).sum();
+                            endpoints.push((address, port, instances));
+                        }
+                        None => {
+                            let problem = format!(
+                                "mesh {mesh:?} sends cross-zone traffic through a zone egress (local mode) and this zone has none: {service}'s instances in other zones are not used"
+                            );
+                            if !self.built.problems.contains(&problem) {
+                                self.built.problems.push(problem);
+                            }
                         }
                     }
                 }
-            } else {
-                for r in remote {
-                    endpoints.push((r.address, r.port, r.instances));
+                CrossZoneMode::Direct => {
+                    // Straight to the remote instances (a flat network), mTLS end to end.
+                    for r in remote {
+                        for endpoint in r.endpoints {
+                            if let Some((ip, port)) = endpoint.rsplit_once(':')
+                                && let Ok(port) = port.parse()
+                            {
+                                endpoints.push((ip.trim_matches(['[', ']']).to_string(), port, 1));
+                            }
+                        }
+                    }
+                }
+                CrossZoneMode::Remote => {
+                    for r in remote {
+                        endpoints.push((r.address, r.port, r.instances));
+                    }
                 }
             }
         }
@@ -283,13 +304,26 @@ const MESH_TAG: &str = "kuma.io/mesh";
 /// An outbound's tag overriding its mesh's cross-zone routing mode (Atoll's).
 pub const MODE_TAG: &str = "atoll.io/cross-zone-mode";
 
-/// How a service's instances in other zones are reached.
+/// How a service's instances in other zones are reached (Consul's mesh-gateway modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrossZoneMode {
-    /// Straight to the remote zone's ingress.
+    /// `remote`: to the remote zone's ingress.
     Remote,
-    /// Through this zone's egress, which forwards to the remote ingress.
+    /// `local`: through this zone's egress, which forwards to the remote ingress.
     Local,
+    /// `none`: straight to the remote instances, on a flat network.
+    Direct,
+}
+
+impl CrossZoneMode {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "remote" => Some(CrossZoneMode::Remote),
+            "local" => Some(CrossZoneMode::Local),
+            "none" => Some(CrossZoneMode::Direct),
+            _ => None,
+        }
+    }
 }
 
 /// Whether every tag a selector asks for is present with that value.
@@ -441,18 +475,16 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
             continue;
         }
         local_services.insert(service.clone());
-        match outbound.tags.get(MODE_TAG).map(String::as_str) {
-            None => {}
-            Some("local") => {
-                modes.insert(service.clone(), Some(CrossZoneMode::Local));
+        if let Some(text) = outbound.tags.get(MODE_TAG) {
+            match CrossZoneMode::parse(text) {
+                Some(mode) => {
+                    modes.insert(service.clone(), Some(mode));
+                }
+                None => cx.built.problems.push(format!(
+                    "outbound port {}: {MODE_TAG}: {text:?} is not a mode (remote, local or none); the mesh's applies",
+                    outbound.port
+                )),
             }
-            Some("remote") => {
-                modes.insert(service.clone(), Some(CrossZoneMode::Remote));
-            }
-            Some(other) => cx.built.problems.push(format!(
-                "outbound port {}: {MODE_TAG}: {other:?} is not a mode (local or remote); the mesh's applies",
-                outbound.port
-            )),
         }
         outbounds.push(OutboundTarget {
             address,

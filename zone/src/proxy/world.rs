@@ -43,6 +43,8 @@ pub struct World {
     pub local_zone: String,
     /// This zone's ZoneEgresses (egresses are not synced between zones).
     pub egresses: BTreeMap<String, ZoneEgressSpec>,
+    /// Each Mesh's labels (its cross-zone mode, `atoll.io/cross-zone-mode`).
+    pub mesh_labels: BTreeMap<String, Tags>,
 }
 
 /// Another zone's ingress offering a service: where to connect and how many instances it has.
@@ -52,6 +54,8 @@ pub struct RemoteIngress {
     pub address: String,
     pub port: u32,
     pub instances: u32,
+    /// The instances' own `ip:port`, for mode `none`.
+    pub endpoints: Vec<String>,
 }
 
 /// The kinds the builder reads.
@@ -90,6 +94,12 @@ impl World {
             Kind::Mesh => {
                 touched.insert(Dep::Mesh(name.to_string()));
                 touched.insert(Dep::Meshes);
+                match resource {
+                    Some(r) => self
+                        .mesh_labels
+                        .insert(name.to_string(), r.meta.labels.clone()),
+                    None => self.mesh_labels.remove(name),
+                };
                 match spec {
                     Some(Spec::Mesh(m)) => self.meshes.insert(name.to_string(), m.clone()),
                     _ => self.meshes.remove(name),
@@ -240,14 +250,15 @@ impl World {
             .filter_map(|z| {
                 let zone = z.zone.clone().filter(|zone| *zone != self.local_zone)?;
                 let net = z.networking.as_ref()?;
-                let instances: u32 = z
+                let offered: Vec<_> = z
                     .available_services
                     .iter()
                     .filter(|s| {
                         s.mesh == mesh && s.tags.get(SERVICE_TAG).is_some_and(|s| s == service)
                     })
-                    .map(|s| s.instances)
-                    .sum();
+                    .collect();
+                let instances: u32 = offered.iter().map(|s| s.instances).sum();
+                let endpoints = offered.iter().flat_map(|s| s.endpoints.clone()).collect();
                 (instances > 0).then(|| RemoteIngress {
                     zone,
                     address: net
@@ -256,6 +267,7 @@ impl World {
                         .unwrap_or_else(|| net.address.clone()),
                     port: net.advertised_port.unwrap_or(net.port),
                     instances,
+                    endpoints,
                 })
             })
             .collect()

@@ -39,5 +39,9 @@ model! {
         pub mesh: String,
         #[serde(default, skip_serializing_if = "is_false")]
         pub external_service: bool,
+        /// The instances' own addresses, `ip:port` (Atoll addition): what clients in mode
+        /// `none` connect to directly on a flat network.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub endpoints: Vec<String>,
     }
 }

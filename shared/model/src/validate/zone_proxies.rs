@@ -33,6 +33,14 @@ pub(super) fn validate_ingress(spec: &ZoneIngressSpec, root: &Path, report: &mut
             report.add(&at.field("tags").key(SERVICE_TAG), "must be set");
         }
         not_empty(report, &at.field("mesh"), &service.mesh);
+        for (j, endpoint) in service.endpoints.iter().enumerate() {
+            if endpoint.parse::<std::net::SocketAddr>().is_err() {
+                report.add(
+                    &at.field("endpoints").index(j),
+                    format!("{endpoint:?} is not an ip:port address"),
+                );
+            }
+        }
     }
 }
 
