@@ -162,24 +162,10 @@ async fn sotw(
     let mut nonce = 0u64;
     let mut pending = Some(first);
     loop {
-        let request = match pending.take() {
-            Some(r) => Some(r),
-            None => tokio::select! {
-                message = inbound.message() => match message {
-                    Ok(Some(r)) => Some(r),
-                    Ok(None) => return Ok(()),
-                    Err(status) => {
-                        tracing::debug!(%status, "ADS stream ended");
-                        return Ok(());
-                    }
-                },
-                changed = snapshots.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    None
-                }
-            },
+        let request = match next(&mut pending, &mut inbound, &mut snapshots).await {
+            Wake::Request(r) => Some(r),
+            Wake::Snapshot => None,
+            Wake::End => return Ok(()),
         };
         if let Some(request) = request {
             let type_url = request.type_url.clone();
@@ -204,20 +190,80 @@ async fn sotw(
                 Some(request.resource_names.iter().cloned().collect())
             };
         }
-        let snapshot = snapshots.borrow_and_update().clone();
-        let Some(snapshot) = snapshot else { continue };
-        for type_url in PUSH_ORDER {
-            let Some(state) = types.get_mut(type_url) else {
-                continue;
-            };
-            if let Some(response) = sotw_response(&snapshot, type_url, state, &mut nonce) {
-                tx.send(Ok(response))
-                    .await
-                    .map_err(|_| Status::cancelled("the stream closed"))?;
-                sent(hub, proxy);
+        push(
+            hub,
+            proxy,
+            &mut snapshots,
+            &mut types,
+            &mut nonce,
+            sotw_response,
+            tx,
+        )
+        .await?;
+    }
+}
+
+/// What a stream's loop handles next.
+enum Wake<T> {
+    Request(T),
+    /// A new configuration for the proxy.
+    Snapshot,
+    /// Envoy went away, or the proxy's configuration channel closed.
+    End,
+}
+
+/// The first request (kept from the handshake) first, then whichever comes next: a request
+/// from Envoy or a new snapshot.
+async fn next<T: prost::Message + Default>(
+    pending: &mut Option<T>,
+    inbound: &mut Streaming<T>,
+    snapshots: &mut SnapshotRx,
+) -> Wake<T> {
+    if let Some(first) = pending.take() {
+        return Wake::Request(first);
+    }
+    tokio::select! {
+        message = inbound.message() => match message {
+            Ok(Some(r)) => Wake::Request(r),
+            Ok(None) => Wake::End,
+            Err(status) => {
+                tracing::debug!(%status, "ADS stream ended");
+                Wake::End
             }
+        },
+        changed = snapshots.changed() => match changed {
+            Ok(()) => Wake::Snapshot,
+            Err(_) => Wake::End,
+        },
+    }
+}
+
+/// Sends, in push order, every subscribed type whose resources changed in the newest snapshot.
+async fn push<S, R>(
+    hub: &Hub,
+    proxy: &ProxyId,
+    snapshots: &mut SnapshotRx,
+    types: &mut BTreeMap<String, S>,
+    nonce: &mut u64,
+    respond: fn(&Snapshot, &str, &mut S, &mut u64) -> Option<R>,
+    tx: &Tx<R>,
+) -> Result<(), Status> {
+    let snapshot = snapshots.borrow_and_update().clone();
+    let Some(snapshot) = snapshot else {
+        return Ok(());
+    };
+    for type_url in PUSH_ORDER {
+        let Some(state) = types.get_mut(type_url) else {
+            continue;
+        };
+        if let Some(response) = respond(&snapshot, type_url, state, nonce) {
+            tx.send(Ok(response))
+                .await
+                .map_err(|_| Status::cancelled("the stream closed"))?;
+            sent(hub, proxy);
         }
     }
+    Ok(())
 }
 
 fn sotw_response(
@@ -272,20 +318,10 @@ async fn delta(
     let mut nonce = 0u64;
     let mut pending = Some(first);
     loop {
-        let request = match pending.take() {
-            Some(r) => Some(r),
-            None => tokio::select! {
-                message = inbound.message() => match message {
-                    Ok(Some(r)) => Some(r),
-                    Ok(None) | Err(_) => return Ok(()),
-                },
-                changed = snapshots.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    None
-                }
-            },
+        let request = match next(&mut pending, &mut inbound, &mut snapshots).await {
+            Wake::Request(r) => Some(r),
+            Wake::Snapshot => None,
+            Wake::End => return Ok(()),
         };
         if let Some(request) = request {
             let type_url = request.type_url.clone();
@@ -326,19 +362,16 @@ async fn delta(
                 }
             }
         }
-        let snapshot = snapshots.borrow_and_update().clone();
-        let Some(snapshot) = snapshot else { continue };
-        for type_url in PUSH_ORDER {
-            let Some(state) = types.get_mut(type_url) else {
-                continue;
-            };
-            if let Some(response) = delta_response(&snapshot, type_url, state, &mut nonce) {
-                tx.send(Ok(response))
-                    .await
-                    .map_err(|_| Status::cancelled("the stream closed"))?;
-                sent(hub, proxy);
-            }
-        }
+        push(
+            hub,
+            proxy,
+            &mut snapshots,
+            &mut types,
+            &mut nonce,
+            delta_response,
+            tx,
+        )
+        .await?;
     }
 }
 
