@@ -59,6 +59,20 @@ networking:
     (dp, inbound)
 }
 
+/// Waits until `mesh`'s CA, generated on the global, has reached every zone.
+fn wait_for_mesh_ca(zones: &[&Zone], mesh: &str) {
+    for zone in zones {
+        eventually(&format!("{mesh}'s CA in {}", zone.name), DEADLINE, || {
+            http_get(
+                zone.http_port,
+                &format!("/meshes/{mesh}/secrets/ca-builtin-ca-1"),
+            )
+            .is_ok_and(|(c, _)| c == 200)
+        })
+        .unwrap();
+    }
+}
+
 /// Who answered a call to `backend` through the client's outbound.
 fn call(outbound: u16) -> Option<String> {
     http_call(outbound, "backend", "GET", "/x", None)
@@ -111,13 +125,7 @@ mtls:
     type: builtin
 ",
     );
-    for zone in [&zone1, &zone2] {
-        eventually("the mesh CA", DEADLINE, || {
-            http_get(zone.http_port, "/meshes/secure/secrets/ca-builtin-ca-1")
-                .is_ok_and(|(c, _)| c == 200)
-        })
-        .unwrap();
-    }
+    wait_for_mesh_ca(&[&zone1, &zone2], "secure");
 
     // `backend` exists only in zone-2.
     let backend2 = Backend::start("zone-2").unwrap();
@@ -222,13 +230,7 @@ mtls:
     type: builtin
 ",
     );
-    for zone in [&zone1, &zone2] {
-        eventually("the mesh CA", DEADLINE, || {
-            http_get(zone.http_port, "/meshes/secure/secrets/ca-builtin-ca-1")
-                .is_ok_and(|(c, _)| c == 200)
-        })
-        .unwrap();
-    }
+    wait_for_mesh_ca(&[&zone1, &zone2], "secure");
     // zone-2's ingress is its own process, fed by zone-2's control plane.
     let ingress = Ingress::start(&zone2).unwrap();
     let backend2 = Backend::start("zone-2").unwrap();
@@ -309,13 +311,7 @@ routing:
   zoneEgress: true
 ",
     );
-    for zone in [&zone1, &zone2, &zone3] {
-        eventually("the mesh CA", DEADLINE, || {
-            http_get(zone.http_port, "/meshes/secure/secrets/ca-builtin-ca-1")
-                .is_ok_and(|(c, _)| c == 200)
-        })
-        .unwrap();
-    }
+    wait_for_mesh_ca(&[&zone1, &zone2, &zone3], "secure");
     let backend = Backend::start("zone-2").unwrap();
     let (_backend_dp, _) = sidecar(&zone2, "backend-z2", "backend", &backend, None);
     let client_app = Backend::start("client").unwrap();
@@ -426,17 +422,8 @@ spec:
 "
         ),
     );
-    for zone in [&zone1, &zone2] {
-        for mesh in ["secure", "other"] {
-            eventually("the mesh CAs", DEADLINE, || {
-                http_get(
-                    zone.http_port,
-                    &format!("/meshes/{mesh}/secrets/ca-builtin-ca-1"),
-                )
-                .is_ok_and(|(c, _)| c == 200)
-            })
-            .unwrap();
-        }
+    for mesh in ["secure", "other"] {
+        wait_for_mesh_ca(&[&zone1, &zone2], mesh);
     }
     // The gateway of mesh `secure` and its backend run in zone-2.
     let backend = Backend::start("zone-2").unwrap();
@@ -513,13 +500,7 @@ mtls:
     type: builtin
 ",
     );
-    for zone in [&zone1, &zone2] {
-        eventually("the mesh CA", DEADLINE, || {
-            http_get(zone.http_port, "/meshes/secure/secrets/ca-builtin-ca-1")
-                .is_ok_and(|(c, _)| c == 200)
-        })
-        .unwrap();
-    }
+    wait_for_mesh_ca(&[&zone1, &zone2], "secure");
     let backend = Backend::start("zone-2").unwrap();
     let (_backend_dp, _) = sidecar(&zone2, "backend-z2", "backend", &backend, None);
     let client_app = Backend::start("client").unwrap();
