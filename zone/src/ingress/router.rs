@@ -236,16 +236,7 @@ async fn connection(mut client: TcpStream, shared: Arc<Shared>, _permit: OwnedSe
     tracing::debug!(%endpoint, "spliced");
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
-    match splice(
-        client,
-        upstream,
-        buffered,
-        config.idle_timeout,
-        &sni,
-        &counters,
-    )
-    .await
-    {
+    match splice(client, upstream, buffered, config.idle_timeout, &counters).await {
         Ok(Ended::Closed) => tracing::debug!(%endpoint, "closed"),
         Ok(Ended::Idle) => {
             stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -325,7 +316,6 @@ async fn splice(
     upstream: TcpStream,
     first: Vec<u8>,
     idle: Duration,
-    sni: &str,
     counters: &SniCounters,
 ) -> io::Result<Ended> {
     let (client_read, client_write) = client.into_split();
@@ -333,11 +323,11 @@ async fn splice(
     let activity = Activity::new();
     let inbound = Count {
         local: &counters.bytes_in,
-        metric: metrics::counter!("atoll_ingress_bytes_total", "sni" => sni.to_string(), "direction" => "in"),
+        metric: &counters.bytes_in_metric,
     };
     let outbound = Count {
         local: &counters.bytes_out,
-        metric: metrics::counter!("atoll_ingress_bytes_total", "sni" => sni.to_string(), "direction" => "out"),
+        metric: &counters.bytes_out_metric,
     };
     let up = pump(client_read, upstream_write, first, &activity, &inbound);
     let down = pump(
@@ -355,7 +345,7 @@ async fn splice(
 
 struct Count<'a> {
     local: &'a AtomicU64,
-    metric: metrics::Counter,
+    metric: &'a metrics::Counter,
 }
 
 impl Count<'_> {
@@ -392,9 +382,10 @@ where
             let _ = to.shutdown().await;
             return Ok(());
         }
-        activity.touch();
         to.write_all(buf.get(..read).unwrap_or_default()).await?;
         count.add(read);
+        // Once per chunk, after the write: a write that blocks longer than the idle timeout
+        // is stuck anyway.
         activity.touch();
     }
 }

@@ -69,14 +69,18 @@ pub struct Stats {
     per_sni: Mutex<HashMap<String, Arc<SniCounters>>>,
 }
 
-/// The live counters of one SNI; connections hold them so counting bytes takes no lock.
-#[derive(Debug, Default)]
+/// The live counters of one SNI; connections hold them so counting bytes takes no lock, and
+/// the metric handles are looked up once per SNI, not once per connection.
+#[derive(Debug)]
 pub struct SniCounters {
     pub connections: AtomicU64,
     /// From the client to the endpoint (`direction="in"`).
     pub bytes_in: AtomicU64,
     /// From the endpoint to the client (`direction="out"`).
     pub bytes_out: AtomicU64,
+    pub(crate) connections_metric: metrics::Counter,
+    pub(crate) bytes_in_metric: metrics::Counter,
+    pub(crate) bytes_out_metric: metrics::Counter,
 }
 
 /// A snapshot of [`SniCounters`].
@@ -141,11 +145,14 @@ impl Stats {
             let mut map = self.lock();
             match map.get(sni) {
                 Some(c) => c.clone(),
-                None => map.entry(sni.to_string()).or_default().clone(),
+                None => map
+                    .entry(sni.to_string())
+                    .or_insert_with(|| Arc::new(SniCounters::new(sni)))
+                    .clone(),
             }
         };
         counters.connections.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("atoll_ingress_connections_total", "sni" => sni.to_string()).increment(1);
+        counters.connections_metric.increment(1);
         counters
     }
 
@@ -160,6 +167,17 @@ impl Stats {
 // === impl SniCounters ===
 
 impl SniCounters {
+    fn new(sni: &str) -> Self {
+        SniCounters {
+            connections: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            connections_metric: metrics::counter!("atoll_ingress_connections_total", "sni" => sni.to_string()),
+            bytes_in_metric: metrics::counter!("atoll_ingress_bytes_total", "sni" => sni.to_string(), "direction" => "in"),
+            bytes_out_metric: metrics::counter!("atoll_ingress_bytes_total", "sni" => sni.to_string(), "direction" => "out"),
+        }
+    }
+
     fn snapshot(&self) -> SniStats {
         SniStats {
             connections: self.connections.load(Ordering::Relaxed),
@@ -271,6 +289,14 @@ mod tests {
         assert_eq!(
             counters,
             BTreeMap::from([
+                (
+                    "atoll_ingress_bytes_total{sni=x.example,direction=in}".to_string(),
+                    0
+                ),
+                (
+                    "atoll_ingress_bytes_total{sni=x.example,direction=out}".to_string(),
+                    0
+                ),
                 (
                     "atoll_ingress_connections_total{sni=x.example}".to_string(),
                     2
