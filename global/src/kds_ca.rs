@@ -104,16 +104,12 @@ fn parse(resource: &Resource) -> anyhow::Result<Authority> {
     };
     let bundle = String::from_utf8(secret.bytes().context("decoding the KDS CA secret")?)
         .context("the KDS CA secret is not PEM text")?;
-    let split = bundle
-        .find("-----BEGIN PRIVATE KEY-----")
-        .context("the KDS CA secret holds no private key")?;
-    let (cert, key) = bundle.split_at(split);
-    Authority::from_pem(cert, key).context("loading the KDS CA")
+    Authority::from_bundle(&bundle).context("loading the KDS CA")
 }
 
 async fn generate(store: &dyn Store) -> Result<(), Failure> {
     let ca = Authority::generate("Atoll KDS CA").map_err(|e| Failure::Fatal(e.into()))?;
-    let bundle = format!("{}{}", ca.cert_pem(), ca.key_pem());
+    let bundle = ca.to_bundle();
     let secret = Resource::new(
         Meta {
             name: SECRET_NAME.into(),
