@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use atoll_api::rest::{ApiError, Cause};
 use atoll_model::{Kind, Resource, Spec};
 use atoll_store::{Key, Precondition, Store, StoreError};
 use axum::Json;
@@ -26,7 +27,6 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::util::pack_any;
 use prost::Message;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::proxy::hub::Hub;
 use crate::xds::clusters;
@@ -60,64 +60,36 @@ pub fn router(store: Arc<dyn Store>, hub: Arc<Hub>) -> axum::Router {
         .with_state(BootstrapState { store, hub })
 }
 
-fn error(status: StatusCode, title: &str, causes: Vec<(String, String)>) -> Response {
-    let causes: Vec<_> = causes
-        .into_iter()
-        .map(|(field, message)| json!({"field": field, "message": message}))
-        .collect();
-    (
-        status,
-        Json(json!({"title": title, "details": title, "causes": causes})),
-    )
-        .into_response()
-}
-
-fn store_error(err: StoreError) -> Response {
-    match err {
-        StoreError::Unavailable(_) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, &err.to_string(), vec![])
-        }
-        other => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &other.to_string(),
-            vec![],
-        ),
+fn cause(field: &str, message: String) -> Cause {
+    Cause {
+        field: field.into(),
+        message,
     }
 }
 
-/// Parses and validates the posted Dataplane.
-fn dataplane(text: &str) -> Result<Resource, Box<Response>> {
+/// Parses and validates the posted Dataplane; errors are the REST API's, field by field.
+fn dataplane(text: &str) -> Result<Resource, ApiError> {
     let mut docs = atoll_model::parse_documents(text).into_iter();
     let (Some(doc), None) = (docs.next(), docs.next()) else {
-        return Err(Box::new(error(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "the dataplane field must hold exactly one resource",
-            vec![(
-                "dataplane".into(),
+            vec![cause(
+                "dataplane",
                 "expected one YAML or JSON document".into(),
             )],
-        )));
+        ));
     };
-    let outcome = match doc.outcome {
-        Err(err) => Err(error(
-            StatusCode::BAD_REQUEST,
-            "invalid Dataplane",
-            err.violations
-                .into_iter()
-                .map(|v| (v.field, v.message))
-                .collect(),
-        )),
-        Ok(resource) if !matches!(resource.spec, Spec::Dataplane(_)) => Err(error(
-            StatusCode::BAD_REQUEST,
+    match doc.outcome {
+        Err(err) => Err(ApiError::invalid(err.violations)),
+        Ok(resource) if !matches!(resource.spec, Spec::Dataplane(_)) => Err(ApiError::bad_request(
             "not a Dataplane",
-            vec![(
-                "type".into(),
+            vec![cause(
+                "type",
                 format!("must be Dataplane, not {}", resource.kind()),
             )],
         )),
         Ok(resource) => Ok(resource),
-    };
-    outcome.map_err(Box::new)
+    }
 }
 
 #[tracing::instrument(skip_all, fields(mesh, name))]
@@ -127,7 +99,7 @@ async fn register(
 ) -> Response {
     let resource = match dataplane(&request.dataplane) {
         Ok(r) => r,
-        Err(response) => return *response,
+        Err(err) => return err.into_response(),
     };
     let mesh = resource.meta.mesh.clone().unwrap_or_default();
     let name = resource.meta.name.clone();
@@ -145,7 +117,7 @@ async fn register(
         _ => 9901,
     };
     match state.store.put(resource, Precondition::Any).await {
-        Err(err) => return store_error(err),
+        Err(err) => return ApiError::from(err).into_response(),
         // A new registration starts a fresh insight; a data plane re-registering keeps it.
         Ok(atoll_store::PutOutcome::Created(_)) => {
             state.hub.forget(&(mesh.clone(), name.clone()));
@@ -176,7 +148,7 @@ async fn deregister(
             tracing::info!("Dataplane deregistered");
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(err) => store_error(err),
+        Err(err) => ApiError::from(err).into_response(),
     }
 }
 

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+
+use atoll_api::rest::ApiError;
 
 use crate::proxy::hub::Hub;
 
@@ -32,14 +33,9 @@ async fn insight(
             "subscription": insight,
         }))
         .into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({
-                "title": "no insight",
-                "details": format!("no proxy {mesh}.{name} has connected to this zone control plane"),
-                "causes": [],
-            })),
-        )
-            .into_response(),
+        None => ApiError::not_found(format!(
+            "no proxy {mesh}.{name} has connected to this zone control plane"
+        ))
+        .into_response(),
     }
 }
