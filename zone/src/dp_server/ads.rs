@@ -7,9 +7,11 @@
 //! and shows in the proxy's insight.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse, Resource,
@@ -92,6 +94,47 @@ struct SotwType {
     nonce: String,
 }
 
+/// Reads a stream's first request and the proxy its `node.id` names.
+async fn first_request<T: prost::Message + Default>(
+    inbound: &mut Streaming<T>,
+    node: impl FnOnce(&T) -> Option<&Node>,
+) -> Result<(T, ProxyId), Status> {
+    let first = inbound
+        .message()
+        .await?
+        .ok_or_else(|| Status::invalid_argument("the stream closed before its first request"))?;
+    let proxy = parse_node_id(node(&first).map(|n| n.id.as_str()).unwrap_or(""))?;
+    Ok((first, proxy))
+}
+
+/// Runs `serve` for `proxy` on its own task, subscribed to the proxy's configuration for as
+/// long as it runs; an error it returns ends the stream with that status.
+fn open<R, F, Fut>(
+    hub: Arc<Hub>,
+    proxy: ProxyId,
+    variant: &'static str,
+    serve: F,
+) -> Response<ResponseStream<R>>
+where
+    R: Send + 'static,
+    F: FnOnce(Arc<Hub>, ProxyId, SnapshotRx, Tx<R>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), Status>> + Send,
+{
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let snapshots = hub.subscribe(&proxy);
+        let _subscription = Subscription {
+            hub: hub.clone(),
+            proxy: proxy.clone(),
+        };
+        tracing::info!(mesh = %proxy.0, proxy = %proxy.1, variant, "ADS stream opened");
+        if let Err(status) = serve(hub, proxy, snapshots, tx.clone()).await {
+            let _ = tx.send(Err(status)).await;
+        }
+    });
+    Response::new(Box::pin(ReceiverStream::new(rx)))
+}
+
 #[tonic::async_trait]
 impl AggregatedDiscoveryService for Ads {
     type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
@@ -102,24 +145,15 @@ impl AggregatedDiscoveryService for Ads {
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         let mut inbound = request.into_inner();
-        let first = inbound.message().await?.ok_or_else(|| {
-            Status::invalid_argument("the stream closed before its first request")
-        })?;
-        let proxy = parse_node_id(first.node.as_ref().map(|n| n.id.as_str()).unwrap_or(""))?;
-        let (tx, rx) = mpsc::channel(16);
-        let hub = self.hub.clone();
-        tokio::spawn(async move {
-            let snapshots = hub.subscribe(&proxy);
-            let _subscription = Subscription {
-                hub: hub.clone(),
-                proxy: proxy.clone(),
-            };
-            tracing::info!(mesh = %proxy.0, proxy = %proxy.1, "ADS stream opened (state of the world)");
-            if let Err(status) = sotw(&hub, &proxy, first, inbound, snapshots, &tx).await {
-                let _ = tx.send(Err(status)).await;
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let (first, proxy) = first_request(&mut inbound, |r| r.node.as_ref()).await?;
+        Ok(open(
+            self.hub.clone(),
+            proxy,
+            "state of the world",
+            |hub, proxy, snapshots, tx| async move {
+                sotw(&hub, &proxy, first, inbound, snapshots, &tx).await
+            },
+        ))
     }
 
     async fn delta_aggregated_resources(
@@ -127,24 +161,15 @@ impl AggregatedDiscoveryService for Ads {
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
         let mut inbound = request.into_inner();
-        let first = inbound.message().await?.ok_or_else(|| {
-            Status::invalid_argument("the stream closed before its first request")
-        })?;
-        let proxy = parse_node_id(first.node.as_ref().map(|n| n.id.as_str()).unwrap_or(""))?;
-        let (tx, rx) = mpsc::channel(16);
-        let hub = self.hub.clone();
-        tokio::spawn(async move {
-            let snapshots = hub.subscribe(&proxy);
-            let _subscription = Subscription {
-                hub: hub.clone(),
-                proxy: proxy.clone(),
-            };
-            tracing::info!(mesh = %proxy.0, proxy = %proxy.1, "ADS stream opened (delta)");
-            if let Err(status) = delta(&hub, &proxy, first, inbound, snapshots, &tx).await {
-                let _ = tx.send(Err(status)).await;
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let (first, proxy) = first_request(&mut inbound, |r| r.node.as_ref()).await?;
+        Ok(open(
+            self.hub.clone(),
+            proxy,
+            "delta",
+            |hub, proxy, snapshots, tx| async move {
+                delta(&hub, &proxy, first, inbound, snapshots, &tx).await
+            },
+        ))
     }
 }
 
