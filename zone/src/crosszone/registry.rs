@@ -48,14 +48,15 @@ fn zone_egress(zone: &str, ad: &Advertisement) -> Resource {
     )
 }
 
-fn publish(tables: &watch::Sender<Arc<Table>>, table: Table) {
+/// Hands out `table` when it differs from the current one; whether it did.
+fn publish(tables: &watch::Sender<Arc<Table>>, table: Table) -> bool {
     tables.send_if_modified(|current| {
         if **current == table {
             return false;
         }
         *current = Arc::new(table);
         true
-    });
+    })
 }
 
 /// Where other zones reach this zone's ingress.
@@ -149,15 +150,11 @@ pub async fn run(
             }
         }
         if let Some(w) = &world {
-            let table = Arc::new(ingress_table(w));
-            tables.send_if_modified(|current| {
-                if **current == *table {
-                    return false;
-                }
-                metrics::gauge!("atoll_ingress_table_services").set(table.len() as f64);
-                *current = table;
-                true
-            });
+            let table = ingress_table(w);
+            let services = table.len();
+            if publish(&tables, table) {
+                metrics::gauge!("atoll_ingress_table_services").set(services as f64);
+            }
             if let Some(egress) = &egress {
                 publish(&egress.tables, egress_table(w));
                 if !egress_written {
