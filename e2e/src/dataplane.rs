@@ -115,3 +115,65 @@ impl Dataplane {
             .and_then(|v| v.trim().parse().ok())
     }
 }
+
+/// A sidecar's Dataplane: `service` (HTTP) on `inbound`, in front of the application on
+/// `app_port`, with `outbounds` as (port, tags).
+pub fn sidecar_yaml(
+    mesh: &str,
+    name: &str,
+    service: &str,
+    (admin, inbound, app_port): (u16, u16, u16),
+    outbounds: &[(u16, &[(&str, &str)])],
+) -> String {
+    let mut yaml = format!(
+        "type: Dataplane\nmesh: {mesh}\nname: {name}\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  inbound:\n  - port: {inbound}\n    servicePort: {app_port}\n    tags:\n      kuma.io/service: {service}\n      kuma.io/protocol: http\n"
+    );
+    if !outbounds.is_empty() {
+        yaml.push_str("  outbound:\n");
+    }
+    for (port, tags) in outbounds {
+        yaml.push_str(&format!("  - port: {port}\n    tags:\n"));
+        for (key, value) in *tags {
+            yaml.push_str(&format!("      {key}: {value}\n"));
+        }
+    }
+    yaml
+}
+
+/// A built-in gateway's Dataplane, known as `service`.
+pub fn gateway_yaml(mesh: &str, name: &str, service: &str, admin: u16) -> String {
+    format!(
+        "type: Dataplane\nmesh: {mesh}\nname: {name}\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: {service}\n"
+    )
+}
+
+impl Dataplane {
+    /// Starts a sidecar (see [`sidecar_yaml`]) on free admin and inbound ports and waits
+    /// until its inbound listens; returns it with its inbound port.
+    pub fn start_sidecar(
+        zone: &Zone,
+        mesh: &str,
+        name: &str,
+        service: &str,
+        app_port: u16,
+        outbounds: &[(u16, &[(&str, &str)])],
+        extra_args: &[&str],
+    ) -> anyhow::Result<(Dataplane, u16)> {
+        let (admin, inbound) = (crate::free_port()?, crate::free_port()?);
+        let yaml = sidecar_yaml(mesh, name, service, (admin, inbound, app_port), outbounds);
+        let mut dp = Dataplane::start_with(zone, name, &yaml, admin, extra_args)?;
+        dp.wait_listener(inbound)?;
+        Ok((dp, inbound))
+    }
+
+    /// Starts a built-in gateway (see [`gateway_yaml`]) on a free admin port.
+    pub fn start_gateway(
+        zone: &Zone,
+        mesh: &str,
+        name: &str,
+        service: &str,
+    ) -> anyhow::Result<Dataplane> {
+        let admin = crate::free_port()?;
+        Dataplane::start(zone, name, &gateway_yaml(mesh, name, service, admin), admin)
+    }
+}

@@ -30,33 +30,11 @@ fn sidecar(
     app: &Backend,
     outbound: Option<u16>,
 ) -> (Dataplane, u16) {
-    let (admin, inbound) = (free_port().unwrap(), free_port().unwrap());
-    let outbound = outbound
-        .map(|port| {
-            format!("  outbound:\n  - port: {port}\n    tags:\n      kuma.io/service: backend\n")
-        })
-        .unwrap_or_default();
-    let yaml = format!(
-        "type: Dataplane
-mesh: secure
-name: {name}
-networking:
-  address: 127.0.0.1
-  admin:
-    port: {admin}
-  inbound:
-  - port: {inbound}
-    servicePort: {}
-    tags:
-      kuma.io/service: {service}
-      kuma.io/protocol: http
-{outbound}",
-        app.port
-    );
-    let mut dp = Dataplane::start(zone, name, &yaml, admin)
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", zone.log()));
-    dp.wait_listener(inbound).unwrap();
-    (dp, inbound)
+    let tags: &[(&str, &str)] = &[("kuma.io/service", "backend")];
+    let outbounds: Vec<(u16, &[(&str, &str)])> =
+        outbound.map(|port| (port, tags)).into_iter().collect();
+    Dataplane::start_sidecar(zone, "secure", name, service, app.port, &outbounds, &[])
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", zone.log()))
 }
 
 /// Waits until `mesh`'s CA, generated on the global, has reached every zone.
@@ -428,33 +406,23 @@ spec:
     // The gateway of mesh `secure` and its backend run in zone-2.
     let backend = Backend::start("zone-2").unwrap();
     let (_backend_dp, _) = sidecar(&zone2, "backend-z2", "backend", &backend, None);
-    let admin = free_port().unwrap();
-    let mut gateway = Dataplane::start(
-        &zone2,
-        "edge-1",
-        &format!(
-            "type: Dataplane\nmesh: secure\nname: edge-1\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: edge\n"
-        ),
-        admin,
-    )
-    .unwrap();
+    let mut gateway = Dataplane::start_gateway(&zone2, "secure", "edge-1", "edge").unwrap();
     gateway.wait_listener(port).unwrap();
 
     // A sidecar of mesh `other` in zone-1 calls it: zone-2's ingress, then the gateway.
-    let (client_admin, client_inbound, outbound) = (
-        free_port().unwrap(),
-        free_port().unwrap(),
-        free_port().unwrap(),
-    );
+    let outbound = free_port().unwrap();
     let client_app = Backend::start("client").unwrap();
-    let mut client = Dataplane::start(
+    let (mut client, _) = Dataplane::start_sidecar(
         &zone1,
+        "other",
         "client-1",
-        &format!(
-            "type: Dataplane\nmesh: other\nname: client-1\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {client_admin}\n  inbound:\n  - port: {client_inbound}\n    servicePort: {}\n    tags:\n      kuma.io/service: client\n      kuma.io/protocol: http\n  outbound:\n  - port: {outbound}\n    tags:\n      kuma.io/service: edge\n      kuma.io/mesh: secure\n",
-            client_app.port
-        ),
-        client_admin,
+        "client",
+        client_app.port,
+        &[(
+            outbound,
+            &[("kuma.io/service", "edge"), ("kuma.io/mesh", "secure")],
+        )],
+        &[],
     )
     .unwrap();
     client.wait_listener(outbound).unwrap();

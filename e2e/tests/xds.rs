@@ -48,33 +48,14 @@ fn sidecar_with(
     outbound: Option<(u16, &str)>,
     extra: &[&str],
 ) -> (Dataplane, u16) {
-    let (admin, inbound) = (free_port().unwrap(), free_port().unwrap());
-    let outbound = outbound
-        .map(|(port, to)| {
-            format!("  outbound:\n  - port: {port}\n    tags:\n      kuma.io/service: {to}\n")
-        })
-        .unwrap_or_default();
-    let yaml = format!(
-        "type: Dataplane
-mesh: {mesh}
-name: {name}
-networking:
-  address: 127.0.0.1
-  admin:
-    port: {admin}
-  inbound:
-  - port: {inbound}
-    servicePort: {}
-    tags:
-      kuma.io/service: {service}
-      kuma.io/protocol: http
-{outbound}",
-        backend.port
-    );
-    let mut dp = Dataplane::start_with(zone, name, &yaml, admin, extra)
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", zone.log()));
-    dp.wait_listener(inbound).unwrap();
-    (dp, inbound)
+    let tags = outbound.map(|(_, to)| [("kuma.io/service", to)]);
+    let outbounds: Vec<(u16, &[(&str, &str)])> = outbound
+        .iter()
+        .zip(tags.iter())
+        .map(|((port, _), tags)| (*port, &tags[..]))
+        .collect();
+    Dataplane::start_sidecar(zone, mesh, name, service, backend.port, &outbounds, extra)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", zone.log()))
 }
 
 fn body_of(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
@@ -192,27 +173,7 @@ conf:
     let api = Backend::start("api").unwrap();
     let (_web_dp, _) = sidecar(&zone, "default", "web-1", "web", &web, None);
     let (_api_dp, _) = sidecar(&zone, "default", "api-1", "api", &api, None);
-    let admin = free_port().unwrap();
-    let mut gateway = Dataplane::start(
-        &zone,
-        "edge-1",
-        &format!(
-            "type: Dataplane
-mesh: default
-name: edge-1
-networking:
-  address: 127.0.0.1
-  admin:
-    port: {admin}
-  gateway:
-    type: BUILTIN
-    tags:
-      kuma.io/service: edge
-"
-        ),
-        admin,
-    )
-    .unwrap();
+    let mut gateway = Dataplane::start_gateway(&zone, "default", "edge-1", "edge").unwrap();
     gateway.wait_listener(http).unwrap();
 
     // Each Host reaches its own backend; an unknown Host gets 404.
@@ -523,62 +484,23 @@ spec:
     synced(&zone, "/meshes/other/secrets/ca-builtin-ca-1");
     let web = Backend::start("web").unwrap();
     let (_web_dp, _) = sidecar(&zone, "default", "web-1", "web", &web, None);
-    let admin = free_port().unwrap();
-    let mut gateway = Dataplane::start(
-        &zone,
-        "edge-1",
-        &format!(
-            "type: Dataplane
-mesh: default
-name: edge-1
-networking:
-  address: 127.0.0.1
-  admin:
-    port: {admin}
-  gateway:
-    type: BUILTIN
-    tags:
-      kuma.io/service: edge
-"
-        ),
-        admin,
-    )
-    .unwrap();
+    let mut gateway = Dataplane::start_gateway(&zone, "default", "edge-1", "edge").unwrap();
     gateway.wait_listener(port).unwrap();
 
     // A sidecar in mesh `other` reaches the gateway of mesh `default`, mTLS both ways.
-    let (client_admin, client_inbound, outbound) = (
-        free_port().unwrap(),
-        free_port().unwrap(),
-        free_port().unwrap(),
-    );
+    let outbound = free_port().unwrap();
     let client_app = Backend::start("client").unwrap();
-    let mut client = Dataplane::start(
+    let (mut client, _) = Dataplane::start_sidecar(
         &zone,
+        "other",
         "client-1",
-        &format!(
-            "type: Dataplane
-mesh: other
-name: client-1
-networking:
-  address: 127.0.0.1
-  admin:
-    port: {client_admin}
-  inbound:
-  - port: {client_inbound}
-    servicePort: {}
-    tags:
-      kuma.io/service: client
-      kuma.io/protocol: http
-  outbound:
-  - port: {outbound}
-    tags:
-      kuma.io/service: edge
-      kuma.io/mesh: default
-",
-            client_app.port
-        ),
-        client_admin,
+        "client",
+        client_app.port,
+        &[(
+            outbound,
+            &[("kuma.io/service", "edge"), ("kuma.io/mesh", "default")],
+        )],
+        &[],
     )
     .unwrap();
     client.wait_listener(outbound).unwrap();

@@ -27,14 +27,8 @@ fn put(global: &Global, path: &str, body: &str) -> anyhow::Result<()> {
 }
 
 fn sidecar(zone: &Zone, service: &str, app: &Backend) -> anyhow::Result<Dataplane> {
-    let (admin, inbound) = (free_port()?, free_port()?);
-    let yaml = format!(
-        "type: Dataplane\nmesh: default\nname: {service}-1\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  inbound:\n  - port: {inbound}\n    servicePort: {}\n    tags:\n      kuma.io/service: {service}\n      kuma.io/protocol: http\n",
-        app.port
-    );
-    let mut dp = Dataplane::start(zone, service, &yaml, admin)?;
-    dp.wait_listener(inbound)?;
-    Ok(dp)
+    let name = format!("{service}-1");
+    Ok(Dataplane::start_sidecar(zone, "default", &name, service, app.port, &[], &[])?.0)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,15 +54,7 @@ fn main() -> anyhow::Result<()> {
     put(&global, "/meshes/default/meshhttproutes/r", &route("a"))?;
     let (a, b) = (Backend::start("a")?, Backend::start("b")?);
     let _dps = (sidecar(&zone, "a", &a)?, sidecar(&zone, "b", &b)?);
-    let admin = free_port()?;
-    let mut gateway = Dataplane::start(
-        &zone,
-        "edge-1",
-        &format!(
-            "type: Dataplane\nmesh: default\nname: edge-1\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: edge\n"
-        ),
-        admin,
-    )?;
+    let mut gateway = Dataplane::start_gateway(&zone, "default", "edge-1", "edge")?;
     gateway.wait_listener(port)?;
     let answer = || {
         http_call(port, "x", "GET", "/", None)

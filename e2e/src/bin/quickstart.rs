@@ -11,7 +11,6 @@ use anyhow::Context;
 use atoll_e2e::backend::Backend;
 use atoll_e2e::cli::atollctl;
 use atoll_e2e::dataplane::Dataplane;
-use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
 use atoll_e2e::process::{http_call, http_get};
 use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
@@ -98,28 +97,23 @@ fn run(self_check: bool) -> anyhow::Result<()> {
     let mut dataplanes = Vec::new();
     for service in ["foo", "bar", "bar-canary"] {
         let backend = Backend::start(service)?;
-        let (admin, inbound) = (free_port()?, free_port()?);
-        let yaml = format!(
-            "type: Dataplane\nmesh: default\nname: {service}-1\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  inbound:\n  - port: {inbound}\n    servicePort: {}\n    tags:\n      kuma.io/service: {service}\n      kuma.io/protocol: http\n",
-            backend.port
-        );
-        dataplanes.push(
-            Dataplane::start(&zones[0], &format!("{service}-1"), &yaml, admin)
-                .with_context(|| format!("starting the sidecar of {service}"))?,
-        );
+        let (sidecar, _) = Dataplane::start_sidecar(
+            &zones[0],
+            "default",
+            &format!("{service}-1"),
+            service,
+            backend.port,
+            &[],
+            &[],
+        )
+        .with_context(|| format!("starting the sidecar of {service}"))?;
+        dataplanes.push(sidecar);
         backends.push(backend);
     }
     step("starting the built-in gateway edge-gateway-1 in zone-1 (listens on 8080 and 8443)");
-    let admin = free_port()?;
-    let mut gateway = Dataplane::start(
-        &zones[0],
-        "edge-gateway-1",
-        &format!(
-            "type: Dataplane\nmesh: default\nname: edge-gateway-1\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: edge-gateway\n"
-        ),
-        admin,
-    )
-    .context("starting the gateway (is port 8080 free?)")?;
+    let mut gateway =
+        Dataplane::start_gateway(&zones[0], "default", "edge-gateway-1", "edge-gateway")
+            .context("starting the gateway (is port 8080 free?)")?;
     gateway.wait_listener(8080)?;
     eventually(
         "foo.example.com through the gateway",
@@ -141,27 +135,26 @@ fn run(self_check: bool) -> anyhow::Result<()> {
         "starting `backend` in zone-2 only, and a client in zone-1 whose outbound 127.0.0.1:10080 calls it",
     );
     let backend = Backend::start("backend-in-zone-2")?;
-    let (admin, inbound) = (free_port()?, free_port()?);
-    dataplanes.push(Dataplane::start(
+    let (backend_dp, _) = Dataplane::start_sidecar(
         &zones[1],
+        "default",
         "backend-1",
-        &format!(
-            "type: Dataplane\nmesh: default\nname: backend-1\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  inbound:\n  - port: {inbound}\n    servicePort: {}\n    tags:\n      kuma.io/service: backend\n      kuma.io/protocol: http\n",
-            backend.port
-        ),
-        admin,
-    )?);
+        "backend",
+        backend.port,
+        &[],
+        &[],
+    )?;
+    dataplanes.push(backend_dp);
     backends.push(backend);
     let client_app = Backend::start("client")?;
-    let (admin, inbound) = (free_port()?, free_port()?);
-    let mut client = Dataplane::start(
+    let (mut client, _) = Dataplane::start_sidecar(
         &zones[0],
+        "default",
         "client-1",
-        &format!(
-            "type: Dataplane\nmesh: default\nname: client-1\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  inbound:\n  - port: {inbound}\n    servicePort: {}\n    tags:\n      kuma.io/service: client\n      kuma.io/protocol: http\n  outbound:\n  - port: 10080\n    tags:\n      kuma.io/service: backend\n",
-            client_app.port
-        ),
-        admin,
+        "client",
+        client_app.port,
+        &[(10080, &[("kuma.io/service", "backend")])],
+        &[],
     )
     .context("starting the client (is port 10080 free?)")?;
     backends.push(client_app);
