@@ -1,8 +1,14 @@
-//! Compiles the KDS proto with protox (pure Rust, no system `protoc`), mapping Envoy's and
+//! Compiles the KDS and zone-proxy protos with protox (pure Rust, no system `protoc`), mapping Envoy's and
 //! Google's types onto envoy-types so KDS messages nest inside Envoy's discovery messages.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let fds = protox::compile(["kuma/mesh/v1alpha1/kds.proto"], ["proto"])?;
+    let fds = protox::compile(
+        [
+            "kuma/mesh/v1alpha1/kds.proto",
+            "atoll/zoneproxy/v1/table.proto",
+        ],
+        ["proto"],
+    )?;
     tonic_prost_build::configure()
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::envoy_types::pb::google::protobuf")

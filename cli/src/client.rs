@@ -16,9 +16,13 @@ pub struct ApiArgs {
         default_value = "http://127.0.0.1:5681"
     )]
     pub api_address: String,
-    /// Admin token; by default read from `<work dir>/admin-token` when that file exists.
+    /// User token (e.g. the admin token); by default read from `<work dir>/admin-token` when
+    /// that file exists.
     #[arg(long, global = true, env = "ATOLL_API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the user token.
+    #[arg(long, global = true, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
     /// CA certificate to verify an `https://` API with (default: `<work dir>/api-server-ca.crt`
     /// when present, else the system's roots).
     #[arg(long, global = true)]
@@ -47,8 +51,24 @@ impl ApiArgs {
             bail!("--api-address {base:?}: must start with http:// or https://");
         }
         let work_dir = self.work_dir();
-        let token = match &self.token {
-            Some(token) => Some(token.clone()),
+        let explicit = match (&self.token, &self.token_file) {
+            (Some(token), _) => Some(token.trim().to_string()),
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("reading --token-file {}", file.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        let exposed = base.starts_with("http://") && !is_loopback(&base);
+        let token = match explicit {
+            Some(_) if exposed => bail!(
+                "refusing to send a token over plain HTTP to {base}: anyone on the path could read it; use the HTTPS API (https://HOST:5682)"
+            ),
+            Some(token) => Some(token),
+            // The local admin token is never offered to another host over plain HTTP.
+            None if exposed => None,
             None => std::fs::read_to_string(work_dir.join("admin-token"))
                 .ok()
                 .map(|t| t.trim().to_string()),
@@ -70,6 +90,20 @@ impl ApiArgs {
             token,
         })
     }
+}
+
+/// Whether the host of `url` is this machine (a loopback address or `localhost`).
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn tls_trusting(ca: &Path) -> anyhow::Result<rustls::ClientConfig> {
@@ -99,6 +133,10 @@ impl Api {
 
     pub fn post(&self, path: &str) -> anyhow::Result<Response> {
         self.send(self.client.post(self.url(path)))
+    }
+
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<Response> {
+        self.send(self.client.post(self.url(path)).json(body))
     }
 
     pub fn delete(&self, path: &str) -> anyhow::Result<Response> {
@@ -131,5 +169,49 @@ pub fn describe_error(response: Response) -> String {
             out
         }
         Err(_) => format!("{status}: {text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for url in [
+            "http://127.0.0.1:5681",
+            "http://localhost:5681/",
+            "http://[::1]:5681",
+            "http://127.0.0.2",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "http://10.0.0.1:5681",
+            "http://global.example",
+            "http://[fe80::1]:1",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn tokens_never_travel_in_clear_to_another_host() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let args = |address: &str| ApiArgs {
+            api_address: address.into(),
+            token: Some("t".into()),
+            token_file: None,
+            ca_cert_file: None,
+            work_dir: Some("/nonexistent".into()),
+        };
+        let err = args("http://10.0.0.1:5681").connect().err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("refusing to send a token over plain HTTP"),
+            "{err}"
+        );
+        assert!(args("http://127.0.0.1:5681").connect().is_ok());
+        assert!(args("https://10.0.0.1:5682").connect().is_ok());
     }
 }

@@ -30,7 +30,7 @@ enum Command {
     Get(commands::get::Args),
     /// Delete one resource.
     Delete(commands::delete::Args),
-    /// Generate certificates.
+    /// Generate certificates, tokens and signing keys.
     #[command(subcommand)]
     Generate(commands::generate::What),
     /// Show what the control plane knows about its peers.

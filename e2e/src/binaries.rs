@@ -53,7 +53,28 @@ fn build() -> anyhow::Result<()> {
     } else {
         &["--release"]
     };
-    let output = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    // Cargo gives a test process the variables of the test's own package; build scripts that
+    // watch them (ring's does) would see a change and rebuild half the tree on every test
+    // run, and again on the next plain build. The nested build gets the outer environment.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_for_the_test = name.starts_with("CARGO_PKG_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_MANIFEST_LINKS"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "OUT_DIR"
+            );
+        if set_for_the_test {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let output = command
         .arg("build")
         .args(release)
         .args([

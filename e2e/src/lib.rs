@@ -21,6 +21,7 @@ pub mod ingress;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod tls;
 pub mod zone;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

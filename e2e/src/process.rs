@@ -202,12 +202,28 @@ pub fn http_call(
     path: &str,
     json: Option<&str>,
 ) -> anyhow::Result<(u16, String)> {
+    http_call_with(port, host, method, path, json, &[])
+}
+
+/// [`http_call`] with extra request headers, e.g. `("Authorization", "Bearer …")`.
+pub fn http_call_with(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let body = json.unwrap_or_default();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut response = Vec::new();

@@ -218,6 +218,44 @@ impl Zone {
     }
 }
 
+impl Zone {
+    /// A data plane token from this zone's API (as the local admin), waiting while the mesh's
+    /// signing key has not arrived from the global yet. `tags` are (key, allowed value) pairs.
+    pub fn dataplane_token(
+        &self,
+        mesh: &str,
+        name: Option<&str>,
+        tags: &[(&str, &str)],
+        proxy_type: &str,
+    ) -> anyhow::Result<String> {
+        let mut by_tag: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (key, value) in tags {
+            by_tag.entry(key).or_default().push(value);
+        }
+        let mut body = serde_json::json!({"mesh": mesh, "tags": by_tag, "type": proxy_type});
+        if let Some(name) = name {
+            body["name"] = name.into();
+        }
+        issue_token(self.http_port, "/tokens/dataplane", &body.to_string())
+    }
+}
+
+/// POSTs a token request to the API on `port` (as the local admin) until it is answered, for
+/// up to [`READY_DEADLINE`] while the answer is 503 (keys still on their way).
+pub fn issue_token(port: u16, path: &str, body: &str) -> anyhow::Result<String> {
+    let until = std::time::Instant::now() + READY_DEADLINE;
+    loop {
+        let (status, text) = crate::process::http_request(port, "POST", path, Some(body))?;
+        match status {
+            200 => return Ok(text.trim().to_string()),
+            503 if std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            _ => bail!("POST {path} answered {status}: {text}"),
+        }
+    }
+}
+
 /// Polls `check` every 20 ms until it returns true or `deadline` passes; returns the time taken.
 pub fn eventually(
     what: &str,

@@ -210,7 +210,7 @@ mtls:
     );
     wait_for_mesh_ca(&[&zone1, &zone2], "secure");
     // zone-2's ingress is its own process, fed by zone-2's control plane.
-    let ingress = Ingress::start(&zone2).unwrap();
+    let ingress = Ingress::start(&global, &zone2).unwrap();
     let backend2 = Backend::start("zone-2").unwrap();
     let (_backend2_dp, _) = sidecar(&zone2, "backend-z2", "backend", &backend2, None);
     let client_app = Backend::start("client").unwrap();

@@ -205,3 +205,176 @@ fn replicas_on_one_database_hand_out_certificates_from_the_same_ca() {
     assert_eq!(verified_zone(&ca_b, &cert_again), "zone-a");
     assert_eq!(generated(&a), before);
 }
+
+/// Whether the global shows `zone` online.
+fn online(global: &Global, zone: &str) -> bool {
+    let (_, body) = http_request(global.http_port, "GET", "/zones/_overview", None).unwrap();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|z| z["name"] == zone && z["online"] == true)
+}
+
+fn put(global: &Global, path: &str, json: &str) {
+    let (code, body) = http_request(global.http_port, "PUT", path, Some(json)).unwrap();
+    assert!(code == 200 || code == 201, "PUT {path}: {code} {body}");
+}
+
+#[test]
+fn disabling_a_zone_or_revoking_its_certificate_cuts_its_streams_within_seconds() {
+    use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
+    use std::time::{Duration, Instant};
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    let zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    eventually("zone-1 online", Duration::from_secs(30), || {
+        online(&global, "zone-1")
+    })
+    .unwrap();
+
+    put(
+        &global,
+        "/zones/zone-1",
+        r#"{"type":"Zone","name":"zone-1","enabled":false}"#,
+    );
+    let cut = Instant::now();
+    eventually("zone-1 cut off", Duration::from_secs(5), || {
+        !online(&global, "zone-1")
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", global.process.log_tail(80)));
+    println!("disabled zone cut off after {:?}", cut.elapsed());
+    eventually("the zone to hear why", Duration::from_secs(10), || {
+        zone.log().contains("is disabled on the global")
+    })
+    .unwrap();
+    // It stays out while disabled, and comes back when enabled again.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !online(&global, "zone-1"),
+        "a disabled zone must not reconnect"
+    );
+    put(
+        &global,
+        "/zones/zone-1",
+        r#"{"type":"Zone","name":"zone-1","enabled":true}"#,
+    );
+    eventually("zone-1 back online", Duration::from_secs(30), || {
+        online(&global, "zone-1")
+    })
+    .unwrap();
+
+    // Revoking the certificate it uses cuts it off the same way.
+    let serial = atoll_tls::pem_certificate_serial(&read(zone.dir(), "zone-1.crt")).unwrap();
+    let data = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("ffff, {serial}"))
+    };
+    put(
+        &global,
+        "/globalsecrets/zone-certificate-revocations",
+        &format!(
+            r#"{{"type":"GlobalSecret","name":"zone-certificate-revocations","data":"{data}"}}"#
+        ),
+    );
+    let cut = Instant::now();
+    eventually(
+        "zone-1 cut off after revocation",
+        Duration::from_secs(5),
+        || !online(&global, "zone-1"),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", global.process.log_tail(80)));
+    println!("revoked zone cut off after {:?}", cut.elapsed());
+    eventually("the zone to hear why", Duration::from_secs(10), || {
+        zone.log().contains("is revoked")
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_certificate_for_a_csr_keeps_the_zones_key_in_the_zone() {
+    use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
+    use std::time::Duration;
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("zone-2.key");
+    let csr = dir.path().join("zone-2.csr");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=whatever-the-requester-says", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let run = atollctl_in(
+        dir.path(),
+        &[
+            "--api-address",
+            &global.api(),
+            "generate",
+            "zone-certificate",
+            "--zone",
+            "zone-2",
+            "--csr",
+            &csr.display().to_string(),
+        ],
+        "",
+    )
+    .unwrap()
+    .ok();
+    assert!(run.stderr.contains("serial"), "{}", run.stderr);
+    let mut written: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        ["kds-ca.crt", "zone-2.crt", "zone-2.csr", "zone-2.key"],
+        "no key is written: the zone has its own"
+    );
+    let cert = read(dir.path(), "zone-2.crt");
+    assert_eq!(
+        verified_zone(&read(dir.path(), "kds-ca.crt"), &cert),
+        "zone-2"
+    );
+
+    // A zone started with its own key and that certificate connects.
+    let env = [
+        (
+            "KUMA_MULTIZONE_ZONE_KDS_TLS_CERT_FILE",
+            dir.path().join("zone-2.crt"),
+        ),
+        ("KUMA_MULTIZONE_ZONE_KDS_TLS_KEY_FILE", key.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.display().to_string()))
+    .collect();
+    let _zone = Zone::start(
+        "zone-2",
+        &global,
+        ZoneOptions {
+            env,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    eventually("zone-2 online", Duration::from_secs(30), || {
+        online(&global, "zone-2")
+    })
+    .unwrap();
+}

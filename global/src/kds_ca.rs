@@ -130,14 +130,42 @@ async fn generate(store: &dyn Store) -> Result<(), Failure> {
 /// Issues zone client certificates from the KDS CA for the REST API.
 pub struct ZoneIssuer(pub std::sync::Arc<Authority>);
 
-impl atoll_api::ZoneCertificateIssuer for ZoneIssuer {
-    fn issue(&self, zone: &str) -> Result<atoll_api::IssuedCertificate, String> {
-        let (certificate, key) = self.0.issue_client(zone).map_err(|e| e.to_string())?;
+impl ZoneIssuer {
+    fn issued(
+        &self,
+        certificate: String,
+        key: Option<String>,
+    ) -> Result<atoll_api::IssuedCertificate, String> {
+        let serial = atoll_tls::pem_certificate_serial(&certificate).map_err(|e| e.to_string())?;
         Ok(atoll_api::IssuedCertificate {
             certificate,
             key,
             ca_certificate: self.0.cert_pem().to_string(),
+            serial,
         })
+    }
+}
+
+impl atoll_api::ZoneCertificateIssuer for ZoneIssuer {
+    fn issue(&self, zone: &str) -> Result<atoll_api::IssuedCertificate, String> {
+        let (certificate, key) = self.0.issue_client(zone).map_err(|e| e.to_string())?;
+        self.issued(certificate, Some(key))
+    }
+
+    fn issue_for_csr(
+        &self,
+        zone: &str,
+        csr_pem: &str,
+    ) -> Result<atoll_api::IssuedCertificate, atoll_api::CsrError> {
+        let certificate = self
+            .0
+            .issue_client_for_csr(zone, csr_pem)
+            .map_err(|e| match e {
+                atoll_tls::TlsError::InvalidCsr(why) => atoll_api::CsrError::Refused(why),
+                other => atoll_api::CsrError::Failed(other.to_string()),
+            })?;
+        self.issued(certificate, None)
+            .map_err(atoll_api::CsrError::Failed)
     }
 }
 

@@ -1,15 +1,16 @@
 //! `atoll-global`: the global control plane.
 //!
 //! Owns the wiring of the global: configuration, the store (PostgreSQL or memory), the REST
-//! API and diagnostics servers. Resource rules live in `atoll-model`, persistence in
+//! API and diagnostics servers, KDS, and the secrets the global keeps (CAs, signing keys, the
+//! admin token). Resource rules live in `atoll-model`, persistence in
 //! `atoll-store`, HTTP handling in `atoll-api`; this crate only assembles and runs them.
 #![forbid(unsafe_code)]
 
 mod config;
 mod kds;
 mod kds_ca;
-mod mesh_ca;
 mod runtime;
+mod secrets;
 
 use std::process::ExitCode;
 

@@ -10,7 +10,7 @@ use atoll_kds::sender::SenderConfig;
 use atoll_runtime::{Common, start_control_plane};
 
 use crate::config::KdsConfig;
-use crate::kds::{Insights, KdsServer};
+use crate::kds::{Insights, KdsServer, ZoneAccess};
 use crate::kds_ca::{self, ZoneIssuer};
 
 pub async fn run(common: Common, kds: KdsConfig) -> anyhow::Result<()> {
@@ -24,7 +24,16 @@ pub async fn run(common: Common, kds: KdsConfig) -> anyhow::Result<()> {
         return Ok(());
     };
     let ca = Arc::new(ca);
-    tokio::spawn(crate::mesh_ca::run(started.store.clone(), stop.clone()));
+    if !crate::secrets::ensure_at_start(started.store.as_ref(), &common.work_dir, stop.clone())
+        .await
+    {
+        return Ok(());
+    }
+    tokio::spawn(crate::secrets::run(
+        started.store.clone(),
+        common.work_dir.clone(),
+        stop.clone(),
+    ));
     let _ = started
         .zone_certificates
         .set(Arc::new(ZoneIssuer(ca.clone())));
@@ -52,6 +61,7 @@ pub async fn run(common: Common, kds: KdsConfig) -> anyhow::Result<()> {
     let server = KdsServer {
         store: started.store.clone(),
         insights: Insights::new(started.store.clone(), instance),
+        access: ZoneAccess::new(started.store.clone(), started.credentials.clone()),
         sender: SenderConfig {
             max_message_bytes: kds.max_message_bytes,
             heartbeat: kds.heartbeat,
@@ -59,7 +69,13 @@ pub async fn run(common: Common, kds: KdsConfig) -> anyhow::Result<()> {
         receiver: ReceiverConfig::default(),
         stop: stop.clone(),
     };
-    let kds_server = tokio::spawn(crate::kds::serve(kds.addr, server, identity, client_ca));
+    let kds_server = tokio::spawn(crate::kds::serve(
+        kds.addr,
+        server,
+        identity,
+        client_ca,
+        common.limits("kds"),
+    ));
     tracing::info!(
         http = %common.http,
         https = %common.https,

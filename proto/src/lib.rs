@@ -1,14 +1,21 @@
-//! The KDS protocol between a global control plane and its zones.
+//! The protocols between Atoll's control planes and proxies.
 //!
 //! Owns the generated `kuma.mesh.v1alpha1` messages and the `KDSSyncService` client and server
-//! stubs, and re-exports the envoy-types pieces KDS is built from. It holds no logic: the sync
-//! state machine lives in the KDS crate, sockets in the global and zone binaries.
+//! stubs (global ↔ zone), the `atoll.zoneproxy.v1` table stream (zone → its ingress and egress
+//! processes), and re-exports the envoy-types pieces KDS is built from. It holds no logic: the
+//! sync state machines live in the KDS and zone crates, sockets in the binaries.
 #![forbid(unsafe_code)]
 
 /// Generated from `proto/kuma/mesh/v1alpha1/kds.proto`.
 pub mod kds {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("kuma.mesh.v1alpha1");
+}
+
+/// Generated from `proto/atoll/zoneproxy/v1/table.proto`.
+pub mod zoneproxy {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("atoll.zoneproxy.v1");
 }
 
 pub use envoy_types::pb::envoy::service::discovery::v3::{

@@ -1,10 +1,13 @@
 //! xDS benchmarks, printed as figures (`cargo bench -p atoll-zone --bench xds`):
 //!
 //! 1. Generation: one gateway proxy with 100 listeners × 10 hostnames × 10 routes.
-//! 2. Fan-out: 1,000 ADS clients (state of the world, over TLS, on loopback) connected to a DP
+//! 2. Token verification: the cost of checking one data plane token (what every registration
+//!    and every ADS connect pays).
+//! 3. Fan-out: 1,000 ADS clients (state of the world, over TLS, on loopback) connected to a DP
 //!    server; a new instance of a service that 10 of them call is written to the store. Time
 //!    from the write until those 10 received their new endpoints, and how many of the other
-//!    990 received anything (must be 0).
+//!    990 received anything (must be 0). Run twice in one process: without data plane tokens,
+//!    then with a token per client, side by side.
 //!
 //! Environment: `ATOLL_BENCH_CLIENTS` (1000), `ATOLL_BENCH_ROUNDS` (50).
 
@@ -115,7 +118,13 @@ struct Seen {
     last_eds_nanos: AtomicU64,
 }
 
-async fn client(channel: Channel, id: String, seen: Arc<Seen>, epoch: Instant) {
+async fn client(
+    channel: Channel,
+    id: String,
+    token: Option<String>,
+    seen: Arc<Seen>,
+    epoch: Instant,
+) {
     let (tx, rx) = mpsc::channel(16);
     let node = Node {
         id,
@@ -131,10 +140,13 @@ async fn client(channel: Channel, id: String, seen: Arc<Seen>, epoch: Instant) {
             .await;
     }
     let mut ads = AggregatedDiscoveryServiceClient::new(channel);
-    let Ok(response) = ads
-        .stream_aggregated_resources(ReceiverStream::new(rx))
-        .await
-    else {
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let Ok(response) = ads.stream_aggregated_resources(request).await else {
         return;
     };
     let mut inbound = response.into_inner();
@@ -200,7 +212,51 @@ fn dataplane(name: &str, address: &str, service: &str, outbound: Option<&str>) -
     .remove(0)
 }
 
-async fn fan_out() {
+/// A keyring holding one signing key for mesh `default`.
+fn keyring() -> atoll_auth::Keyring {
+    let pem = atoll_auth::keys::generate_pem().unwrap();
+    atoll_auth::Keyring::build([atoll_auth::keyring::SecretEntry {
+        kind: atoll_model::Kind::Secret,
+        mesh: Some("default"),
+        name: "dataplane-token-signing-key-default-1",
+        data: pem.as_bytes(),
+    }])
+}
+
+fn token_for(keyring: &atoll_auth::Keyring, name: &str, service: &str) -> String {
+    let claims = atoll_auth::DataplaneClaims {
+        name: name.into(),
+        mesh: "default".into(),
+        tags: [("kuma.io/service".to_string(), vec![service.to_string()])].into(),
+        proxy_type: atoll_auth::ProxyType::Dataplane,
+        standard: atoll_auth::Standard::new(atoll_auth::unix_now(), Duration::from_secs(3600)),
+    };
+    keyring
+        .issue(&atoll_auth::Purpose::Dataplane("default".into()), &claims)
+        .unwrap()
+}
+
+fn token_verification() {
+    let keyring = keyring();
+    let token = token_for(&keyring, "web-1", "web");
+    let rounds = 2000;
+    let now = atoll_auth::unix_now();
+    let started = Instant::now();
+    for _ in 0..rounds {
+        keyring.verify_dataplane(&token, now).unwrap();
+    }
+    let per = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    println!(
+        "tokens: one data plane token verified (RS256, 2048-bit key) in {per:.1} µs on average over {rounds} verifications"
+    );
+}
+
+async fn fan_out(tokens: bool) {
+    let label = if tokens {
+        "with tokens"
+    } else {
+        "without tokens"
+    };
     let clients = env_number("ATOLL_BENCH_CLIENTS", 1000);
     let rounds = env_number("ATOLL_BENCH_ROUNDS", 50);
     let per_service = 10;
@@ -250,12 +306,37 @@ async fn fan_out() {
         l.local_addr().unwrap().port()
     };
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let keyring = keyring();
+    let auth = atoll_zone::dp_server::authn::Authenticator {
+        credentials: atoll_auth::Credentials::fixed(keyring.clone()),
+        dataplanes: if tokens {
+            atoll_zone::dp_server::authn::DpAuthn::DpToken
+        } else {
+            atoll_zone::dp_server::authn::DpAuthn::None
+        },
+        zone_proxies: atoll_zone::dp_server::authn::ZoneProxyAuthn::ZoneToken,
+        zone: "zone-1".into(),
+    };
+    let (_, tables) = tokio::sync::watch::channel(Arc::new(Default::default()));
+    let (advertise, _) = tokio::sync::watch::channel(None);
     atoll_zone::dp_server::serve(
         addr,
-        tls,
-        store.clone(),
-        hub.clone(),
-        axum::Router::new(),
+        atoll_zone::dp_server::DpServer {
+            tls,
+            store: store.clone(),
+            hub: hub.clone(),
+            auth: auth.clone(),
+            tables: atoll_zone::crosszone::stream::TableServer {
+                auth,
+                ingress: atoll_zone::crosszone::stream::RoleFeed { tables, advertise },
+                egress: None,
+                stop: stop.clone(),
+            },
+            limits: atoll_api::Limits {
+                max_connections: 20_000,
+                ..atoll_api::Limits::new("dp-server")
+            },
+        },
         stop,
     )
     .await
@@ -280,9 +361,12 @@ async fn fan_out() {
     let seen: Vec<Arc<Seen>> = (0..clients).map(|_| Arc::new(Seen::default())).collect();
     let connect = Instant::now();
     for (i, s) in seen.iter().enumerate() {
+        let name = format!("client-{i}");
+        let token = tokens.then(|| token_for(&keyring, &name, &name));
         tokio::spawn(client(
             channels[i % channels.len()].clone(),
-            format!("default.client-{i}"),
+            format!("default.{name}"),
+            token,
             s.clone(),
             epoch,
         ));
@@ -299,7 +383,7 @@ async fn fan_out() {
         );
     }
     println!(
-        "fan-out: {clients} ADS clients connected and configured in {:.0} ms",
+        "fan-out ({label}): {clients} ADS clients connected and configured in {:.0} ms",
         connect.elapsed().as_secs_f64() * 1000.0
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -360,14 +444,14 @@ async fn fan_out() {
     }
     latencies.sort_by(f64::total_cmp);
     println!(
-        "fan-out: change affecting {per_service} of {clients} clients, {rounds} rounds: store write to the last affected client's new endpoints p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; responses pushed to unaffected clients: {others_pushed}",
+        "fan-out ({label}): change affecting {per_service} of {clients} clients, {rounds} rounds: store write to the last affected client's new endpoints p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; responses pushed to unaffected clients: {others_pushed}",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies[latencies.len() - 1],
     );
     if let Some(insight) = hub.insight(&("default".into(), "client-0".into())) {
         println!(
-            "fan-out: client-0 insight: {} responses, acked {:?}",
+            "fan-out ({label}): client-0 insight: {} responses, acked {:?}",
             insight.responses_sent,
             insight.acked.keys().collect::<Vec<_>>()
         );
@@ -377,9 +461,11 @@ async fn fan_out() {
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     generation();
+    token_verification();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(fan_out());
+    runtime.block_on(fan_out(false));
+    runtime.block_on(fan_out(true));
 }

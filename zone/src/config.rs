@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use atoll_config::{Opt, Settings};
-use atoll_runtime::options::COMMON_OPTIONS;
+use atoll_runtime::options::{COMMON_OPTIONS, duration};
+
+use crate::dp_server::authn::{DpAuthn, ZoneProxyAuthn};
 
 pub const ZONE_OPTIONS: &[Opt] = &[
     Opt {
@@ -111,6 +113,18 @@ pub const ZONE_OPTIONS: &[Opt] = &[
         help: "interface the DP server listens on (Atoll addition)",
     },
     Opt {
+        env: "KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE",
+        yaml: "dpServer.authn.dpProxy.type",
+        default: "dpToken",
+        help: "how data planes authenticate: `dpToken` (a data plane token) or `none` (development only: anyone reaching the DP server gets any identity)",
+    },
+    Opt {
+        env: "KUMA_DP_SERVER_AUTHN_ZONE_PROXY_TYPE",
+        yaml: "dpServer.authn.zoneProxy.type",
+        default: "zoneToken",
+        help: "how a separate zone ingress or egress authenticates: `zoneToken` or `none` (development only)",
+    },
+    Opt {
         env: "KUMA_DP_SERVER_HOSTNAMES",
         yaml: "dpServer.hostnames",
         default: "localhost,127.0.0.1",
@@ -141,6 +155,8 @@ pub struct ZoneConfig {
     pub kds: Option<KdsClientConfig>,
     pub dp_server: std::net::SocketAddr,
     pub dp_server_hostnames: Vec<String>,
+    pub dp_authn: DpAuthn,
+    pub zone_proxy_authn: ZoneProxyAuthn,
     pub ingress: IngressSettings,
     pub egress: IngressSettings,
 }
@@ -175,12 +191,6 @@ impl IngressSettings {
             advertised_port: u32::from(advertised_port),
         })
     }
-}
-
-pub fn duration(s: &Settings, name: &str) -> anyhow::Result<Duration> {
-    let text = s.get(name).unwrap_or_default();
-    atoll_model::duration::parse(text)
-        .with_context(|| format!("{name}={text:?}: not a duration (e.g. 10s, 500ms)"))
 }
 
 impl ZoneConfig {
@@ -232,11 +242,33 @@ impl ZoneConfig {
             .filter(|h| !h.is_empty())
             .map(String::from)
             .collect();
+        let dp_authn = match s
+            .get("KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE")
+            .unwrap_or("dpToken")
+        {
+            "dpToken" => DpAuthn::DpToken,
+            "none" => DpAuthn::None,
+            other => anyhow::bail!(
+                "KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE={other:?}: must be dpToken or none"
+            ),
+        };
+        let zone_proxy_authn = match s
+            .get("KUMA_DP_SERVER_AUTHN_ZONE_PROXY_TYPE")
+            .unwrap_or("zoneToken")
+        {
+            "zoneToken" => ZoneProxyAuthn::ZoneToken,
+            "none" => ZoneProxyAuthn::None,
+            other => anyhow::bail!(
+                "KUMA_DP_SERVER_AUTHN_ZONE_PROXY_TYPE={other:?}: must be zoneToken or none"
+            ),
+        };
         Ok(ZoneConfig {
             name,
             kds,
             dp_server,
             dp_server_hostnames,
+            dp_authn,
+            zone_proxy_authn,
             ingress: IngressSettings::from_settings(s, "KUMA_ZONE_INGRESS")?,
             egress: IngressSettings::from_settings(s, "KUMA_ZONE_EGRESS")?,
         })
@@ -293,6 +325,16 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("must be grpcs://host:port"), "{err}");
+        let err = load(&[
+            ("KUMA_MULTIZONE_ZONE_NAME", "z"),
+            ("KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE", "serviceAccountToken"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must be dpToken or none"), "{err}");
+        let c = load(&[("KUMA_MULTIZONE_ZONE_NAME", "z")]).unwrap();
+        assert_eq!(c.dp_authn, DpAuthn::DpToken, "tokens are on by default");
+        assert_eq!(c.zone_proxy_authn, ZoneProxyAuthn::ZoneToken);
         let err = load(&[
             ("KUMA_MULTIZONE_ZONE_NAME", "z"),
             ("KUMA_MULTIZONE_ZONE_GLOBAL_ADDRESS", "grpcs://g:5685"),

@@ -24,6 +24,18 @@ pub struct RunArgs {
     /// CA that signed the DP server's certificate (the zone's `dp-server-ca.crt`).
     #[arg(long, env = "KUMA_CONTROL_PLANE_CA_CERT_FILE")]
     pub ca_cert_file: Option<PathBuf>,
+    /// File holding the data plane token (`atollctl generate dataplane-token`); read again at
+    /// every registration, so replacing the file rotates the token.
+    #[arg(
+        long,
+        env = "KUMA_DATAPLANE_RUNTIME_TOKEN_PATH",
+        conflicts_with = "dataplane_token"
+    )]
+    pub dataplane_token_file: Option<PathBuf>,
+    /// The data plane token itself (prefer --dataplane-token-file: arguments are visible to
+    /// other users of the host).
+    #[arg(long, env = "KUMA_DATAPLANE_RUNTIME_TOKEN", hide_env_values = true)]
+    pub dataplane_token: Option<String>,
     /// The Envoy binary.
     #[arg(
         long,
@@ -85,6 +97,21 @@ fn identity(text: &str, file: &str) -> anyhow::Result<Identity> {
     })
 }
 
+/// Writes `bytes` to `path` with mode 0600, replacing it.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// `https://host:port` split into its parts.
 fn host_port(address: &str) -> anyhow::Result<(String, u16)> {
     let rest = address.trim_end_matches('/').strip_prefix("https://").with_context(|| {
@@ -108,24 +135,91 @@ struct Launcher {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Why a registration did not succeed.
+#[derive(Debug, thiserror::Error)]
+enum RegisterError {
+    /// The zone answered with a refusal that retrying will not change.
+    #[error("the zone refused the Dataplane ({status}): {body}")]
+    Refused {
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    /// The zone cannot be reached or is not ready yet.
+    #[error(transparent)]
+    Retry(#[from] anyhow::Error),
+}
+
+/// The body of an error answer: its `details` and causes when it is the API's JSON.
+fn describe(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(body) if body["details"].is_string() => {
+            let mut out = body["details"].as_str().unwrap_or_default().to_string();
+            for cause in body["causes"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "; {}: {}",
+                    cause["field"].as_str().unwrap_or_default(),
+                    cause["message"].as_str().unwrap_or_default()
+                ));
+            }
+            out
+        }
+        _ => text.into_owned(),
+    }
+}
+
 impl Launcher {
-    async fn register(&self, body: &serde_json::Value) -> anyhow::Result<()> {
-        let response = self
-            .client
-            .post(format!("{}/bootstrap", self.base))
-            .json(body)
+    /// The token to present, read afresh so a rotated token file takes effect.
+    fn token(&self) -> anyhow::Result<Option<String>> {
+        match (&self.args.dataplane_token_file, &self.args.dataplane_token) {
+            (Some(file), _) => {
+                let token = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                Ok(Some(token.trim().to_string()))
+            }
+            (None, Some(token)) => Ok(Some(token.trim().to_string())),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn authed(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::RequestBuilder> {
+        Ok(match self.token()? {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        })
+    }
+
+    async fn register(&self, body: &serde_json::Value) -> Result<(), RegisterError> {
+        let request = self
+            .authed(
+                self.client
+                    .post(format!("{}/bootstrap", self.base))
+                    .json(body),
+            )
+            .map_err(|e| RegisterError::Refused {
+                status: reqwest::StatusCode::UNAUTHORIZED,
+                body: format!("{e:#}"),
+            })?;
+        let response = request
             .send()
             .await
             .with_context(|| format!("registering with {}", self.base))?;
         let status = response.status();
-        let bytes = response.bytes().await?;
-        if !status.is_success() {
-            bail!(
-                "the zone refused the Dataplane ({status}): {}",
-                String::from_utf8_lossy(&bytes)
-            );
+        let bytes = response.bytes().await.context("reading the bootstrap")?;
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Err(RegisterError::Retry(anyhow::anyhow!(
+                "the zone is not ready: {}",
+                describe(&bytes)
+            )));
         }
-        std::fs::write(&self.bootstrap_file, &bytes)
+        if !status.is_success() {
+            return Err(RegisterError::Refused {
+                status,
+                body: describe(&bytes),
+            });
+        }
+        // The bootstrap carries the token: readable by this user only.
+        write_private(&self.bootstrap_file, &bytes)
             .with_context(|| format!("writing {}", self.bootstrap_file.display()))?;
         Ok(())
     }
@@ -175,7 +269,14 @@ impl Launcher {
             "{}/dataplanes/{}/{}",
             self.base, self.identity.mesh, self.identity.name
         );
-        match self.client.delete(&url).send().await {
+        let request = match self.authed(self.client.delete(&url)) {
+            Ok(request) => request,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "cannot deregister");
+                return;
+            }
+        };
+        match request.send().await {
             Ok(r) if r.status().is_success() => tracing::info!("Dataplane deregistered"),
             Ok(r) => tracing::warn!(status = %r.status(), "deregistration refused"),
             Err(err) => tracing::warn!(%err, "cannot deregister"),
@@ -197,6 +298,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(Duration::from_secs(30))
+        // Well inside the DP server's idle limit, so a re-registration never reuses a
+        // connection the server is closing.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .context("setting up the HTTPS client")?;
     let (dir, work_dir) = match &args.work_dir {
@@ -231,8 +335,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     loop {
         match launcher.register(&body).await {
             Ok(()) => break,
-            Err(err) if err.to_string().contains("refused the Dataplane") => return Err(err),
-            Err(err) => {
+            Err(err @ RegisterError::Refused { .. }) => return Err(err.into()),
+            Err(RegisterError::Retry(err)) => {
                 tracing::warn!(error = %format!("{err:#}"), "cannot register yet; retrying")
             }
         }

@@ -11,7 +11,10 @@ use tokio::sync::watch;
 
 use crate::config::ZoneConfig;
 use crate::crosszone::registry::Advertisement;
+use crate::crosszone::stream::{RoleFeed, TableServer};
 use crate::crosszone::table::Table;
+use crate::dp_server::DpServer;
+use crate::dp_server::authn::{Authenticator, DpAuthn, ZoneProxyAuthn};
 use crate::proxy::hub::Hub;
 
 pub async fn run(
@@ -120,12 +123,43 @@ pub async fn run(
             Arc::new(crate::ingress::Stats::default()),
         ));
     }
+    let auth = Authenticator {
+        credentials: started.credentials.clone(),
+        dataplanes: zone.dp_authn,
+        zone_proxies: zone.zone_proxy_authn,
+        zone: zone.name.clone(),
+    };
+    if zone.dp_authn == DpAuthn::None {
+        tracing::warn!(
+            "KUMA_DP_SERVER_AUTHN_DP_PROXY_TYPE=none: anyone who reaches the DP server can register any Dataplane and receive its workload certificate; use this for development only"
+        );
+    }
+    if zone.zone_proxy_authn == ZoneProxyAuthn::None {
+        tracing::warn!(
+            "KUMA_DP_SERVER_AUTHN_ZONE_PROXY_TYPE=none: anyone who reaches the DP server can follow the routing table and set the address other zones send traffic to; use this for development only"
+        );
+    }
+    let tables = TableServer {
+        auth: auth.clone(),
+        ingress: RoleFeed { tables, advertise },
+        egress: None,
+        stop: stop.clone(),
+    };
     let dp_server = crate::dp_server::serve(
         zone.dp_server,
-        tls,
-        started.store.clone(),
-        hub,
-        crate::crosszone::stream::router(tables, advertise),
+        DpServer {
+            tls,
+            store: started.store.clone(),
+            hub,
+            auth,
+            tables,
+            limits: atoll_api::Limits {
+                // Every connected proxy holds a connection.
+                max_connections: 20_000,
+                body_limit: 1024 * 1024,
+                ..common.limits("dp-server")
+            },
+        },
         stop,
     )
     .await?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use atoll_e2e::tls::client_hello;
 use atoll_zone::ingress::{IngressConfig, Stats, Table, serve};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -166,23 +167,6 @@ async fn read_line<S: AsyncRead + Unpin>(stream: &mut BufReader<S>) -> String {
         .expect("an answer in time")
         .expect("read");
     answer.trim_end().to_string()
-}
-
-/// The first bytes a rustls client sends for `sni`: a real ClientHello.
-fn client_hello(sni: &str) -> Vec<u8> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    let name = ServerName::try_from(sni.to_string()).expect("server name");
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        conn.write_tls(&mut out).expect("to a Vec");
-    }
-    out
 }
 
 /// Waits until the peer closes `stream` (EOF or reset), discarding anything it sends.

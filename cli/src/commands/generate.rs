@@ -1,14 +1,30 @@
-//! `atollctl generate zone-certificate` (asks the global's KDS CA) and
-//! `atollctl generate tls-certificate` (offline, self-signed).
+//! `atollctl generate`: credentials a control plane issues (zone certificates from the global's
+//! KDS CA, data plane, zone and user tokens) and material made offline (self-signed TLS
+//! certificates, token signing keys).
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::process::ExitCode;
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
-use serde_json::Value;
+use base64::Engine;
+use serde_json::{Value, json};
 
 use crate::client::{ApiArgs, describe_error};
+
+/// Asks the control plane for a token and prints it.
+fn token(api: &ApiArgs, path: &str, body: &Value) -> anyhow::Result<ExitCode> {
+    let response = api.connect()?.post_json(path, body)?;
+    if !response.status().is_success() {
+        eprintln!("Error: {}", describe_error(response));
+        return Ok(ExitCode::FAILURE);
+    }
+    let token = response.text().context("reading the token")?;
+    println!("{}", token.trim());
+    Ok(ExitCode::SUCCESS)
+}
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CertType {
@@ -22,6 +38,10 @@ pub enum What {
     ZoneCertificate {
         #[arg(long)]
         zone: String,
+        /// A PEM certificate signing request made with the zone's own key, which then never
+        /// leaves the zone; only the certificate and the CA are written.
+        #[arg(long, conflicts_with = "key_file")]
+        csr: Option<std::path::PathBuf>,
         /// Where to write the certificate (`-` = stdout); default `<zone>.crt`.
         #[arg(long)]
         cert_file: Option<String>,
@@ -32,6 +52,49 @@ pub enum What {
         #[arg(long)]
         ca_file: Option<String>,
     },
+    /// A data plane token, for `atoll-dp run --dataplane-token-file` (printed on stdout).
+    DataplaneToken {
+        #[arg(long, short = 'm')]
+        mesh: String,
+        /// Only the Dataplane of this name may use the token.
+        #[arg(long)]
+        name: Option<String>,
+        /// `KEY=VALUE`: the Dataplane's tags KEY may only take the listed values; repeat.
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+        /// What the token registers: dataplane (a sidecar), gateway (a built-in MeshGateway),
+        /// ingress or egress.
+        #[arg(long = "type", default_value = "dataplane")]
+        proxy_type: String,
+        /// How long the token is valid, e.g. 720h (default: ten years).
+        #[arg(long)]
+        valid_for: Option<String>,
+    },
+    /// A zone token, for a separate zone ingress or egress (`atoll-zone ingress
+    /// --zone-token-file`), issued by the global.
+    ZoneToken {
+        #[arg(long)]
+        zone: String,
+        /// ingress or egress; repeat for both (default: both).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        valid_for: Option<String>,
+    },
+    /// A user token for the REST API, issued by the global.
+    UserToken {
+        #[arg(long)]
+        name: String,
+        /// A group the user is in; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// How long the token is valid, e.g. 24h.
+        #[arg(long)]
+        valid_for: String,
+    },
+    /// A new RSA token signing key, base64-encoded for a Secret's `data` (offline), e.g. to
+    /// rotate: store it as `dataplane-token-signing-key-<mesh>-<next serial>`.
+    SigningKey,
     /// A self-signed TLS certificate, e.g. for a MeshGateway HTTPS listener.
     TlsCertificate {
         #[arg(long = "type", value_enum)]
@@ -50,6 +113,7 @@ pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
     match what {
         What::ZoneCertificate {
             zone,
+            csr,
             cert_file,
             key_file,
             ca_file,
@@ -61,7 +125,15 @@ pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
                     "--zone {zone:?}: a zone name is a DNS label (lower-case letters, digits and '-', at most 63)"
                 );
             }
-            let response = api.connect()?.post(&format!("/zones/{zone}/certificate"))?;
+            let path = format!("/zones/{zone}/certificate");
+            let response = match csr {
+                None => api.connect()?.post(&path)?,
+                Some(file) => {
+                    let pem = std::fs::read_to_string(file)
+                        .with_context(|| format!("reading --csr {}", file.display()))?;
+                    api.connect()?.post_json(&path, &json!({ "csr": pem }))?
+                }
+            };
             if !response.status().is_success() {
                 eprintln!("Error: {}", describe_error(response));
                 return Ok(ExitCode::FAILURE);
@@ -78,16 +150,74 @@ pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
                 &field("certificate")?,
                 0o644,
             )?;
-            write(
-                key_file.as_deref().unwrap_or(&format!("{zone}.key")),
-                &field("key")?,
-                0o600,
-            )?;
+            if csr.is_none() {
+                write(
+                    key_file.as_deref().unwrap_or(&format!("{zone}.key")),
+                    &field("key")?,
+                    0o600,
+                )?;
+            }
+            if let Some(serial) = body["serial"].as_str() {
+                eprintln!(
+                    "issued zone certificate serial {serial} (list it in the GlobalSecret zone-certificate-revocations to revoke it)"
+                );
+            }
             write(
                 ca_file.as_deref().unwrap_or("kds-ca.crt"),
                 &field("caCertificate")?,
                 0o644,
             )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        What::DataplaneToken {
+            mesh,
+            name,
+            tags,
+            proxy_type,
+            valid_for,
+        } => {
+            let mut by_tag: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for tag in tags {
+                let (key, value) = tag
+                    .split_once('=')
+                    .with_context(|| format!("--tag {tag:?}: expected KEY=VALUE"))?;
+                by_tag.entry(key.into()).or_default().push(value.into());
+            }
+            let mut body = json!({ "mesh": mesh, "tags": by_tag, "type": proxy_type });
+            if let Some(name) = name {
+                body["name"] = name.as_str().into();
+            }
+            if let Some(valid_for) = valid_for {
+                body["validFor"] = valid_for.as_str().into();
+            }
+            token(api, "/tokens/dataplane", &body)
+        }
+        What::ZoneToken {
+            zone,
+            scopes,
+            valid_for,
+        } => {
+            let mut body = json!({ "zone": zone });
+            if !scopes.is_empty() {
+                body["scope"] = json!(scopes);
+            }
+            if let Some(valid_for) = valid_for {
+                body["validFor"] = valid_for.as_str().into();
+            }
+            token(api, "/tokens/zone", &body)
+        }
+        What::UserToken {
+            name,
+            groups,
+            valid_for,
+        } => token(
+            api,
+            "/tokens/user",
+            &json!({ "name": name, "groups": groups, "validFor": valid_for }),
+        ),
+        What::SigningKey => {
+            let pem = atoll_auth::keys::generate_pem()?;
+            println!("{}", base64::engine::general_purpose::STANDARD.encode(pem));
             Ok(ExitCode::SUCCESS)
         }
         What::TlsCertificate {

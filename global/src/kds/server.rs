@@ -1,6 +1,7 @@
 //! The KDS gRPC service: authenticates each stream's zone by its client certificate, admits it
-//! (creating its Zone resource on first contact, refusing disabled zones) and runs the KDS
-//! sender or receiver over the stream.
+//! (creating its Zone resource on first contact, refusing disabled zones and revoked
+//! certificates, see [`super::access`]) and runs the KDS sender or receiver over the stream
+//! until it ends or is cut.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -9,20 +10,20 @@ use std::sync::Arc;
 use atoll_kds::receiver::{Receiver, ReceiverConfig};
 use atoll_kds::scope::{GlobalExport, GlobalImport};
 use atoll_kds::sender::{Sender, SenderConfig};
-use atoll_model::{Kind, Meta, Resource, Spec, types::ZoneSpec};
 use atoll_proto::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, KdsSyncService, KdsSyncServiceServer,
 };
-use atoll_store::{Key, Precondition, Store, StoreError};
-use tokio::sync::{mpsc, watch};
+use atoll_store::Store;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::Stream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use super::Insights;
+use super::access::ZoneAccess;
 
 type Outbound<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -32,31 +33,33 @@ const CHANNEL: usize = 16;
 pub struct KdsServer {
     pub store: Arc<dyn Store>,
     pub insights: Arc<Insights>,
+    pub access: Arc<ZoneAccess>,
     pub sender: SenderConfig,
     pub receiver: ReceiverConfig,
     pub stop: watch::Receiver<bool>,
 }
 
 /// Serves KDS on `addr` with `cert`/`key`, accepting only clients whose certificate chains to
-/// `client_ca`, until `stop`.
+/// `client_ca`, within `limits`, until `stop`.
 pub async fn serve(
     addr: SocketAddr,
     server: KdsServer,
     (cert, key): (String, String),
     client_ca: String,
+    limits: atoll_api::Limits,
 ) -> anyhow::Result<()> {
     let mut stop = server.stop.clone();
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(cert, key))
-        .client_ca_root(Certificate::from_pem(client_ca));
+    let tls = atoll_tls::mutual_tls_server_config(&cert, &key, &client_ca, "the KDS certificate")?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let incoming = atoll_api::listen::tls_incoming(listener, tls, limits.clone(), stop.clone());
     tracing::info!(%addr, "KDS server listening (mutual TLS)");
+    tokio::spawn(server.access.clone().run(stop.clone()));
     Server::builder()
         .tcp_nodelay(true)
-        .tls_config(tls)?
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)))
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .add_service(KdsSyncServiceServer::new(server))
-        .serve_with_shutdown(addr, async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop.wait_for(|s| *s).await;
         })
         .await?;
@@ -64,8 +67,9 @@ pub async fn serve(
 }
 
 impl KdsServer {
-    /// The zone named by the client certificate, which must equal the `client-id` metadata.
-    fn authenticate<T>(request: &Request<T>) -> Result<String, Status> {
+    /// The zone named by the client certificate, which must equal the `client-id` metadata,
+    /// and the certificate's serial.
+    fn authenticate<T>(request: &Request<T>) -> Result<(String, String), Status> {
         let certs = request.peer_certs().ok_or_else(|| {
             Status::unauthenticated(
                 "a client certificate issued by the global's KDS CA is required",
@@ -77,6 +81,8 @@ impl KdsServer {
         let zone = atoll_tls::zone_from_certificate(leaf.as_ref()).map_err(|e| {
             Status::unauthenticated(format!("the client certificate names no zone: {e}"))
         })?;
+        let serial = atoll_tls::certificate_serial(leaf.as_ref())
+            .map_err(|e| Status::unauthenticated(e.to_string()))?;
         let client_id = request
             .metadata()
             .get("client-id")
@@ -90,35 +96,19 @@ impl KdsServer {
                 "client-id {client_id:?} does not match the zone {zone:?} named by the client certificate"
             )));
         }
-        Ok(zone)
+        Ok((zone, serial))
     }
+}
 
-    /// Creates the zone's Zone resource on first contact; refuses a disabled zone.
-    async fn admit(&self, zone: &str) -> Result<(), Status> {
-        let key = Key::new(Kind::Zone, None, zone);
-        let unavailable = |e: StoreError| Status::unavailable(e.to_string());
-        match self.store.get(&key).await.map_err(unavailable)? {
-            Some(stored) => match &stored.resource.spec {
-                Spec::Zone(spec) if !spec.is_enabled() => Err(Status::permission_denied(format!(
-                    "zone {zone:?} is disabled on the global"
-                ))),
-                _ => Ok(()),
-            },
-            None => {
-                let resource = Resource::new(
-                    Meta {
-                        name: zone.into(),
-                        ..Default::default()
-                    },
-                    Spec::Zone(ZoneSpec::default()),
-                );
-                match self.store.put(resource, Precondition::Absent).await {
-                    Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
-                    Err(e) => Err(unavailable(e)),
-                }
-            }
-        }
-    }
+/// The stream's messages, then, if the stream was cut, a status saying why.
+fn outbound_until_cut<T: Send + 'static>(
+    rx: mpsc::Receiver<T>,
+    cut: oneshot::Receiver<Status>,
+) -> Outbound<T> {
+    let reason = tokio_stream::once(cut)
+        .then(|cut| async move { cut.await.ok() })
+        .filter_map(|status| status.map(Err));
+    Box::pin(ReceiverStream::new(rx).map(Ok).chain(reason))
 }
 
 /// Forwards a gRPC inbound stream into a channel; ends (closing the channel) on error or EOF.
@@ -143,10 +133,6 @@ fn forward<T: Send + 'static>(mut inbound: Streaming<T>, zone: String) -> mpsc::
     rx
 }
 
-fn outbound<T: Send + 'static>(rx: mpsc::Receiver<T>) -> Outbound<T> {
-    Box::pin(ReceiverStream::new(rx).map(Ok))
-}
-
 #[tonic::async_trait]
 impl KdsSyncService for KdsServer {
     type GlobalToZoneSyncStream = Outbound<DeltaDiscoveryResponse>;
@@ -156,11 +142,12 @@ impl KdsSyncService for KdsServer {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::GlobalToZoneSyncStream>, Status> {
-        let zone = Self::authenticate(&request)?;
-        self.admit(&zone).await?;
+        let (zone, serial) = Self::authenticate(&request)?;
+        let admission = self.access.admit(&zone, &serial).await?;
         tracing::info!(%zone, "zone connected: global-to-zone stream");
         let requests = forward(request.into_inner(), zone.clone());
         let (tx, rx) = mpsc::channel(CHANNEL);
+        let (cut_tx, cut_rx) = oneshot::channel();
         let link = self.insights.connect(&zone);
         let sender = Sender::new(
             self.store.clone(),
@@ -168,25 +155,30 @@ impl KdsSyncService for KdsServer {
             link.clone(),
             self.sender.clone(),
         );
-        let (insights, stop) = (self.insights.clone(), self.stop.clone());
+        let insights = self.insights.clone();
+        let stop = admission.stop(self.stop.clone());
         tokio::spawn(async move {
             let span = tracing::info_span!("kds", zone = %zone, stream = "global-to-zone");
             let result = sender.run(requests, tx, stop).instrument(span).await;
             tracing::info!(%zone, ?result, "global-to-zone stream closed");
+            if let Some(reason) = admission.reason() {
+                let _ = cut_tx.send(Status::permission_denied(reason));
+            }
             insights.disconnect(&link);
         });
-        Ok(Response::new(outbound(rx)))
+        Ok(Response::new(outbound_until_cut(rx, cut_rx)))
     }
 
     async fn zone_to_global_sync(
         &self,
         request: Request<Streaming<DeltaDiscoveryResponse>>,
     ) -> Result<Response<Self::ZoneToGlobalSyncStream>, Status> {
-        let zone = Self::authenticate(&request)?;
-        self.admit(&zone).await?;
+        let (zone, serial) = Self::authenticate(&request)?;
+        let admission = self.access.admit(&zone, &serial).await?;
         tracing::info!(%zone, "zone connected: zone-to-global stream");
         let responses = forward(request.into_inner(), zone.clone());
         let (tx, rx) = mpsc::channel(CHANNEL);
+        let (cut_tx, cut_rx) = oneshot::channel();
         let link = self.insights.connect(&zone);
         let receiver = Receiver::new(
             self.store.clone(),
@@ -197,13 +189,17 @@ impl KdsSyncService for KdsServer {
                 ..self.receiver.clone()
             },
         );
-        let (insights, stop) = (self.insights.clone(), self.stop.clone());
+        let insights = self.insights.clone();
+        let stop = admission.stop(self.stop.clone());
         tokio::spawn(async move {
             let span = tracing::info_span!("kds", zone = %zone, stream = "zone-to-global");
             let result = receiver.run(responses, tx, stop).instrument(span).await;
             tracing::info!(%zone, ?result, "zone-to-global stream closed");
+            if let Some(reason) = admission.reason() {
+                let _ = cut_tx.send(Status::permission_denied(reason));
+            }
             insights.disconnect(&link);
         });
-        Ok(Response::new(outbound(rx)))
+        Ok(Response::new(outbound_until_cut(rx, cut_rx)))
     }
 }

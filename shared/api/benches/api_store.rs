@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use atoll_api::{AdminToken, ApiState, Mode};
+use atoll_api::{ApiAuth, ApiState, Mode};
 use atoll_e2e::postgres::TempPostgres;
 use atoll_store::{Event, MemoryStore, PostgresConfig, PostgresStore, Store};
 use reqwest::StatusCode;
@@ -110,8 +110,12 @@ impl Server {
         let state = ApiState {
             store,
             mode: Mode::Global,
-            // Never presented: writes over plain HTTP from loopback are trusted.
-            token: AdminToken::new("atoll-bench"),
+            // Writes over plain HTTP from loopback act as the admin: no token to verify.
+            auth: ApiAuth {
+                credentials: atoll_auth::Credentials::fixed(atoll_auth::Keyring::default()),
+                access: atoll_auth::StaticAccess::default(),
+                localhost_is_admin: true,
+            },
             zone_certificates: Default::default(),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -120,6 +124,7 @@ impl Server {
             None,
             atoll_api::router(state),
             shutdown_rx,
+            atoll_api::Limits::new("api-bench"),
         ));
         Server {
             base: format!("http://{address}"),

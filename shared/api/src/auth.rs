@@ -1,111 +1,113 @@
-//! The admin token: generated into the work directory on first start, required for writes
-//! (and for reading secrets) except over plain HTTP from this machine.
+//! Who is calling the API and whether they may: every request is given a [`User`] before it
+//! reaches a handler (a user token, a pinned client certificate, the local admin, or the
+//! anonymous user), and handlers ask [`ApiAuth::authorize`] for the action they perform.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use atoll_auth::access::ADMIN_GROUP;
+use atoll_auth::{Action, Credentials, StaticAccess, TokenError, User};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
-use ring::rand::{SecureRandom, SystemRandom};
+use crate::Connection;
+use crate::rest::{ApiError, ApiState};
 
-/// The file, inside the work directory, that holds the admin token.
-pub const TOKEN_FILE: &str = "admin-token";
-
+/// How the API authenticates and authorizes.
 #[derive(Clone)]
-pub struct AdminToken(String);
-
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(..)")
-    }
+pub struct ApiAuth {
+    /// The keys user tokens are checked against.
+    pub credentials: Credentials,
+    pub access: StaticAccess,
+    /// Plain HTTP from this machine acts as the admin (`KUMA_API_SERVER_AUTHN_LOCALHOST_IS_ADMIN`).
+    pub localhost_is_admin: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("no randomness available from the operating system")]
-    Random,
-    #[error("{0}: the token file is empty")]
-    Empty(PathBuf),
-}
-
-impl AdminToken {
-    pub fn new(value: impl Into<String>) -> Self {
-        AdminToken(value.into())
-    }
-
-    /// Reads `<work_dir>/admin-token`, creating it (mode 0600) with 32 random bytes on first use.
-    pub fn load_or_create(work_dir: &Path) -> Result<Self, TokenError> {
-        let path = work_dir.join(TOKEN_FILE);
-        let io = |source| TokenError::Io {
-            path: path.clone(),
-            source,
-        };
-        match fs::read_to_string(&path) {
-            Ok(text) => {
-                let token = text.trim();
-                if token.is_empty() {
-                    return Err(TokenError::Empty(path));
+impl ApiAuth {
+    /// The caller of a request: a presented token decides (and an invalid one is refused
+    /// rather than treated as anonymous), then a pinned client certificate, then localhost.
+    pub fn identify(
+        &self,
+        connection: Option<&Connection>,
+        headers: &HeaderMap,
+    ) -> Result<User, ApiError> {
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(|| {
+                    ApiError::unauthorized("the Authorization header must be `Bearer <user token>`")
+                })?;
+            return match self
+                .credentials
+                .current()
+                .verify_user(token, atoll_auth::unix_now())
+            {
+                Ok(claims) => Ok(User::authenticated(claims.name, &claims.groups)),
+                Err(TokenError::NotReady) => {
+                    Err(ApiError::unavailable(TokenError::NotReady.to_string()))
                 }
-                return Ok(AdminToken(token.to_string()));
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(io(err)),
+                Err(err) => {
+                    metrics::counter!("atoll_api_authentication_failures_total").increment(1);
+                    Err(ApiError::unauthorized(format!(
+                        "the user token is refused: {err}"
+                    )))
+                }
+            };
         }
-        let mut bytes = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .map_err(|_| TokenError::Random)?;
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        fs::create_dir_all(work_dir).map_err(io)?;
-        let tmp = path.with_extension("tmp");
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        file.write_all(token.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        fs::rename(&tmp, &path).map_err(io)?;
-        tracing::info!(path = %path.display(), "generated the admin token");
-        Ok(AdminToken(token))
+        if let Some(name) = connection.and_then(|c| c.client_certificate.as_ref()) {
+            return Ok(User::authenticated(
+                name.clone(),
+                &[ADMIN_GROUP.to_string()],
+            ));
+        }
+        if self.localhost_is_admin && connection.is_some_and(Connection::is_local_plaintext) {
+            return Ok(User::admin());
+        }
+        Ok(User::anonymous())
     }
 
-    /// Compares in constant time, so the token cannot be guessed byte by byte from timings.
-    pub fn matches(&self, presented: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    /// Refuses `user` an `action` the access rules do not allow: 401 when they presented no
+    /// credential, 403 when theirs is not enough.
+    pub fn authorize(&self, user: &User, action: Action) -> Result<(), ApiError> {
+        if self.access.allows(user, action) {
+            return Ok(());
+        }
+        if user.is_anonymous() {
+            return Err(ApiError::unauthorized(format!(
+                "to {} you need a credential: send `Authorization: Bearer <user token>` (the admin token is in the global's work directory, file admin-token)",
+                action.describe()
+            )));
+        }
+        Err(ApiError::forbidden(format!(
+            "user {:?} (groups {}) may not {}; KUMA_ACCESS_STATIC_{}_USERS or _GROUPS decides who may",
+            user.name,
+            user.groups.join(", "),
+            action.describe(),
+            action.option()
+        )))
     }
 
-    pub fn value(&self) -> &str {
-        &self.0
+    /// Whether `user` may see secrets and key material.
+    pub fn may_view_secrets(&self, user: &User) -> bool {
+        self.access.allows(user, Action::ViewSecrets)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn created_once_and_private() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = AdminToken::load_or_create(dir.path()).unwrap();
-        let second = AdminToken::load_or_create(dir.path()).unwrap();
-        assert_eq!(first.value(), second.value());
-        assert_eq!(first.value().len(), 64);
-        assert!(first.matches(second.value()));
-        assert!(!first.matches("nope"));
-        use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(dir.path().join(TOKEN_FILE))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+/// Middleware: attaches the caller's [`User`] to the request, or answers 401.
+pub async fn authenticate(
+    State(state): State<ApiState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let connection = request.extensions().get::<Connection>().cloned();
+    match state.auth.identify(connection.as_ref(), request.headers()) {
+        Ok(user) => {
+            tracing::Span::current().record("user", user.name.as_str());
+            request.extensions_mut().insert(user);
+            next.run(request).await
+        }
+        Err(err) => err.into_response(),
     }
 }

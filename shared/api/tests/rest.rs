@@ -3,14 +3,71 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use atoll_api::{AdminToken, ApiState, Connection, Mode, router};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use atoll_api::{ApiAuth, ApiState, Connection, Mode, router};
+use atoll_auth::{Credentials, Keyring, Purpose, Standard, StaticAccess, UserClaims};
 use atoll_store::{MemoryStore, Store};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const TOKEN: &str = "test-token";
+/// One user signing key for every test, and tokens signed with it.
+static KEYRING: LazyLock<Keyring> = LazyLock::new(|| {
+    let user = atoll_auth::keys::generate_pem().unwrap();
+    let dp = atoll_auth::keys::generate_pem().unwrap();
+    let entry = |kind, mesh, name, data: &'static [u8]| atoll_auth::keyring::SecretEntry {
+        kind,
+        mesh,
+        name,
+        data,
+    };
+    let user: &'static str = Box::leak(user.into_boxed_str());
+    let dp: &'static str = Box::leak(dp.into_boxed_str());
+    Keyring::build([
+        entry(
+            atoll_model::Kind::GlobalSecret,
+            None,
+            "user-token-signing-key-1",
+            user.as_bytes(),
+        ),
+        entry(
+            atoll_model::Kind::GlobalSecret,
+            None,
+            "zone-token-signing-key-1",
+            user.as_bytes(),
+        ),
+        entry(
+            atoll_model::Kind::Secret,
+            Some("default"),
+            "dataplane-token-signing-key-default-1",
+            dp.as_bytes(),
+        ),
+    ])
+});
+
+fn user_token(name: &str, groups: &[&str]) -> String {
+    KEYRING
+        .issue(
+            &Purpose::User,
+            &UserClaims {
+                name: name.into(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                standard: Standard::new(atoll_auth::unix_now(), Duration::from_secs(600)),
+            },
+        )
+        .unwrap()
+}
+
+static ADMIN: LazyLock<String> =
+    LazyLock::new(|| user_token("mesh-system:admin", &["mesh-system:admin"]));
+
+/// The admin's token.
+fn admin() -> &'static str {
+    &ADMIN
+}
 
 struct Api {
     router: axum::Router,
@@ -27,12 +84,20 @@ struct Reply {
 
 impl Api {
     fn new(mode: Mode) -> Self {
+        Self::with(mode, true)
+    }
+
+    fn with(mode: Mode, localhost_is_admin: bool) -> Self {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let slot = atoll_api::IssuerSlot::default();
         let state = ApiState {
             store: store.clone(),
             mode,
-            token: AdminToken::new(TOKEN),
+            auth: ApiAuth {
+                credentials: Credentials::fixed(KEYRING.clone()),
+                access: StaticAccess::default(),
+                localhost_is_admin,
+            },
             zone_certificates: slot.clone(),
         };
         Api {
@@ -81,11 +146,11 @@ impl Api {
     }
 
     async fn put(&self, path: &str, body: Value) -> Reply {
-        self.send("PUT", path, Some(body), Some(TOKEN)).await
+        self.send("PUT", path, Some(body), Some(admin())).await
     }
 
     async fn get(&self, path: &str) -> Reply {
-        self.send("GET", path, None, Some(TOKEN)).await
+        self.send("GET", path, None, Some(admin())).await
     }
 }
 
@@ -154,7 +219,7 @@ async fn create_get_update_unchanged_delete() {
             "DELETE",
             "/meshes/default/meshgateways/edge",
             None,
-            Some(TOKEN),
+            Some(admin()),
         )
         .await;
     assert_eq!(deleted.status, StatusCode::OK);
@@ -256,6 +321,7 @@ async fn writes_need_the_token_except_local_plaintext() {
         let conn = Connection {
             remote: remote.parse::<SocketAddr>().unwrap(),
             tls,
+            client_certificate: None,
         };
         let mut request = Request::builder()
             .method("PUT")
@@ -316,7 +382,7 @@ async fn stale_version_is_409() {
         Request::builder()
             .method("PUT")
             .uri("/meshes/default")
-            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", admin()))
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::IF_MATCH, etag.clone())
             .body(Body::from(body.to_string()))
@@ -403,7 +469,7 @@ async fn deleting_a_mesh_deletes_its_resources() {
     api.put("/meshes/default/meshgateways/edge", gateway(8080))
         .await;
     assert_eq!(
-        api.send("DELETE", "/meshes/default", None, Some(TOKEN))
+        api.send("DELETE", "/meshes/default", None, Some(admin()))
             .await
             .status,
         StatusCode::OK
@@ -417,7 +483,7 @@ async fn yaml_in_and_out() {
     let request = Request::builder()
         .method("PUT")
         .uri("/meshes/default")
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", admin()))
         .header(header::CONTENT_TYPE, "application/yaml")
         .header(header::ACCEPT, "application/yaml")
         .body(Body::from("type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n  - name: ca-1\n    type: builtin\n"))
@@ -434,7 +500,7 @@ async fn yaml_in_and_out() {
     let broken = Request::builder()
         .method("PUT")
         .uri("/meshes/default")
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", admin()))
         .header(header::CONTENT_TYPE, "application/yaml")
         .body(Body::from("type: Mesh\nname: [unclosed\n"))
         .unwrap();
@@ -464,9 +530,18 @@ impl atoll_api::ZoneCertificateIssuer for FakeCa {
     fn issue(&self, zone: &str) -> Result<atoll_api::IssuedCertificate, String> {
         Ok(atoll_api::IssuedCertificate {
             certificate: format!("cert for {zone}"),
-            key: "key".into(),
+            key: Some("key".into()),
             ca_certificate: "ca".into(),
+            serial: "1".into(),
         })
+    }
+
+    fn issue_for_csr(
+        &self,
+        _zone: &str,
+        _csr: &str,
+    ) -> Result<atoll_api::IssuedCertificate, atoll_api::CsrError> {
+        Err(atoll_api::CsrError::Refused("not in this test".into()))
     }
 }
 
@@ -474,12 +549,12 @@ impl atoll_api::ZoneCertificateIssuer for FakeCa {
 async fn zone_certificates_are_issued_by_the_global_to_admins() {
     let api = Api::new(Mode::Global);
     let not_ready = api
-        .send("POST", "/zones/zone-1/certificate", None, Some(TOKEN))
+        .send("POST", "/zones/zone-1/certificate", None, Some(admin()))
         .await;
     assert_eq!(not_ready.status, StatusCode::SERVICE_UNAVAILABLE);
     let _ = api.slot.set(Arc::new(FakeCa));
     let issued = api
-        .send("POST", "/zones/zone-1/certificate", None, Some(TOKEN))
+        .send("POST", "/zones/zone-1/certificate", None, Some(admin()))
         .await;
     assert_eq!(issued.status, StatusCode::OK, "{}", issued.text);
     assert_eq!(issued.body["certificate"], "cert for zone-1");
@@ -489,7 +564,7 @@ async fn zone_certificates_are_issued_by_the_global_to_admins() {
         .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     let bad = api
-        .send("POST", "/zones/Zone_1/certificate", None, Some(TOKEN))
+        .send("POST", "/zones/Zone_1/certificate", None, Some(admin()))
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(causes(&bad), ["name"]);
@@ -498,7 +573,7 @@ async fn zone_certificates_are_issued_by_the_global_to_admins() {
         name: "zone-1".into(),
     });
     let refused = zone
-        .send("POST", "/zones/zone-1/certificate", None, Some(TOKEN))
+        .send("POST", "/zones/zone-1/certificate", None, Some(admin()))
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
 }
@@ -510,8 +585,26 @@ impl atoll_api::ZoneCertificateIssuer for RealCa {
     fn issue(&self, zone: &str) -> Result<atoll_api::IssuedCertificate, String> {
         let (certificate, key) = self.0.issue_client(zone).map_err(|e| e.to_string())?;
         Ok(atoll_api::IssuedCertificate {
+            serial: atoll_tls::pem_certificate_serial(&certificate).unwrap(),
             certificate,
-            key,
+            key: Some(key),
+            ca_certificate: self.0.cert_pem().to_string(),
+        })
+    }
+
+    fn issue_for_csr(
+        &self,
+        zone: &str,
+        csr: &str,
+    ) -> Result<atoll_api::IssuedCertificate, atoll_api::CsrError> {
+        let certificate = self
+            .0
+            .issue_client_for_csr(zone, csr)
+            .map_err(|e| atoll_api::CsrError::Refused(e.to_string()))?;
+        Ok(atoll_api::IssuedCertificate {
+            serial: atoll_tls::pem_certificate_serial(&certificate).unwrap(),
+            certificate,
+            key: None,
             ca_certificate: self.0.cert_pem().to_string(),
         })
     }
@@ -524,7 +617,7 @@ async fn issued_zone_certificates_name_the_zone_and_chain_to_the_returned_ca() {
         atoll_tls::Authority::generate("test KDS CA").unwrap(),
     )));
     let issued = api
-        .send("POST", "/zones/zone-7/certificate", None, Some(TOKEN))
+        .send("POST", "/zones/zone-7/certificate", None, Some(admin()))
         .await;
     assert_eq!(issued.status, StatusCode::OK, "{}", issued.text);
     assert_eq!(issued.body["zone"], "zone-7");
@@ -537,7 +630,7 @@ async fn issued_zone_certificates_name_the_zone_and_chain_to_the_returned_ca() {
     );
     // A second request gets a new key from the same CA.
     let again = api
-        .send("POST", "/zones/zone-7/certificate", None, Some(TOKEN))
+        .send("POST", "/zones/zone-7/certificate", None, Some(admin()))
         .await;
     assert_eq!(again.body["caCertificate"], ca.as_str());
     assert_ne!(again.body["key"], key.as_str());
@@ -554,7 +647,7 @@ async fn zone_certificate_names_must_be_lower_case_dns_labels() {
                 "POST",
                 &format!("/zones/{name}/certificate"),
                 None,
-                Some(TOKEN),
+                Some(admin()),
             )
             .await;
         assert_eq!(
@@ -577,7 +670,7 @@ async fn a_zone_api_sends_certificate_requests_to_the_global() {
     });
     let _ = zone.slot.set(Arc::new(FakeCa));
     let refused = zone
-        .send("POST", "/zones/zone-1/certificate", None, Some(TOKEN))
+        .send("POST", "/zones/zone-1/certificate", None, Some(admin()))
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(
@@ -603,7 +696,7 @@ async fn the_kds_ca_secret_cannot_be_changed_through_the_api() {
             .contains("managed by the control plane")
     );
     let delete = api
-        .send("DELETE", "/globalsecrets/atoll-kds-ca", None, Some(TOKEN))
+        .send("DELETE", "/globalsecrets/atoll-kds-ca", None, Some(admin()))
         .await;
     assert_eq!(delete.status, StatusCode::BAD_REQUEST);
 }
@@ -661,4 +754,367 @@ async fn the_openapi_document_is_served_and_every_documented_path_answers() {
             reply.text
         );
     }
+}
+
+async fn post_json(api: &Api, path: &str, body: Value, token: Option<&str>) -> Reply {
+    api.send("POST", path, Some(body), token).await
+}
+
+#[tokio::test]
+async fn dataplane_tokens_are_issued_to_the_allowed_and_admit_what_they_say() {
+    let api = Api::new(Mode::Global);
+    api.put("/meshes/default", mesh("default")).await;
+    let request = json!({"mesh": "default", "name": "web-1", "tags": {"kuma.io/service": ["web"]}, "validFor": "1h"});
+    let anonymous = post_json(&api, "/tokens/dataplane", request.clone(), None).await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.text
+    );
+    let viewer = user_token("viewer", &["viewers"]);
+    let forbidden = post_json(&api, "/tokens/dataplane", request.clone(), Some(&viewer)).await;
+    assert_eq!(
+        forbidden.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        forbidden.text
+    );
+    assert!(
+        forbidden.body["details"]
+            .as_str()
+            .unwrap()
+            .contains("KUMA_ACCESS_STATIC_GENERATE_DP_TOKEN"),
+        "{}",
+        forbidden.text
+    );
+
+    let issued = post_json(&api, "/tokens/dataplane", request, Some(admin())).await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.text);
+    assert_eq!(
+        issued.headers[header::CONTENT_TYPE],
+        "text/plain; charset=utf-8"
+    );
+    let claims = KEYRING
+        .verify_dataplane(&issued.text, atoll_auth::unix_now())
+        .expect("the issued token verifies");
+    assert_eq!(claims.name, "web-1");
+    assert_eq!(claims.tags["kuma.io/service"], ["web"]);
+    assert_eq!(claims.proxy_type, atoll_auth::ProxyType::Dataplane);
+    let lifetime = claims.standard.exp - claims.standard.iat;
+    assert_eq!(lifetime, 3600);
+
+    // Every mistake is named by its field.
+    let bad = post_json(
+        &api,
+        "/tokens/dataplane",
+        json!({"mesh": "", "type": "sidecar", "validFor": "soon", "tags": {"k": []}}),
+        Some(admin()),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    let mut fields = causes(&bad);
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["mesh", "tags[\"k\"]", "type", "validFor"],
+        "{}",
+        bad.text
+    );
+    let unknown = post_json(
+        &api,
+        "/tokens/dataplane",
+        json!({"mesh": "default", "nmae": "x"}),
+        Some(admin()),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(unknown.text.contains("nmae"), "{}", unknown.text);
+    let no_mesh = post_json(
+        &api,
+        "/tokens/dataplane",
+        json!({"mesh": "nope"}),
+        Some(admin()),
+    )
+    .await;
+    assert_eq!(causes(&no_mesh), ["mesh"], "{}", no_mesh.text);
+    // A mesh whose signing key has not been generated yet: retry later, not an error of yours.
+    api.put("/meshes/fresh", mesh("fresh")).await;
+    let not_yet = post_json(
+        &api,
+        "/tokens/dataplane",
+        json!({"mesh": "fresh"}),
+        Some(admin()),
+    )
+    .await;
+    assert_eq!(
+        not_yet.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        not_yet.text
+    );
+}
+
+#[tokio::test]
+async fn zone_and_user_tokens_come_from_the_global_only() {
+    let api = Api::new(Mode::Global);
+    let zone_token = post_json(
+        &api,
+        "/tokens/zone",
+        json!({"zone": "zone-1", "scope": ["ingress"]}),
+        Some(admin()),
+    )
+    .await;
+    assert_eq!(zone_token.status, StatusCode::OK, "{}", zone_token.text);
+    let claims = KEYRING
+        .verify_zone(&zone_token.text, atoll_auth::unix_now())
+        .unwrap();
+    assert_eq!(
+        (claims.zone.as_str(), claims.scope.as_slice()),
+        ("zone-1", &["ingress".to_string()][..])
+    );
+    let bad_scope = post_json(
+        &api,
+        "/tokens/zone",
+        json!({"zone": "zone-1", "scope": ["cp"]}),
+        Some(admin()),
+    )
+    .await;
+    assert_eq!(causes(&bad_scope), ["scope[0]"], "{}", bad_scope.text);
+
+    let user = post_json(
+        &api,
+        "/tokens/user",
+        json!({"name": "alice", "groups": ["team-a"], "validFor": "24h"}),
+        Some(admin()),
+    )
+    .await;
+    assert_eq!(user.status, StatusCode::OK, "{}", user.text);
+    let claims = KEYRING
+        .verify_user(&user.text, atoll_auth::unix_now())
+        .unwrap();
+    assert_eq!(claims.groups, ["team-a"]);
+    let forever = post_json(&api, "/tokens/user", json!({"name": "bob"}), Some(admin())).await;
+    assert_eq!(
+        causes(&forever),
+        ["validFor"],
+        "user tokens must say how long they last"
+    );
+
+    let zone = Api::new(Mode::Zone {
+        name: "zone-1".into(),
+    });
+    for path in ["/tokens/zone", "/tokens/user"] {
+        let refused = post_json(
+            &zone,
+            path,
+            json!({"zone": "zone-1", "name": "x", "validFor": "1h"}),
+            Some(admin()),
+        )
+        .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            refused.text
+        );
+        assert!(
+            refused.text.contains("global control plane"),
+            "{}",
+            refused.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_user_reads_but_neither_writes_nor_sees_secrets_or_keys() {
+    let api = Api::new(Mode::Global);
+    api.put("/meshes/default", mesh("default")).await;
+    let mut gw = gateway(8443);
+    gw["conf"]["listeners"][0]["protocol"] = "HTTPS".into();
+    gw["conf"]["listeners"][0]["tls"] = json!({"mode": "TERMINATE", "certificates": [{"inlineString": "-----BEGIN PRIVATE KEY-----\nsecret"}]});
+    let put = api.put("/meshes/default/meshgateways/edge", gw).await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text);
+    let secret = json!({"type": "Secret", "mesh": "default", "name": "s", "data": "c2VjcmV0"});
+    api.put("/meshes/default/secrets/s", secret).await;
+
+    let viewer = user_token("viewer", &["viewers"]);
+    let read = api
+        .send(
+            "GET",
+            "/meshes/default/meshgateways/edge",
+            None,
+            Some(&viewer),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    let certificate = &read.body["conf"]["listeners"][0]["tls"]["certificates"][0]["inlineString"];
+    assert!(
+        certificate.as_str().unwrap().starts_with("<redacted"),
+        "{}",
+        read.text
+    );
+    let listed = api
+        .send("GET", "/meshes/default/meshgateways", None, Some(&viewer))
+        .await;
+    assert!(
+        !listed.text.contains("BEGIN PRIVATE KEY"),
+        "{}",
+        listed.text
+    );
+    // The admin sees the key.
+    let full = api.get("/meshes/default/meshgateways/edge").await;
+    assert!(full.text.contains("BEGIN PRIVATE KEY"));
+
+    let write = api
+        .send("PUT", "/meshes/other", Some(mesh("other")), Some(&viewer))
+        .await;
+    assert_eq!(write.status, StatusCode::FORBIDDEN, "{}", write.text);
+    let delete = api
+        .send("DELETE", "/meshes/default", None, Some(&viewer))
+        .await;
+    assert_eq!(delete.status, StatusCode::FORBIDDEN);
+    let secret = api
+        .send("GET", "/meshes/default/secrets/s", None, Some(&viewer))
+        .await;
+    assert_eq!(secret.status, StatusCode::FORBIDDEN);
+    // A forged or expired credential is refused outright, never treated as anonymous.
+    let forged = api.send("GET", "/meshes", None, Some("a.b.c")).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(forged.headers[header::WWW_AUTHENTICATE], "Bearer");
+    // Data plane tokens are not API credentials.
+    let dp = KEYRING
+        .issue(
+            &Purpose::Dataplane("default".into()),
+            &atoll_auth::DataplaneClaims {
+                name: String::new(),
+                mesh: "default".into(),
+                tags: Default::default(),
+                proxy_type: atoll_auth::ProxyType::Dataplane,
+                standard: Standard::new(atoll_auth::unix_now(), Duration::from_secs(60)),
+            },
+        )
+        .unwrap();
+    let wrong_kind = api.send("GET", "/meshes", None, Some(&dp)).await;
+    assert_eq!(wrong_kind.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong_kind.text.contains("dataplane token"),
+        "{}",
+        wrong_kind.text
+    );
+}
+
+fn over(
+    remote: &str,
+    tls: bool,
+    client_certificate: Option<&str>,
+    method: &str,
+    path: &str,
+) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(mesh("default").to_string()))
+        .unwrap();
+    request.extensions_mut().insert(Connection {
+        remote: remote.parse::<SocketAddr>().unwrap(),
+        tls,
+        client_certificate: client_certificate.map(String::from),
+    });
+    request
+}
+
+#[tokio::test]
+async fn loopback_is_the_admin_only_when_configured_and_pinned_client_certificates_are() {
+    let strict = Api::with(Mode::Global, false);
+    let local = strict
+        .call(over(
+            "127.0.0.1:4000",
+            false,
+            None,
+            "PUT",
+            "/meshes/default",
+        ))
+        .await;
+    assert_eq!(local.status, StatusCode::UNAUTHORIZED, "{}", local.text);
+    let read = strict
+        .call(over("127.0.0.1:4000", false, None, "GET", "/meshes"))
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "reads stay open, as in Kuma");
+    let certified = strict
+        .call(over(
+            "10.0.0.9:4000",
+            true,
+            Some("ops-laptop"),
+            "PUT",
+            "/meshes/default",
+        ))
+        .await;
+    assert_eq!(certified.status, StatusCode::CREATED, "{}", certified.text);
+}
+
+#[tokio::test]
+async fn a_signing_key_secret_must_hold_a_key() {
+    let api = Api::new(Mode::Global);
+    api.put("/meshes/default", mesh("default")).await;
+    let garbage = json!({"type": "Secret", "mesh": "default", "name": "dataplane-token-signing-key-default-2", "data": "bm90IGEga2V5"});
+    let refused = api
+        .put(
+            "/meshes/default/secrets/dataplane-token-signing-key-default-2",
+            garbage,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert_eq!(causes(&refused), ["data"]);
+    use base64::Engine;
+    let key =
+        base64::engine::general_purpose::STANDARD.encode(atoll_auth::keys::generate_pem().unwrap());
+    let good = json!({"type": "Secret", "mesh": "default", "name": "dataplane-token-signing-key-default-2", "data": key});
+    let stored = api
+        .put(
+            "/meshes/default/secrets/dataplane-token-signing-key-default-2",
+            good,
+        )
+        .await;
+    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text);
+}
+
+#[tokio::test]
+async fn zone_certificates_for_a_csr_carry_no_key() {
+    let api = Api::new(Mode::Global);
+    let _ = api.slot.set(Arc::new(RealCa(
+        atoll_tls::Authority::generate("test KDS CA").unwrap(),
+    )));
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let issued = post_json(
+        &api,
+        "/zones/zone-4/certificate",
+        json!({"csr": csr}),
+        Some(admin()),
+    )
+    .await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.text);
+    assert!(issued.body.get("key").is_none(), "{}", issued.text);
+    assert!(!issued.body["serial"].as_str().unwrap().is_empty());
+    let ca = issued.body["caCertificate"].as_str().unwrap();
+    let cert = issued.body["certificate"].as_str().unwrap();
+    assert_eq!(
+        atoll_tls::verify_zone_certificate(ca, cert).unwrap(),
+        "zone-4"
+    );
+    let bad = post_json(
+        &api,
+        "/zones/zone-4/certificate",
+        json!({"csr": "nope"}),
+        Some(admin()),
+    )
+    .await;
+    assert_eq!(causes(&bad), ["csr"], "{}", bad.text);
 }

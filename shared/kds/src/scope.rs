@@ -5,15 +5,19 @@
 //! (`import`). A zone can therefore never create, change or delete anything outside its own
 //! scope on the global: the global derives names and labels from the zone's authenticated name.
 
+use atoll_auth::names;
 use atoll_model::labels::{ORIGIN, ZONE};
+use atoll_model::types::SecretSpec;
 use atoll_model::{Kind, Resource, Spec};
+use atoll_store::Key;
 
 use crate::wire;
 
 /// Label carrying a zone resource's own name on the global (where names get a zone prefix).
 pub const DISPLAY_NAME: &str = "kuma.io/display-name";
 
-/// Types written on the global and synced down, plus other zones' ingresses.
+/// Types written on the global and synced down, plus other zones' ingresses. Of the
+/// GlobalSecrets, only what zones need to check tokens travels (see [`GlobalExport`]).
 pub const GLOBAL_TO_ZONE: &[Kind] = &[
     Kind::Mesh,
     Kind::MeshGateway,
@@ -22,6 +26,7 @@ pub const GLOBAL_TO_ZONE: &[Kind] = &[
     Kind::MeshExternalService,
     Kind::HostnameGenerator,
     Kind::Secret,
+    Kind::GlobalSecret,
     Kind::ZoneIngress,
 ];
 
@@ -51,6 +56,15 @@ pub trait Scope: Send + Sync {
     fn peer_name(&self, local: &Resource) -> String {
         wire::delta_name(local)
     }
+
+    /// Sending side: the delta name under which the resource at `key` was exported, for
+    /// telling the peer it is gone.
+    fn exported_name(&self, key: &Key) -> String {
+        match &key.mesh {
+            Some(mesh) => format!("{}.{mesh}", key.name),
+            None => key.name.clone(),
+        }
+    }
 }
 
 fn label<'a>(r: &'a Resource, key: &str) -> Option<&'a str> {
@@ -69,12 +83,46 @@ impl Scope for GlobalExport {
     }
 
     fn export(&self, resource: &Resource) -> Option<Resource> {
-        if resource.kind() == Kind::ZoneIngress && label(resource, ZONE) == Some(self.zone.as_str())
-        {
-            return None;
+        match resource.kind() {
+            Kind::ZoneIngress if label(resource, ZONE) == Some(self.zone.as_str()) => None,
+            Kind::GlobalSecret => export_global_secret(resource),
+            _ => Some(resource.clone()),
         }
-        Some(resource.clone())
     }
+
+    fn exported_name(&self, key: &Key) -> String {
+        match key.kind {
+            Kind::GlobalSecret => names::public_key_name(&key.name).unwrap_or(key.name.clone()),
+            _ => match &key.mesh {
+                Some(mesh) => format!("{}.{mesh}", key.name),
+                None => key.name.clone(),
+            },
+        }
+    }
+}
+
+/// What a zone gets of a GlobalSecret: the public half of a zone or user token signing key
+/// (under its `-public-key-` name) and the zone and user token revocation lists; nothing else.
+/// Private keys, the admin token, the KDS CA and operators' own GlobalSecrets stay on the
+/// global.
+fn export_global_secret(resource: &Resource) -> Option<Resource> {
+    let name = resource.name();
+    if name == names::ZONE_REVOCATIONS || name == names::USER_REVOCATIONS {
+        return Some(resource.clone());
+    }
+    let public_name = names::public_key_name(name)?;
+    let Spec::GlobalSecret(secret) = &resource.spec else {
+        return None;
+    };
+    let bytes = secret.bytes().ok()?;
+    let public = atoll_auth::keys::PrivateKey::from_pem(&bytes)
+        .and_then(|key| key.public().to_pem())
+        .map_err(|err| tracing::warn!(secret = %name, %err, "a signing key that cannot be read is not synced"))
+        .ok()?;
+    let mut exported = resource.clone();
+    exported.meta.name = public_name;
+    exported.spec = Spec::GlobalSecret(SecretSpec::from_bytes(public.as_bytes()));
+    Some(exported)
 }
 
 /// On the global, receiving from zone `zone`: stored as `<zone>.<name>` with the zone's labels.

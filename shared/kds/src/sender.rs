@@ -286,11 +286,7 @@ impl Sender {
                     }
                 }
                 None => {
-                    // The key's delta name is derived the same way the export would name it.
-                    let name = match &key.mesh {
-                        Some(mesh) => format!("{}.{mesh}", key.name),
-                        None => key.name.clone(),
-                    };
+                    let name = self.scope.exported_name(&key);
                     if state.sent.remove(&name).is_some() {
                         removed.push(name);
                     }

@@ -166,6 +166,73 @@ fn memory() -> Arc<dyn Store> {
     Arc::new(MemoryStore::new())
 }
 
+fn global_secret(name: &str, data: &[u8]) -> Resource {
+    let spec = atoll_model::types::SecretSpec::from_bytes(data);
+    resource(json!({"type": "GlobalSecret", "name": name, "data": spec.data}))
+}
+
+/// Zones check zone and user tokens with the public halves of the global's keys; nothing else
+/// of the GlobalSecrets, and never a private key, leaves the global.
+#[tokio::test]
+async fn zones_get_only_public_keys_and_token_revocations_of_the_global_secrets() {
+    let (global, zone) = (memory(), memory());
+    let key = atoll_auth::keys::generate_pem().unwrap();
+    for (name, data) in [
+        ("user-token-signing-key-1", key.as_bytes()),
+        ("zone-token-signing-key-1", key.as_bytes()),
+        ("user-token-revocations", b"a".as_slice()),
+        ("zone-token-revocations", b"b".as_slice()),
+        ("zone-certificate-revocations", b"c".as_slice()),
+        ("admin-user-token", b"a.b.c".as_slice()),
+        ("atoll-kds-ca", b"ca".as_slice()),
+        ("my-own", b"x".as_slice()),
+    ] {
+        put(&global, global_secret(name, data)).await;
+    }
+    let stream = down(&global, &zone);
+    let expected = [
+        "user-token-revocations",
+        "user-token-signing-public-key-1",
+        "zone-token-revocations",
+        "zone-token-signing-public-key-1",
+    ];
+    eventually("public keys synced", Duration::from_secs(5), || async {
+        names(&zone, Kind::GlobalSecret).await == expected
+    })
+    .await;
+    let synced = zone
+        .get(&Key::new(
+            Kind::GlobalSecret,
+            None,
+            "user-token-signing-public-key-1",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let atoll_model::Spec::GlobalSecret(secret) = &synced.resource.spec else {
+        panic!("not a GlobalSecret")
+    };
+    let text = String::from_utf8(secret.bytes().unwrap()).unwrap();
+    assert!(text.starts_with("-----BEGIN PUBLIC KEY-----"), "{text}");
+    assert!(!text.contains("PRIVATE"));
+
+    // Deleting a key on the global (the end of a rotation) removes its public half in zones.
+    global
+        .delete(
+            &Key::new(Kind::GlobalSecret, None, "user-token-signing-key-1"),
+            None,
+        )
+        .await
+        .unwrap();
+    eventually("public key removed", Duration::from_secs(5), || async {
+        !names(&zone, Kind::GlobalSecret)
+            .await
+            .contains(&"user-token-signing-public-key-1".to_string())
+    })
+    .await;
+    stream.close().await;
+}
+
 #[tokio::test]
 async fn full_set_then_changes_reach_the_zone() {
     let (global, zone) = (memory(), memory());

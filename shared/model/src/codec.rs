@@ -444,69 +444,120 @@ pub fn to_json(resource: &Resource) -> String {
 }
 
 /// Splits YAML (or JSON, which YAML includes) into documents and decodes and validates each.
-/// A top-level list is taken as a list of resources. Empty documents are skipped.
+/// A top-level list is taken as a list of resources. Empty documents are skipped. Each
+/// document is parsed once, so the cost stays linear in the input however many documents are
+/// invalid.
 pub fn parse_documents(text: &str) -> Vec<Document> {
     let mut documents = Vec::new();
-    for (line, chunk) in split_documents(text) {
-        match serde_norway::from_str::<Value>(&chunk) {
-            Ok(Value::Null) => {}
-            Ok(Value::Array(items)) => documents.extend(items.into_iter().map(|item| Document {
-                line,
-                outcome: decode_value(item),
-            })),
-            Ok(value) => documents.push(Document {
-                line,
-                outcome: decode_value(value),
-            }),
-            Err(err) => {
-                // The parser counts lines from the chunk's start; parse again behind the lines
-                // before it so that the message's positions are lines of the whole input too.
-                let padded = "\n".repeat(line - 1) + &chunk;
-                let err = serde_norway::from_str::<Value>(&padded)
-                    .err()
-                    .unwrap_or(err);
-                let at_line = err.location().map_or(line, |loc| loc.line());
-                let message = format!("invalid YAML: {err}");
-                let violations = vec![Violation::new(&Path::root(), message)];
-                documents.push(Document {
-                    line: at_line,
-                    outcome: Err(DecodeError {
-                        kind: None,
-                        name: None,
-                        violations,
-                    }),
-                });
-            }
-        }
+    for (line, chunk) in Chunks::new(text) {
+        documents.extend(parse_chunk(line, &chunk));
     }
     documents
 }
 
-/// Yields each document's first content line (1-based) and its text.
-fn split_documents(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut start: Option<usize> = None;
-    for (index, line) in text.lines().enumerate() {
-        if is_separator(line) {
-            if let Some(first) = start.take() {
-                out.push((first, std::mem::take(&mut current)));
-            }
-            current.clear();
-            continue;
+/// The first document of `text`, and whether another follows it, without reading further:
+/// for inputs that must hold exactly one resource.
+pub fn parse_first_document(text: &str) -> (Option<Document>, bool) {
+    let mut chunks = Chunks::new(text);
+    let Some((line, chunk)) = chunks.next() else {
+        return (None, false);
+    };
+    let mut parsed = parse_chunk(line, &chunk).into_iter();
+    let first = parsed.next();
+    let more = parsed.next().is_some() || chunks.next().is_some();
+    (first, more)
+}
+
+/// The documents of one chunk starting at `line`: one, none (empty), or several (a list).
+fn parse_chunk(line: usize, chunk: &str) -> Vec<Document> {
+    match serde_norway::from_str::<Value>(chunk) {
+        Ok(Value::Null) => Vec::new(),
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| Document {
+                line,
+                outcome: decode_value(item),
+            })
+            .collect(),
+        Ok(value) => vec![Document {
+            line,
+            outcome: decode_value(value),
+        }],
+        Err(err) => {
+            // The parser counts lines from the chunk's start; shift them so that the message
+            // names lines of the whole input.
+            let offset = line - 1;
+            let at_line = err.location().map_or(line, |loc| loc.line() + offset);
+            let message = format!("invalid YAML: {}", shift_lines(&err.to_string(), offset));
+            let violations = vec![Violation::new(&Path::root(), message)];
+            vec![Document {
+                line: at_line,
+                outcome: Err(DecodeError {
+                    kind: None,
+                    name: None,
+                    violations,
+                }),
+            }]
         }
-        let trimmed = line.trim();
-        if start.is_none() && (trimmed.is_empty() || trimmed.starts_with('#')) {
-            continue;
+    }
+}
+
+/// `message` with every `line <n>` turned into `line <n + offset>`.
+fn shift_lines(message: &str, offset: usize) -> String {
+    const WORD: &str = "line ";
+    let mut out = String::with_capacity(message.len() + 8);
+    let mut rest = message;
+    while let Some(at) = rest.find(WORD) {
+        out.push_str(&rest[..at + WORD.len()]);
+        rest = &rest[at + WORD.len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
         }
-        start.get_or_insert(index + 1);
-        current.push_str(line);
-        current.push('\n');
+        rest = &rest[digits..];
     }
-    if let Some(first) = start {
-        out.push((first, current));
-    }
+    out.push_str(rest);
     out
+}
+
+/// Each document's first content line (1-based) and its text, one at a time.
+struct Chunks<'a> {
+    lines: std::iter::Enumerate<std::str::Lines<'a>>,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(text: &'a str) -> Self {
+        Chunks {
+            lines: text.lines().enumerate(),
+        }
+    }
+}
+
+impl Iterator for Chunks<'_> {
+    type Item = (usize, String);
+
+    fn next(&mut self) -> Option<(usize, String)> {
+        let mut current = String::new();
+        let mut start: Option<usize> = None;
+        for (index, line) in self.lines.by_ref() {
+            if is_separator(line) {
+                if let Some(first) = start {
+                    return Some((first, current));
+                }
+                current.clear();
+                continue;
+            }
+            let trimmed = line.trim();
+            if start.is_none() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+                continue;
+            }
+            start.get_or_insert(index + 1);
+            current.push_str(line);
+            current.push('\n');
+        }
+        start.map(|first| (first, current))
+    }
 }
 
 fn is_separator(line: &str) -> bool {

@@ -13,6 +13,7 @@ pub mod duration;
 pub mod enums;
 mod kind;
 mod meta;
+pub mod redact;
 mod resource;
 #[cfg(test)]
 mod roundtrip_tests;
@@ -21,7 +22,7 @@ pub mod validate;
 
 pub use codec::{
     DecodeError, Document, assemble_document, content_document, decode_stored, decode_value,
-    encode_value, parse_documents, to_json, to_yaml,
+    encode_value, parse_documents, parse_first_document, to_json, to_yaml,
 };
 pub use kind::{Kind, Layout, Owner, Scope, UnknownKind};
 pub use meta::{Meta, labels};

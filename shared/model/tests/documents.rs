@@ -280,3 +280,49 @@ fn a_list_where_a_mapping_belongs_is_refused() {
         );
     }
 }
+
+#[test]
+fn every_invalid_document_names_its_own_lines() {
+    // Many broken documents: each error names lines of the whole input (each document is
+    // parsed once, with its line numbers shifted, never re-parsed behind padding).
+    let mut text = String::new();
+    for i in 0..200 {
+        text.push_str(&format!("type: Zone\nname: z{i}\nbad: [\n---\n"));
+    }
+    let documents = parse_documents(&text);
+    assert_eq!(documents.len(), 200);
+    for (i, doc) in documents.iter().enumerate() {
+        let err = doc.outcome.as_ref().expect_err("unclosed list");
+        let first_line = 4 * i + 1;
+        assert!(
+            doc.line >= first_line && doc.line <= first_line + 3,
+            "document {i} at line {} (starts at {first_line})",
+            doc.line
+        );
+        assert!(
+            err.violations[0]
+                .message
+                .contains(&format!("line {}", doc.line)),
+            "{}",
+            err.violations[0].message
+        );
+    }
+}
+
+#[test]
+fn the_first_document_is_read_alone() {
+    let (first, more) = atoll_model::parse_first_document("type: Zone\nname: a\n");
+    assert!(first.unwrap().outcome.is_ok());
+    assert!(!more);
+    // A second document is noticed without being parsed: it may be anything.
+    let (first, more) =
+        atoll_model::parse_first_document("type: Zone\nname: a\n---\n{{{ not yaml\n");
+    assert!(first.unwrap().outcome.is_ok());
+    assert!(more);
+    let (first, more) = atoll_model::parse_first_document("# nothing\n");
+    assert!(first.is_none() && !more);
+    // A list is several documents.
+    let (_, more) =
+        atoll_model::parse_first_document("- type: Zone\n  name: a\n- type: Zone\n  name: b\n");
+    assert!(more);
+}

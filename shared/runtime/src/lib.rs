@@ -14,6 +14,6 @@ mod signal;
 mod store;
 
 pub use entry::run_command;
-pub use options::{Common, Flags, StoreConfig};
+pub use options::{AuthConfig, Common, Flags, StoreConfig};
 pub use servers::{Started, start_control_plane};
 pub use signal::{block_on, shutdown_signal};

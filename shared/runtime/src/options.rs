@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use atoll_auth::{Action, Rule, StaticAccess};
 use atoll_config::{Opt, ProcessEnv, Settings};
 use atoll_store::PostgresConfig;
 
@@ -120,6 +121,102 @@ pub const COMMON_OPTIONS: &[Opt] = &[
         help: "key for `KUMA_API_SERVER_HTTPS_TLS_CERT_FILE`",
     },
     Opt {
+        env: "KUMA_API_SERVER_AUTHN_LOCALHOST_IS_ADMIN",
+        yaml: "apiServer.authn.localhostIsAdmin",
+        default: "true",
+        help: "plain HTTP from this machine acts as the admin; set `false` wherever other users share the host",
+    },
+    Opt {
+        env: "KUMA_API_SERVER_AUTH_CLIENT_CERTS_DIR",
+        yaml: "apiServer.auth.clientCertsDir",
+        default: "",
+        help: "client certificates (`.crt`/`.pem`) whose holders act as admins on the HTTPS API",
+    },
+    Opt {
+        env: "KUMA_ACCESS_TYPE",
+        yaml: "access.type",
+        default: "static",
+        help: "how API callers are authorized; only `static` (the rules below) is supported",
+    },
+    Opt {
+        env: "KUMA_ACCESS_STATIC_ADMIN_RESOURCES_USERS",
+        yaml: "access.static.adminResources.users",
+        default: "mesh-system:admin",
+        help: "users who may create, change and delete resources, comma-separated (Atoll: every write, not only secrets)",
+    },
+    Opt {
+        env: "KUMA_ACCESS_STATIC_ADMIN_RESOURCES_GROUPS",
+        yaml: "access.static.adminResources.groups",
+        default: "mesh-system:admin",
+        help: "groups whose members may create, change and delete resources",
+    },
+    Opt {
+        env: "KUMA_ACCESS_STATIC_GENERATE_DP_TOKEN_USERS",
+        yaml: "access.static.generateDpToken.users",
+        default: "mesh-system:admin",
+        help: "users who may generate data plane tokens",
+    },
+    Opt {
+        env: "KUMA_ACCESS_STATIC_GENERATE_DP_TOKEN_GROUPS",
+        yaml: "access.static.generateDpToken.groups",
+        default: "mesh-system:admin",
+        help: "groups whose members may generate data plane tokens",
+    },
+    Opt {
+        env: "KUMA_ACCESS_STATIC_GENERATE_ZONE_TOKEN_USERS",
+        yaml: "access.static.generateZoneToken.users",
+        default: "mesh-system:admin",
+        help: "users who may generate zone tokens and zone certificates",
+    },
+    Opt {
+        env: "KUMA_ACCESS_STATIC_GENERATE_ZONE_TOKEN_GROUPS",
+        yaml: "access.static.generateZoneToken.groups",
+        default: "mesh-system:admin",
+        help: "groups whose members may generate zone tokens and zone certificates",
+    },
+    Opt {
+        env: "KUMA_ACCESS_STATIC_GENERATE_USER_TOKEN_USERS",
+        yaml: "access.static.generateUserToken.users",
+        default: "mesh-system:admin",
+        help: "users who may generate user tokens",
+    },
+    Opt {
+        env: "KUMA_ACCESS_STATIC_GENERATE_USER_TOKEN_GROUPS",
+        yaml: "access.static.generateUserToken.groups",
+        default: "mesh-system:admin",
+        help: "groups whose members may generate user tokens",
+    },
+    Opt {
+        env: "KUMA_ACCESS_STATIC_VIEW_SECRETS_USERS",
+        yaml: "access.static.viewSecrets.users",
+        default: "mesh-system:admin",
+        help: "users who may read Secrets, GlobalSecrets and private keys inside other resources",
+    },
+    Opt {
+        env: "KUMA_ACCESS_STATIC_VIEW_SECRETS_GROUPS",
+        yaml: "access.static.viewSecrets.groups",
+        default: "mesh-system:admin",
+        help: "groups whose members may read secrets and private keys",
+    },
+    Opt {
+        env: "KUMA_GENERAL_DRAIN_TIME",
+        yaml: "general.drainTime",
+        default: "10s",
+        help: "after SIGTERM, how long open requests and streams may finish before the process exits (Atoll addition)",
+    },
+    Opt {
+        env: "KUMA_GENERAL_TLS_HANDSHAKE_TIMEOUT",
+        yaml: "general.tlsHandshakeTimeout",
+        default: "10s",
+        help: "a client of any TLS server of the process must finish its handshake within this (Atoll addition)",
+    },
+    Opt {
+        env: "KUMA_GENERAL_REQUEST_HEADER_TIMEOUT",
+        yaml: "general.requestHeaderTimeout",
+        default: "30s",
+        help: "an HTTP/1 client must send a request's headers within this; also closes idle kept-alive connections (Atoll addition)",
+    },
+    Opt {
         env: "KUMA_DIAGNOSTICS_SERVER_PORT",
         yaml: "diagnostics.serverPort",
         default: "5680",
@@ -149,6 +246,14 @@ pub enum StoreConfig {
     Postgres(PostgresConfig),
 }
 
+/// How the API authenticates and authorizes callers.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub localhost_is_admin: bool,
+    pub client_certs_dir: Option<PathBuf>,
+    pub access: StaticAccess,
+}
+
 #[derive(Debug, Clone)]
 pub struct Common {
     pub store: StoreConfig,
@@ -159,6 +264,11 @@ pub struct Common {
     pub https_cert: Option<(PathBuf, PathBuf)>,
     /// `KUMA_GENERAL_TLS_*`: the certificate every CP server uses unless its own is set.
     pub general_tls: Option<(PathBuf, PathBuf)>,
+    pub auth: AuthConfig,
+    /// How long open requests and streams may finish after a shutdown signal.
+    pub drain: Duration,
+    pub handshake_timeout: Duration,
+    pub header_timeout: Duration,
 }
 
 impl Common {
@@ -228,8 +338,66 @@ impl Common {
             )?,
             https_cert: https_cert.or(general.clone()),
             general_tls: general,
+            auth: auth(s)?,
+            drain: duration(s, "KUMA_GENERAL_DRAIN_TIME")?,
+            handshake_timeout: duration(s, "KUMA_GENERAL_TLS_HANDSHAKE_TIMEOUT")?,
+            header_timeout: duration(s, "KUMA_GENERAL_REQUEST_HEADER_TIMEOUT")?,
         })
     }
+
+    /// The limits of a server named `name`, with this process's drain time.
+    pub fn limits(&self, name: &'static str) -> atoll_api::Limits {
+        atoll_api::Limits {
+            drain_timeout: self.drain,
+            handshake_timeout: self.handshake_timeout,
+            header_timeout: self.header_timeout,
+            ..atoll_api::Limits::new(name)
+        }
+    }
+}
+
+/// A duration option (`10s`, `1m`); the error names the variable.
+pub fn duration(s: &Settings, name: &str) -> anyhow::Result<Duration> {
+    let text = s.get(name).unwrap_or_default();
+    atoll_model::duration::parse(text)
+        .with_context(|| format!("{name}={text:?}: not a duration (e.g. 10s, 500ms)"))
+}
+
+fn list(s: &Settings, name: &str) -> Vec<String> {
+    s.get(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn auth(s: &Settings) -> anyhow::Result<AuthConfig> {
+    match s.get("KUMA_ACCESS_TYPE").unwrap_or("static") {
+        "static" => {}
+        other => anyhow::bail!(
+            "KUMA_ACCESS_TYPE={other:?}: only static access control is supported (KUMA_ACCESS_STATIC_*)"
+        ),
+    }
+    let mut access = StaticAccess::default();
+    for action in Action::ALL {
+        let prefix = format!("KUMA_ACCESS_STATIC_{}", action.option());
+        access.set(
+            action,
+            Rule {
+                users: list(s, &format!("{prefix}_USERS")),
+                groups: list(s, &format!("{prefix}_GROUPS")),
+            },
+        );
+    }
+    Ok(AuthConfig {
+        localhost_is_admin: s.require::<bool>("KUMA_API_SERVER_AUTHN_LOCALHOST_IS_ADMIN")?,
+        client_certs_dir: s
+            .get("KUMA_API_SERVER_AUTH_CLIENT_CERTS_DIR")
+            .map(PathBuf::from),
+        access,
+    })
 }
 
 fn pair(s: &Settings, cert: &str, key: &str) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
@@ -294,6 +462,28 @@ mod tests {
         assert_eq!(pg.url, "postgres://kuma:s3cr%40t@127.0.0.1:6543/kuma");
         assert_eq!(pg.max_connections, 50);
         assert!(!format!("{pg:?}").contains("s3cr"), "{pg:?}");
+    }
+
+    #[test]
+    fn access_rules_come_from_kumas_variables() {
+        let c = Common::from_settings(&settings(&[
+            (
+                "KUMA_ACCESS_STATIC_GENERATE_DP_TOKEN_GROUPS",
+                "ci, deployers",
+            ),
+            ("KUMA_ACCESS_STATIC_VIEW_SECRETS_USERS", ""),
+            ("KUMA_API_SERVER_AUTHN_LOCALHOST_IS_ADMIN", "false"),
+        ]))
+        .unwrap();
+        assert!(!c.auth.localhost_is_admin);
+        let dp = c.auth.access.rule(Action::GenerateDataplaneToken).unwrap();
+        assert_eq!(dp.groups, ["ci", "deployers"]);
+        assert_eq!(dp.users, ["mesh-system:admin"]);
+        let secrets = c.auth.access.rule(Action::ViewSecrets).unwrap();
+        assert!(secrets.users.is_empty(), "an empty value allows nobody");
+        assert_eq!(c.drain, Duration::from_secs(10));
+        let err = Common::from_settings(&settings(&[("KUMA_ACCESS_TYPE", "rbac")])).unwrap_err();
+        assert!(err.to_string().contains("only static"), "{err}");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Starting a control plane's common servers: diagnostics first (so "not ready" is visible while
-//! the store comes up), then the store, the admin token, and the REST API over HTTP and HTTPS.
+//! the store comes up), then the store, the credentials (signing keys followed from the store),
+//! and the REST API over HTTP and HTTPS.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use atoll_api::diagnostics::{self, ReadinessCheck};
-use atoll_api::{AdminToken, ApiState, IssuerSlot, Mode};
+use atoll_api::{ApiAuth, ApiState, IssuerSlot, Mode};
+use atoll_auth::Credentials;
 use atoll_store::{Event, Store};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
@@ -18,7 +20,8 @@ use crate::Common;
 /// What a started control plane hands to its side-specific parts.
 pub struct Started {
     pub store: Arc<dyn Store>,
-    pub token: AdminToken,
+    /// The signing keys and revocations, kept current from the store.
+    pub credentials: Credentials,
     /// The CA clients verify the HTTPS API with, when the certificate was generated.
     pub api_ca: Option<PathBuf>,
     /// Serving tasks; they end after shutdown has drained them.
@@ -55,6 +58,7 @@ pub async fn start_control_plane(
         None,
         diagnostics::router(metrics, ready),
         stop.clone(),
+        common.limits("diagnostics"),
     ))];
 
     let Some(store) = crate::store::open(&common.store, stop.clone()).await else {
@@ -63,8 +67,7 @@ pub async fn start_control_plane(
     let _ = store_cell.set(store.clone());
     tokio::spawn(observe_feed(store.clone(), stop.clone()));
 
-    let token =
-        AdminToken::load_or_create(&common.work_dir).context("preparing the admin token")?;
+    let credentials = Credentials::follow(store.clone(), stop.clone());
     let hosts = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
@@ -77,17 +80,40 @@ pub async fn start_control_plane(
     let identity =
         atoll_tls::ensure_server_identity(&common.work_dir, "api-server", &hosts, configured)
             .context("preparing the HTTPS API certificate")?;
-    let tls = atoll_tls::server_config(
-        &identity.cert_pem,
-        &identity.key_pem,
-        &identity.cert_file.display().to_string(),
-    )?;
+    let source = identity.cert_file.display().to_string();
+    let tls = match &common.auth.client_certs_dir {
+        None => atoll_tls::server_config(&identity.cert_pem, &identity.key_pem, &source)?,
+        Some(dir) => {
+            let pinned = atoll_tls::load_client_certificates(dir).with_context(|| {
+                format!(
+                    "reading KUMA_API_SERVER_AUTH_CLIENT_CERTS_DIR={}",
+                    dir.display()
+                )
+            })?;
+            tracing::info!(dir = %dir.display(), certificates = pinned.len(), "HTTPS API accepts these client certificates as admins");
+            atoll_tls::server_config_with_client_certs(
+                &identity.cert_pem,
+                &identity.key_pem,
+                &source,
+                pinned,
+            )?
+        }
+    };
+    if common.auth.localhost_is_admin {
+        tracing::info!(
+            "plain HTTP from this machine acts as the admin (KUMA_API_SERVER_AUTHN_LOCALHOST_IS_ADMIN=true)"
+        );
+    }
 
     let zone_certificates = IssuerSlot::default();
     let router = atoll_api::router(ApiState {
         store: store.clone(),
         mode,
-        token: token.clone(),
+        auth: ApiAuth {
+            credentials: credentials.clone(),
+            access: common.auth.access.clone(),
+            localhost_is_admin: common.auth.localhost_is_admin,
+        },
         zone_certificates: zone_certificates.clone(),
     })
     .merge(extra_routes);
@@ -98,16 +124,18 @@ pub async fn start_control_plane(
         None,
         router.clone(),
         stop.clone(),
+        common.limits("api-http"),
     )));
     servers.push(tokio::spawn(atoll_api::serve(
         https,
         Some(tls),
         router,
         stop.clone(),
+        common.limits("api-https"),
     )));
     Ok(Some(Started {
         store,
-        token,
+        credentials,
         api_ca: identity.ca_file,
         servers,
         zone_certificates,

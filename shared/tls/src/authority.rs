@@ -98,22 +98,41 @@ impl Authority {
     /// people reading the certificate). A short validity bounds how long a leaked zone key is
     /// useful; rotating means issuing a new one.
     pub fn issue_client(&self, zone: &str) -> Result<(String, String), TlsError> {
-        // Checked here, not only by callers: whatever is signed becomes an identity the global
-        // trusts, so a name that could not be read back unambiguously must never be issued.
-        if !is_zone_name(zone) {
-            return Err(TlsError::InvalidZone(zone.to_string()));
-        }
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name = name(zone);
-        let uri = format!("{ZONE_URI_PREFIX}{zone}");
-        params.subject_alt_names = vec![SanType::URI(uri.as_str().try_into()?)];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        validity(&mut params, 1);
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert = zone_params(zone)?.signed_by(&key, &self.issuer)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
+
+    /// A KDS client certificate for zone `zone` for the key of the PEM certificate signing
+    /// request `csr_pem`, so the zone's key never leaves the zone. The request's signature is
+    /// checked (it proves the requester holds the key); its subject and extensions are
+    /// ignored: the identity is always exactly the zone's, as [`Authority::issue_client`]
+    /// writes it.
+    pub fn issue_client_for_csr(&self, zone: &str, csr_pem: &str) -> Result<String, TlsError> {
+        let params = zone_params(zone)?;
+        let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| TlsError::InvalidCsr(e.to_string()))?;
+        let cert = params.signed_by(&csr.public_key, &self.issuer)?;
+        Ok(cert.pem())
+    }
+}
+
+/// What every zone certificate says: its zone as SAN URI and CN, client authentication only,
+/// valid for a year.
+fn zone_params(zone: &str) -> Result<CertificateParams, TlsError> {
+    // Checked here, not only by callers: whatever is signed becomes an identity the global
+    // trusts, so a name that could not be read back unambiguously must never be issued.
+    if !is_zone_name(zone) {
+        return Err(TlsError::InvalidZone(zone.to_string()));
+    }
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = name(zone);
+    let uri = format!("{ZONE_URI_PREFIX}{zone}");
+    params.subject_alt_names = vec![SanType::URI(uri.as_str().try_into()?)];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    validity(&mut params, 1);
+    Ok(params)
 }
 
 /// Whether `zone` can be a zone identity: a DNS label in lower case (1-63 of `a-z`, `0-9`,
@@ -202,6 +221,35 @@ mod tests {
         assert_eq!(days, 365, "valid for {days} days");
         let age = now_unix() - x509.validity().not_before.timestamp();
         assert!((0..=2 * 3600).contains(&age), "issued {age}s ago");
+    }
+
+    #[test]
+    fn csr_certificates_carry_the_zone_identity_and_the_requesters_key() {
+        let ca = Authority::generate("kds").unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut request = CertificateParams::new(vec!["evil.example".to_string()]).unwrap();
+        request.distinguished_name = name("zone-2");
+        let csr = request.serialize_request(&key).unwrap().pem().unwrap();
+        let cert = ca.issue_client_for_csr("zone-1", &csr).unwrap();
+        let der = parsed(&cert);
+        let (_, x509) = X509Certificate::from_der(&der).unwrap();
+        assert_eq!(
+            x509.public_key().subject_public_key.data.as_ref(),
+            key.public_key_raw()
+        );
+        // The zone comes from the request path, never from the CSR's subject or SANs.
+        assert_eq!(
+            crate::verify_zone_certificate(ca.cert_pem(), &cert).unwrap(),
+            "zone-1"
+        );
+        let sans = x509.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(sans.value.general_names.len(), 1);
+        let err = ca.issue_client_for_csr("zone-1", "garbage").err().unwrap();
+        assert!(matches!(err, TlsError::InvalidCsr(_)), "{err}");
+        assert!(matches!(
+            ca.issue_client_for_csr("Zone_1", &csr),
+            Err(TlsError::InvalidZone(_))
+        ));
     }
 
     #[test]

@@ -9,14 +9,21 @@
 #![forbid(unsafe_code)]
 
 mod authority;
+mod client_certs;
 mod identity;
 mod pem;
 mod work_dir;
 mod workload;
 
 pub use authority::{Authority, ZONE_URI_PREFIX, is_zone_name, self_signed};
+pub use client_certs::{
+    PinnedClientCerts, certificate_serial, describe_certificate, load_client_certificates,
+    pem_certificate_serial,
+};
 pub use identity::{verify_zone_certificate, zone_from_certificate};
-pub use pem::{client_config, server_config};
+pub use pem::{
+    client_config, mutual_tls_server_config, server_config, server_config_with_client_certs,
+};
 pub use work_dir::{ServerIdentity, ensure_server_identity};
 pub use workload::{mesh_ca_secret_name, split_pem_bundle};
 
@@ -39,6 +46,9 @@ pub enum TlsError {
     /// A zone name that cannot become a certificate identity (see [`is_zone_name`]).
     #[error("invalid zone name {0:?}: must be a DNS label (lower-case letters, digits and '-')")]
     InvalidZone(String),
+    /// A certificate signing request that cannot be read or whose signature does not verify.
+    #[error("invalid certificate signing request: {0}")]
+    InvalidCsr(String),
     /// A certificate that should name exactly one zone does not; says what is wrong with it.
     #[error("{0}")]
     NoZoneIdentity(String),

@@ -15,17 +15,77 @@ pub fn server_config(
     key_pem: &str,
     source: &str,
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    build_server_config(cert_pem, key_pem, source, None)
+}
+
+/// Like [`server_config`], but asking clients for a certificate and accepting exactly the
+/// `pinned` ones (or none): see [`crate::PinnedClientCerts`].
+pub fn server_config_with_client_certs(
+    cert_pem: &str,
+    key_pem: &str,
+    source: &str,
+    pinned: Vec<CertificateDer<'static>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    build_server_config(
+        cert_pem,
+        key_pem,
+        source,
+        Some(Arc::new(crate::PinnedClientCerts::new(pinned))),
+    )
+}
+
+fn build_server_config(
+    cert_pem: &str,
+    key_pem: &str,
+    source: &str,
+    client_certs: Option<Arc<crate::PinnedClientCerts>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = certificates(cert_pem, source)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::Pem {
         path: source.into(),
         reason: format!("private key: {e}"),
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder =
+        ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
+    let builder = match client_certs {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TLS server configuration that requires a client certificate chaining to a CA in
+/// `client_ca_pem` (KDS: zones authenticate with the certificates the KDS CA issued them).
+pub fn mutual_tls_server_config(
+    cert_pem: &str,
+    key_pem: &str,
+    client_ca_pem: &str,
+    source: &str,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs = certificates(cert_pem, source)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::Pem {
+        path: source.into(),
+        reason: format!("private key: {e}"),
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for root in certificates(client_ca_pem, "the client CA")? {
+        roots.add(root)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| TlsError::InvalidCa(e.to_string()))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
 

@@ -1,6 +1,7 @@
 //! `atoll-zone ingress`: the SNI router as its own process, fed by a zone control plane's
-//! table stream. It can run as several replicas behind one advertised address and keeps
-//! routing on its last table while the zone control plane restarts.
+//! table stream, which it follows with a zone token of its zone (scope `ingress`). It can run
+//! as several replicas behind one advertised address and keeps routing on its last table
+//! while the zone control plane restarts.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +12,35 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use super::registry::Advertisement;
+use super::stream::Follower;
 use super::table::Table;
+
+/// A lazily connecting channel to the zone's DP server at `cp` (`https://HOST:PORT`),
+/// verified with the CA in `ca_pem`.
+pub fn channel(cp: &str, ca_pem: &str) -> anyhow::Result<tonic::transport::Channel> {
+    let cp = cp.trim_end_matches('/');
+    let host = cp
+        .strip_prefix("https://")
+        .with_context(|| {
+            format!(
+                "--cp-address {cp:?}: must be https://HOST:PORT (the DP server always uses TLS)"
+            )
+        })?
+        .rsplit_once(':')
+        .map_or(cp, |(host, _)| host)
+        .trim_matches(['[', ']'])
+        .to_string();
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+        .domain_name(host);
+    Ok(tonic::transport::Endpoint::from_shared(cp.to_string())?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .connect_lazy())
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngressArgs {
@@ -29,6 +58,16 @@ pub struct IngressArgs {
         required_unless_present = "routes_file"
     )]
     pub ca_cert_file: Option<PathBuf>,
+    /// File holding the zone token (`atollctl generate zone-token --zone Z --scope ingress`).
+    #[arg(
+        long,
+        env = "KUMA_DATAPLANE_RUNTIME_TOKEN_PATH",
+        conflicts_with = "zone_token"
+    )]
+    pub zone_token_file: Option<PathBuf>,
+    /// The zone token itself (prefer --zone-token-file: arguments are visible to other users).
+    #[arg(long, env = "KUMA_DATAPLANE_RUNTIME_TOKEN", hide_env_values = true)]
+    pub zone_token: Option<String>,
     /// A fixed table instead of a zone's (`{"<sni>": ["ip:port", ...]}`), for tests and
     /// benchmarks.
     #[arg(long, conflicts_with = "cp_address")]
@@ -74,21 +113,35 @@ pub async fn run(args: IngressArgs) -> anyhow::Result<()> {
             tables_tx.send_replace(Arc::new(table));
         }
         (None, Some(cp), Some(ca_file)) => {
-            let ca =
-                std::fs::read(ca_file).with_context(|| format!("reading {}", ca_file.display()))?;
-            let tls = atoll_tls::client_config(&ca, &ca_file.display().to_string())?;
-            let client = reqwest::Client::builder()
-                .tls_backend_preconfigured(tls)
-                .build()
-                .context("setting up the HTTPS client")?;
+            let ca = std::fs::read_to_string(ca_file)
+                .with_context(|| format!("reading {}", ca_file.display()))?;
+            let token = match (&args.zone_token_file, &args.zone_token) {
+                (Some(file), _) => Some(
+                    std::fs::read_to_string(file)
+                        .with_context(|| format!("reading {}", file.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                (None, Some(token)) => Some(token.trim().to_string()),
+                (None, None) => {
+                    tracing::warn!(
+                        "no zone token (--zone-token-file): a zone with zone proxy authentication on will refuse this ingress"
+                    );
+                    None
+                }
+            };
+            let channel = channel(cp, &ca)?;
             let advertised = Advertisement {
                 address: args.advertised_address.clone(),
                 port: u32::from(args.advertised_port.unwrap_or(args.listen.port())),
             };
             tokio::spawn(super::stream::follow(
-                client,
-                cp.trim_end_matches('/').to_string(),
-                advertised,
+                Follower {
+                    channel,
+                    token,
+                    role: "ingress",
+                    advertised,
+                },
                 tables_tx,
                 stop.clone(),
             ));
@@ -106,6 +159,10 @@ pub async fn run(args: IngressArgs) -> anyhow::Result<()> {
             None,
             atoll_api::diagnostics::router(metrics, ready),
             stop.clone(),
+            atoll_api::Limits {
+                drain_timeout: args.drain_time,
+                ..atoll_api::Limits::new("diagnostics")
+            },
         ));
     }
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -191,7 +191,7 @@ pub async fn run(
             _ = tokio::time::sleep(retry) => {}
             changed = advertisement.changed() => if changed.is_err() { return },
             event = feed.recv() => match event {
-                Ok(Event::Put { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress | Kind::MeshGateway) => {
+                Ok(Event::Put { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress | Kind::MeshGateway | Kind::Mesh) => {
                     if let Some(w) = world.as_mut() {
                         match store.get(&key).await {
                             Ok(stored) => {
@@ -202,7 +202,7 @@ pub async fn run(
                         }
                     }
                 }
-                Ok(Event::Deleted { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress | Kind::MeshGateway) => {
+                Ok(Event::Deleted { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress | Kind::MeshGateway | Kind::Mesh) => {
                     if let Some(w) = world.as_mut() {
                         w.apply(key.kind, key.mesh.as_deref(), &key.name, None);
                     }

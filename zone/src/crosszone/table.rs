@@ -50,16 +50,34 @@ pub fn cross_mesh_gateways(world: &World) -> Vec<(String, String, String, Vec<So
     found
 }
 
+/// Whether `mesh` has mTLS on: only then is cross-zone traffic mesh mTLS end to end, and only
+/// then may an ingress or egress carry it (anything else would make them open relays).
+fn mtls_mesh(world: &World, mesh: &str) -> bool {
+    world
+        .meshes
+        .get(mesh)
+        .and_then(crate::proxy::build::mtls_backend)
+        .is_some()
+}
+
+/// The ingress's table: only the inbounds of this zone's Dataplanes (each admitted with a
+/// token that allowed it) in meshes with mTLS on.
 pub fn ingress_table(world: &World) -> Table {
     let mut table = Table::new();
     // crossMesh gateway listeners are reachable from other zones too (kumahq/kuma#4379).
     for (mesh, service, _, addrs) in cross_mesh_gateways(world) {
+        if !mtls_mesh(world, &mesh) {
+            continue;
+        }
         table
             .entry(service_sni(&mesh, &service, None))
             .or_default()
             .extend(addrs);
     }
     for ((mesh, service), instances) in &world.endpoints {
+        if !mtls_mesh(world, mesh) {
+            continue;
+        }
         let addrs = |port: Option<u32>| -> Vec<SocketAddr> {
             instances
                 .values()
@@ -102,7 +120,11 @@ pub fn egress_table(world: &World) -> Table {
         let (Ok(ip), Ok(port)) = (address.parse::<IpAddr>(), u16::try_from(port)) else {
             continue;
         };
-        for s in &z.available_services {
+        for s in z
+            .available_services
+            .iter()
+            .filter(|s| mtls_mesh(world, &s.mesh))
+        {
             if let Some(service) = s.tags.get(atoll_model::types::SERVICE_TAG) {
                 table
                     .entry(service_sni(&s.mesh, service, None))
@@ -130,6 +152,39 @@ mod tests {
             .expect("valid dataplane")
     }
 
+    fn mtls_mesh_resource(name: &str) -> atoll_model::Resource {
+        let yaml = format!(
+            "type: Mesh\nname: {name}\nmtls:\n  enabledBackend: ca-1\n  backends:\n  - name: ca-1\n    type: builtin\n"
+        );
+        atoll_model::parse_documents(&yaml)
+            .remove(0)
+            .outcome
+            .expect("valid mesh")
+    }
+
+    /// The ingress is never a relay into a mesh without mTLS, nor to a mesh that does not
+    /// exist here.
+    #[test]
+    fn only_meshes_with_mtls_are_routed() {
+        let mut world = World::default();
+        let dp = dataplane("dp-1", "web", 8080, 8080);
+        world.apply(Kind::Dataplane, Some("default"), "dp-1", Some(&dp));
+        assert!(ingress_table(&world).is_empty(), "no mesh: nothing routed");
+        let plain = atoll_model::parse_documents("type: Mesh\nname: default\n")
+            .remove(0)
+            .outcome
+            .unwrap();
+        world.apply(Kind::Mesh, None, "default", Some(&plain));
+        assert!(ingress_table(&world).is_empty(), "mTLS off: nothing routed");
+        world.apply(
+            Kind::Mesh,
+            None,
+            "default",
+            Some(&mtls_mesh_resource("default")),
+        );
+        assert!(ingress_table(&world).contains_key(&service_sni("default", "web", None)));
+    }
+
     proptest! {
         /// The client's SNI for a service, with or without a port, always finds the instances
         /// the ingress serves for it: both sides come from `service_sni`.
@@ -141,6 +196,7 @@ mod tests {
             ask_port in prop_oneof![Just(None), Just(Some(0)), Just(Some(1))],
         ) {
             let mut world = World::default();
+            world.apply(Kind::Mesh, None, "default", Some(&mtls_mesh_resource("default")));
             let dp = dataplane("dp-1", &service, port, service_port);
             world.apply(Kind::Dataplane, Some("default"), "dp-1", Some(&dp));
             let table = ingress_table(&world);

@@ -1,6 +1,12 @@
 //! Envoy's Aggregated Discovery Service, state-of-the-world and delta, over the hub's
 //! per-proxy configurations.
 //!
+//! Every stream is authenticated by the data plane token in its metadata (Envoy sends what
+//! the bootstrap put there): the token must name the proxy of the stream's `node.id`, and every
+//! configuration is checked against it before it is sent, so a stream never receives the
+//! certificates of a Dataplane its token does not admit (even when the Dataplane changes while
+//! the stream is open). Streams end when the zone shuts down.
+//!
 //! A response goes out only when what the proxy subscribed to has a new version: an unchanged
 //! recomputation sends nothing. A NACK keeps the proxy on its last good configuration (Envoy
 //! does that; we just never resend the rejected version), is logged with the proxy and reason,
@@ -16,11 +22,12 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse, Resource,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::authn::{Authenticator, Denied, Grant, bearer_metadata};
 use crate::proxy::deps::ProxyId;
 use crate::proxy::hub::{Hub, Nack, SnapshotRx, now_rfc3339};
 use crate::xds::snapshot::{PUSH_ORDER, Snapshot, is_wildcard_type};
@@ -44,6 +51,45 @@ pub fn parse_node_id(id: &str) -> Result<ProxyId, Status> {
 
 pub struct Ads {
     pub hub: Arc<Hub>,
+    pub auth: Authenticator,
+    /// Turns true on shutdown: every stream ends.
+    pub stop: watch::Receiver<bool>,
+}
+
+/// What a stream carries along: the proxy's grant and the shutdown signal.
+#[derive(Clone)]
+struct StreamContext {
+    grant: Grant,
+    stop: watch::Receiver<bool>,
+}
+
+impl Ads {
+    /// The grant of a stream's token, and the proxy its first request names, which the token
+    /// must cover.
+    async fn admit<T: prost::Message + Default>(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        inbound: &mut Streaming<T>,
+        node: impl FnOnce(&T) -> Option<&Node>,
+    ) -> Result<(T, ProxyId, StreamContext), Status> {
+        let grant = self
+            .auth
+            .dataplane(bearer_metadata(metadata))
+            .map_err(Denied::into_status)?;
+        let (first, proxy) = first_request(inbound, node).await?;
+        grant.admits_proxy(&proxy.0, &proxy.1).map_err(|denied| {
+            tracing::warn!(mesh = %proxy.0, proxy = %proxy.1, ?denied, "ADS stream refused");
+            denied.into_status()
+        })?;
+        Ok((
+            first,
+            proxy,
+            StreamContext {
+                grant,
+                stop: self.stop.clone(),
+            },
+        ))
+    }
 }
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -144,14 +190,17 @@ impl AggregatedDiscoveryService for Ads {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let metadata = request.metadata().clone();
         let mut inbound = request.into_inner();
-        let (first, proxy) = first_request(&mut inbound, |r| r.node.as_ref()).await?;
+        let (first, proxy, cx) = self
+            .admit(&metadata, &mut inbound, |r| r.node.as_ref())
+            .await?;
         Ok(open(
             self.hub.clone(),
             proxy,
             "state of the world",
             |hub, proxy, snapshots, tx| async move {
-                sotw(&hub, &proxy, first, inbound, snapshots, &tx).await
+                sotw(&hub, &proxy, first, inbound, snapshots, &tx, cx).await
             },
         ))
     }
@@ -160,14 +209,17 @@ impl AggregatedDiscoveryService for Ads {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let metadata = request.metadata().clone();
         let mut inbound = request.into_inner();
-        let (first, proxy) = first_request(&mut inbound, |r| r.node.as_ref()).await?;
+        let (first, proxy, cx) = self
+            .admit(&metadata, &mut inbound, |r| r.node.as_ref())
+            .await?;
         Ok(open(
             self.hub.clone(),
             proxy,
             "delta",
             |hub, proxy, snapshots, tx| async move {
-                delta(&hub, &proxy, first, inbound, snapshots, &tx).await
+                delta(&hub, &proxy, first, inbound, snapshots, &tx, cx).await
             },
         ))
     }
@@ -182,12 +234,13 @@ async fn sotw(
     mut inbound: Streaming<DiscoveryRequest>,
     mut snapshots: SnapshotRx,
     tx: &Tx<DiscoveryResponse>,
+    mut cx: StreamContext,
 ) -> Result<(), Status> {
     let mut types: BTreeMap<String, SotwType> = BTreeMap::new();
     let mut nonce = 0u64;
     let mut pending = Some(first);
     loop {
-        let request = match next(&mut pending, &mut inbound, &mut snapshots).await {
+        let request = match next(&mut pending, &mut inbound, &mut snapshots, &mut cx.stop).await {
             Wake::Request(r) => Some(r),
             Wake::Snapshot => None,
             Wake::End => return Ok(()),
@@ -223,6 +276,7 @@ async fn sotw(
             &mut nonce,
             sotw_response,
             tx,
+            &cx.grant,
         )
         .await?;
     }
@@ -233,7 +287,7 @@ enum Wake<T> {
     Request(T),
     /// A new configuration for the proxy.
     Snapshot,
-    /// Envoy went away, or the proxy's configuration channel closed.
+    /// Envoy went away, the proxy's configuration channel closed, or the zone is stopping.
     End,
 }
 
@@ -243,11 +297,13 @@ async fn next<T: prost::Message + Default>(
     pending: &mut Option<T>,
     inbound: &mut Streaming<T>,
     snapshots: &mut SnapshotRx,
+    stop: &mut watch::Receiver<bool>,
 ) -> Wake<T> {
     if let Some(first) = pending.take() {
         return Wake::Request(first);
     }
     tokio::select! {
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => Wake::End,
         message = inbound.message() => match message {
             Ok(Some(r)) => Wake::Request(r),
             Ok(None) => Wake::End,
@@ -263,7 +319,9 @@ async fn next<T: prost::Message + Default>(
     }
 }
 
-/// Sends, in push order, every subscribed type whose resources changed in the newest snapshot.
+/// Sends, in push order, every subscribed type whose resources changed in the newest
+/// snapshot, once the stream's grant admits the Dataplane the snapshot was computed for.
+#[allow(clippy::too_many_arguments)]
 async fn push<S, R>(
     hub: &Hub,
     proxy: &ProxyId,
@@ -272,11 +330,18 @@ async fn push<S, R>(
     nonce: &mut u64,
     respond: fn(&Snapshot, &str, &mut S, &mut u64) -> Option<R>,
     tx: &Tx<R>,
+    grant: &Grant,
 ) -> Result<(), Status> {
     let snapshot = snapshots.borrow_and_update().clone();
     let Some(snapshot) = snapshot else {
         return Ok(());
     };
+    if let Some(dataplane) = &snapshot.dataplane
+        && let Err(denied) = grant.admits(&proxy.0, &proxy.1, dataplane)
+    {
+        tracing::warn!(mesh = %proxy.0, proxy = %proxy.1, ?denied, "the stream's token does not admit the proxy's Dataplane; ending the stream");
+        return Err(denied.into_status());
+    }
     for type_url in PUSH_ORDER {
         let Some(state) = types.get_mut(type_url) else {
             continue;
@@ -338,12 +403,13 @@ async fn delta(
     mut inbound: Streaming<DeltaDiscoveryRequest>,
     mut snapshots: SnapshotRx,
     tx: &Tx<DeltaDiscoveryResponse>,
+    mut cx: StreamContext,
 ) -> Result<(), Status> {
     let mut types: BTreeMap<String, DeltaType> = BTreeMap::new();
     let mut nonce = 0u64;
     let mut pending = Some(first);
     loop {
-        let request = match next(&mut pending, &mut inbound, &mut snapshots).await {
+        let request = match next(&mut pending, &mut inbound, &mut snapshots, &mut cx.stop).await {
             Wake::Request(r) => Some(r),
             Wake::Snapshot => None,
             Wake::End => return Ok(()),
@@ -395,6 +461,7 @@ async fn delta(
             &mut nonce,
             delta_response,
             tx,
+            &cx.grant,
         )
         .await?;
     }

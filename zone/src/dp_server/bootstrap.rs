@@ -1,6 +1,7 @@
-//! Registration and bootstrap: `atoll-dp` posts its Dataplane, the zone stores it and answers
-//! with the Envoy bootstrap (binary protobuf) that points Envoy's ADS at this server.
-//! `DELETE` deregisters on shutdown.
+//! Registration and bootstrap: `atoll-dp` posts its Dataplane with its data plane token; the
+//! zone checks that the token admits it, stores it and answers with the Envoy bootstrap
+//! (binary protobuf) that points Envoy's ADS at this server, carrying the same token.
+//! `DELETE` deregisters on shutdown, with the same token.
 
 use std::sync::Arc;
 
@@ -9,14 +10,14 @@ use atoll_model::{Kind, Resource, Spec};
 use atoll_store::{Key, Precondition, Store, StoreError};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use envoy_types::pb::envoy::config::bootstrap::v3::{Admin, Bootstrap, bootstrap};
 use envoy_types::pb::envoy::config::cluster::v3::cluster;
 use envoy_types::pb::envoy::config::core::v3::{
-    AggregatedConfigSource, ApiConfigSource, ApiVersion, ConfigSource, GrpcService, Node,
-    api_config_source, config_source, grpc_service,
+    AggregatedConfigSource, ApiConfigSource, ApiVersion, ConfigSource, GrpcService, HeaderValue,
+    Node, api_config_source, config_source, grpc_service,
 };
 use envoy_types::pb::envoy::config::core::v3::{
     DataSource, TransportSocket, data_source, transport_socket,
@@ -28,6 +29,7 @@ use envoy_types::util::pack_any;
 use prost::Message;
 use serde::Deserialize;
 
+use super::authn::{Authenticator, bearer_header};
 use crate::proxy::hub::Hub;
 use crate::xds::clusters;
 
@@ -51,13 +53,14 @@ pub struct BootstrapRequest {
 struct BootstrapState {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
+    auth: Authenticator,
 }
 
-pub fn router(store: Arc<dyn Store>, hub: Arc<Hub>) -> axum::Router {
+pub fn router(store: Arc<dyn Store>, hub: Arc<Hub>, auth: Authenticator) -> axum::Router {
     axum::Router::new()
         .route("/bootstrap", post(register))
         .route("/dataplanes/{mesh}/{name}", delete(deregister))
-        .with_state(BootstrapState { store, hub })
+        .with_state(BootstrapState { store, hub, auth })
 }
 
 fn cause(field: &str, message: String) -> Cause {
@@ -67,10 +70,10 @@ fn cause(field: &str, message: String) -> Cause {
     }
 }
 
-/// Parses and validates the posted Dataplane; errors are the REST API's, field by field.
+/// Parses and validates the posted Dataplane (exactly one document, nothing after it read);
+/// errors are the REST API's, field by field.
 fn dataplane(text: &str) -> Result<Resource, ApiError> {
-    let mut docs = atoll_model::parse_documents(text).into_iter();
-    let (Some(doc), None) = (docs.next(), docs.next()) else {
+    let (Some(doc), false) = atoll_model::parse_first_document(text) else {
         return Err(ApiError::bad_request(
             "the dataplane field must hold exactly one resource",
             vec![cause(
@@ -95,8 +98,17 @@ fn dataplane(text: &str) -> Result<Resource, ApiError> {
 #[tracing::instrument(skip_all, fields(mesh, name))]
 async fn register(
     State(state): State<BootstrapState>,
+    headers: HeaderMap,
     Json(request): Json<BootstrapRequest>,
 ) -> Response {
+    let token = bearer_header(&headers);
+    let grant = match state.auth.dataplane(token) {
+        Ok(grant) => grant,
+        Err(denied) => {
+            tracing::warn!(?denied, "registration refused");
+            return denied.into_api_error().into_response();
+        }
+    };
     let resource = match dataplane(&request.dataplane) {
         Ok(r) => r,
         Err(err) => return err.into_response(),
@@ -106,22 +118,28 @@ async fn register(
     tracing::Span::current()
         .record("mesh", mesh.as_str())
         .record("name", name.as_str());
-    let admin_port = match &resource.spec {
-        Spec::Dataplane(dp) => dp
-            .networking
-            .as_ref()
-            .and_then(|n| n.admin.as_ref())
-            .map(|a| a.port)
-            .filter(|p| *p != 0)
-            .unwrap_or(9901),
-        _ => 9901,
+    let (admin_port, admitted) = match &resource.spec {
+        Spec::Dataplane(dp) => (
+            dp.networking
+                .as_ref()
+                .and_then(|n| n.admin.as_ref())
+                .map(|a| a.port)
+                .filter(|p| *p != 0)
+                .unwrap_or(9901),
+            grant.admits(&mesh, &name, dp),
+        ),
+        _ => (9901, Ok(())),
     };
+    if let Err(denied) = admitted {
+        tracing::warn!(?denied, jti = ?grant.jti(), "registration refused");
+        return denied.into_api_error().into_response();
+    }
     match state.store.put(resource, Precondition::Any).await {
         Err(err) => return ApiError::from(err).into_response(),
         // A new registration starts a fresh insight; a data plane re-registering keeps it.
         Ok(atoll_store::PutOutcome::Created(_)) => {
             state.hub.forget(&(mesh.clone(), name.clone()));
-            tracing::info!("Dataplane registered");
+            tracing::info!(jti = ?grant.jti(), "Dataplane registered");
         }
         Ok(atoll_store::PutOutcome::Updated(_)) => tracing::info!("Dataplane updated"),
         Ok(atoll_store::PutOutcome::Unchanged(_)) => {
@@ -129,7 +147,7 @@ async fn register(
         }
     }
     metrics::counter!("atoll_dp_registrations_total").increment(1);
-    let bootstrap = build(&mesh, &name, admin_port, &request);
+    let bootstrap = build(&mesh, &name, admin_port, &request, token);
     (
         [(header::CONTENT_TYPE, "application/x-protobuf")],
         bootstrap.encode_to_vec(),
@@ -137,12 +155,32 @@ async fn register(
         .into_response()
 }
 
-#[tracing::instrument(skip(state))]
+#[tracing::instrument(skip(state, headers))]
 async fn deregister(
     State(state): State<BootstrapState>,
+    headers: HeaderMap,
     Path((mesh, name)): Path<(String, String)>,
 ) -> Response {
+    let grant = match state.auth.dataplane(bearer_header(&headers)) {
+        Ok(grant) => grant,
+        Err(denied) => return denied.into_api_error().into_response(),
+    };
+    if let Err(denied) = grant.admits_proxy(&mesh, &name) {
+        return denied.into_api_error().into_response();
+    }
     let key = Key::new(Kind::Dataplane, Some(&mesh), &name);
+    // A token restricted to some tags may only remove a Dataplane it could have registered.
+    match state.store.get(&key).await {
+        Ok(Some(stored)) => {
+            if let Spec::Dataplane(dp) = &stored.resource.spec
+                && let Err(denied) = grant.admits(&mesh, &name, dp)
+            {
+                return denied.into_api_error().into_response();
+            }
+        }
+        Ok(None) => return StatusCode::NO_CONTENT.into_response(),
+        Err(err) => return ApiError::from(err).into_response(),
+    }
     match state.store.delete(&key, None).await {
         Ok(_) | Err(StoreError::NotFound { .. }) => {
             tracing::info!("Dataplane deregistered");
@@ -164,8 +202,15 @@ fn ads() -> ConfigSource {
     }
 }
 
-/// The bootstrap of one proxy.
-pub fn build(mesh: &str, name: &str, admin_port: u32, request: &BootstrapRequest) -> Bootstrap {
+/// The bootstrap of one proxy; `token` goes into the ADS stream's metadata, where the DP
+/// server checks it again.
+pub fn build(
+    mesh: &str,
+    name: &str,
+    admin_port: u32,
+    request: &BootstrapRequest,
+    token: Option<&str>,
+) -> Bootstrap {
     let mut cluster = clusters::with_http2(clusters::fixed(
         ADS_CLUSTER,
         &request.xds_host,
@@ -236,6 +281,14 @@ pub fn build(mesh: &str, name: &str, admin_port: u32, request: &BootstrapRequest
                             ..Default::default()
                         },
                     )),
+                    initial_metadata: token
+                        .map(|token| HeaderValue {
+                            key: "authorization".into(),
+                            value: format!("Bearer {token}"),
+                            ..Default::default()
+                        })
+                        .into_iter()
+                        .collect(),
                     ..Default::default()
                 }],
                 set_node_on_first_message_only: true,

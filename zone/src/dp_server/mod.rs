@@ -1,8 +1,10 @@
 //! The DP server on 5678: Envoy ADS (state of the world and delta; SDS travels on the same
-//! stream), the bootstrap endpoint `atoll-dp` registers through, and proxy insights. One TLS
-//! port for gRPC and HTTP/1.1 alike.
+//! stream), the bootstrap endpoint `atoll-dp` registers through, and the routing-table stream
+//! separate zone proxies follow. One TLS port for gRPC and HTTP/1.1 alike; every entry point
+//! authenticates its caller ([`authn`]).
 
 pub mod ads;
+pub mod authn;
 pub mod bootstrap;
 pub mod insight;
 
@@ -16,31 +18,42 @@ use tokio::sync::watch;
 
 use crate::proxy::hub::Hub;
 
+/// What the DP server serves.
+pub struct DpServer {
+    pub tls: Arc<rustls::ServerConfig>,
+    pub store: Arc<dyn Store>,
+    pub hub: Arc<Hub>,
+    pub auth: authn::Authenticator,
+    pub tables: crate::crosszone::stream::TableServer,
+    pub limits: atoll_api::Limits,
+}
+
 /// Binds `addr` and serves until `stop`.
 pub async fn serve(
     addr: SocketAddr,
-    tls: Arc<rustls::ServerConfig>,
-    store: Arc<dyn Store>,
-    hub: Arc<Hub>,
-    extra: axum::Router,
+    server: DpServer,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the DP server on {addr}"))?;
-    let http = bootstrap::router(store, hub.clone())
-        .merge(insight::router(hub.clone()))
-        .merge(extra);
-    let ads = AggregatedDiscoveryServiceServer::new(ads::Ads { hub })
-        .max_decoding_message_size(16 * 1024 * 1024);
+    let http = bootstrap::router(server.store, server.hub.clone(), server.auth.clone());
+    let ads = AggregatedDiscoveryServiceServer::new(ads::Ads {
+        hub: server.hub,
+        auth: server.auth,
+        stop: stop.clone(),
+    })
+    .max_decoding_message_size(16 * 1024 * 1024);
     let router = tonic::service::Routes::from(http)
         .add_service(ads)
+        .add_service(server.tables.into_service())
         .into_axum_router();
-    tracing::info!(%addr, "DP server listening (ADS, SDS, bootstrap)");
+    tracing::info!(%addr, "DP server listening (ADS, SDS, bootstrap, zone proxy tables)");
     Ok(tokio::spawn(atoll_api::serve(
         listener,
-        Some(tls),
+        Some(server.tls),
         router,
         stop,
+        server.limits,
     )))
 }

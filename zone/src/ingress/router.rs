@@ -103,7 +103,11 @@ pub async fn serve(
             () = async { drop(stop.wait_for(|stop| *stop).await) } => break,
             Some(joined) = connections.join_next(), if !connections.is_empty() => reaped(joined),
             changed = table_changes.changed(), if table_open => match changed {
-                Ok(()) => shared.picker.retain(&table_changes.borrow_and_update()),
+                Ok(()) => {
+                    let table = table_changes.borrow_and_update().clone();
+                    shared.picker.retain(&table);
+                    shared.stats.retain(&table);
+                }
                 Err(_) => table_open = false,
             },
             accepted = listener.accept() => match accepted {

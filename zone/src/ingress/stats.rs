@@ -156,6 +156,12 @@ impl Stats {
         counters
     }
 
+    /// Forgets the counters of SNIs the table no longer has, so they stay bounded by the
+    /// table (open connections keep theirs until they end).
+    pub(crate) fn retain(&self, table: &super::Table) {
+        self.lock().retain(|sni, _| table.contains_key(sni));
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<SniCounters>>> {
         // Counters stay meaningful after a panic elsewhere; never take the ingress down for them.
         self.per_sni

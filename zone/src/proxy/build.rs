@@ -346,6 +346,7 @@ pub fn build(
         built: Built::default(),
         mtls: false,
     };
+    cx.built.snapshot.dataplane = Some(std::sync::Arc::new(dp.clone()));
     cx.built
         .deps
         .insert(Dep::Dataplane(mesh.clone(), name.clone()));

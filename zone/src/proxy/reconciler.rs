@@ -124,6 +124,14 @@ impl Reconciler {
                 None
             };
             let Key { kind, mesh, name } = key;
+            if kind == atoll_model::Kind::Dataplane
+                && !present
+                && let Some(mesh) = &mesh
+            {
+                // Deregistered: its insight goes too, so per-proxy state stays bounded by the
+                // proxies that exist.
+                self.hub.forget(&(mesh.clone(), name.clone()));
+            }
             touched.extend(
                 self.world
                     .apply(kind, mesh.as_deref(), &name, resource.as_ref()),

@@ -62,6 +62,8 @@ impl TypeSet {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub types: BTreeMap<&'static str, TypeSet>,
+    /// The Dataplane this was computed for: a stream sends it only to a token that admits it.
+    pub dataplane: Option<std::sync::Arc<atoll_model::types::DataplaneSpec>>,
 }
 
 fn hash(bytes: &[u8]) -> String {

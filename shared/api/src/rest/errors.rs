@@ -61,11 +61,20 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "Not Found", details)
     }
 
-    pub fn unauthorized() -> Self {
+    pub fn unauthorized(details: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", details)
+    }
+
+    pub fn forbidden(details: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "Forbidden", details)
+    }
+
+    /// 503: the request may succeed if retried shortly.
+    pub fn unavailable(details: impl Into<String>) -> Self {
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "this request needs the admin token (Authorization: Bearer <token>); it is in the control plane's work directory, file admin-token",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            details,
         )
     }
 }
@@ -100,6 +109,14 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let challenge = self.status == StatusCode::UNAUTHORIZED;
+        let mut response = (self.status, Json(self.body)).into_response();
+        if challenge {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

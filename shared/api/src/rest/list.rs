@@ -13,14 +13,13 @@ use serde_json::{Value, json};
 
 use super::errors::{ApiError, Cause};
 use super::{ApiState, body, target};
-use crate::Connection;
 
 const DEFAULT_SIZE: usize = 100;
 const MAX_SIZE: usize = 1000;
 
 pub(super) async fn list_all(
     State(state): State<ApiState>,
-    conn: Option<Extension<Connection>>,
+    Extension(user): Extension<atoll_auth::User>,
     headers: HeaderMap,
     Path(plural): Path<String>,
     RawQuery(query): RawQuery,
@@ -28,7 +27,7 @@ pub(super) async fn list_all(
     let kind = target::kind(&plural)?;
     list(
         &state,
-        conn,
+        &user,
         &headers,
         kind,
         None,
@@ -40,7 +39,7 @@ pub(super) async fn list_all(
 
 pub(super) async fn list_in_mesh(
     State(state): State<ApiState>,
-    conn: Option<Extension<Connection>>,
+    Extension(user): Extension<atoll_auth::User>,
     headers: HeaderMap,
     Path((mesh, plural)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -49,7 +48,7 @@ pub(super) async fn list_in_mesh(
     let path = format!("/meshes/{mesh}/{plural}");
     list(
         &state,
-        conn,
+        &user,
         &headers,
         kind,
         Some(mesh),
@@ -61,7 +60,7 @@ pub(super) async fn list_in_mesh(
 
 async fn list(
     state: &ApiState,
-    conn: Option<Extension<Connection>>,
+    user: &atoll_auth::User,
     headers: &HeaderMap,
     kind: Kind,
     mesh: Option<String>,
@@ -69,7 +68,9 @@ async fn list(
     path: &str,
 ) -> Result<Response, ApiError> {
     if target::is_secret(kind) {
-        target::authorize(state, conn.as_deref(), headers)?;
+        state
+            .auth
+            .authorize(user, atoll_auth::Action::ViewSecrets)?;
     }
     let (size, offset, labels) = parse_query(raw_query.unwrap_or_default())?;
     let query = ListQuery {
@@ -82,8 +83,8 @@ async fn list(
     let page = state.store.list(&query).await?;
     let items: Vec<Value> = page
         .items
-        .iter()
-        .map(|s| encode_value(&s.resource))
+        .into_iter()
+        .map(|s| encode_value(&super::readable(state, user, s.resource)))
         .collect();
     let next = page.next_offset.map(|next| {
         let filters: String = labels

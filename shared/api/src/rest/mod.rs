@@ -8,6 +8,7 @@ pub mod openapi;
 mod overview;
 mod resources;
 mod target;
+mod tokens;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,10 +21,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tracing::Instrument;
 
-pub use certificates::{IssuedCertificate, IssuerSlot, ZoneCertificateIssuer};
+pub use certificates::{CsrError, IssuedCertificate, IssuerSlot, ZoneCertificateIssuer};
 pub use errors::{ApiError, Cause, ErrorBody};
 
-use crate::AdminToken;
+use crate::auth::ApiAuth;
 
 /// Which control plane serves the API: decides which types may be written here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +46,7 @@ impl Mode {
 pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub mode: Mode,
-    pub token: AdminToken,
+    pub auth: ApiAuth,
     /// Set on the global once its KDS CA is ready.
     pub zone_certificates: IssuerSlot,
 }
@@ -53,6 +54,9 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/tokens/dataplane", axum::routing::post(tokens::dataplane))
+        .route("/tokens/zone", axum::routing::post(tokens::zone))
+        .route("/tokens/user", axum::routing::post(tokens::user))
         .route("/openapi.json", get(openapi::serve))
         .route("/zones/_overview", get(overview::zones))
         .route(
@@ -74,8 +78,24 @@ pub fn router(state: ApiState) -> Router {
                 .delete(resources::delete_in_mesh),
         )
         .fallback(|| async { ApiError::not_found("no such path") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn(observe))
         .with_state(state)
+}
+
+/// `resource` as `user` may read it: with private keys redacted unless they may see secrets.
+fn readable(
+    state: &ApiState,
+    user: &atoll_auth::User,
+    mut resource: atoll_model::Resource,
+) -> atoll_model::Resource {
+    if !state.auth.may_view_secrets(user) {
+        atoll_model::redact::redact_key_material(&mut resource);
+    }
+    resource
 }
 
 async fn index(State(state): State<ApiState>) -> Response {
@@ -100,7 +120,7 @@ async fn observe(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let span = tracing::info_span!("api", %method, path = %request.uri().path(), status = tracing::field::Empty);
+    let span = tracing::info_span!("api", %method, path = %request.uri().path(), user = tracing::field::Empty, status = tracing::field::Empty);
     let started = Instant::now();
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();

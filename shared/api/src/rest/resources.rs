@@ -1,6 +1,7 @@
 //! Get, put and delete of one resource.
 
-use atoll_model::{Kind, Scope, decode_value, encode_value};
+use atoll_auth::{Action, User};
+use atoll_model::{Kind, Resource, Scope, Spec, decode_value, encode_value};
 use atoll_store::{Key, Precondition, PutOutcome};
 use axum::Extension;
 use axum::body::Bytes;
@@ -11,9 +12,8 @@ use serde_json::Value;
 
 use super::errors::{ApiError, Cause};
 use super::{ApiState, Mode, body, target};
-use crate::Connection;
 
-type Conn = Option<Extension<Connection>>;
+type Conn = Extension<User>;
 
 /// Tells a client whether a put created, changed or left the resource as it was.
 pub const OUTCOME_HEADER: &str = "x-atoll-outcome";
@@ -101,7 +101,7 @@ async fn get(
     key: Key,
 ) -> Result<Response, ApiError> {
     if target::is_secret(key.kind) {
-        target::authorize(state, conn.as_deref(), headers)?;
+        state.auth.authorize(&conn, Action::ViewSecrets)?;
     }
     let stored = state
         .store
@@ -111,7 +111,7 @@ async fn get(
     Ok(body::render(
         headers,
         StatusCode::OK,
-        &encode_value(&stored.resource),
+        &encode_value(&super::readable(state, &conn, stored.resource)),
         Some(stored.version),
     ))
 }
@@ -125,11 +125,12 @@ async fn put(
 ) -> Result<Response, ApiError> {
     target::writable(&state.mode, key.kind)?;
     target::not_managed(key.kind, &key.name)?;
-    target::authorize(state, conn.as_deref(), headers)?;
+    state.auth.authorize(&conn, Action::AdminResources)?;
     let expect = body::if_match(headers)?.map_or(Precondition::Any, Precondition::Version);
     let document = body::parse(headers, bytes)?;
     let document = align_with_path(document, &key)?;
     let resource = decode_value(document).map_err(|err| ApiError::invalid(err.violations))?;
+    credential_secret_is_usable(&resource)?;
     if key.kind.scope() == Scope::Mesh && state.mode == Mode::Global {
         ensure_mesh_exists(state, key.mesh.as_deref().unwrap_or_default()).await?;
     }
@@ -144,13 +145,43 @@ async fn put(
     let mut response = body::render(
         headers,
         status,
-        &encode_value(&stored.resource),
+        &encode_value(&super::readable(state, &conn, stored.resource.clone())),
         Some(stored.version),
     );
     response
         .headers_mut()
         .insert(OUTCOME_HEADER, axum::http::HeaderValue::from_static(word));
     Ok(response)
+}
+
+/// A secret whose name makes it a signing key or a public key must hold one: a key that
+/// cannot be read would only show up later, as every token it should verify being refused.
+fn credential_secret_is_usable(resource: &Resource) -> Result<(), ApiError> {
+    use atoll_auth::names::Role;
+    let (Spec::Secret(secret) | Spec::GlobalSecret(secret)) = &resource.spec else {
+        return Ok(());
+    };
+    let role = atoll_auth::keyring::role_of(resource.kind(), resource.mesh(), resource.name());
+    let data = secret.bytes().unwrap_or_default();
+    let problem = match role {
+        Some(Role::SigningKey(..)) => atoll_auth::keys::PrivateKey::from_pem(&data)
+            .err()
+            .map(|e| e.to_string()),
+        Some(Role::PublicKey(..)) => atoll_auth::keys::PublicKey::from_pem(&data)
+            .err()
+            .map(|e| e.to_string()),
+        _ => None,
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(ApiError::invalid(vec![atoll_model::Violation {
+            field: "data".into(),
+            message: format!(
+                "{} is a signing key's name, so data must be a base64-encoded PEM key: {problem}",
+                resource.name()
+            ),
+        }])),
+    }
 }
 
 /// The path names the resource: the body may omit type, name and mesh, but must not contradict
@@ -219,7 +250,7 @@ async fn delete(
 ) -> Result<Response, ApiError> {
     target::writable(&state.mode, key.kind)?;
     target::not_managed(key.kind, &key.name)?;
-    target::authorize(state, conn.as_deref(), headers)?;
+    state.auth.authorize(&conn, Action::AdminResources)?;
     let expect = body::if_match(headers)?;
     if key.kind == Kind::Mesh {
         delete_mesh_contents(state, &key.name).await?;

@@ -2,11 +2,9 @@
 //! caller is allowed to.
 
 use atoll_model::{Kind, Owner, Scope};
-use axum::http::{HeaderMap, header};
 
+use super::Mode;
 use super::errors::ApiError;
-use super::{ApiState, Mode};
-use crate::Connection;
 
 pub(super) fn kind(plural: &str) -> Result<Kind, ApiError> {
     Kind::from_plural(plural).ok_or_else(|| {
@@ -60,27 +58,6 @@ pub(super) fn writable(mode: &Mode, kind: Kind) -> Result<(), ApiError> {
             ),
             Vec::new(),
         )),
-    }
-}
-
-/// Writes, and reads of secrets, need the admin token unless they come over plain HTTP from
-/// this machine.
-pub(super) fn authorize(
-    state: &ApiState,
-    conn: Option<&Connection>,
-    headers: &HeaderMap,
-) -> Result<(), ApiError> {
-    if conn.is_some_and(Connection::is_local_plaintext) {
-        return Ok(());
-    }
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(token) if state.token.matches(token) => Ok(()),
-        _ => Err(ApiError::unauthorized()),
     }
 }
 
