@@ -113,7 +113,8 @@ ZONE = {
 HELM_CASES = {
     "global, memory store (defaults)": (
         {}, {"Deployment": 1, "Service": 2},
-        {"KUMA_STORE_TYPE", "KUMA_GENERAL_WORK_DIR", "KUMA_MULTIZONE_GLOBAL_KDS_HOSTNAMES"},
+        {"KUMA_STORE_TYPE", "KUMA_GENERAL_WORK_DIR", "KUMA_MULTIZONE_GLOBAL_KDS_HOSTNAMES",
+         "KUMA_API_SERVER_AUTHN_LOCALHOST_IS_ADMIN"},
         {"KUMA_STORE_POSTGRES_HOST", "KUMA_MULTIZONE_ZONE_NAME"},
     ),
     "global, postgres, own TLS": (
@@ -127,7 +128,8 @@ HELM_CASES = {
         ZONE, {"Deployment": 1, "Service": 1, "Secret": 1},
         {"KUMA_MULTIZONE_ZONE_NAME", "KUMA_MULTIZONE_ZONE_GLOBAL_ADDRESS",
          "KUMA_MULTIZONE_ZONE_KDS_ROOT_CA_FILE", "KUMA_MULTIZONE_ZONE_KDS_TLS_CERT_FILE",
-         "KUMA_MULTIZONE_ZONE_KDS_TLS_KEY_FILE", "KUMA_STORE_POSTGRES_PASSWORD"},
+         "KUMA_MULTIZONE_ZONE_KDS_TLS_KEY_FILE", "KUMA_STORE_POSTGRES_PASSWORD",
+         "KUMA_API_SERVER_AUTHN_LOCALHOST_IS_ADMIN"},
         {"KUMA_MULTIZONE_GLOBAL_KDS_HOSTNAMES"},
     ),
     "zone on its own": (
@@ -287,6 +289,35 @@ def check_systemd(tables: dict[str, set[str]]) -> None:
             line = line.lstrip("#").strip()
             if KUMA.match(line) and not re.fullmatch(r"KUMA_[A-Z0-9_]+=\S*", line):
                 fail(f"{rel(env)}:{n}", f"not NAME=VALUE: {line}")
+    # The data plane and the separate zone ingress: started with a token kept root-only on
+    # disk and handed over by systemd, never on the command line.
+    for unit_name, env_name, table, start in (
+        ("atoll-dp@.service", "atoll-dp.env", "atoll-dp run", "ExecStart=/usr/local/bin/atoll-dp run"),
+        ("atoll-zone-ingress.service", "atoll-zone-ingress.env", "atoll-zone ingress",
+         "ExecStart=/usr/local/bin/atoll-zone ingress"),
+    ):
+        unit, env = d / unit_name, d / env_name
+        if not unit.exists() or not env.exists():
+            fail(rel(unit if not unit.exists() else env), "missing")
+            continue
+        text = unit.read_text()
+        settings = [l.strip() for l in text.splitlines() if l.strip() and not l.startswith("#")]
+        for want in ["NoNewPrivileges=yes", "ProtectSystem=strict", "Restart=on-failure", start]:
+            if not any(l.startswith(want) for l in settings):
+                fail(rel(unit), f"no {want}")
+        if not any(l.startswith("LoadCredential=token:") for l in settings):
+            fail(rel(unit), "does not hand the token over with LoadCredential=token:…")
+        if "Environment=KUMA_DATAPLANE_RUNTIME_TOKEN_PATH=%d/token" not in settings:
+            fail(rel(unit), "does not point KUMA_DATAPLANE_RUNTIME_TOKEN_PATH at the credential")
+        allowed = tables.get(table, set())
+        if not allowed:
+            fail("docs/configuration.md", f"no option table for {table}")
+        check_names(unit, allowed, table, assigned_only=True)
+        check_names(env, allowed, table, assigned_only=True)
+    for binary in ("atoll-global", "atoll-zone"):
+        env = d / f"{binary}.env"
+        if env.exists() and "\nKUMA_API_SERVER_AUTHN_LOCALHOST_IS_ADMIN=false" not in env.read_text():
+            fail(rel(env), "must set KUMA_API_SERVER_AUTHN_LOCALHOST_IS_ADMIN=false")
     zone = (d / "atoll-zone.service").read_text() if (d / "atoll-zone.service").exists() else ""
     for name in ("KUMA_MULTIZONE_ZONE_KDS_ROOT_CA_FILE", "KUMA_MULTIZONE_ZONE_KDS_TLS_CERT_FILE",
                  "KUMA_MULTIZONE_ZONE_KDS_TLS_KEY_FILE"):
@@ -457,7 +488,7 @@ def check_docker(tables: dict[str, set[str]]) -> None:
 
 def main() -> int:
     tables = option_tables()
-    every = tables["atoll-global"] | tables["atoll-zone"]
+    every = set().union(*tables.values())
     steps = [("Dockerfile", check_docker), ("systemd units", check_systemd),
              ("Terraform module", check_terraform), ("Helm chart", check_helm)]
     for name, step in steps:
@@ -471,7 +502,7 @@ def main() -> int:
                  *sorted((ROOT / "deploy/terraform").rglob("*.tf")),
                  *[ROOT / "docs" / d for d in ("deploy.md", "operations.md", "architecture.md")]]:
         if path.exists():
-            check_names(path, every, "atoll-global or atoll-zone")
+            check_names(path, every, "any Atoll binary")
     if failures:
         print(f"check-artefacts: {len(failures)} problem(s):", file=sys.stderr)
         for f in failures:

@@ -46,17 +46,11 @@ fn profile() -> &'static str {
     }
 }
 
-fn build() -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let release: &[&str] = if cfg!(debug_assertions) {
-        &[]
-    } else {
-        &["--release"]
-    };
-    let mut command = Command::new(&cargo);
-    // Cargo gives a test process the variables of the test's own package; build scripts that
-    // watch them (ring's does) would see a change and rebuild half the tree on every test
-    // run, and again on the next plain build. The nested build gets the outer environment.
+/// Removes from `command` the variables Cargo sets for a test process about the test's own
+/// package. Build scripts that watch them (ring's does) would see a change and rebuild half
+/// the tree for a cargo run from a test, and again for the next plain build; a nested cargo
+/// gets the outer environment instead.
+pub fn without_test_env(command: &mut Command) {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         let set_for_the_test = name.starts_with("CARGO_PKG_")
@@ -74,18 +68,23 @@ fn build() -> anyhow::Result<()> {
             command.env_remove(name.as_ref());
         }
     }
+}
+
+fn build() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let release: &[&str] = if cfg!(debug_assertions) {
+        &[]
+    } else {
+        &["--release"]
+    };
+    let mut command = Command::new(&cargo);
+    without_test_env(&mut command);
     let output = command
         .arg("build")
         .args(release)
-        .args([
-            "--bins",
-            "-p",
-            "atoll-global",
-            "-p",
-            "atoll-zone",
-            "-p",
-            "atollctl",
-        ])
+        // The whole workspace, as `cargo test --workspace` and the quick start build it: the
+        // same features, so the dependencies they compiled are reused, not rebuilt.
+        .args(["--workspace", "--bins"])
         .current_dir(workspace_root())
         .output()
         .with_context(|| format!("running {cargo} build"))?;

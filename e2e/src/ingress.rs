@@ -21,35 +21,51 @@ impl Ingress {
     /// Starts an ingress for `zone` on free ports, with a zone token from `global`, and waits
     /// until it listens.
     pub fn start(global: &Global, zone: &Zone) -> anyhow::Result<Ingress> {
+        Self::start_with(
+            zone,
+            Some(global.zone_token(&zone.name, "ingress")?),
+            "127.0.0.1",
+        )
+    }
+
+    /// Starts an ingress for `zone` presenting `token` (or none) and advertising `address`,
+    /// and waits until it listens.
+    pub fn start_with(
+        zone: &Zone,
+        token: Option<String>,
+        address: &str,
+    ) -> anyhow::Result<Ingress> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("atoll-ingress-{}-", zone.name))
             .tempdir()?;
         let (port, diagnostics_port) = (free_port()?, free_port()?);
-        let token_file = dir.path().join("zone-token");
-        std::fs::write(&token_file, global.zone_token(&zone.name, "ingress")?)?;
+        let mut args: Vec<String> = [
+            "ingress",
+            "--cp-address",
+            &format!("https://127.0.0.1:{}", zone.dp_port),
+            "--ca-cert-file",
+            &zone.dp_ca().display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--advertised-address",
+            address,
+            "--diagnostics-port",
+            &diagnostics_port.to_string(),
+            "--drain-time",
+            "1s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(token) = token {
+            let token_file = dir.path().join("zone-token");
+            std::fs::write(&token_file, token)?;
+            args.extend(["--zone-token-file".into(), token_file.display().to_string()]);
+        }
         let spec = Spec {
             name: format!("atoll-zone ingress ({})", zone.name),
             program: binaries::binary("atoll-zone")?,
-            args: [
-                "ingress",
-                "--cp-address",
-                &format!("https://127.0.0.1:{}", zone.dp_port),
-                "--ca-cert-file",
-                &zone.dp_ca().display().to_string(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--advertised-address",
-                "127.0.0.1",
-                "--diagnostics-port",
-                &diagnostics_port.to_string(),
-                "--drain-time",
-                "1s",
-                "--zone-token-file",
-                &token_file.display().to_string(),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            args,
             env: BTreeMap::from([("RUST_LOG".to_string(), "info".to_string())]),
         };
         let mut process = Process::start(spec, dir.path().join("ingress.log"))?;

@@ -7,11 +7,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use atoll_e2e::backend::Backend;
 use atoll_e2e::dataplane::{Credential, Dataplane, sidecar_yaml};
 use atoll_e2e::global::{Global, GlobalOptions};
+use atoll_e2e::ingress::Ingress;
 use atoll_e2e::process::{http_call_with, http_get, http_request};
 use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
-use atoll_e2e::{backend::Backend, free_port};
 use base64::Engine;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
@@ -532,39 +533,19 @@ fn the_ingress_is_never_an_open_relay() {
     }
 
     // A separate ingress without a zone token learns nothing and advertises nothing.
-    let port = free_port().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut rogue = atoll_e2e::process::Process::start(
-        atoll_e2e::process::Spec {
-            name: "rogue ingress".into(),
-            program: atoll_e2e::binaries::binary("atoll-zone").unwrap(),
-            args: [
-                "ingress",
-                "--cp-address",
-                &format!("https://127.0.0.1:{}", zone.dp_port),
-                "--ca-cert-file",
-                &zone.dp_ca().display().to_string(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--advertised-address",
-                "10.6.6.6",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            env: [("RUST_LOG".to_string(), "info".to_string())].into(),
-        },
-        dir.path().join("rogue.log"),
-    )
-    .unwrap();
-    rogue.wait_tcp(port, DEADLINE).unwrap();
+    let rogue = Ingress::start_with(&zone, None, "10.6.6.6").unwrap();
     eventually("the rogue ingress to be refused", DEADLINE, || {
         rogue
+            .process
             .log_tail(50)
             .contains("zone token with scope ingress is required")
     })
     .unwrap();
-    assert!(!through_ingress(port, "web.any.default.atoll", &secure_app));
+    assert!(!through_ingress(
+        rogue.port,
+        "web.any.default.atoll",
+        &secure_app
+    ));
     let (_, ingresses) = http_get(global.http_port, "/zoneingresses").unwrap();
     assert!(!ingresses.contains("10.6.6.6"), "{ingresses}");
 }
@@ -589,4 +570,58 @@ fn atoll_dp_with_a_bad_token_stops_and_says_why() {
         assert!(log.contains(why), "atoll-dp must say {why:?}:\n{log}");
         assert!(!stored(&zone, "web-1"));
     }
+}
+
+#[test]
+fn a_new_signing_key_signs_new_tokens_and_old_ones_last_until_their_key_is_deleted() {
+    let (global, zone) = secure_zone(ZoneOptions::default());
+    let issue = || {
+        zone.dataplane_token("default", Some("web-1"), &[], "dataplane")
+            .unwrap()
+    };
+    let kid = |token: &str| atoll_auth::jwt::decode(token).unwrap().kid().to_string();
+    let old = issue();
+    assert_eq!(kid(&old), "1");
+
+    // The operator adds key 2 on the global, as `atollctl generate signing-key` makes it.
+    let run = atoll_e2e::cli::atollctl(&["generate", "signing-key"], "")
+        .unwrap()
+        .ok();
+    put(
+        &global,
+        "/meshes/default/secrets/dataplane-token-signing-key-default-2",
+        &serde_json::json!({"type": "Secret", "mesh": "default", "name": "dataplane-token-signing-key-default-2", "data": run.stdout.trim()}).to_string(),
+    );
+    let mut new = String::new();
+    eventually("the zone to sign with key 2", DEADLINE, || {
+        new = issue();
+        kid(&new) == "2"
+    })
+    .unwrap();
+    assert_eq!(
+        register(&zone, Some(&old), &yaml("web-1", "web")).0,
+        200,
+        "old tokens stay valid"
+    );
+    assert_eq!(register(&zone, Some(&new), &yaml("web-1", "web")).0, 200);
+
+    // Deleting key 1 ends the tokens it signed, and only those.
+    let (code, body) = http_request(
+        global.http_port,
+        "DELETE",
+        "/meshes/default/secrets/dataplane-token-signing-key-default-1",
+        None,
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    eventually("tokens of key 1 to be refused", DEADLINE, || {
+        register(&zone, Some(&old), &yaml("web-1", "web")).0 == 401
+    })
+    .unwrap();
+    let (_, why) = register(&zone, Some(&old), &yaml("web-1", "web"));
+    assert!(
+        why.contains("kid \\\"1\\\"") || why.contains("kid \"1\""),
+        "{why}"
+    );
+    assert_eq!(register(&zone, Some(&new), &yaml("web-1", "web")).0, 200);
 }

@@ -359,13 +359,19 @@ async fn fan_out(tokens: bool) {
         channels.push(channel);
     }
     let seen: Vec<Arc<Seen>> = (0..clients).map(|_| Arc::new(Seen::default())).collect();
+    // Issued before the clock starts: operators issue tokens ahead of time, the zone only
+    // verifies them.
+    let tokens: Vec<Option<String>> = (0..clients)
+        .map(|i| {
+            let name = format!("client-{i}");
+            tokens.then(|| token_for(&keyring, &name, &name))
+        })
+        .collect();
     let connect = Instant::now();
-    for (i, s) in seen.iter().enumerate() {
-        let name = format!("client-{i}");
-        let token = tokens.then(|| token_for(&keyring, &name, &name));
+    for ((i, s), token) in seen.iter().enumerate().zip(tokens) {
         tokio::spawn(client(
             channels[i % channels.len()].clone(),
-            format!("default.{name}"),
+            format!("default.client-{i}"),
             token,
             s.clone(),
             epoch,

@@ -136,6 +136,35 @@ pub fn options() -> Vec<Opt> {
     COMMON_OPTIONS.iter().chain(ZONE_OPTIONS).copied().collect()
 }
 
+/// A Markdown table of the environment variables a command's flags read (`atoll-dp run`,
+/// `atoll-zone ingress`), for the configuration reference.
+pub fn flags_table<A: clap::Args>() -> String {
+    let command = A::augment_args(clap::Command::new("flags"));
+    let mut out =
+        String::from("| environment variable | flag | default | meaning |\n|---|---|---|---|\n");
+    for arg in command.get_arguments() {
+        let Some(env) = arg.get_env() else {
+            continue;
+        };
+        let default = arg
+            .get_default_values()
+            .iter()
+            .map(|v| format!("`{}`", v.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let help = arg
+            .get_help()
+            .map(|h| h.to_string().replace('\n', " "))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| `{}` | `--{}` | {default} | {help} |\n",
+            env.to_string_lossy(),
+            arg.get_long().unwrap_or_default()
+        ));
+    }
+    out
+}
+
 /// How the zone reaches the global.
 #[derive(Debug, Clone)]
 pub struct KdsClientConfig {
@@ -355,5 +384,17 @@ mod tests {
             doc.contains(&table),
             "docs/configuration.md is out of date: paste the output of `atoll-zone options` into its zone section"
         );
+        for (table, command) in [
+            (
+                flags_table::<crate::crosszone::process::IngressArgs>(),
+                "atoll-zone options --ingress",
+            ),
+            (flags_table::<crate::dp::RunArgs>(), "atoll-dp options"),
+        ] {
+            assert!(
+                doc.contains(&table),
+                "docs/configuration.md is out of date: paste the output of `{command}` into its section"
+            );
+        }
     }
 }

@@ -97,19 +97,20 @@ fn identity(text: &str, file: &str) -> anyhow::Result<Identity> {
     })
 }
 
-/// Writes `bytes` to `path` with mode 0600, replacing it.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    std::fs::rename(&tmp, path)
+/// A token from a file (preferred) or given as is; `None` when neither is set.
+pub fn token_from(
+    file: Option<&std::path::Path>,
+    value: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    match (file, value) {
+        (Some(file), _) => {
+            let token = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            Ok(Some(token.trim().to_string()))
+        }
+        (None, Some(token)) => Ok(Some(token.trim().to_string())),
+        (None, None) => Ok(None),
+    }
 }
 
 /// `https://host:port` split into its parts.
@@ -171,15 +172,10 @@ fn describe(bytes: &[u8]) -> String {
 impl Launcher {
     /// The token to present, read afresh so a rotated token file takes effect.
     fn token(&self) -> anyhow::Result<Option<String>> {
-        match (&self.args.dataplane_token_file, &self.args.dataplane_token) {
-            (Some(file), _) => {
-                let token = std::fs::read_to_string(file)
-                    .with_context(|| format!("reading {}", file.display()))?;
-                Ok(Some(token.trim().to_string()))
-            }
-            (None, Some(token)) => Ok(Some(token.trim().to_string())),
-            (None, None) => Ok(None),
-        }
+        token_from(
+            self.args.dataplane_token_file.as_deref(),
+            self.args.dataplane_token.as_deref(),
+        )
     }
 
     fn authed(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::RequestBuilder> {
@@ -219,7 +215,7 @@ impl Launcher {
             });
         }
         // The bootstrap carries the token: readable by this user only.
-        write_private(&self.bootstrap_file, &bytes)
+        atoll_tls::write_atomic(&self.bootstrap_file, &bytes, 0o600)
             .with_context(|| format!("writing {}", self.bootstrap_file.display()))?;
         Ok(())
     }

@@ -30,15 +30,26 @@ enum Command {
     /// Run the zone-ingress SNI router on its own, fed by a zone control plane.
     Ingress(atoll_zone::crosszone::process::IngressArgs),
     /// Print the configuration reference (every option and its environment variable).
-    Options,
+    Options {
+        /// The options of `atoll-zone ingress` instead.
+        #[arg(long)]
+        ingress: bool,
+    },
 }
 
 fn main() -> ExitCode {
     // One TLS provider for every client in the process (reqwest is built without a default).
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
-        Command::Options => {
-            print!("{}", atoll_config::markdown_table(&config::options()));
+        Command::Options { ingress } => {
+            if ingress {
+                print!(
+                    "{}",
+                    config::flags_table::<atoll_zone::crosszone::process::IngressArgs>()
+                );
+            } else {
+                print!("{}", atoll_config::markdown_table(&config::options()));
+            }
             ExitCode::SUCCESS
         }
         Command::Ingress(args) => {

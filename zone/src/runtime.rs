@@ -82,6 +82,8 @@ pub async fn run(
             listener,
             crate::ingress::IngressConfig {
                 fallback: Some(crate::crosszone::sni::any_port_form),
+                handshake_timeout: common.handshake_timeout,
+                drain_timeout: common.drain,
                 ..Default::default()
             },
             egress_tables,
@@ -117,7 +119,11 @@ pub async fn run(
         tracing::info!(listen = %zone.ingress.listen, advertised = %zone.ingress.advertised_address, "zone ingress running in-process");
         tokio::spawn(crate::ingress::serve(
             listener,
-            crate::ingress::IngressConfig::default(),
+            crate::ingress::IngressConfig {
+                handshake_timeout: common.handshake_timeout,
+                drain_timeout: common.drain,
+                ..Default::default()
+            },
             tables.clone(),
             stop.clone(),
             Arc::new(crate::ingress::Stats::default()),

@@ -570,3 +570,18 @@ async fn table_updates_apply_to_new_connections() {
     let mut conn = client(&ingress, "x.example", &backend).await;
     assert_eq!(send_line(&mut conn, "now").await, "b1: now");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_of_a_name_that_leaves_the_table_are_dropped() {
+    let backend = tls_backend("b1", "x.example").await;
+    let ingress = ingress(quick(), &[("x.example", vec![backend.addr])]).await;
+    let mut conn = client(&ingress, "x.example", &backend).await;
+    assert_eq!(send_line(&mut conn, "hi").await, "b1: hi");
+    assert!(ingress.stats.sni("x.example").is_some());
+    // Per-SNI state stays bounded by the table: a name that goes, goes from the counters too.
+    ingress.table.send_replace(Arc::new(Table::new()));
+    eventually("x.example's counters dropped", || {
+        ingress.stats.sni("x.example").is_none()
+    })
+    .await;
+}

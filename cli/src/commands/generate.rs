@@ -88,9 +88,9 @@ pub enum What {
         /// A group the user is in; repeat for several.
         #[arg(long = "group")]
         groups: Vec<String>,
-        /// How long the token is valid, e.g. 24h.
+        /// How long the token is valid, e.g. 8h (default: 24h).
         #[arg(long)]
-        valid_for: String,
+        valid_for: Option<String>,
     },
     /// A new RSA token signing key, base64-encoded for a Secret's `data` (offline), e.g. to
     /// rotate: store it as `dataplane-token-signing-key-<mesh>-<next serial>`.
@@ -210,11 +210,13 @@ pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
             name,
             groups,
             valid_for,
-        } => token(
-            api,
-            "/tokens/user",
-            &json!({ "name": name, "groups": groups, "validFor": valid_for }),
-        ),
+        } => {
+            let mut body = json!({ "name": name, "groups": groups });
+            if let Some(valid_for) = valid_for {
+                body["validFor"] = valid_for.as_str().into();
+            }
+            token(api, "/tokens/user", &body)
+        }
         What::SigningKey => {
             let pem = atoll_auth::keys::generate_pem()?;
             println!("{}", base64::engine::general_purpose::STANDARD.encode(pem));

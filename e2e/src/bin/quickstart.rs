@@ -91,7 +91,7 @@ fn run(self_check: bool) -> anyhow::Result<()> {
     })?;
 
     step(
-        "starting demo services foo, bar and bar-canary in zone-1, each behind a real Envoy sidecar (atoll-dp)",
+        "starting demo services foo, bar and bar-canary in zone-1, each behind a real Envoy sidecar (atoll-dp) presenting a data plane token its zone issued for it",
     );
     let mut backends = Vec::new();
     let mut dataplanes = Vec::new();
@@ -208,8 +208,9 @@ fn run(self_check: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "\nAtoll is running: a global on 5681 (API) / 5685 (KDS) and two zones. Try:\n  ./target/debug/atollctl inspect zones\n  ./target/debug/atollctl get meshgateway edge-gateway -o yaml\n  ./target/debug/atollctl get dataplanes\n  curl localhost:10080/   # zone-1's client sidecar -> zone-2's ingress -> backend in zone-2\n  curl -H 'Host: foo.example.com' localhost:8080/   # through the gateway to foo\n  curl -H 'Host: bar.example.com' localhost:8080/   # bar, or bar-canary 1 time in 10\n  curl --cacert {} --resolve foo.example.com:8443:127.0.0.1 https://foo.example.com:8443/\n  curl -s localhost:{}/meshes/default/meshgateways   # zone-1's synced copy\n  curl -s localhost:5680/metrics | grep atoll_\n\nAdmin token and certificates: {}\nPress Ctrl-C to stop.",
+        "\nAtoll is running: a global on 5681 (API) / 5685 (KDS) and two zones. Try:\n  ./target/debug/atollctl inspect zones\n  ./target/debug/atollctl get meshgateway edge-gateway -o yaml\n  ./target/debug/atollctl get dataplanes\n  curl localhost:10080/   # zone-1's client sidecar -> zone-2's ingress -> backend in zone-2\n  curl -H 'Host: foo.example.com' localhost:8080/   # through the gateway to foo\n  curl -H 'Host: bar.example.com' localhost:8080/   # bar, or bar-canary 1 time in 10\n  curl --cacert {} --resolve foo.example.com:8443:127.0.0.1 https://foo.example.com:8443/\n  curl -s localhost:{}/meshes/default/meshgateways   # zone-1's synced copy\n  curl -s localhost:5680/metrics | grep atoll_\n  ./target/debug/atollctl --api-address http://localhost:{} generate dataplane-token --mesh default --name web-1 --tag kuma.io/service=web   # a token for a new sidecar\n\nThe admin token (a user token for mesh-system:admin) and certificates: {}\nPress Ctrl-C to stop.",
         cert_file.display(),
+        zones[0].http_port,
         zones[0].http_port,
         global.work_dir().display()
     );

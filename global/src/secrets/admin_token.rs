@@ -3,8 +3,6 @@
 //! accepts) the same one, and written to `<work dir>/admin-token` (mode 0600) for `atollctl`
 //! on the same host. It is reissued when it no longer verifies (its key was deleted).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -112,27 +110,15 @@ pub(super) async fn write_file(store: &dyn Store, work_dir: &Path) -> Result<(),
     if std::fs::read_to_string(&path).is_ok_and(|text| text.trim() == token) {
         return Ok(());
     }
-    if let Err(err) = write_private(&path, &token) {
+    if let Err(err) = std::fs::create_dir_all(work_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            atoll_tls::write_atomic(&path, token.as_bytes(), 0o600).map_err(|e| e.to_string())
+        })
+    {
         tracing::error!(path = %path.display(), %err, "cannot write the admin token file");
     } else {
         tracing::info!(path = %path.display(), "wrote the admin token for atollctl on this host");
     }
     Ok(())
-}
-
-/// Writes `text` to `path` (mode 0600) through a temporary file, so a reader never sees half.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

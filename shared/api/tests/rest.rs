@@ -894,12 +894,24 @@ async fn zone_and_user_tokens_come_from_the_global_only() {
         .verify_user(&user.text, atoll_auth::unix_now())
         .unwrap();
     assert_eq!(claims.groups, ["team-a"]);
-    let forever = post_json(&api, "/tokens/user", json!({"name": "bob"}), Some(admin())).await;
+    let unsaid = post_json(&api, "/tokens/user", json!({"name": "bob"}), Some(admin())).await;
+    assert_eq!(unsaid.status, StatusCode::OK, "{}", unsaid.text);
+    let claims = KEYRING
+        .verify_user(&unsaid.text, atoll_auth::unix_now())
+        .unwrap();
     assert_eq!(
-        causes(&forever),
-        ["validFor"],
-        "user tokens must say how long they last"
+        claims.standard.exp - claims.standard.iat,
+        24 * 3600,
+        "a user token without validFor lasts a day"
     );
+    let never = post_json(
+        &api,
+        "/tokens/user",
+        json!({"name": "bob", "validFor": "0"}),
+        Some(admin()),
+    )
+    .await;
+    assert_eq!(causes(&never), ["validFor"], "{}", never.text);
 
     let zone = Api::new(Mode::Zone {
         name: "zone-1".into(),

@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod claims;
+#[cfg(feature = "follow")]
 mod follow;
 pub mod jwt;
 pub mod keyring;
@@ -18,6 +19,7 @@ pub mod names;
 
 pub use access::{Action, Rule, StaticAccess, User};
 pub use claims::{DataplaneClaims, ProxyType, Refusal, Standard, UserClaims, ZoneClaims};
+#[cfg(feature = "follow")]
 pub use follow::{Credentials, load};
 pub use keyring::Keyring;
 pub use names::Purpose;

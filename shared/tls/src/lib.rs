@@ -24,7 +24,7 @@ pub use identity::{verify_zone_certificate, zone_from_certificate};
 pub use pem::{
     client_config, mutual_tls_server_config, server_config, server_config_with_client_certs,
 };
-pub use work_dir::{ServerIdentity, ensure_server_identity};
+pub use work_dir::{ServerIdentity, ensure_server_identity, write_atomic};
 pub use workload::{mesh_ca_secret_name, split_pem_bundle};
 
 #[derive(Debug, thiserror::Error)]

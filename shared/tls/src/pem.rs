@@ -38,7 +38,7 @@ fn build_server_config(
     cert_pem: &str,
     key_pem: &str,
     source: &str,
-    client_certs: Option<Arc<crate::PinnedClientCerts>>,
+    client_certs: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = certificates(cert_pem, source)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::Pem {
@@ -65,28 +65,19 @@ pub fn mutual_tls_server_config(
     client_ca_pem: &str,
     source: &str,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let certs = certificates(cert_pem, source)?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::Pem {
-        path: source.into(),
-        reason: format!("private key: {e}"),
-    })?;
     let mut roots = rustls::RootCertStore::empty();
     for root in certificates(client_ca_pem, "the client CA")? {
         roots.add(root)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .map_err(|e| TlsError::InvalidCa(e.to_string()))?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| TlsError::InvalidCa(e.to_string()))?;
+    let mut config = build_server_config(cert_pem, key_pem, source, Some(verifier))?;
+    // KDS is gRPC only.
+    Arc::make_mut(&mut config).alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
 }
 
 /// Every certificate in `pem`, in order; at least one. `source` names where they came from.

@@ -44,9 +44,9 @@ pub fn ensure_server_identity(
         let (cert, key) = ca.issue_server(hosts)?;
         create_dir(work_dir)?;
         // The CA key is not kept: this CA signs exactly one certificate, once.
-        write_atomic(&ca_file, ca.cert_pem(), 0o644)?;
-        write_atomic(&key_file, &key, 0o600)?;
-        write_atomic(&cert_file, &cert, 0o644)?;
+        write_atomic(&ca_file, ca.cert_pem().as_bytes(), 0o644)?;
+        write_atomic(&key_file, key.as_bytes(), 0o600)?;
+        write_atomic(&cert_file, cert.as_bytes(), 0o644)?;
     }
     Ok(ServerIdentity {
         cert_pem: read(&cert_file)?,
@@ -72,7 +72,9 @@ fn create_dir(dir: &Path) -> Result<(), TlsError> {
 }
 
 /// Writes via a temporary file and rename, so a crash never leaves a truncated key behind.
-pub(crate) fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<(), TlsError> {
+/// Writes `contents` to `path` with permissions `mode` through a temporary file in the same
+/// directory, so a reader never sees half a file (keys, tokens, bootstraps).
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |source| TlsError::Io {
         path: path.display().to_string(),
@@ -86,7 +88,7 @@ pub(crate) fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<(),
         .mode(mode)
         .open(&tmp)
         .map_err(io)?;
-    file.write_all(contents.as_bytes()).map_err(io)?;
+    file.write_all(contents).map_err(io)?;
     file.sync_all().map_err(io)?;
     fs::rename(&tmp, path).map_err(io)
 }

@@ -17,12 +17,21 @@ struct Cli {
 enum Command {
     /// Register a Dataplane and run Envoy for it.
     Run(atoll_zone::dp::RunArgs),
+    /// Print the configuration reference (every flag that an environment variable sets).
+    Options,
 }
 
 fn main() -> ExitCode {
-    let Cli {
-        command: Command::Run(args),
-    } = Cli::parse();
+    let args = match Cli::parse().command {
+        Command::Run(args) => args,
+        Command::Options => {
+            print!(
+                "{}",
+                atoll_zone::config::flags_table::<atoll_zone::dp::RunArgs>()
+            );
+            return ExitCode::SUCCESS;
+        }
+    };
     // One TLS provider for every client in the process (reqwest is built without a default).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

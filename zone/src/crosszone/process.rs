@@ -115,21 +115,13 @@ pub async fn run(args: IngressArgs) -> anyhow::Result<()> {
         (None, Some(cp), Some(ca_file)) => {
             let ca = std::fs::read_to_string(ca_file)
                 .with_context(|| format!("reading {}", ca_file.display()))?;
-            let token = match (&args.zone_token_file, &args.zone_token) {
-                (Some(file), _) => Some(
-                    std::fs::read_to_string(file)
-                        .with_context(|| format!("reading {}", file.display()))?
-                        .trim()
-                        .to_string(),
-                ),
-                (None, Some(token)) => Some(token.trim().to_string()),
-                (None, None) => {
-                    tracing::warn!(
-                        "no zone token (--zone-token-file): a zone with zone proxy authentication on will refuse this ingress"
-                    );
-                    None
-                }
-            };
+            let token =
+                crate::dp::token_from(args.zone_token_file.as_deref(), args.zone_token.as_deref())?;
+            if token.is_none() {
+                tracing::warn!(
+                    "no zone token (--zone-token-file): a zone with zone proxy authentication on will refuse this ingress"
+                );
+            }
             let channel = channel(cp, &ca)?;
             let advertised = Advertisement {
                 address: args.advertised_address.clone(),

@@ -194,11 +194,91 @@ impl Grant {
         }
     }
 
-    /// The token, for the bootstrap to hand to Envoy's ADS stream.
+    /// The id of the token behind this grant, for logs (never the token itself).
     pub fn jti(&self) -> Option<&str> {
         match self {
             Grant::Any => None,
             Grant::Token(claims) => Some(&claims.standard.jti),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use atoll_auth::keyring::SecretEntry;
+    use atoll_auth::{Keyring, Purpose, Standard, ZoneClaims};
+
+    use super::*;
+
+    fn authenticator(
+        dataplanes: DpAuthn,
+        zone_proxies: ZoneProxyAuthn,
+    ) -> (Authenticator, Keyring) {
+        let key = atoll_auth::keys::generate_pem().unwrap();
+        let keyring = Keyring::build([SecretEntry {
+            kind: atoll_model::Kind::GlobalSecret,
+            mesh: None,
+            name: "zone-token-signing-key-1",
+            data: key.as_bytes(),
+        }]);
+        let auth = Authenticator {
+            credentials: Credentials::fixed(keyring.clone()),
+            dataplanes,
+            zone_proxies,
+            zone: "zone-1".into(),
+        };
+        (auth, keyring)
+    }
+
+    fn zone_token(keyring: &Keyring, zone: &str, scope: &[&str]) -> String {
+        keyring
+            .issue(
+                &Purpose::Zone,
+                &ZoneClaims {
+                    zone: zone.into(),
+                    scope: scope.iter().map(|s| s.to_string()).collect(),
+                    standard: Standard::new(atoll_auth::unix_now(), Duration::from_secs(60)),
+                },
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn zone_tokens_must_name_this_zone_and_the_role() {
+        let (auth, keyring) = authenticator(DpAuthn::DpToken, ZoneProxyAuthn::ZoneToken);
+        assert!(matches!(
+            auth.zone_proxy(None, "ingress"),
+            Err(Denied::Unauthenticated(_))
+        ));
+        let ours = zone_token(&keyring, "zone-1", &["ingress"]);
+        assert!(auth.zone_proxy(Some(&ours), "ingress").is_ok());
+        let Err(Denied::Forbidden(why)) = auth.zone_proxy(Some(&ours), "egress") else {
+            panic!("an ingress token is not an egress's");
+        };
+        assert!(why.contains("does not include egress"), "{why}");
+        let theirs = zone_token(&keyring, "zone-2", &["ingress"]);
+        let Err(Denied::Forbidden(why)) = auth.zone_proxy(Some(&theirs), "ingress") else {
+            panic!("another zone's token must not pass");
+        };
+        assert!(why.contains("zone-2"), "{why}");
+        // A zone token is no data plane token.
+        let Err(Denied::Unauthenticated(why)) = auth.dataplane(Some(&ours)) else {
+            panic!("a zone token must not admit a data plane");
+        };
+        assert!(why.contains("zone token"), "{why}");
+    }
+
+    #[test]
+    fn none_admits_anything_and_only_when_chosen() {
+        let (open, _) = authenticator(DpAuthn::None, ZoneProxyAuthn::None);
+        assert!(matches!(open.dataplane(None), Ok(Grant::Any)));
+        assert!(open.zone_proxy(None, "ingress").is_ok());
+        let (closed, _) = authenticator(DpAuthn::DpToken, ZoneProxyAuthn::ZoneToken);
+        assert!(closed.dataplane(None).is_err());
+        assert_eq!(bearer(Some("Bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
     }
 }

@@ -113,7 +113,6 @@ impl Hub {
             left = entry.streams;
             if left == 0 {
                 entries.remove(proxy);
-                let _ = self.commands.send(Command::Disconnected(proxy.clone()));
             }
         }
         drop(entries);
@@ -124,6 +123,11 @@ impl Hub {
                 i.last_disconnected = Some(now_rfc3339());
             }
         });
+        // Told after the insight is written, so a reconciler that forgets the insight of a
+        // proxy without a Dataplane does so after this last write, not before it.
+        if left == 0 {
+            let _ = self.commands.send(Command::Disconnected(proxy.clone()));
+        }
         metrics::gauge!("atoll_xds_streams").decrement(1.0);
     }
 

@@ -198,6 +198,10 @@ pub async fn run(
                 Some(Command::Disconnected(proxy)) => {
                     r.index.remove(&proxy);
                     r.identities.remove(&proxy);
+                    // A stream whose Dataplane is gone leaves nothing behind.
+                    if !r.world.dataplanes.contains_key(&proxy) {
+                        r.hub.forget(&proxy);
+                    }
                 }
                 None => return,
             },
@@ -236,6 +240,79 @@ pub async fn run(
             _ = tokio::time::sleep_until(retry) => {
                 in_sync = r.resync().await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use atoll_model::Kind;
+    use atoll_store::{MemoryStore, Precondition};
+
+    use super::*;
+
+    fn resource(yaml: &str) -> atoll_model::Resource {
+        atoll_model::parse_documents(yaml)
+            .remove(0)
+            .outcome
+            .expect("valid")
+    }
+
+    /// Per-proxy state is bounded by the proxies that exist: a deregistered Dataplane's
+    /// insight goes with it.
+    #[tokio::test]
+    async fn a_deregistered_dataplane_loses_its_insight() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        store
+            .put(resource("type: Mesh\nname: default\n"), Precondition::Any)
+            .await
+            .unwrap();
+        store
+            .put(
+                resource("type: Dataplane\nmesh: default\nname: web-1\nnetworking:\n  address: 10.0.0.1\n  inbound:\n  - port: 80\n    tags:\n      kuma.io/service: web\n"),
+                Precondition::Any,
+            )
+            .await
+            .unwrap();
+        let (hub, commands) = Hub::new();
+        let (_stop_tx, stop) = watch::channel(false);
+        tokio::spawn(run(
+            "zone-1".into(),
+            store.clone(),
+            hub.clone(),
+            commands,
+            stop,
+        ));
+        let proxy: ProxyId = ("default".into(), "web-1".into());
+        let mut snapshots = hub.subscribe(&proxy);
+        // The reconciler follows the store once it has computed the proxy's configuration.
+        tokio::time::timeout(Duration::from_secs(5), snapshots.changed())
+            .await
+            .expect("a configuration")
+            .unwrap();
+        assert!(hub.insight(&proxy).is_some());
+        store
+            .delete(&Key::new(Kind::Dataplane, Some("default"), "web-1"), None)
+            .await
+            .unwrap();
+        // While its stream lasts, the insight says why it has no configuration...
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !hub
+            .insight(&proxy)
+            .is_some_and(|i| i.problems.iter().any(|p| p.contains("no Dataplane")))
+        {
+            assert!(Instant::now() < deadline, "no problem reported");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // ...and when the stream ends, it goes.
+        hub.unsubscribe(&proxy);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while hub.insight(&proxy).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "the insight outlived its Dataplane"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }

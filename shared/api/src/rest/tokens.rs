@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use atoll_auth::claims::{DEFAULT_VALIDITY, ZONE_SCOPES};
+use atoll_auth::keyring::HasStandard;
 use atoll_auth::{
     Action, DataplaneClaims, IssueError, ProxyType, Purpose, Standard, User, UserClaims, ZoneClaims,
 };
@@ -16,11 +17,15 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::errors::{ApiError, Cause};
 use super::{ApiState, Mode, body};
+
+/// Validity of a user token requested without one: a day, so a forgotten `--valid-for` never
+/// makes a long-lived credential for a person.
+const USER_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 
 fn cause(field: &str, message: impl Into<String>) -> Cause {
     Cause {
@@ -47,9 +52,9 @@ pub(super) fn decode_request<T: DeserializeOwned>(
     })
 }
 
-fn valid_for(text: Option<&str>, default: Option<Duration>) -> Result<Duration, Cause> {
+fn valid_for(text: Option<&str>, default: Duration) -> Result<Duration, Cause> {
     let Some(text) = text else {
-        return default.ok_or_else(|| cause("validFor", "must be set, e.g. 24h"));
+        return Ok(default);
     };
     match atoll_model::duration::parse(text) {
         Ok(d) if d.is_zero() => Err(cause("validFor", "must be longer than 0")),
@@ -58,15 +63,41 @@ fn valid_for(text: Option<&str>, default: Option<Duration>) -> Result<Duration, 
     }
 }
 
-fn issued(token: String, kind: &'static str, user: &User, standard: &Standard) -> Response {
+/// Refuses the request when `causes` name any problem; otherwise signs `claims` with the newest
+/// key of `purpose` and answers with the token as text.
+fn sign<C: Serialize + HasStandard>(
+    state: &ApiState,
+    caller: &User,
+    causes: Vec<Cause>,
+    purpose: &Purpose,
+    claims: C,
+) -> Result<Response, ApiError> {
+    if !causes.is_empty() {
+        return Err(ApiError::bad_request(
+            "the token request is not valid",
+            causes,
+        ));
+    }
+    let token = state
+        .auth
+        .credentials
+        .current()
+        .issue(purpose, &claims)
+        .map_err(issue_error)?;
+    let kind = match purpose {
+        Purpose::Dataplane(_) => "dataplane",
+        Purpose::Zone => "zone",
+        Purpose::User => "user",
+    };
+    let standard = claims.standard();
     metrics::counter!("atoll_tokens_issued_total", "kind" => kind).increment(1);
-    tracing::info!(kind, user = %user.name, jti = %standard.jti, expires = %standard.expires(), "issued a token");
-    (
+    tracing::info!(kind, user = %caller.name, jti = %standard.jti, expires = %standard.expires(), "issued a token");
+    Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         token,
     )
-        .into_response()
+        .into_response())
 }
 
 fn issue_error(err: IssueError) -> ApiError {
@@ -141,7 +172,7 @@ pub(super) async fn dataplane(
             ));
         }
     }
-    let validity = valid_for(request.valid_for.as_deref(), Some(DEFAULT_VALIDITY))
+    let validity = valid_for(request.valid_for.as_deref(), DEFAULT_VALIDITY)
         .map_err(|c| causes.push(c))
         .unwrap_or_default();
     if !causes.is_empty() {
@@ -167,13 +198,13 @@ pub(super) async fn dataplane(
         proxy_type,
         standard: Standard::new(atoll_auth::unix_now(), validity),
     };
-    let token = state
-        .auth
-        .credentials
-        .current()
-        .issue(&Purpose::Dataplane(request.mesh), &claims)
-        .map_err(issue_error)?;
-    Ok(issued(token, "dataplane", &user, &claims.standard))
+    sign(
+        &state,
+        &user,
+        Vec::new(),
+        &Purpose::Dataplane(request.mesh),
+        claims,
+    )
 }
 
 #[derive(Deserialize)]
@@ -218,27 +249,15 @@ pub(super) async fn zone(
             ));
         }
     }
-    let validity = valid_for(request.valid_for.as_deref(), Some(DEFAULT_VALIDITY))
+    let validity = valid_for(request.valid_for.as_deref(), DEFAULT_VALIDITY)
         .map_err(|c| causes.push(c))
         .unwrap_or_default();
-    if !causes.is_empty() {
-        return Err(ApiError::bad_request(
-            "the token request is not valid",
-            causes,
-        ));
-    }
     let claims = ZoneClaims {
         zone: request.zone,
         scope,
         standard: Standard::new(atoll_auth::unix_now(), validity),
     };
-    let token = state
-        .auth
-        .credentials
-        .current()
-        .issue(&Purpose::Zone, &claims)
-        .map_err(issue_error)?;
-    Ok(issued(token, "zone", &user, &claims.standard))
+    sign(&state, &user, causes, &Purpose::Zone, claims)
 }
 
 #[derive(Deserialize)]
@@ -269,25 +288,13 @@ pub(super) async fn user(
             causes.push(cause(&format!("groups[{i}]"), "must not be empty"));
         }
     }
-    let validity = valid_for(request.valid_for.as_deref(), None)
+    let validity = valid_for(request.valid_for.as_deref(), USER_VALIDITY)
         .map_err(|c| causes.push(c))
         .unwrap_or_default();
-    if !causes.is_empty() {
-        return Err(ApiError::bad_request(
-            "the token request is not valid",
-            causes,
-        ));
-    }
     let claims = UserClaims {
         name: request.name,
         groups: request.groups,
         standard: Standard::new(atoll_auth::unix_now(), validity),
     };
-    let token = state
-        .auth
-        .credentials
-        .current()
-        .issue(&Purpose::User, &claims)
-        .map_err(issue_error)?;
-    Ok(issued(token, "user", &caller, &claims.standard))
+    sign(&state, &caller, causes, &Purpose::User, claims)
 }
