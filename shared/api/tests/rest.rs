@@ -730,6 +730,7 @@ async fn the_openapi_document_is_served_and_every_documented_path_answers() {
             .is_success()
     );
     // Each documented path, filled in, reaches a handler (not the 404 fallback).
+    let mut checked = vec!["/openapi.json"];
     for (template, concrete) in [
         ("/", "/"),
         ("/zones/_overview", "/zones/_overview"),
@@ -745,6 +746,7 @@ async fn the_openapi_document_is_served_and_every_documented_path_answers() {
             doc.body["paths"].get(template).is_some(),
             "{template} undocumented"
         );
+        checked.push(template);
         let reply = api.get(concrete).await;
         assert!(
             reply.status == StatusCode::OK
@@ -754,6 +756,32 @@ async fn the_openapi_document_is_served_and_every_documented_path_answers() {
             reply.text
         );
     }
+    // The POST-only paths answer a POST with something other than the fallback.
+    for path in [
+        "/zones/{name}/certificate",
+        "/tokens/dataplane",
+        "/tokens/zone",
+        "/tokens/user",
+    ] {
+        let concrete = path.replace("{name}", "zone-1");
+        let reply = post_json(&api, &concrete, json!({}), Some(admin())).await;
+        assert!(
+            reply.status != StatusCode::NOT_FOUND || !reply.text.contains("no such path"),
+            "{concrete}: {} {}",
+            reply.status,
+            reply.text
+        );
+        checked.push(path);
+    }
+    let mut documented: Vec<&str> = doc.body["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    documented.sort();
+    checked.sort();
+    assert_eq!(documented, checked, "every documented path is tried");
 }
 
 async fn post_json(api: &Api, path: &str, body: Value, token: Option<&str>) -> Reply {

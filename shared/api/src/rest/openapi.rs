@@ -13,6 +13,9 @@ pub const PATHS: &[&str] = &[
     "/openapi.json",
     "/zones/_overview",
     "/zones/{name}/certificate",
+    "/tokens/dataplane",
+    "/tokens/zone",
+    "/tokens/user",
     "/{plural}",
     "/{plural}/{name}",
     "/meshes/{mesh}/{plural}",
@@ -34,7 +37,8 @@ fn param(name: &str, description: &str, schema: Value) -> Value {
 fn errors() -> Value {
     json!({
         "400": {"description": "invalid input: `causes` names each field and what is wrong", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-        "401": {"description": "the admin token is missing or wrong"},
+        "401": {"description": "no credential where one is needed, or a token that is not valid (the reason is in `details`)"},
+        "403": {"description": "the caller's user may not do this (the action and the settings that decide it are named)"},
         "404": {"description": "no such resource"},
         "409": {"description": "version conflict (If-Match)"},
         "503": {"description": "the store is unavailable; retry"}
@@ -65,6 +69,14 @@ fn list_op(scope_params: Vec<Value>) -> Value {
     })
 }
 
+fn token_op(what: &str, properties: Value, required: &[&str]) -> Value {
+    json!({"post": {
+        "summary": format!("issue {what}"),
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": required, "properties": properties, "additionalProperties": false}}}},
+        "responses": {"200": {"description": "the token", "content": {"text/plain": {"schema": {"type": "string"}}}}, "400": errors()["400"], "401": errors()["401"], "403": errors()["403"], "503": errors()["503"]}
+    }})
+}
+
 /// The document.
 pub fn document() -> Value {
     let mesh_plurals = json!({"type": "string", "enum": plurals(Scope::Mesh)});
@@ -78,13 +90,16 @@ pub fn document() -> Value {
         "info": {
             "title": "Atoll REST API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Kuma-compatible resource API of the Atoll global and zone control planes. Writes need the admin token (Authorization: Bearer), except over plain HTTP from localhost. Global-owned types are written on the global, zone-owned types in zones."
+            "description": "Kuma-compatible resource API of the Atoll global and zone control planes. Requests carry a user token (Authorization: Bearer); reads of non-secret resources need none, and plain HTTP from localhost acts as the admin unless KUMA_API_SERVER_AUTHN_LOCALHOST_IS_ADMIN=false. Global-owned types are written on the global, zone-owned types in zones."
         },
         "paths": {
             "/": {"get": {"summary": "version, mode (global or zone) and zone name", "responses": {"200": {"description": "index"}}}},
             "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3"}}}},
             "/zones/_overview": {"get": {"summary": "every zone with its insight (online, last seen, resources synced)", "responses": {"200": {"description": "zones"}}}},
-            "/zones/{name}/certificate": {"parameters": [name()], "post": {"summary": "issue a KDS client certificate for zone `name` (global only, admin token)", "responses": {"200": {"description": "certificate, key and CA (PEM)"}, "400": errors()["400"], "401": errors()["401"]}}},
+            "/zones/{name}/certificate": {"parameters": [name()], "post": {"summary": "issue a KDS client certificate for zone `name` (global only; permission to generate zone tokens); with `{\"csr\": PEM}` for the requester's own key", "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"csr": {"type": "string"}}}}}}, "responses": {"200": {"description": "certificate, key (unless a CSR was sent), CA (PEM) and serial"}, "400": errors()["400"], "401": errors()["401"], "403": errors()["403"]}}},
+            "/tokens/dataplane": token_op("a data plane token (global or zone)", json!({"mesh": {"type": "string"}, "name": {"type": "string"}, "tags": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}, "type": {"type": "string", "enum": ["dataplane", "gateway", "ingress", "egress"]}, "validFor": {"type": "string"}}), &["mesh"]),
+            "/tokens/zone": token_op("a zone token (global only)", json!({"zone": {"type": "string"}, "scope": {"type": "array", "items": {"type": "string", "enum": ["ingress", "egress"]}}, "validFor": {"type": "string"}}), &["zone"]),
+            "/tokens/user": token_op("a user token (global only)", json!({"name": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}}, "validFor": {"type": "string"}}), &["name"]),
             "/{plural}": list_op(vec![param("plural", "any type: lists it across every mesh", all_plurals)]),
             "/{plural}/{name}": resource_ops(vec![param("plural", "a global-scoped type", global_plurals), name()]),
             "/meshes/{mesh}/{plural}": list_op(vec![mesh(), param("plural", "a mesh-scoped type", mesh_plurals.clone())]),

@@ -1,5 +1,5 @@
-//! From a request's path and headers to what it may do: which type, where, and whether the
-//! caller is allowed to.
+//! From a request's path to what it addresses: which type, where, and whether it may be written
+//! on this side. Who may do it is [`crate::auth`]'s to decide.
 
 use atoll_model::{Kind, Owner, Scope};
 
