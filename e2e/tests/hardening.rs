@@ -14,6 +14,14 @@ use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
 use atoll_e2e::{backend::Backend, free_port};
 
 const HANDSHAKE: Duration = Duration::from_secs(1);
+
+/// The tests here measure times: they run one at a time, so twenty Envoys starting in one do
+/// not slow the other's well-behaved client down.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 const HEADER: Duration = Duration::from_secs(2);
 
 fn tight() -> BTreeMap<String, String> {
@@ -65,6 +73,7 @@ type SlowTarget = (&'static str, u16, &'static [u8], &'static [u8], Duration);
 
 #[test]
 fn slow_clients_are_cut_within_the_timeouts_and_others_are_served() {
+    let _alone = alone();
     let global = Global::start(GlobalOptions {
         env: tight(),
         ..Default::default()
@@ -168,6 +177,7 @@ fn slow_clients_are_cut_within_the_timeouts_and_others_are_served() {
 
 #[test]
 fn a_zone_with_twenty_connected_envoys_exits_within_its_drain_time() {
+    let _alone = alone();
     let drain = Duration::from_secs(2);
     let global = Global::start(GlobalOptions::default()).unwrap();
     let (code, body) = http_request(

@@ -53,6 +53,10 @@ fn secure_zone(zone_options: ZoneOptions) -> (Global, Zone) {
             .is_ok_and(|(c, _)| c == 200)
     })
     .unwrap();
+    // The mesh's token signing key has reached the zone once the zone can issue a token: only
+    // then is a token signed elsewhere told apart from one the zone merely does not know yet.
+    zone.dataplane_token("default", None, &[], "dataplane")
+        .unwrap();
     (global, zone)
 }
 
