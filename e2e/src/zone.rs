@@ -219,8 +219,9 @@ impl Zone {
 }
 
 impl Zone {
-    /// A data plane token from this zone's API (as the local admin), waiting while the mesh's
-    /// signing key has not arrived from the global yet. `tags` are (key, allowed value) pairs.
+    /// A data plane token from this zone's API (as the local admin), waiting while the mesh or
+    /// its signing key has not arrived from the global yet. `tags` are (key, allowed value)
+    /// pairs.
     pub fn dataplane_token(
         &self,
         mesh: &str,
@@ -236,6 +237,16 @@ impl Zone {
         if let Some(name) = name {
             body["name"] = name.into();
         }
+        // The mesh reaches the zone from the global; until it has, the zone rightly says the
+        // mesh does not exist.
+        eventually(
+            &format!("mesh {mesh} in {}", self.name),
+            READY_DEADLINE,
+            || {
+                crate::process::http_get(self.http_port, &format!("/meshes/{mesh}"))
+                    .is_ok_and(|(code, _)| code == 200)
+            },
+        )?;
         issue_token(self.http_port, "/tokens/dataplane", &body.to_string())
     }
 }
