@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tempfile::TempDir;
 
-use crate::process::{Process, Spec, http_get};
+use crate::process::{Process, Spec, http_get, token_file_args};
 use crate::zone::{Zone, eventually};
 use crate::{binaries, envoy};
 
@@ -137,12 +137,12 @@ impl Dataplane {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        if let Some(token) = token {
-            let token_file = dir.path().join("token");
-            std::fs::write(&token_file, token)?;
-            args.push("--dataplane-token-file".into());
-            args.push(token_file.display().to_string());
-        }
+        args.extend(token_file_args(
+            dir.path(),
+            "token",
+            "--dataplane-token-file",
+            token,
+        )?);
         args.extend(extra_args.iter().map(|s| s.to_string()));
         let spec = Spec {
             name: format!("atoll-dp {name}"),

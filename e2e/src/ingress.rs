@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use tempfile::TempDir;
 
 use crate::global::{Global, READY_DEADLINE};
-use crate::process::{Process, Spec};
+use crate::process::{Process, Spec, token_file_args};
 use crate::zone::Zone;
 use crate::{binaries, free_port};
 
@@ -57,11 +57,12 @@ impl Ingress {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        if let Some(token) = token {
-            let token_file = dir.path().join("zone-token");
-            std::fs::write(&token_file, token)?;
-            args.extend(["--zone-token-file".into(), token_file.display().to_string()]);
-        }
+        args.extend(token_file_args(
+            dir.path(),
+            "zone-token",
+            "--zone-token-file",
+            token,
+        )?);
         let spec = Spec {
             name: format!("atoll-zone ingress ({})", zone.name),
             program: binaries::binary("atoll-zone")?,

@@ -178,6 +178,23 @@ impl Drop for Process {
     }
 }
 
+/// `[flag, path]` arguments handing `token` over in the file `dir/name` (written here), or
+/// none without a token: how the harness gives processes their credentials, never on the
+/// command line itself.
+pub fn token_file_args(
+    dir: &Path,
+    name: &str,
+    flag: &str,
+    token: Option<String>,
+) -> anyhow::Result<Vec<String>> {
+    let Some(token) = token else {
+        return Ok(Vec::new());
+    };
+    let file = dir.join(name);
+    std::fs::write(&file, token).with_context(|| format!("writing {}", file.display()))?;
+    Ok(vec![flag.to_string(), file.display().to_string()])
+}
+
 /// A minimal HTTP/1.0 GET on loopback, returning the status code and body.
 pub fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
     http_request(port, "GET", path, None)
