@@ -121,6 +121,27 @@ fn refused(zone: &Zone, (status, text): (u16, String), expected: u16, why: &str,
     assert!(!stored(zone, name), "{name} must not be stored");
 }
 
+/// Registers `name` with `token` until the zone refuses it with 401 (a revocation or an expiry
+/// on its way), removing what each accepted attempt stored; returns the refusal.
+fn register_until_refused(zone: &Zone, token: &str, yaml: &str, name: &str) -> (u16, String) {
+    let mut last = (0, String::new());
+    eventually(
+        &format!("the zone to refuse {name}'s token"),
+        DEADLINE,
+        || {
+            last = register(zone, Some(token), yaml);
+            if last.0 == 200 {
+                let path = format!("/meshes/default/dataplanes/{name}");
+                let (code, body) = http_request(zone.http_port, "DELETE", &path, None).unwrap();
+                assert_eq!(code, 200, "{body}");
+            }
+            last.0 == 401
+        },
+    )
+    .unwrap();
+    last
+}
+
 fn jti(token: &str) -> String {
     let decoded = atoll_auth::jwt::decode(token).unwrap();
     decoded.claims["jti"].as_str().unwrap().to_string()
@@ -225,20 +246,7 @@ fn registrations_with_bad_credentials_are_refused_and_write_nothing() {
     // Expired: a token valid for one second, tried until it is refused as expired.
     let body = serde_json::json!({"mesh": "default", "validFor": "1s"}).to_string();
     let short = atoll_e2e::zone::issue_token(zone.http_port, "/tokens/dataplane", &body).unwrap();
-    let mut last = (0, String::new());
-    eventually("the short token to expire", Duration::from_secs(10), || {
-        last = register(&zone, Some(&short), &yaml("short-1", "short"));
-        if last.0 == 200 {
-            let _ = http_request(
-                zone.http_port,
-                "DELETE",
-                "/meshes/default/dataplanes/short-1",
-                None,
-            );
-        }
-        last.0 == 401
-    })
-    .unwrap();
+    let last = register_until_refused(&zone, &short, &yaml("short-1", "short"), "short-1");
     refused(&zone, last, 401, "expired", "short-1");
 
     // Revoked, by its jti, on the global: refused in the zone once the list arrives.
@@ -256,17 +264,8 @@ fn registrations_with_bad_credentials_are_refused_and_write_nothing() {
     )
     .unwrap();
     revoke(&global, &[&jti(&revoked)]);
-    eventually("the revocation to reach the zone", DEADLINE, || {
-        register(&zone, Some(&revoked), &yaml("web-3", "web")).0 == 401
-    })
-    .unwrap();
-    refused(
-        &zone,
-        register(&zone, Some(&revoked), &yaml("web-3", "web")),
-        401,
-        "revoked",
-        "web-3",
-    );
+    let last = register_until_refused(&zone, &revoked, &yaml("web-3", "web"), "web-3");
+    refused(&zone, last, 401, "revoked", "web-3");
 
     // The right token registers, and the same token cannot deregister another proxy.
     let (status, text) = register(&zone, Some(&web(Some("web-1"))), &yaml("web-1", "web"));
