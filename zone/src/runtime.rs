@@ -69,6 +69,12 @@ pub async fn run(
         commands,
         stop.clone(),
     ));
+    // The in-process ingress and egress: the process's handshake and drain limits.
+    let router_config = crate::ingress::IngressConfig {
+        handshake_timeout: common.handshake_timeout,
+        drain_timeout: common.drain,
+        ..Default::default()
+    };
     // The ingress's table is always kept: a separate ingress process may follow it.
     let (tables_tx, tables) = watch::channel(Arc::new(Table::new()));
     let (advertise, advertisement) = watch::channel(None);
@@ -82,9 +88,7 @@ pub async fn run(
             listener,
             crate::ingress::IngressConfig {
                 fallback: Some(crate::crosszone::sni::any_port_form),
-                handshake_timeout: common.handshake_timeout,
-                drain_timeout: common.drain,
-                ..Default::default()
+                ..router_config.clone()
             },
             egress_tables,
             stop.clone(),
@@ -119,11 +123,7 @@ pub async fn run(
         tracing::info!(listen = %zone.ingress.listen, advertised = %zone.ingress.advertised_address, "zone ingress running in-process");
         tokio::spawn(crate::ingress::serve(
             listener,
-            crate::ingress::IngressConfig {
-                handshake_timeout: common.handshake_timeout,
-                drain_timeout: common.drain,
-                ..Default::default()
-            },
+            router_config,
             tables.clone(),
             stop.clone(),
             Arc::new(crate::ingress::Stats::default()),

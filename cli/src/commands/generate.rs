@@ -14,9 +14,17 @@ use serde_json::{Value, json};
 
 use crate::client::{ApiArgs, describe_error};
 
-/// Asks the control plane for a token and prints it.
-fn token(api: &ApiArgs, path: &str, body: &Value) -> anyhow::Result<ExitCode> {
-    let response = api.connect()?.post_json(path, body)?;
+/// Asks the control plane for a token (valid for `valid_for` when given) and prints it.
+fn token(
+    api: &ApiArgs,
+    path: &str,
+    mut body: Value,
+    valid_for: &Option<String>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(valid_for) = valid_for {
+        body["validFor"] = valid_for.as_str().into();
+    }
+    let response = api.connect()?.post_json(path, &body)?;
     if !response.status().is_success() {
         eprintln!("Error: {}", describe_error(response));
         return Ok(ExitCode::FAILURE);
@@ -187,10 +195,7 @@ pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
             if let Some(name) = name {
                 body["name"] = name.as_str().into();
             }
-            if let Some(valid_for) = valid_for {
-                body["validFor"] = valid_for.as_str().into();
-            }
-            token(api, "/tokens/dataplane", &body)
+            token(api, "/tokens/dataplane", body, valid_for)
         }
         What::ZoneToken {
             zone,
@@ -201,22 +206,18 @@ pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
             if !scopes.is_empty() {
                 body["scope"] = json!(scopes);
             }
-            if let Some(valid_for) = valid_for {
-                body["validFor"] = valid_for.as_str().into();
-            }
-            token(api, "/tokens/zone", &body)
+            token(api, "/tokens/zone", body, valid_for)
         }
         What::UserToken {
             name,
             groups,
             valid_for,
-        } => {
-            let mut body = json!({ "name": name, "groups": groups });
-            if let Some(valid_for) = valid_for {
-                body["validFor"] = valid_for.as_str().into();
-            }
-            token(api, "/tokens/user", &body)
-        }
+        } => token(
+            api,
+            "/tokens/user",
+            json!({ "name": name, "groups": groups }),
+            valid_for,
+        ),
         What::SigningKey => {
             let pem = atoll_auth::keys::generate_pem()?;
             println!("{}", base64::engine::general_purpose::STANDARD.encode(pem));

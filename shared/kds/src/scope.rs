@@ -60,10 +60,7 @@ pub trait Scope: Send + Sync {
     /// Sending side: the delta name under which the resource at `key` was exported, for
     /// telling the peer it is gone.
     fn exported_name(&self, key: &Key) -> String {
-        match &key.mesh {
-            Some(mesh) => format!("{}.{mesh}", key.name),
-            None => key.name.clone(),
-        }
+        wire::key_delta_name(key)
     }
 }
 
@@ -93,10 +90,7 @@ impl Scope for GlobalExport {
     fn exported_name(&self, key: &Key) -> String {
         match key.kind {
             Kind::GlobalSecret => names::public_key_name(&key.name).unwrap_or(key.name.clone()),
-            _ => match &key.mesh {
-                Some(mesh) => format!("{}.{mesh}", key.name),
-                None => key.name.clone(),
-            },
+            _ => wire::key_delta_name(key),
         }
     }
 }

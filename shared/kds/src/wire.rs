@@ -18,9 +18,18 @@ const KUMA_RESOURCE_TYPE: &str = "type.googleapis.com/kuma.mesh.v1alpha1.KumaRes
 
 /// The delta name: `<name>.<mesh>` or `<name>`.
 pub fn delta_name(resource: &Resource) -> String {
-    match resource.mesh() {
-        Some(mesh) => format!("{}.{mesh}", resource.name()),
-        None => resource.name().to_string(),
+    named(resource.name(), resource.mesh())
+}
+
+/// The delta name of the resource at `key` (see [`delta_name`]).
+pub fn key_delta_name(key: &atoll_store::Key) -> String {
+    named(&key.name, key.mesh.as_deref())
+}
+
+fn named(name: &str, mesh: Option<&str>) -> String {
+    match mesh {
+        Some(mesh) => format!("{name}.{mesh}"),
+        None => name.to_string(),
     }
 }
 
