@@ -15,8 +15,14 @@ use crate::kds_ca::{self, ZoneIssuer};
 
 pub async fn run(common: Common, kds: KdsConfig) -> anyhow::Result<()> {
     let stop = atoll_runtime::shutdown_signal();
-    let Some(started) =
-        start_control_plane(&common, Mode::Global, axum::Router::new(), stop.clone()).await?
+    let Some(started) = start_control_plane(
+        &common,
+        Mode::Global,
+        axum::Router::new(),
+        None,
+        stop.clone(),
+    )
+    .await?
     else {
         return Ok(());
     };

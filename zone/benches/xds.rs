@@ -293,6 +293,8 @@ async fn fan_out(tokens: bool) {
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(atoll_zone::proxy::reconciler::run(
         "zone-1".into(),
+        Default::default(),
+        atoll_zone::external::status::board().0,
         store.clone(),
         hub.clone(),
         commands,

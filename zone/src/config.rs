@@ -101,6 +101,12 @@ pub const ZONE_OPTIONS: &[Opt] = &[
         help: "port this zone's sidecars use to reach its egress; empty: the egress port (Atoll addition)",
     },
     Opt {
+        env: "KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR",
+        yaml: "ipam.meshExternalService.cidr",
+        default: "242.0.0.0/8",
+        help: "where MeshExternalService VIPs come from; each VIP is derived from the service's mesh and name, so it is the same in every zone and after every restart",
+    },
+    Opt {
         env: "KUMA_DP_SERVER_PORT",
         yaml: "dpServer.port",
         default: "5678",
@@ -188,6 +194,7 @@ pub struct ZoneConfig {
     pub zone_proxy_authn: ZoneProxyAuthn,
     pub ingress: IngressSettings,
     pub egress: IngressSettings,
+    pub vip_cidr: crate::external::vip::Cidr,
 }
 
 /// Where the zone ingress listens and what it advertises.
@@ -300,6 +307,10 @@ impl ZoneConfig {
             zone_proxy_authn,
             ingress: IngressSettings::from_settings(s, "KUMA_ZONE_INGRESS")?,
             egress: IngressSettings::from_settings(s, "KUMA_ZONE_EGRESS")?,
+            vip_cidr: s
+                .require::<String>("KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR")?
+                .parse()
+                .map_err(|why| anyhow::anyhow!("KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR: {why}"))?,
         })
     }
 }

@@ -55,6 +55,43 @@ pub struct RunArgs {
     /// Envoy worker threads.
     #[arg(long, default_value_t = 1)]
     pub concurrency: u32,
+    /// Loopback UDP port on which Envoy answers DNS for MeshExternalService hostnames with
+    /// their VIPs; unset leaves the DNS listener out (several proxies share a host in tests).
+    #[arg(long, env = "KUMA_DNS_ENVOY_DNS_PORT")]
+    pub dns_port: Option<u16>,
+    /// The system CA bundle Envoy verifies external services against when they have no
+    /// `caCert`; found among the usual locations when unset.
+    #[arg(long, env = "KUMA_DATAPLANE_RUNTIME_DYNAMIC_SYSTEM_CA_PATH")]
+    pub system_ca_path: Option<PathBuf>,
+}
+
+/// Where Linux distributions and macOS keep the system CA bundle, most common first.
+const SYSTEM_CA_PATHS: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system CA bundle: the configured one (which must exist), or the first usual location
+/// that does.
+fn system_ca_path(configured: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    match configured {
+        Some(path) => {
+            std::fs::metadata(path).with_context(|| {
+                format!(
+                    "KUMA_DATAPLANE_RUNTIME_DYNAMIC_SYSTEM_CA_PATH {}: cannot read it",
+                    path.display()
+                )
+            })?;
+            Ok(Some(path.display().to_string()))
+        }
+        None => Ok(SYSTEM_CA_PATHS
+            .iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .map(|p| p.to_string())),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -324,6 +361,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "xdsPort": port,
         "caCert": String::from_utf8_lossy(&ca),
         "delta": launcher.args.delta,
+        "dnsPort": launcher.args.dns_port,
+        "systemCaPath": system_ca_path(launcher.args.system_ca_path.as_deref())?,
     });
     let mut stop = atoll_runtime::shutdown_signal();
     // The zone may still be starting: retry registration with a capped backoff.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod crosszone;
 pub mod dp;
 pub mod dp_server;
+pub mod external;
 pub mod ingress;
 pub mod kds_client;
 pub mod proxy;

@@ -29,7 +29,10 @@ pub async fn run(
     };
     let (hub, commands) = Hub::new();
     let insights = crate::dp_server::insight::router(hub.clone());
-    let Some(started) = start_control_plane(&common, mode, insights, stop.clone()).await? else {
+    let (names, status) = crate::external::status::board();
+    let Some(started) =
+        start_control_plane(&common, mode, insights, Some(status), stop.clone()).await?
+    else {
         return Ok(());
     };
     let kds = match zone.kds.clone() {
@@ -64,6 +67,8 @@ pub async fn run(
     )?;
     tokio::spawn(crate::proxy::reconciler::run(
         zone.name.clone(),
+        zone.vip_cidr,
+        names,
         started.store.clone(),
         hub.clone(),
         commands,

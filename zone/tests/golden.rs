@@ -11,7 +11,7 @@ use atoll_zone::proxy::world::World;
 use atoll_zone::xds::clusters;
 use atoll_zone::xds::snapshot::{CLUSTER, ENDPOINT, LISTENER, SECRET, Snapshot};
 use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap};
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
     ApiConfigSource, ApiVersion, GrpcService, api_config_source, grpc_service,
 };
@@ -196,6 +196,25 @@ fn check_golden(name: &str, text: &str) {
 fn envoy_validate(snapshot: &Snapshot) -> Result<(), String> {
     let envoy = atoll_e2e::envoy::binary().expect("an Envoy binary");
     let mut clusters_list = snapshot.decoded::<Cluster>(CLUSTER);
+    // Static clusters in a bootstrap are set up before the ADS stream exists, so one whose TLS
+    // reads an SDS secret crashes Envoy there; served over CDS they are set up after it, as
+    // EDS clusters are here. Validate such a cluster as EDS.
+    for cluster in &mut clusters_list {
+        let is_static = cluster.cluster_discovery_type
+            == Some(cluster::ClusterDiscoveryType::Type(
+                cluster::DiscoveryType::Static as i32,
+            ));
+        if is_static && cluster.transport_socket.is_some() {
+            let name = cluster.name.clone();
+            *cluster = Cluster {
+                transport_socket: cluster.transport_socket.take(),
+                typed_extension_protocol_options: std::mem::take(
+                    &mut cluster.typed_extension_protocol_options,
+                ),
+                ..clusters::eds(&name, None)
+            };
+        }
+    }
     clusters_list.push(clusters::with_http2(clusters::fixed("xds", "127.0.0.1", 1)));
     let bootstrap = Bootstrap {
         node: Some(envoy_types::pb::envoy::config::core::v3::Node {
@@ -731,5 +750,289 @@ networking:
     assert!(
         problems.iter().any(|p| p.contains("zone egress")),
         "{problems:?}"
+    );
+}
+
+/// Every kind of MeshExternalService endpoint and TLS setting, on a sidecar outbound and a
+/// gateway route, with the DNS listener answering the generated hostnames.
+#[test]
+fn external_services_on_a_sidecar_and_a_gateway() {
+    let (client_cert, client_key) = rsa_certificate("client.example");
+    let (ca_cert, _) = rsa_certificate("ca.example");
+    let indent = |pem: &str| pem.trim_end().replace('\n', "\n          ");
+    let mut world = world(&format!(
+        "type: Mesh
+name: default
+---
+type: HostnameGenerator
+name: extsvc
+spec:
+  selector:
+    meshExternalService:
+      matchLabels:
+        kuma.io/origin: global
+  template: '{{{{ .DisplayName }}}}.extsvc.mesh.local'
+---
+type: MeshExternalService
+mesh: default
+name: tcp-plain
+labels:
+  kuma.io/origin: global
+spec:
+  match:
+    type: HostnameGenerator
+    port: 4242
+    protocol: tcp
+  endpoints:
+  - address: 192.0.2.10
+    port: 4242
+---
+type: MeshExternalService
+mesh: default
+name: https-dns
+labels:
+  kuma.io/origin: global
+spec:
+  match:
+    port: 443
+    protocol: http
+  endpoints:
+  - address: api.example.com
+    port: 443
+  tls:
+    enabled: true
+    version:
+      min: TLS12
+      max: TLS13
+    verification:
+      subjectAltNames:
+      - type: Prefix
+        value: api.
+      caCert:
+        inlineString: |
+          {ca}
+---
+type: MeshExternalService
+mesh: default
+name: grpc-mtls
+spec:
+  match:
+    port: 9000
+    protocol: grpc
+  endpoints:
+  - address: grpc.example.com
+    port: 9001
+  tls:
+    enabled: true
+    allowRenegotiation: true
+    verification:
+      mode: SkipCA
+      serverName: grpc.internal
+      clientCert:
+        secret: grpc-client
+      clientKey:
+        secret: grpc-client
+---
+type: MeshExternalService
+mesh: default
+name: socket
+spec:
+  match:
+    port: 80
+    protocol: http2
+  endpoints:
+  - address: unix:///var/run/app.sock
+---
+type: MeshExternalService
+mesh: default
+name: system-ca
+spec:
+  match:
+    port: 443
+    protocol: tcp
+  endpoints:
+  - address: 192.0.2.20
+    port: 443
+  tls:
+    enabled: true
+    verification:
+      mode: SkipSAN
+---
+type: MeshExternalService
+mesh: default
+name: skip-all
+spec:
+  match:
+    port: 443
+    protocol: tcp
+  endpoints:
+  - address: 192.0.2.30
+    port: 443
+  tls:
+    enabled: true
+    verification:
+      mode: SkipAll
+{secret}---
+type: Dataplane
+mesh: default
+name: app-1
+networking:
+  address: 10.0.0.9
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: app
+  outbound:
+  - port: 10001
+    backendRef: {{kind: MeshExternalService, name: tcp-plain}}
+  - port: 10002
+    backendRef: {{kind: MeshExternalService, name: https-dns}}
+  - port: 10003
+    backendRef: {{kind: MeshExternalService, name: grpc-mtls}}
+  - port: 10004
+    backendRef: {{kind: MeshExternalService, name: socket}}
+  - port: 10005
+    backendRef: {{kind: MeshExternalService, name: system-ca}}
+  - port: 10006
+    backendRef: {{kind: MeshExternalService, name: skip-all}}
+",
+        ca = indent(&ca_cert),
+        secret = pem_secret("default", "grpc-client", &client_cert, &client_key),
+    ));
+    world.proxy_meta.insert(
+        ("default".into(), "app-1".into()),
+        atoll_zone::proxy::meta::ProxyMeta {
+            dns_port: Some(15054),
+            system_ca_path: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+        },
+    );
+    let (snapshot, problems) = generate(&world, "default", "app-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let text = describe(&snapshot);
+    assert!(
+        !text.contains("BEGIN PRIVATE KEY"),
+        "key material only over SDS"
+    );
+    for name in [
+        "mes_ca:default:https-dns",
+        "mes_client:default:grpc-mtls",
+        "system_ca",
+    ] {
+        assert!(text.contains(&format!("=== Secret {name}")), "{name}");
+    }
+    let listeners = snapshot.decoded::<Listener>(LISTENER);
+    let dns = listeners
+        .iter()
+        .find(|l| l.name == atoll_zone::xds::dns::LISTENER)
+        .expect("a DNS listener");
+    let dns_config = dns.listener_filters[0]
+        .config_type
+        .as_ref()
+        .map(|c| match c {
+            envoy_types::pb::envoy::config::listener::v3::listener_filter::ConfigType::TypedConfig(any) => {
+                envoy_types::pb::envoy::extensions::filters::udp::dns_filter::v3::DnsFilterConfig::decode(any.value.as_slice()).unwrap()
+            }
+            _ => panic!("typed config"),
+        })
+        .unwrap();
+    let dns_text = format!("{dns_config:#?}");
+    assert!(
+        dns_text.contains("tcp-plain.extsvc.mesh.local"),
+        "{dns_text}"
+    );
+    assert!(dns_text.contains("https-dns.extsvc.mesh.local"));
+    assert!(
+        !dns_text.contains("grpc-mtls.extsvc"),
+        "not selected by the generator"
+    );
+    assert!(
+        dns_text.contains("\"242."),
+        "answers with a VIP from 242.0.0.0/8"
+    );
+    check_golden(
+        "sidecar_external_services",
+        &redact_pem(&format!("{text}=== DNS table\n{dns_text}\n")),
+    );
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+
+    // A gateway route whose backend is a MeshExternalService reaches the same cluster.
+    let mut with_gateway = world.clone();
+    for doc in atoll_model::parse_documents(&format!(
+        "{GATEWAY_DP}---
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: 8080
+    protocol: HTTP
+---
+type: MeshHTTPRoute
+mesh: default
+name: to-api
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    rules:
+    - matches:
+      - path:
+          type: PathPrefix
+          value: /
+      default:
+        backendRefs:
+        - kind: MeshExternalService
+          name: https-dns
+"
+    )) {
+        let r = doc.outcome.expect("valid gateway fixture");
+        let meta = r.meta.clone();
+        with_gateway.apply(r.kind(), meta.mesh.as_deref(), &meta.name, Some(&r));
+    }
+    let (gateway, problems) = generate(&with_gateway, "default", "edge-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let gateway_text = describe(&gateway);
+    assert!(gateway_text.contains("=== Cluster meshexternalservice_https-dns"));
+    let listeners_text = gateway_text.split("=== Cluster").next().unwrap_or_default();
+    assert!(
+        listeners_text.contains("\"meshexternalservice_https-dns\""),
+        "the route sends to the external cluster:\n{listeners_text}"
+    );
+    envoy_validate(&gateway).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+
+    // The Mesh switch: no cluster, no listener, and a problem saying why.
+    let mut forbidding = world.clone();
+    let mut mesh = forbidding.meshes["default"].clone();
+    mesh.routing = Some(atoll_model::types::MeshRouting {
+        default_forbid_mesh_external_service_access: true,
+        ..Default::default()
+    });
+    forbidding.meshes.insert("default".into(), mesh);
+    let (snapshot, problems) = generate(&forbidding, "default", "app-1");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("forbids traffic to external services")),
+        "{problems:?}"
+    );
+    let clusters = snapshot.decoded::<Cluster>(CLUSTER);
+    assert!(
+        !clusters
+            .iter()
+            .any(|c| c.name.starts_with("meshexternalservice_")),
+        "no external cluster when the mesh forbids them"
+    );
+    assert!(
+        !snapshot
+            .decoded::<Listener>(LISTENER)
+            .iter()
+            .any(|l| l.name.starts_with("outbound:")),
+        "no outbound listener either"
     );
 }

@@ -117,6 +117,7 @@ impl Server {
                 localhost_is_admin: true,
             },
             zone_certificates: Default::default(),
+            status: None,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(atoll_api::serve(

@@ -99,6 +99,7 @@ impl Api {
                 localhost_is_admin,
             },
             zone_certificates: slot.clone(),
+            status: None,
         };
         Api {
             router: router(state),

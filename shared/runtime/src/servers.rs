@@ -36,6 +36,7 @@ pub async fn start_control_plane(
     common: &Common,
     mode: Mode,
     extra_routes: axum::Router,
+    status: Option<atoll_api::rest::StatusFn>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Started>> {
     let store_cell: Arc<OnceCell<Arc<dyn Store>>> = Arc::new(OnceCell::new());
@@ -115,6 +116,7 @@ pub async fn start_control_plane(
             localhost_is_admin: common.auth.localhost_is_admin,
         },
         zone_certificates: zone_certificates.clone(),
+        status,
     })
     .merge(extra_routes);
     let http = bind(common.http, "HTTP API").await?;

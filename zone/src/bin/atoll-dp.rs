@@ -16,14 +16,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Register a Dataplane and run Envoy for it.
-    Run(atoll_zone::dp::RunArgs),
+    Run(Box<atoll_zone::dp::RunArgs>),
     /// Print the configuration reference (every flag that an environment variable sets).
     Options,
 }
 
 fn main() -> ExitCode {
     let args = match Cli::parse().command {
-        Command::Run(args) => args,
+        Command::Run(args) => *args,
         Command::Options => {
             print!(
                 "{}",

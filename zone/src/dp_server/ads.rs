@@ -30,6 +30,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::authn::{Authenticator, Denied, Grant, bearer_metadata};
 use crate::proxy::deps::ProxyId;
 use crate::proxy::hub::{Hub, Nack, SnapshotRx, now_rfc3339};
+use crate::proxy::meta::ProxyMeta;
 use crate::xds::snapshot::{PUSH_ORDER, Snapshot, is_wildcard_type};
 
 /// Envoy's `node.id` for a Dataplane: `<mesh>.<name>`.
@@ -71,19 +72,19 @@ impl Ads {
         metadata: &tonic::metadata::MetadataMap,
         inbound: &mut Streaming<T>,
         node: impl FnOnce(&T) -> Option<&Node>,
-    ) -> Result<(T, ProxyId, StreamContext), Status> {
+    ) -> Result<(T, (ProxyId, ProxyMeta), StreamContext), Status> {
         let grant = self
             .auth
             .dataplane(bearer_metadata(metadata))
             .map_err(Denied::into_status)?;
-        let (first, proxy) = first_request(inbound, node).await?;
+        let (first, proxy, meta) = first_request(inbound, node).await?;
         grant.admits_proxy(&proxy.0, &proxy.1).map_err(|denied| {
             tracing::warn!(mesh = %proxy.0, proxy = %proxy.1, ?denied, "ADS stream refused");
             denied.into_status()
         })?;
         Ok((
             first,
-            proxy,
+            (proxy, meta),
             StreamContext {
                 grant,
                 stop: self.stop.clone(),
@@ -140,24 +141,26 @@ struct SotwType {
     nonce: String,
 }
 
-/// Reads a stream's first request and the proxy its `node.id` names.
+/// Reads a stream's first request, the proxy its `node.id` names and its node metadata.
 async fn first_request<T: prost::Message + Default>(
     inbound: &mut Streaming<T>,
     node: impl FnOnce(&T) -> Option<&Node>,
-) -> Result<(T, ProxyId), Status> {
+) -> Result<(T, ProxyId, ProxyMeta), Status> {
     let first = inbound
         .message()
         .await?
         .ok_or_else(|| Status::invalid_argument("the stream closed before its first request"))?;
-    let proxy = parse_node_id(node(&first).map(|n| n.id.as_str()).unwrap_or(""))?;
-    Ok((first, proxy))
+    let node = node(&first);
+    let proxy = parse_node_id(node.map(|n| n.id.as_str()).unwrap_or(""))?;
+    let meta = ProxyMeta::from_node(node);
+    Ok((first, proxy, meta))
 }
 
 /// Runs `serve` for `proxy` on its own task, subscribed to the proxy's configuration for as
 /// long as it runs; an error it returns ends the stream with that status.
 fn open<R, F, Fut>(
     hub: Arc<Hub>,
-    proxy: ProxyId,
+    (proxy, meta): (ProxyId, ProxyMeta),
     variant: &'static str,
     serve: F,
 ) -> Response<ResponseStream<R>>
@@ -168,7 +171,7 @@ where
 {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
-        let snapshots = hub.subscribe(&proxy);
+        let snapshots = hub.subscribe(&proxy, meta);
         let _subscription = Subscription {
             hub: hub.clone(),
             proxy: proxy.clone(),

@@ -47,6 +47,12 @@ pub struct BootstrapRequest {
     /// Delta xDS instead of state of the world.
     #[serde(default)]
     pub delta: bool,
+    /// The loopback UDP port the proxy's DNS listener binds; absent turns it off.
+    #[serde(default)]
+    pub dns_port: Option<u16>,
+    /// The host's system CA bundle, for TLS to external services without their own CA.
+    #[serde(default)]
+    pub system_ca_path: Option<String>,
 }
 
 #[derive(Clone)]
@@ -260,6 +266,11 @@ pub fn build(
         node: Some(Node {
             id: super::ads::node_id(mesh, name),
             cluster: name.to_string(),
+            metadata: crate::proxy::meta::ProxyMeta {
+                dns_port: request.dns_port,
+                system_ca_path: request.system_ca_path.clone(),
+            }
+            .to_struct(),
             ..Default::default()
         }),
         admin: Some(Admin {

@@ -50,15 +50,15 @@ pub fn mtls_backend(mesh: &MeshSpec) -> Option<(String, Duration)> {
     Some((backend.name.clone(), validity))
 }
 
-struct Context<'a> {
-    world: &'a World,
-    proxy: &'a ProxyId,
-    built: Built,
-    mtls: bool,
+pub(super) struct Context<'a> {
+    pub(super) world: &'a World,
+    pub(super) proxy: &'a ProxyId,
+    pub(super) built: Built,
+    pub(super) mtls: bool,
 }
 
 impl Context<'_> {
-    fn mesh(&self) -> &str {
+    pub(super) fn mesh(&self) -> &str {
         &self.proxy.0
     }
 
@@ -267,28 +267,38 @@ impl Context<'_> {
             .add_endpoints(&clusters::load_assignment(cluster, &endpoints));
     }
 
+    /// The bytes a data source holds: a Secret of this mesh (recorded as a dependency), inline
+    /// bytes or text, or a file on the control plane's host.
+    pub(super) fn source_bytes(
+        &self,
+        source: &DataSource,
+        deps: &mut BTreeSet<Dep>,
+    ) -> Result<Vec<u8>, String> {
+        if let Some(name) = &source.secret {
+            deps.insert(Dep::Secret(self.mesh().to_string(), name.clone()));
+            self.world
+                .secrets
+                .get(&(self.mesh().to_string(), name.clone()))
+                .cloned()
+                .ok_or_else(|| format!("secret {name:?} not found in mesh {}", self.mesh()))
+        } else if let Some(Ok(bytes)) = source.inline_bytes() {
+            Ok(bytes)
+        } else if let Some(text) = &source.inline_string {
+            Ok(text.clone().into_bytes())
+        } else if let Some(path) = &source.file {
+            std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))
+        } else {
+            Err("no usable data source".into())
+        }
+    }
+
     /// Resolves a gateway certificate source to (chain, key).
     fn certificate(
         &self,
         source: &DataSource,
         deps: &mut BTreeSet<Dep>,
     ) -> Result<(String, String), String> {
-        let bytes = if let Some(name) = &source.secret {
-            deps.insert(Dep::Secret(self.mesh().to_string(), name.clone()));
-            self.world
-                .secrets
-                .get(&(self.mesh().to_string(), name.clone()))
-                .cloned()
-                .ok_or_else(|| format!("secret {name:?} not found in mesh {}", self.mesh()))?
-        } else if let Some(Ok(bytes)) = source.inline_bytes() {
-            bytes
-        } else if let Some(text) = &source.inline_string {
-            text.clone().into_bytes()
-        } else if let Some(path) = &source.file {
-            std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?
-        } else {
-            return Err("no usable data source".into());
-        };
+        let bytes = self.source_bytes(source, deps)?;
         let text = String::from_utf8(bytes).map_err(|_| "not PEM text".to_string())?;
         let (chain, key) = atoll_tls::split_pem_bundle(&text);
         match key {
@@ -435,6 +445,27 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
     let mut local_services = BTreeSet::new();
     let mut modes: std::collections::BTreeMap<String, Option<CrossZoneMode>> = Default::default();
     for outbound in &net.outbound {
+        if let Some(backend) = outbound
+            .backend_ref
+            .as_ref()
+            .filter(|b| b.kind == atoll_model::types::TargetKind::MeshExternalService)
+        {
+            // Left out when unreachable (forbidden, missing): the application's connection is
+            // refused rather than sent somewhere unverified.
+            if let Some((cluster, protocol)) = cx.external_cluster(&backend.name) {
+                outbounds.push(OutboundTarget {
+                    address: outbound
+                        .address
+                        .clone()
+                        .unwrap_or_else(|| "127.0.0.1".into()),
+                    port: outbound.port,
+                    service: backend.name.clone(),
+                    cluster,
+                    protocol,
+                });
+            }
+            continue;
+        }
         let service = outbound
             .tags
             .get(SERVICE_TAG)
@@ -511,6 +542,12 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
     }
     for listener in &out.listeners {
         cx.built.snapshot.add_listener(listener);
+    }
+    if let Some(port) = cx.world.proxy_meta.get(cx.proxy).and_then(|m| m.dns_port) {
+        let records = cx.dns_records();
+        cx.built
+            .snapshot
+            .add_listener(&crate::xds::dns::listener(port, &records));
     }
 }
 
@@ -601,8 +638,14 @@ fn build_gateway(cx: &mut Context<'_>, dp: &DataplaneSpec) {
     cx.built.deps.extend(secret_deps);
     cx.built.problems.extend(out.problems);
     for (cluster, backend) in &out.backends {
-        let BackendRef { name, port, .. } = backend;
-        cx.service_cluster(cluster, name, *port, None);
+        let BackendRef {
+            name, port, kind, ..
+        } = backend;
+        if *kind == atoll_model::types::TargetKind::MeshExternalService {
+            cx.external_cluster(name);
+        } else {
+            cx.service_cluster(cluster, name, *port, None);
+        }
     }
     for listener in &out.listeners {
         cx.built.snapshot.add_listener(listener);

@@ -23,6 +23,10 @@ pub enum Dep {
     Service(String, String),
     /// A mesh-scoped Secret: (mesh, name).
     Secret(String, String),
+    /// A MeshExternalService: (mesh, name).
+    ExternalService(String, String),
+    /// Every MeshExternalService's hostnames and VIP (HostnameGenerators, the set of services).
+    ExternalNames,
 }
 
 #[derive(Debug, Default)]

@@ -15,7 +15,8 @@ pub type SnapshotRx = watch::Receiver<Option<Arc<Snapshot>>>;
 /// Tells the reconciler about proxies coming and going.
 #[derive(Debug)]
 pub enum Command {
-    Connected(ProxyId),
+    /// The first stream of a proxy opened, with what its node told about its host.
+    Connected(ProxyId, super::meta::ProxyMeta),
     Disconnected(ProxyId),
 }
 
@@ -82,10 +83,10 @@ impl Hub {
     }
 
     /// A stream for `proxy` opened: its configuration channel (computed on first use).
-    pub fn subscribe(&self, proxy: &ProxyId) -> SnapshotRx {
+    pub fn subscribe(&self, proxy: &ProxyId, meta: super::meta::ProxyMeta) -> SnapshotRx {
         let mut entries = lock(&self.entries);
         let entry = entries.entry(proxy.clone()).or_insert_with(|| {
-            let _ = self.commands.send(Command::Connected(proxy.clone()));
+            let _ = self.commands.send(Command::Connected(proxy.clone(), meta));
             Entry {
                 tx: watch::Sender::new(None),
                 streams: 0,

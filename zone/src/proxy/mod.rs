@@ -4,7 +4,9 @@
 
 pub mod build;
 pub mod deps;
+mod external;
 pub mod hub;
 pub mod identity;
+pub mod meta;
 pub mod reconciler;
 pub mod world;

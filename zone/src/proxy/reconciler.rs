@@ -50,6 +50,8 @@ pub async fn load(store: &dyn Store) -> Result<World, StoreError> {
 
 struct Reconciler {
     zone: String,
+    vip_cidr: crate::external::vip::Cidr,
+    names: crate::external::status::Publisher,
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     world: World,
@@ -87,6 +89,18 @@ impl Reconciler {
             }
         }
         metrics::histogram!("atoll_xds_generation_seconds").record(started.elapsed().as_secs_f64());
+    }
+
+    /// Hands the API the MeshExternalService names the world now gives.
+    fn publish_names(&self) {
+        let names = self.world.external_names();
+        self.names.send_if_modified(|current| {
+            if **current == *names {
+                return false;
+            }
+            *current = std::sync::Arc::new(names.clone());
+            true
+        });
     }
 
     fn recompute_all(&mut self) {
@@ -137,6 +151,9 @@ impl Reconciler {
                     .apply(kind, mesh.as_deref(), &name, resource.as_ref()),
             );
         }
+        if touched.contains(&Dep::ExternalNames) {
+            self.publish_names();
+        }
         let affected = self.index.affected(&touched);
         metrics::counter!("atoll_xds_recomputations_total").increment(affected.len() as u64);
         for proxy in affected {
@@ -149,7 +166,11 @@ impl Reconciler {
         match load(self.store.as_ref()).await {
             Ok(mut world) => {
                 world.local_zone = self.zone.clone();
+                world.vip_cidr = self.vip_cidr;
+                // Node metadata is not in the store: it lives as long as the streams.
+                world.proxy_meta = std::mem::take(&mut self.world.proxy_meta);
                 self.world = world;
+                self.publish_names();
                 self.recompute_all();
                 true
             }
@@ -164,6 +185,8 @@ impl Reconciler {
 /// Runs until `stop`.
 pub async fn run(
     zone: String,
+    vip_cidr: crate::external::vip::Cidr,
+    names: crate::external::status::Publisher,
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     mut commands: mpsc::UnboundedReceiver<Command>,
@@ -172,6 +195,8 @@ pub async fn run(
     let mut feed = store.watch();
     let mut r = Reconciler {
         zone,
+        vip_cidr,
+        names,
         store,
         hub,
         world: World::default(),
@@ -194,10 +219,14 @@ pub async fn run(
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
             command = commands.recv() => match command {
-                Some(Command::Connected(proxy)) => r.recompute(&proxy),
+                Some(Command::Connected(proxy, meta)) => {
+                    r.world.proxy_meta.insert(proxy.clone(), meta);
+                    r.recompute(&proxy);
+                }
                 Some(Command::Disconnected(proxy)) => {
                     r.index.remove(&proxy);
                     r.identities.remove(&proxy);
+                    r.world.proxy_meta.remove(&proxy);
                     // A stream whose Dataplane is gone leaves nothing behind.
                     if !r.world.dataplanes.contains_key(&proxy) {
                         r.hub.forget(&proxy);
@@ -278,13 +307,15 @@ mod tests {
         let (_stop_tx, stop) = watch::channel(false);
         tokio::spawn(run(
             "zone-1".into(),
+            Default::default(),
+            crate::external::status::board().0,
             store.clone(),
             hub.clone(),
             commands,
             stop,
         ));
         let proxy: ProxyId = ("default".into(), "web-1".into());
-        let mut snapshots = hub.subscribe(&proxy);
+        let mut snapshots = hub.subscribe(&proxy, Default::default());
         // The reconciler follows the store once it has computed the proxy's configuration.
         tokio::time::timeout(Duration::from_secs(5), snapshots.changed())
             .await

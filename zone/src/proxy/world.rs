@@ -8,8 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use atoll_model::types::{
-    DataplaneSpec, InboundState, MeshGatewaySpec, MeshHttpRouteSpec, MeshSpec, MeshTcpRouteSpec,
-    SERVICE_TAG, Tags, TargetKind, ZoneEgressSpec, ZoneIngressSpec,
+    DataplaneSpec, HostnameGeneratorSpec, InboundState, MeshExternalServiceSpec, MeshGatewaySpec,
+    MeshHttpRouteSpec, MeshSpec, MeshTcpRouteSpec, SERVICE_TAG, Tags, TargetKind, ZoneEgressSpec,
+    ZoneIngressSpec,
 };
 use atoll_model::{Kind, Resource, Spec};
 
@@ -45,6 +46,26 @@ pub struct World {
     pub egresses: BTreeMap<String, ZoneEgressSpec>,
     /// Each Mesh's labels (its cross-zone mode, `atoll.io/cross-zone-mode`).
     pub mesh_labels: BTreeMap<String, Tags>,
+    /// MeshExternalServices with the metadata hostnames and VIPs are derived from.
+    pub external_services: BTreeMap<Named, ExternalService>,
+    /// HostnameGenerators by name.
+    pub hostname_generators: BTreeMap<String, HostnameGeneratorSpec>,
+    /// What each connected proxy told about itself (node metadata), by proxy.
+    pub proxy_meta: BTreeMap<Named, super::meta::ProxyMeta>,
+    /// Where MeshExternalService VIPs come from (`KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR`).
+    pub vip_cidr: crate::external::vip::Cidr,
+    /// Hostnames and VIPs, computed on first use after a MeshExternalService or
+    /// HostnameGenerator changed.
+    names: std::sync::OnceLock<BTreeMap<Named, crate::external::names::ServiceNames>>,
+}
+
+/// A MeshExternalService as the builder and the name allocator read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalService {
+    pub spec: MeshExternalServiceSpec,
+    pub labels: Tags,
+    /// RFC 3339; older services keep their VIP when two hash to the same address.
+    pub creation_time: String,
 }
 
 /// Another zone's ingress offering a service: where to connect and how many instances it has.
@@ -59,7 +80,7 @@ pub struct RemoteIngress {
 }
 
 /// The kinds the builder reads.
-pub const KINDS: [Kind; 8] = [
+pub const KINDS: [Kind; 10] = [
     Kind::Mesh,
     Kind::MeshGateway,
     Kind::MeshHttpRoute,
@@ -68,6 +89,8 @@ pub const KINDS: [Kind; 8] = [
     Kind::Secret,
     Kind::ZoneIngress,
     Kind::ZoneEgress,
+    Kind::MeshExternalService,
+    Kind::HostnameGenerator,
 ];
 
 fn gateway_target(target: Option<&atoll_model::types::TargetRef>) -> Option<&str> {
@@ -215,6 +238,33 @@ impl World {
                     _ => self.egresses.remove(name),
                 };
             }
+            Kind::MeshExternalService => {
+                self.names = Default::default();
+                touched.insert(Dep::ExternalService(mesh_name, name.to_string()));
+                // Hostnames and VIPs depend on the whole set (collisions, selectors).
+                touched.insert(Dep::ExternalNames);
+                match (resource, spec) {
+                    (Some(r), Some(Spec::MeshExternalService(e))) => self.external_services.insert(
+                        key,
+                        ExternalService {
+                            spec: e.clone(),
+                            labels: r.meta.labels.clone(),
+                            creation_time: r.meta.creation_time.clone().unwrap_or_default(),
+                        },
+                    ),
+                    _ => self.external_services.remove(&key),
+                };
+            }
+            Kind::HostnameGenerator => {
+                self.names = Default::default();
+                touched.insert(Dep::ExternalNames);
+                match spec {
+                    Some(Spec::HostnameGenerator(g)) => {
+                        self.hostname_generators.insert(name.to_string(), g.clone())
+                    }
+                    _ => self.hostname_generators.remove(name),
+                };
+            }
             Kind::Secret => {
                 touched.insert(Dep::Secret(mesh_name, name.to_string()));
                 match spec.map(|s| match s {
@@ -232,6 +282,17 @@ impl World {
 }
 
 impl World {
+    /// Every MeshExternalService's hostnames and VIP.
+    pub fn external_names(&self) -> &BTreeMap<Named, crate::external::names::ServiceNames> {
+        self.names.get_or_init(|| {
+            crate::external::names::compute(
+                &self.vip_cidr,
+                &self.external_services,
+                &self.hostname_generators,
+            )
+        })
+    }
+
     /// This zone's egress: (address, port).
     pub fn local_egress(&self) -> Option<(String, u32)> {
         self.egresses

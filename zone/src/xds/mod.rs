@@ -2,6 +2,8 @@
 //! I/O and no async, so they are golden-tested and checked with `envoy --mode validate`.
 
 pub mod clusters;
+pub mod dns;
+pub mod external;
 pub mod filters;
 pub mod gateway;
 pub mod routes;

@@ -24,6 +24,9 @@ use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
 /// The Envoy cluster a backend reference sends traffic to: `<name>` or `<name>_<port>`.
 pub fn cluster_name(backend: &BackendRef) -> String {
+    if backend.kind == atoll_model::types::TargetKind::MeshExternalService {
+        return super::external::cluster_name(&backend.name);
+    }
     match backend.port {
         Some(port) => format!("{}_{port}", backend.name),
         None => backend.name.clone(),

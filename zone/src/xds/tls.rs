@@ -38,7 +38,7 @@ fn inline(text: &str) -> Option<DataSource> {
     })
 }
 
-fn via_ads(name: String) -> SdsSecretConfig {
+pub(crate) fn via_ads(name: String) -> SdsSecretConfig {
     SdsSecretConfig {
         name,
         sds_config: Some(ConfigSource {

@@ -49,7 +49,12 @@ pub struct ApiState {
     pub auth: ApiAuth,
     /// Set on the global once its KDS CA is ready.
     pub zone_certificates: IssuerSlot,
+    /// Fills in server-computed `status` (a zone's MeshExternalService hostnames and VIP).
+    pub status: Option<StatusFn>,
 }
+
+/// Computes a resource's `status` as it is read; `None` leaves the stored one.
+pub type StatusFn = Arc<dyn Fn(&atoll_model::Resource) -> Option<serde_json::Value> + Send + Sync>;
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
@@ -94,6 +99,9 @@ fn readable(
 ) -> atoll_model::Resource {
     if !state.auth.may_view_secrets(user) {
         atoll_model::redact::redact_key_material(&mut resource);
+    }
+    if let Some(status) = state.status.as_ref().and_then(|f| f(&resource)) {
+        resource.status = Some(status);
     }
     resource
 }
