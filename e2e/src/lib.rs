@@ -16,6 +16,7 @@ pub mod binaries;
 pub mod cli;
 pub mod dataplane;
 pub mod envoy;
+pub mod external;
 pub mod global;
 pub mod ingress;
 pub mod postgres;
