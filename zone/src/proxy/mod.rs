@@ -3,8 +3,11 @@
 //! to the change feed, and the hub that hands configurations to ADS streams.
 
 pub mod build;
+pub mod data_source;
 pub mod deps;
 pub mod hub;
 pub mod identity;
+pub mod mesh_ca;
+mod outbound_routes;
 pub mod reconciler;
 pub mod world;

@@ -22,12 +22,23 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
-/// The Envoy cluster a backend reference sends traffic to: `<name>` or `<name>_<port>`.
+/// The Envoy cluster a backend reference sends traffic to: `<name>` or `<name>_<port>`, and
+/// for a MeshServiceSubset its tags after it, `<name>[_<port>][key=value,…]`, so each subset
+/// of a service has its own cluster and the same subset always the same one.
 pub fn cluster_name(backend: &BackendRef) -> String {
-    match backend.port {
+    let service = match backend.port {
         Some(port) => format!("{}_{port}", backend.name),
         None => backend.name.clone(),
+    };
+    if backend.kind != TargetKind::MeshServiceSubset || backend.tags.is_empty() {
+        return service;
     }
+    let tags: Vec<String> = backend
+        .tags
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!("{service}[{}]", tags.join(","))
 }
 
 /// Whether a route's hostname applies to a listener's hostname (`*` on either side, or a
