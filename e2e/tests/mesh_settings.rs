@@ -7,7 +7,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use atoll_e2e::backend::Backend;
-use atoll_e2e::cli::atollctl;
 use atoll_e2e::dataplane::{Dataplane, sidecar_yaml};
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
@@ -17,15 +16,12 @@ use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn apply(global: &Global, yaml: &str) {
-    let run = atollctl(&["--api-address", &global.api(), "apply", "-f", "-"], yaml).unwrap();
-    assert_eq!(run.code, 0, "apply failed: {}{}", run.stdout, run.stderr);
+    global.apply(yaml).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 fn synced(zone: &Zone, path: &str) {
-    eventually(&format!("{path} in {}", zone.name), DEADLINE, || {
-        http_get(zone.http_port, path).is_ok_and(|(code, _)| code == 200)
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
+    zone.wait_for(path, DEADLINE)
+        .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// A sidecar offering `service` in front of `app`, its inbound carrying `tags` besides the

@@ -635,6 +635,23 @@ conf:
     assert!(problems[0].contains("edge, edge-too"), "{problems:?}");
 }
 
+/// A client in mesh `m` with an outbound to `backend`.
+const CLIENT_OF_BACKEND: &str = "---
+type: Dataplane
+mesh: m
+name: client-1
+networking:
+  address: 10.1.1.1
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: client
+  outbound:
+  - port: 10080
+    tags:
+      kuma.io/service: backend
+";
+
 /// Cross-zone routing modes: the mesh's `routing.zoneEgress` (local) and the outbound's
 /// `atoll.io/cross-zone-mode` override, and failing closed without an egress.
 #[test]
@@ -676,21 +693,7 @@ availableServices:
   endpoints: ['10.7.7.7:8080']
   tags:
     kuma.io/service: backend
-{egress}---
-type: Dataplane
-mesh: m
-name: client-1
-networking:
-  address: 10.1.1.1
-  inbound:
-  - port: 8080
-    tags:
-      kuma.io/service: client
-  outbound:
-  - port: 10080
-    tags:
-      kuma.io/service: backend
-{outbound_tag}"
+{egress}{CLIENT_OF_BACKEND}{outbound_tag}"
         ));
         w.local_zone = "zone-1".into();
         let (snapshot, problems) = generate(&w, "m", "client-1");
@@ -761,26 +764,13 @@ data: {data}
 /// STRICT keeps one mTLS-only chain.
 #[test]
 fn sidecar_permissive_inbound_takes_plain_text_too() {
-    let dataplane = "---
-type: Dataplane
-mesh: m
-name: web-1
-networking:
-  address: 10.0.0.2
-  inbound:
-  - port: 8080
-    servicePort: 80
-    tags:
-      kuma.io/service: web
-      kuma.io/protocol: http
-";
     let world_in = |mode: &str| {
         world(&format!(
-            "{}{dataplane}",
-            mtls_mesh("m", &format!("    mode: {mode}\n"), "")
+            "{}{SERVICES}",
+            mtls_mesh("default", &format!("    mode: {mode}\n"), "")
         ))
     };
-    let (snapshot, problems) = generate(&world_in("PERMISSIVE"), "m", "web-1");
+    let (snapshot, problems) = generate(&world_in("PERMISSIVE"), "default", "web-1");
     assert!(problems.is_empty(), "{problems:?}");
     let listeners = snapshot.decoded::<Listener>(LISTENER);
     let transports: Vec<String> = listeners[0]
@@ -803,7 +793,7 @@ networking:
     check_golden("sidecar_permissive", &describe(&snapshot));
     envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
 
-    let (strict, _) = generate(&world_in("STRICT"), "m", "web-1");
+    let (strict, _) = generate(&world_in("STRICT"), "default", "web-1");
     let strict = strict.decoded::<Listener>(LISTENER);
     assert_eq!(strict[0].filter_chains.len(), 1);
     assert!(strict[0].filter_chains[0].transport_socket.is_some());
@@ -924,21 +914,7 @@ networking:
   - port: 8080
     tags:
       kuma.io/service: backend
----
-type: Dataplane
-mesh: m
-name: client-1
-networking:
-  address: 10.1.1.1
-  inbound:
-  - port: 8080
-    tags:
-      kuma.io/service: client
-  outbound:
-  - port: 10080
-    tags:
-      kuma.io/service: backend
-",
+{CLIENT_OF_BACKEND}",
             mtls_mesh("m", "", routing)
         ));
         w.local_zone = "zone-1".into();

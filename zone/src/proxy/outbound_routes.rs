@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use atoll_model::types::DataplaneSpec;
+use atoll_model::types::{DataplaneSpec, TargetRef};
 
 use super::build::Context;
 use super::deps::Dep;
+use super::world::Named;
 use crate::xds::routes::cluster_name;
 use crate::xds::sidecar::{self, OutboundRoutes, OutboundTarget, Protocol};
 use crate::xds::sidecar_routes::{self, Client};
@@ -24,21 +25,10 @@ pub(super) fn for_outbounds(
         name: &cx.proxy.1,
         spec: dp,
     };
-    let in_mesh = |(m, _): &(String, String)| *m == mesh;
-    let http = client.applicable(
-        world
-            .http_routes
-            .iter()
-            .filter(|(k, _)| in_mesh(k))
-            .map(|((_, name), r)| (name.as_str(), r.target_ref.as_ref(), r)),
-    );
-    let tcp = client.applicable(
-        world
-            .tcp_routes
-            .iter()
-            .filter(|(k, _)| in_mesh(k))
-            .map(|((_, name), r)| (name.as_str(), r.target_ref.as_ref(), r)),
-    );
+    let http = client.applicable(in_mesh(&world.http_routes, &mesh, |r| {
+        r.target_ref.as_ref()
+    }));
+    let tcp = client.applicable(in_mesh(&world.tcp_routes, &mesh, |r| r.target_ref.as_ref()));
     let mut out = BTreeMap::new();
     if http.is_empty() && tcp.is_empty() {
         return out;
@@ -69,4 +59,15 @@ pub(super) fn for_outbounds(
         out.insert(outbound.cluster.clone(), routes);
     }
     out
+}
+
+/// The routes of `mesh` among `all`, as (name, top-level target, route).
+fn in_mesh<'a, R>(
+    all: &'a BTreeMap<Named, R>,
+    mesh: &'a str,
+    target: impl Fn(&'a R) -> Option<&'a TargetRef> + 'a,
+) -> impl Iterator<Item = (&'a str, Option<&'a TargetRef>, &'a R)> + 'a {
+    all.range((mesh.to_string(), String::new())..)
+        .take_while(move |((m, _), _)| m == mesh)
+        .map(move |((_, name), route)| (name.as_str(), target(route), route))
 }

@@ -410,17 +410,22 @@ fn redirect_action(r: &RequestRedirect) -> RedirectAction {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn route_spec(yaml: &str) -> MeshHttpRouteSpec {
+    /// The spec of the one resource in `yaml`.
+    pub(crate) fn spec_of(yaml: &str) -> atoll_model::Spec {
         match atoll_model::parse_documents(yaml)
             .into_iter()
             .next()
             .map(|d| d.outcome)
         {
-            Some(Ok(r)) => match r.spec {
-                atoll_model::Spec::MeshHttpRoute(spec) => spec,
-                other => panic!("not a route: {other:?}"),
-            },
-            other => panic!("invalid test route: {other:?}"),
+            Some(Ok(r)) => r.spec,
+            other => panic!("invalid test resource: {other:?}"),
+        }
+    }
+
+    pub(crate) fn route_spec(yaml: &str) -> MeshHttpRouteSpec {
+        match spec_of(yaml) {
+            atoll_model::Spec::MeshHttpRoute(spec) => spec,
+            other => panic!("not a route: {other:?}"),
         }
     }
 

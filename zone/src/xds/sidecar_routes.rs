@@ -142,19 +142,12 @@ pub fn tcp(service: &str, specs: &[&MeshTcpRouteSpec]) -> Option<Vec<BackendRef>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xds::routes::tests::route_spec;
+    use crate::xds::routes::tests::{route_spec, spec_of};
 
     fn dataplane(yaml: &str) -> DataplaneSpec {
-        match atoll_model::parse_documents(yaml)
-            .into_iter()
-            .next()
-            .map(|d| d.outcome)
-        {
-            Some(Ok(r)) => match r.spec {
-                atoll_model::Spec::Dataplane(dp) => dp,
-                other => panic!("not a Dataplane: {other:?}"),
-            },
-            other => panic!("invalid Dataplane: {other:?}"),
+        match spec_of(yaml) {
+            atoll_model::Spec::Dataplane(dp) => dp,
+            other => panic!("not a Dataplane: {other:?}"),
         }
     }
 
@@ -220,17 +213,11 @@ mod tests {
     #[test]
     fn tcp_takes_the_most_specific_route() {
         let tcp_route = |name: &str, backend: &str| -> MeshTcpRouteSpec {
-            match atoll_model::parse_documents(&format!(
+            match spec_of(&format!(
                 "type: MeshTCPRoute\nmesh: default\nname: {name}\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n  - targetRef:\n      kind: MeshService\n      name: db\n    rules:\n    - default:\n        backendRefs:\n        - kind: MeshService\n          name: {backend}\n          weight: 3\n"
-            ))
-            .remove(0)
-            .outcome
-            {
-                Ok(r) => match r.spec {
-                    atoll_model::Spec::MeshTcpRoute(s) => s,
-                    other => panic!("{other:?}"),
-                },
-                Err(e) => panic!("{e:?}"),
+            )) {
+                atoll_model::Spec::MeshTcpRoute(s) => s,
+                other => panic!("{other:?}"),
             }
         };
         let (a, b) = (tcp_route("a", "db-a"), tcp_route("b", "db-b"));
