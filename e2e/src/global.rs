@@ -103,6 +103,13 @@ impl Global {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// `atollctl apply` of `yaml` against this global; an error carries atollctl's output.
+    pub fn apply(&self, yaml: &str) -> anyhow::Result<()> {
+        let run = crate::cli::atollctl(&["--api-address", &self.api(), "apply", "-f", "-"], yaml)?;
+        anyhow::ensure!(run.code == 0, "apply failed: {}{}", run.stdout, run.stderr);
+        Ok(())
+    }
+
     pub fn https_api(&self) -> String {
         format!("https://127.0.0.1:{}", self.https_port)
     }

@@ -202,6 +202,15 @@ impl Zone {
         self.dir.path().join("work").join("dp-server-ca.crt")
     }
 
+    /// Waits until the zone's API answers 200 for `path` (e.g. a resource synced from the
+    /// global); an error carries the zone's log.
+    pub fn wait_for(&self, path: &str, deadline: Duration) -> anyhow::Result<Duration> {
+        eventually(&format!("{path} in {}", self.name), deadline, || {
+            crate::process::http_get(self.http_port, path).is_ok_and(|(code, _)| code == 200)
+        })
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", self.log()))
+    }
+
     pub fn log(&self) -> String {
         self.process.log_tail(400)
     }

@@ -6,7 +6,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use atoll_e2e::backend::Backend;
-use atoll_e2e::cli::atollctl;
 use atoll_e2e::dataplane::Dataplane;
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
@@ -19,8 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const SNI: &str = "backend.any.secure.atoll";
 
 fn apply(global: &Global, yaml: &str) {
-    let run = atollctl(&["--api-address", &global.api(), "apply", "-f", "-"], yaml).unwrap();
-    assert_eq!(run.code, 0, "apply failed: {}{}", run.stdout, run.stderr);
+    global.apply(yaml).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 fn sidecar(

@@ -15,15 +15,12 @@ use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn apply(global: &Global, yaml: &str) {
-    let run = atollctl(&["--api-address", &global.api(), "apply", "-f", "-"], yaml).unwrap();
-    assert_eq!(run.code, 0, "apply failed: {}{}", run.stdout, run.stderr);
+    global.apply(yaml).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 fn synced(zone: &Zone, path: &str) {
-    eventually(&format!("{path} in {}", zone.name), DEADLINE, || {
-        http_get(zone.http_port, path).is_ok_and(|(code, _)| code == 200)
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
+    zone.wait_for(path, DEADLINE)
+        .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// A sidecar for `backend`, offering it as `service` on a free inbound port.

@@ -654,6 +654,23 @@ conf:
     assert!(problems[0].contains("edge, edge-too"), "{problems:?}");
 }
 
+/// A client in mesh `m` with an outbound to `backend`.
+const CLIENT_OF_BACKEND: &str = "---
+type: Dataplane
+mesh: m
+name: client-1
+networking:
+  address: 10.1.1.1
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: client
+  outbound:
+  - port: 10080
+    tags:
+      kuma.io/service: backend
+";
+
 /// Cross-zone routing modes: the mesh's `routing.zoneEgress` (local) and the outbound's
 /// `atoll.io/cross-zone-mode` override, and failing closed without an egress.
 #[test]
@@ -695,21 +712,7 @@ availableServices:
   endpoints: ['10.7.7.7:8080']
   tags:
     kuma.io/service: backend
-{egress}---
-type: Dataplane
-mesh: m
-name: client-1
-networking:
-  address: 10.1.1.1
-  inbound:
-  - port: 8080
-    tags:
-      kuma.io/service: client
-  outbound:
-  - port: 10080
-    tags:
-      kuma.io/service: backend
-{outbound_tag}"
+{egress}{CLIENT_OF_BACKEND}{outbound_tag}"
         ));
         w.local_zone = "zone-1".into();
         let (snapshot, problems) = generate(&w, "m", "client-1");
@@ -750,6 +753,320 @@ networking:
     assert!(
         problems.iter().any(|p| p.contains("zone egress")),
         "{problems:?}"
+    );
+}
+
+/// A mesh `name` with mTLS from a builtin CA (its Secret included), `extra` added to the
+/// backend (e.g. its mode) and `rest` added to the Mesh (e.g. routing).
+fn mtls_mesh(name: &str, extra: &str, rest: &str) -> String {
+    use base64::Engine;
+    let ca = atoll_tls::Authority::generate(&format!("mesh {name}")).unwrap();
+    let data = base64::engine::general_purpose::STANDARD.encode(ca.to_bundle());
+    format!(
+        "type: Mesh
+name: {name}
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+{extra}{rest}---
+type: Secret
+mesh: {name}
+name: ca-builtin-ca-1
+data: {data}
+"
+    )
+}
+
+/// PERMISSIVE: the inbound takes mesh mTLS and plain text, told apart by the TLS inspector;
+/// STRICT keeps one mTLS-only chain.
+#[test]
+fn sidecar_permissive_inbound_takes_plain_text_too() {
+    let world_in = |mode: &str| {
+        world(&format!(
+            "{}{SERVICES}",
+            mtls_mesh("default", &format!("    mode: {mode}\n"), "")
+        ))
+    };
+    let (snapshot, problems) = generate(&world_in("PERMISSIVE"), "default", "web-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let listeners = snapshot.decoded::<Listener>(LISTENER);
+    let transports: Vec<String> = listeners[0]
+        .filter_chains
+        .iter()
+        .map(|c| {
+            c.filter_chain_match
+                .clone()
+                .unwrap_or_default()
+                .transport_protocol
+        })
+        .collect();
+    assert_eq!(transports, ["tls", "raw_buffer"]);
+    assert_eq!(
+        listeners[0].listener_filters[0].name,
+        "envoy.filters.listener.tls_inspector"
+    );
+    assert!(listeners[0].filter_chains[0].transport_socket.is_some());
+    assert!(listeners[0].filter_chains[1].transport_socket.is_none());
+    check_golden("sidecar_permissive", &describe(&snapshot));
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+
+    let (strict, _) = generate(&world_in("STRICT"), "default", "web-1");
+    let strict = strict.decoded::<Listener>(LISTENER);
+    assert_eq!(strict[0].filter_chains.len(), 1);
+    assert!(strict[0].filter_chains[0].transport_socket.is_some());
+    assert!(strict[0].listener_filters.is_empty());
+}
+
+/// A MeshHTTPRoute on the client's outbound to `web`: `/v2` split between a subset of web's
+/// instances (tag `version: v2`) and the service on port 8080; everything else to web.
+#[test]
+fn sidecar_route_with_a_subset_backend() {
+    let world = world(&format!(
+        "type: Mesh
+name: default
+---
+type: MeshHTTPRoute
+mesh: default
+name: web-v2
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: MeshService
+      name: web
+    rules:
+    - matches:
+      - path:
+          type: PathPrefix
+          value: /v2
+      default:
+        filters:
+        - type: RequestHeaderModifier
+          requestHeaderModifier:
+            set:
+            - name: x-routed
+              value: v2
+        backendRefs:
+        - kind: MeshServiceSubset
+          name: web
+          tags:
+            version: v2
+          weight: 90
+        - kind: MeshService
+          name: web
+          port: 8080
+          weight: 10
+---
+type: Dataplane
+mesh: default
+name: web-2
+networking:
+  address: 10.0.0.9
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: web
+      kuma.io/protocol: http
+      version: v2
+---
+type: Dataplane
+mesh: default
+name: client-1
+networking:
+  address: 10.0.0.5
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: client
+  outbound:
+  - port: 10001
+    tags:
+      kuma.io/service: web
+{SERVICES}"
+    ));
+    let (snapshot, problems) = generate(&world, "default", "client-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let subset: Vec<String> = snapshot
+        .decoded::<ClusterLoadAssignment>(ENDPOINT)
+        .iter()
+        .filter(|c| c.cluster_name == "web[version=v2]")
+        .flat_map(|c| &c.endpoints)
+        .flat_map(|l| &l.lb_endpoints)
+        .map(|e| format!("{e:?}"))
+        .collect();
+    assert_eq!(subset.len(), 1, "only the tagged instance: {subset:?}");
+    assert!(subset[0].contains("10.0.0.9"), "{subset:?}");
+    let text = describe(&snapshot);
+    assert!(text.contains("\"web[version=v2]\"") && text.contains("\"web_8080\""));
+    check_golden("sidecar_route_subset", &text);
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}
+
+/// `routing.localityAwareLoadBalancing`: this zone's instances at priority 0, other zones'
+/// (through their ingress) at 1; without it, one priority for all.
+#[test]
+fn locality_aware_load_balancing_prefers_the_local_zone() {
+    let fixture = |routing: &str| {
+        let mut w = world(&format!(
+            "{}---
+type: ZoneIngress
+name: zone-2.ingress
+zone: zone-2
+networking:
+  address: 10.2.2.2
+  port: 10001
+availableServices:
+- mesh: m
+  instances: 2
+  tags:
+    kuma.io/service: backend
+---
+type: Dataplane
+mesh: m
+name: backend-1
+networking:
+  address: 10.1.1.2
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: backend
+{CLIENT_OF_BACKEND}",
+            mtls_mesh("m", "", routing)
+        ));
+        w.local_zone = "zone-1".into();
+        let (snapshot, problems) = generate(&w, "m", "client-1");
+        assert!(problems.is_empty(), "{problems:?}");
+        snapshot
+    };
+    let on = fixture("routing:\n  localityAwareLoadBalancing: true\n");
+    let backend = on
+        .decoded::<ClusterLoadAssignment>(ENDPOINT)
+        .into_iter()
+        .find(|c| c.cluster_name == "backend")
+        .unwrap();
+    let tiers: Vec<(u32, String)> = backend
+        .endpoints
+        .iter()
+        .map(|l| (l.priority, format!("{:?}", l.lb_endpoints)))
+        .collect();
+    assert_eq!(tiers.len(), 2, "{tiers:?}");
+    assert!(
+        tiers[0].0 == 0 && tiers[0].1.contains("10.1.1.2"),
+        "{tiers:?}"
+    );
+    assert!(
+        tiers[1].0 == 1 && tiers[1].1.contains("10.2.2.2"),
+        "{tiers:?}"
+    );
+    check_golden("sidecar_locality", &describe(&on));
+    envoy_validate(&on).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+
+    let off = fixture("");
+    let backend = off
+        .decoded::<ClusterLoadAssignment>(ENDPOINT)
+        .into_iter()
+        .find(|c| c.cluster_name == "backend")
+        .unwrap();
+    assert_eq!(backend.endpoints.len(), 1);
+    assert_eq!(backend.endpoints[0].lb_endpoints.len(), 2);
+}
+
+/// A `provided` CA: workload certificates are issued from the operator's CA, read from mesh
+/// Secrets, and its key reaches no proxy.
+#[test]
+fn a_provided_ca_issues_workload_certificates() {
+    use base64::Engine;
+    let operator = atoll_tls::Authority::generate("Operator CA").unwrap();
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let world = world(&format!(
+        "type: Mesh
+name: m
+mtls:
+  enabledBackend: mine
+  backends:
+  - name: mine
+    type: provided
+    conf:
+      cert:
+        secret: operator-ca-cert
+      key:
+        secret: operator-ca-key
+---
+type: Secret
+mesh: m
+name: operator-ca-cert
+data: {}
+---
+type: Secret
+mesh: m
+name: operator-ca-key
+data: {}
+---
+type: Dataplane
+mesh: m
+name: web-1
+networking:
+  address: 10.0.0.2
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: web
+",
+        b64(operator.cert_pem()),
+        b64(&operator.key_pem()),
+    ));
+    let built = build(
+        &world,
+        &mut Identities::default(),
+        &("m".to_string(), "web-1".to_string()),
+        Instant::now(),
+    )
+    .unwrap();
+    assert!(built.problems.is_empty(), "{:?}", built.problems);
+    assert!(
+        built.deps.contains(&atoll_zone::proxy::deps::Dep::Secret(
+            "m".into(),
+            "operator-ca-key".into()
+        )),
+        "a changed key secret recomputes the proxy"
+    );
+    let secrets = built.snapshot.decoded::<Secret>(SECRET);
+    let text = format!("{secrets:?}");
+    assert!(text.contains("BEGIN CERTIFICATE"));
+    let operator_key = operator.key_pem();
+    let key_body = operator_key.lines().nth(1).unwrap();
+    assert!(!text.contains(key_body), "the CA key reached the proxy");
+    let identity = secrets
+        .iter()
+        .find_map(|s| match &s.r#type {
+            Some(envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type::TlsCertificate(c)) => c.certificate_chain.clone(),
+            _ => None,
+        })
+        .and_then(|d| match d.specifier {
+            Some(envoy_types::pb::envoy::config::core::v3::data_source::Specifier::InlineString(s)) => Some(s),
+            _ => None,
+        })
+        .unwrap();
+    // The chain verifies against the operator's CA.
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_file, leaf_file) = (dir.path().join("ca.pem"), dir.path().join("leaf.pem"));
+    std::fs::write(&ca_file, operator.cert_pem()).unwrap();
+    std::fs::write(&leaf_file, &identity).unwrap();
+    let verified = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&ca_file)
+        .arg(&leaf_file)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
     );
 }
 

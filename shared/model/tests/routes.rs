@@ -637,6 +637,31 @@ fn redirect(v: &mut Value) {
 }
 
 #[test]
+fn gateway_rules_need_backends_unless_they_redirect() {
+    run_table(
+        GATEWAY_HTTP_BASE,
+        &[
+            edit(
+                "backendRefs missing without a redirect",
+                |v| remove(v, "spec.to[0].rules[0].default.backendRefs"),
+                fail(
+                    "spec.to[0].rules[0].default.backendRefs",
+                    "at least one backend",
+                ),
+            ),
+            edit(
+                "backendRefs empty without a redirect",
+                |v| set(v, "spec.to[0].rules[0].default.backendRefs", json!([])),
+                fail(
+                    "spec.to[0].rules[0].default.backendRefs",
+                    "at least one backend",
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
 fn http_redirects_and_backends() {
     run_table(
         HTTP_BASE,
@@ -710,20 +735,25 @@ fn http_redirects_and_backends() {
                     "must be set for type RequestRedirect",
                 ),
             ),
+            // On a sidecar's outbound a rule without backends sends to the service
+            // `to[].targetRef` names (Kuma 2.x); a gateway has no such default (below).
             edit(
-                "backendRefs missing without a redirect",
+                "backendRefs missing on a service route",
                 |v| remove(v, "spec.to[0].rules[0].default.backendRefs"),
-                fail(
-                    "spec.to[0].rules[0].default.backendRefs",
-                    "at least one backend",
-                ),
+                PASS,
             ),
             edit(
-                "backendRefs empty without a redirect",
-                |v| set(v, "spec.to[0].rules[0].default.backendRefs", json!([])),
+                "backend MeshMultiZoneService",
+                |v| {
+                    set(
+                        v,
+                        "spec.to[0].rules[0].default.backendRefs[0]",
+                        json!({"kind": "MeshMultiZoneService", "name": "backend"}),
+                    )
+                },
                 fail(
-                    "spec.to[0].rules[0].default.backendRefs",
-                    "at least one backend",
+                    "spec.to[0].rules[0].default.backendRefs[0].kind",
+                    "MeshMultiZoneService backends are not supported",
                 ),
             ),
             edit(

@@ -7,16 +7,18 @@ use std::time::{Duration, Instant};
 
 use atoll_model::types::{
     BackendRef, DataSource, DataplaneGatewayType, DataplaneSpec, MeshSpec, SERVICE_TAG, Tags,
+    TargetKind,
 };
 use envoy_types::pb::envoy::config::core::v3::TransportSocket;
 
 use super::deps::{Dep, ProxyId};
 use super::identity::Identities;
 use super::world::World;
+use super::{data_source, mesh_ca, outbound_routes};
 use crate::xds::gateway::{self, GatewayInput};
 use crate::xds::sidecar::{self, OutboundTarget, Protocol, SidecarInput};
 use crate::xds::snapshot::Snapshot;
-use crate::xds::{clusters, tls};
+use crate::xds::{clusters, routes, tls};
 
 /// Default lifetime of a workload certificate (Kuma's default `dpCert.rotation.expiration`).
 pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
@@ -55,11 +57,65 @@ pub(super) struct Context<'a> {
     pub(super) proxy: &'a ProxyId,
     pub(super) built: Built,
     pub(super) mtls: bool,
+    permissive: bool,
 }
 
 impl Context<'_> {
     pub(super) fn mesh(&self) -> &str {
         &self.proxy.0
+    }
+
+    /// Records why part of the configuration is missing, once.
+    pub(super) fn problem(&mut self, problem: String) {
+        if !self.built.problems.contains(&problem) {
+            self.built.problems.push(problem);
+        }
+    }
+
+    /// The cluster a route's backend sends to, created here: routes name it
+    /// [`routes::cluster_name`], so an arm must create it under that name. `None`, with a
+    /// problem, for a backend this proxy cannot reach.
+    pub(super) fn backend_cluster(&mut self, backend: &BackendRef) -> Option<String> {
+        let cluster = routes::cluster_name(backend);
+        match &backend.kind {
+            TargetKind::MeshService | TargetKind::Unset => {
+                self.service_cluster(&cluster, &backend.name, backend.port, None)
+            }
+            TargetKind::MeshServiceSubset => {
+                self.subset_cluster(&cluster, &backend.name, backend.port, &backend.tags)
+            }
+            TargetKind::MeshExternalService => {
+                return self.external_cluster(&backend.name).map(|(c, _)| c);
+            }
+            other => {
+                self.problem(format!(
+                    "backend {:?}: kind {} cannot be routed to",
+                    backend.name,
+                    other.as_str()
+                ));
+                return None;
+            }
+        }
+        Some(cluster)
+    }
+
+    /// Clusters for every backend of a route. One that cannot be reached still gets a cluster,
+    /// without endpoints, so the routes naming it stay valid and answer 503.
+    pub(super) fn route_backends<'b>(
+        &mut self,
+        backends: impl IntoIterator<Item = &'b BackendRef>,
+    ) {
+        for backend in backends {
+            if self.backend_cluster(backend).is_none() {
+                let cluster = routes::cluster_name(backend);
+                self.built
+                    .snapshot
+                    .add_cluster(&clusters::eds(&cluster, None));
+                self.built
+                    .snapshot
+                    .add_endpoints(&clusters::load_assignment(&cluster, &[]));
+            }
+        }
     }
 
     /// Mesh mTLS to `service`, with the SNI that other zones' ingresses route by (the same
@@ -83,24 +139,43 @@ impl Context<'_> {
         port: Option<u32>,
         mode: Option<CrossZoneMode>,
     ) {
+        self.eds_cluster(cluster, service, port, &Tags::new(), mode);
+    }
+
+    /// An EDS cluster for the instances of `service` whose inbound tags include `tags`.
+    /// Only this zone's: other zones' ingresses route by service and port, not by tags.
+    fn subset_cluster(&mut self, cluster: &str, service: &str, port: Option<u32>, tags: &Tags) {
+        self.eds_cluster(cluster, service, port, tags, None);
+    }
+
+    fn eds_cluster(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        port: Option<u32>,
+        subset: &Tags,
+        mode: Option<CrossZoneMode>,
+    ) {
         let mesh = self.mesh().to_string();
         self.built
             .deps
             .insert(Dep::Service(mesh.clone(), service.to_string()));
-        let mut endpoints: Vec<(String, u32, u32)> = self
+        let local: Vec<(String, u32, u32)> = self
             .world
             .endpoints
             .get(&(mesh.clone(), service.to_string()))
             .map(|set| {
                 set.values()
                     .filter(|e| port.is_none_or(|p| e.port == p || e.service_port == p))
+                    .filter(|e| selects(subset, &e.tags))
                     .map(|e| (e.address.clone(), e.port, 1))
                     .collect()
             })
             .unwrap_or_default();
+        let mut endpoints = Vec::new();
         // Other zones' instances, through their ingress, weighted by how many there are. Only
         // with mTLS: the ingress routes by the SNI of the mesh's TLS.
-        if self.mtls {
+        if self.mtls && subset.is_empty() {
             let remote = self.world.remote_ingresses(&mesh, service);
             // Precedence: the outbound's tag, the Mesh's label, `routing.zoneEgress`, remote.
             let mesh_mode = self
@@ -162,9 +237,15 @@ impl Context<'_> {
         self.built
             .snapshot
             .add_cluster(&clusters::eds(cluster, self.upstream_tls(service, port)));
-        self.built
-            .snapshot
-            .add_endpoints(&clusters::load_assignment(cluster, &endpoints));
+        let assignment = if locality_aware(self.world, &mesh) {
+            // This zone's instances first; other zones' only while none is here.
+            clusters::load_assignment_by_priority(cluster, &[&local, &endpoints])
+        } else {
+            let mut all = local;
+            all.extend(endpoints);
+            clusters::load_assignment(cluster, &all)
+        };
+        self.built.snapshot.add_endpoints(&assignment);
     }
 
     fn protocol_of(&self, service: &str) -> Protocol {
@@ -180,14 +261,8 @@ impl Context<'_> {
     /// The CA certificate (PEM) of `mesh` when it has mTLS and its CA has arrived; records the
     /// dependencies either way.
     fn mesh_ca(&mut self, mesh: &str) -> Option<String> {
-        self.built.deps.insert(Dep::Mesh(mesh.to_string()));
-        let (backend, _) = mtls_backend(self.world.meshes.get(mesh)?)?;
-        let secret = atoll_tls::mesh_ca_secret_name(&backend);
-        self.built
-            .deps
-            .insert(Dep::Secret(mesh.to_string(), secret.clone()));
-        let bundle = self.world.secrets.get(&(mesh.to_string(), secret))?;
-        let (certs, _) = atoll_tls::split_pem_bundle(std::str::from_utf8(bundle).ok()?);
+        let bundle = mesh_ca::bundle(self.world, mesh, &mut self.built.deps).ok()?;
+        let (certs, _) = atoll_tls::split_pem_bundle(std::str::from_utf8(&bundle).ok()?);
         (!certs.is_empty()).then_some(certs)
     }
 
@@ -267,39 +342,13 @@ impl Context<'_> {
             .add_endpoints(&clusters::load_assignment(cluster, &endpoints));
     }
 
-    /// The bytes a data source holds: a Secret of this mesh (recorded as a dependency), inline
-    /// bytes or text, or a file on the control plane's host.
-    pub(super) fn source_bytes(
-        &self,
-        source: &DataSource,
-        deps: &mut BTreeSet<Dep>,
-    ) -> Result<Vec<u8>, String> {
-        if let Some(name) = &source.secret {
-            deps.insert(Dep::Secret(self.mesh().to_string(), name.clone()));
-            self.world
-                .secrets
-                .get(&(self.mesh().to_string(), name.clone()))
-                .cloned()
-                .ok_or_else(|| format!("secret {name:?} not found in mesh {}", self.mesh()))
-        } else if let Some(Ok(bytes)) = source.inline_bytes() {
-            Ok(bytes)
-        } else if let Some(text) = &source.inline_string {
-            Ok(text.clone().into_bytes())
-        } else if let Some(path) = &source.file {
-            std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))
-        } else {
-            Err("no usable data source".into())
-        }
-    }
-
     /// Resolves a gateway certificate source to (chain, key).
     fn certificate(
         &self,
         source: &DataSource,
         deps: &mut BTreeSet<Dep>,
     ) -> Result<(String, String), String> {
-        let bytes = self.source_bytes(source, deps)?;
-        let text = String::from_utf8(bytes).map_err(|_| "not PEM text".to_string())?;
+        let text = data_source::read_pem(self.world, self.mesh(), source, deps)?;
         let (chain, key) = atoll_tls::split_pem_bundle(&text);
         match key {
             Some(key) if !chain.is_empty() => Ok((chain, key)),
@@ -341,6 +390,15 @@ fn selects(selector: &Tags, tags: &Tags) -> bool {
     selector.iter().all(|(k, v)| tags.get(k) == Some(v))
 }
 
+/// Whether `mesh` keeps traffic in the zone while it can (`routing.localityAwareLoadBalancing`).
+fn locality_aware(world: &World, mesh: &str) -> bool {
+    world
+        .meshes
+        .get(mesh)
+        .and_then(|m| m.routing.as_ref())
+        .is_some_and(|r| r.locality_aware_load_balancing)
+}
+
 /// Computes `proxy`'s configuration; `None` when its Dataplane does not exist.
 pub fn build(
     world: &World,
@@ -355,6 +413,7 @@ pub fn build(
         proxy,
         built: Built::default(),
         mtls: false,
+        permissive: mesh_ca::permissive(world, mesh),
     };
     cx.built.snapshot.dataplane = Some(std::sync::Arc::new(dp.clone()));
     cx.built
@@ -368,24 +427,18 @@ pub fn build(
         return Some(cx.built);
     };
     let identity_services = identity_services(dp);
-    if let Some((backend, validity)) = mtls_backend(mesh_spec) {
-        let secret = atoll_tls::mesh_ca_secret_name(&backend);
-        cx.built
-            .deps
-            .insert(Dep::Secret(mesh.clone(), secret.clone()));
-        match world.secrets.get(&(mesh.clone(), secret.clone())) {
-            None => cx.built.problems.push(format!(
-                "mesh {mesh:?} has mTLS on but its CA secret {secret:?} has not arrived yet"
-            )),
-            Some(bundle) => {
+    if let Some((_, validity)) = mtls_backend(mesh_spec) {
+        match mesh_ca::bundle(world, mesh, &mut cx.built.deps) {
+            Err(problem) => cx.built.problems.push(problem),
+            Ok(bundle) => {
                 let uris = identity_services
                     .iter()
                     .map(|s| tls::spiffe_id(mesh, s))
                     .collect();
-                match identities.get(proxy, bundle, uris, validity, now) {
+                match identities.get(proxy, &bundle, uris, validity, now) {
                     Ok(issued) => {
                         let ca = atoll_tls::split_pem_bundle(
-                            std::str::from_utf8(bundle).unwrap_or_default(),
+                            std::str::from_utf8(&bundle).unwrap_or_default(),
                         )
                         .0;
                         cx.built.snapshot.add_secret(&tls::identity_secret(
@@ -526,12 +579,15 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
             service,
         });
     }
+    let routes = outbound_routes::for_outbounds(cx, dp, &outbounds);
     let out = sidecar::generate(&SidecarInput {
         mesh: cx.mesh(),
         address: &net.address,
         inbounds: &net.inbound,
         outbounds: &outbounds,
         mtls: cx.mtls,
+        permissive: cx.permissive,
+        routes: &routes,
     });
     for cluster in &out.clusters {
         cx.built.snapshot.add_cluster(cluster);
@@ -637,16 +693,7 @@ fn build_gateway(cx: &mut Context<'_>, dp: &DataplaneSpec) {
     };
     cx.built.deps.extend(secret_deps);
     cx.built.problems.extend(out.problems);
-    for (cluster, backend) in &out.backends {
-        let BackendRef {
-            name, port, kind, ..
-        } = backend;
-        if *kind == atoll_model::types::TargetKind::MeshExternalService {
-            cx.external_cluster(name);
-        } else {
-            cx.service_cluster(cluster, name, *port, None);
-        }
-    }
+    cx.route_backends(out.backends.values());
     for listener in &out.listeners {
         cx.built.snapshot.add_listener(listener);
     }

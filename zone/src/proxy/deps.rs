@@ -19,6 +19,9 @@ pub enum Dep {
     Gateways(String),
     /// The routes whose `targetRef` names a gateway: (mesh, gateway).
     GatewayRoutes(String, String),
+    /// Every route of a mesh whose `targetRef` is not a gateway: what sidecars' outbounds
+    /// follow.
+    SidecarRoutes(String),
     /// A service's endpoints and protocol: (mesh, service).
     Service(String, String),
     /// A mesh-scoped Secret: (mesh, name).

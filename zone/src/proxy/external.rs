@@ -96,11 +96,8 @@ impl Context<'_> {
             source
                 .as_ref()
                 .map(|s| {
-                    let bytes = self
-                        .source_bytes(s, &mut deps)
-                        .map_err(|e| format!("tls.verification.{field}: {e}"))?;
-                    String::from_utf8(bytes)
-                        .map_err(|_| format!("tls.verification.{field}: not PEM text"))
+                    super::data_source::read_pem(self.world, self.mesh(), s, &mut deps)
+                        .map_err(|e| format!("tls.verification.{field}: {e}"))
                 })
                 .transpose()
         };
@@ -131,11 +128,5 @@ impl Context<'_> {
                     .map(move |h| (h.to_string(), vip.to_string()))
             })
             .collect()
-    }
-
-    pub(super) fn problem(&mut self, problem: String) {
-        if !self.built.problems.contains(&problem) {
-            self.built.problems.push(problem);
-        }
     }
 }

@@ -3,10 +3,13 @@
 //! to the change feed, and the hub that hands configurations to ADS streams.
 
 pub mod build;
+pub mod data_source;
 pub mod deps;
 mod external;
 pub mod hub;
 pub mod identity;
+pub mod mesh_ca;
 pub mod meta;
+mod outbound_routes;
 pub mod reconciler;
 pub mod world;

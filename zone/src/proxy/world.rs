@@ -142,9 +142,12 @@ impl World {
                     _ => None,
                 };
                 for r in old.iter().chain(new.iter()) {
-                    if let Some(gw) = gateway_target(r.target_ref.as_ref()) {
-                        touched.insert(Dep::GatewayRoutes(mesh_name.clone(), gw.to_string()));
-                    }
+                    match gateway_target(r.target_ref.as_ref()) {
+                        Some(gw) => {
+                            touched.insert(Dep::GatewayRoutes(mesh_name.clone(), gw.to_string()))
+                        }
+                        None => touched.insert(Dep::SidecarRoutes(mesh_name.clone())),
+                    };
                 }
                 match new {
                     Some(r) => self.http_routes.insert(key, r),
@@ -158,9 +161,12 @@ impl World {
                     _ => None,
                 };
                 for r in old.iter().chain(new.iter()) {
-                    if let Some(gw) = gateway_target(r.target_ref.as_ref()) {
-                        touched.insert(Dep::GatewayRoutes(mesh_name.clone(), gw.to_string()));
-                    }
+                    match gateway_target(r.target_ref.as_ref()) {
+                        Some(gw) => {
+                            touched.insert(Dep::GatewayRoutes(mesh_name.clone(), gw.to_string()))
+                        }
+                        None => touched.insert(Dep::SidecarRoutes(mesh_name.clone())),
+                    };
                 }
                 match new {
                     Some(r) => self.tcp_routes.insert(key, r),

@@ -94,10 +94,22 @@ pub fn with_http2(mut cluster: Cluster) -> Cluster {
 
 /// Endpoints of a cluster: (address, port, weight).
 pub fn load_assignment(cluster: &str, endpoints: &[(String, u32, u32)]) -> ClusterLoadAssignment {
-    ClusterLoadAssignment {
-        cluster_name: cluster.to_string(),
-        endpoints: vec![LocalityLbEndpoints {
-            lb_endpoints: endpoints
+    load_assignment_by_priority(cluster, &[endpoints])
+}
+
+/// Endpoints in tiers, the first non-empty tier at priority 0, the next at 1, and so on: Envoy
+/// sends traffic to a lower priority only while the ones above have no healthy endpoint.
+/// Priorities stay contiguous, so an empty tier moves the ones after it up.
+pub fn load_assignment_by_priority(
+    cluster: &str,
+    tiers: &[&[(String, u32, u32)]],
+) -> ClusterLoadAssignment {
+    let mut endpoints: Vec<LocalityLbEndpoints> = tiers
+        .iter()
+        .filter(|tier| !tier.is_empty())
+        .enumerate()
+        .map(|(priority, tier)| LocalityLbEndpoints {
+            lb_endpoints: tier
                 .iter()
                 .map(|(ip, port, weight)| LbEndpoint {
                     host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
@@ -110,8 +122,16 @@ pub fn load_assignment(cluster: &str, endpoints: &[(String, u32, u32)]) -> Clust
                     ..Default::default()
                 })
                 .collect(),
+            priority: u32::try_from(priority).unwrap_or(u32::MAX),
             ..Default::default()
-        }],
+        })
+        .collect();
+    if endpoints.is_empty() {
+        endpoints.push(LocalityLbEndpoints::default());
+    }
+    ClusterLoadAssignment {
+        cluster_name: cluster.to_string(),
+        endpoints,
         ..Default::default()
     }
 }

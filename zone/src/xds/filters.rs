@@ -87,7 +87,8 @@ pub fn connection_limit(name: &str, max: u32) -> Filter {
     }
 }
 
-/// Reads the ClientHello's SNI so filter chains can match on server names.
+/// Reads the ClientHello's SNI so filter chains can match on server names, and whether the
+/// connection is TLS at all.
 pub fn tls_inspector() -> ListenerFilter {
     ListenerFilter {
         name: "envoy.filters.listener.tls_inspector".into(),
@@ -100,15 +101,16 @@ pub fn tls_inspector() -> ListenerFilter {
 
 /// A listener on `ip:port` with these filter chains.
 pub fn listener(name: &str, ip: &str, port: u32, filter_chains: Vec<FilterChain>) -> Listener {
-    let needs_sni = filter_chains.iter().any(|c| {
+    // Server names and the transport protocol are only known once the inspector has looked.
+    let needs_inspector = filter_chains.iter().any(|c| {
         c.filter_chain_match
             .as_ref()
-            .is_some_and(|m| !m.server_names.is_empty())
+            .is_some_and(|m| !m.server_names.is_empty() || !m.transport_protocol.is_empty())
     });
     Listener {
         name: name.to_string(),
         address: Some(socket_address(ip, port)),
-        listener_filters: if needs_sni {
+        listener_filters: if needs_inspector {
             vec![tls_inspector()]
         } else {
             Vec::new()

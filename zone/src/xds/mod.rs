@@ -8,5 +8,6 @@ pub mod filters;
 pub mod gateway;
 pub mod routes;
 pub mod sidecar;
+pub mod sidecar_routes;
 pub mod snapshot;
 pub mod tls;

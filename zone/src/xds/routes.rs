@@ -22,15 +22,26 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
-/// The Envoy cluster a backend reference sends traffic to: `<name>` or `<name>_<port>`.
+/// The Envoy cluster a backend reference sends traffic to: `<name>` or `<name>_<port>`, and
+/// for a MeshServiceSubset its tags after it, `<name>[_<port>][key=value,…]`, so each subset
+/// of a service has its own cluster and the same subset always the same one.
 pub fn cluster_name(backend: &BackendRef) -> String {
-    if backend.kind == atoll_model::types::TargetKind::MeshExternalService {
+    if backend.kind == TargetKind::MeshExternalService {
         return super::external::cluster_name(&backend.name);
     }
-    match backend.port {
+    let service = match backend.port {
         Some(port) => format!("{}_{port}", backend.name),
         None => backend.name.clone(),
+    };
+    if backend.kind != TargetKind::MeshServiceSubset || backend.tags.is_empty() {
+        return service;
     }
+    let tags: Vec<String> = backend
+        .tags
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!("{service}[{}]", tags.join(","))
 }
 
 /// Whether a route's hostname applies to a listener's hostname (`*` on either side, or a
@@ -402,17 +413,22 @@ fn redirect_action(r: &RequestRedirect) -> RedirectAction {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn route_spec(yaml: &str) -> MeshHttpRouteSpec {
+    /// The spec of the one resource in `yaml`.
+    pub(crate) fn spec_of(yaml: &str) -> atoll_model::Spec {
         match atoll_model::parse_documents(yaml)
             .into_iter()
             .next()
             .map(|d| d.outcome)
         {
-            Some(Ok(r)) => match r.spec {
-                atoll_model::Spec::MeshHttpRoute(spec) => spec,
-                other => panic!("not a route: {other:?}"),
-            },
-            other => panic!("invalid test route: {other:?}"),
+            Some(Ok(r)) => r.spec,
+            other => panic!("invalid test resource: {other:?}"),
+        }
+    }
+
+    pub(crate) fn route_spec(yaml: &str) -> MeshHttpRouteSpec {
+        match spec_of(yaml) {
+            atoll_model::Spec::MeshHttpRoute(spec) => spec,
+            other => panic!("not a route: {other:?}"),
         }
     }
 

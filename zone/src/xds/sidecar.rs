@@ -1,14 +1,19 @@
 //! A sidecar's listeners: one inbound per Dataplane inbound (mesh mTLS in, plain to the local
 //! application) and one outbound per outbound service (plain in from the application, mesh
-//! mTLS out). HTTP or TCP by the `kuma.io/protocol` tag.
+//! mTLS out). HTTP or TCP by the `kuma.io/protocol` tag. In a PERMISSIVE mesh an inbound also
+//! accepts plain text: the TLS inspector tells the two apart and each gets its own chain.
 
 use atoll_model::types::{Inbound, InboundState};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener,
+};
 use envoy_types::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action,
     route_match,
 };
+
+use std::collections::BTreeMap;
 
 use super::{clusters, filters, tls};
 
@@ -46,6 +51,19 @@ pub struct SidecarInput<'a> {
     pub inbounds: &'a [Inbound],
     pub outbounds: &'a [OutboundTarget],
     pub mtls: bool,
+    /// The mesh's CA backend is in mode PERMISSIVE: inbounds take plain text too.
+    pub permissive: bool,
+    /// Routes replacing an outbound's "everything to its cluster", by the outbound's cluster.
+    pub routes: &'a BTreeMap<String, OutboundRoutes>,
+}
+
+/// What a route (MeshHTTPRoute or MeshTCPRoute) makes of an outbound.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboundRoutes {
+    /// HTTP routes, first match wins.
+    Http(Vec<Route>),
+    /// A TCP proxy split across weighted clusters.
+    Tcp(Vec<(String, u32)>),
 }
 
 #[derive(Debug, Default)]
@@ -60,8 +78,23 @@ pub fn service_cluster(service: &str) -> String {
     service.to_string()
 }
 
-/// Sends everything to `cluster`.
-fn forward_all(name: &str, cluster: &str) -> Filter {
+/// The route sending every request to `cluster`.
+pub fn route_all(cluster: &str) -> Route {
+    Route {
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+            ..Default::default()
+        }),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.to_string())),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// An HTTP connection manager with one catch-all virtual host holding `routes`.
+fn http_routes(name: &str, routes: Vec<Route>) -> Filter {
     filters::http_manager(
         name,
         RouteConfiguration {
@@ -69,19 +102,7 @@ fn forward_all(name: &str, cluster: &str) -> Filter {
             virtual_hosts: vec![VirtualHost {
                 name: name.to_string(),
                 domains: vec!["*".into()],
-                routes: vec![Route {
-                    r#match: Some(RouteMatch {
-                        path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
-                        ..Default::default()
-                    }),
-                    action: Some(route::Action::Route(RouteAction {
-                        cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
-                            cluster.to_string(),
-                        )),
-                        ..Default::default()
-                    })),
-                    ..Default::default()
-                }],
+                routes,
                 ..Default::default()
             }],
             ..Default::default()
@@ -91,8 +112,58 @@ fn forward_all(name: &str, cluster: &str) -> Filter {
 
 fn proxy_filter(name: &str, protocol: Protocol, cluster: &str) -> Filter {
     match protocol {
-        Protocol::Http => forward_all(name, cluster),
+        Protocol::Http => http_routes(name, vec![route_all(cluster)]),
         Protocol::Tcp => filters::tcp_proxy(name, &[(cluster.to_string(), 1)]),
+    }
+}
+
+/// An outbound's filter: its routes when a route applies, everything to its cluster otherwise.
+fn outbound_filter(
+    name: &str,
+    outbound: &OutboundTarget,
+    routes: Option<&OutboundRoutes>,
+) -> Filter {
+    match routes {
+        Some(OutboundRoutes::Http(routes)) => http_routes(name, routes.clone()),
+        Some(OutboundRoutes::Tcp(weighted)) => filters::tcp_proxy(name, weighted),
+        None => proxy_filter(name, outbound.protocol, &outbound.cluster),
+    }
+}
+
+/// An inbound's filter chains: mesh mTLS only (STRICT), plain text only (no mTLS), or both
+/// told apart by the transport the TLS inspector sees (PERMISSIVE).
+fn inbound_chains(input: &SidecarInput<'_>, name: &str, filter: Filter) -> Vec<FilterChain> {
+    let on = |transport: &str| {
+        Some(FilterChainMatch {
+            transport_protocol: transport.to_string(),
+            ..Default::default()
+        })
+    };
+    match (input.mtls, input.permissive) {
+        (false, _) => vec![FilterChain {
+            filters: vec![filter],
+            ..Default::default()
+        }],
+        (true, false) => vec![FilterChain {
+            filters: vec![filter],
+            transport_socket: Some(tls::inbound_mtls(input.mesh)),
+            ..Default::default()
+        }],
+        (true, true) => vec![
+            FilterChain {
+                name: format!("{name}:mtls"),
+                filter_chain_match: on("tls"),
+                filters: vec![filter.clone()],
+                transport_socket: Some(tls::inbound_mtls(input.mesh)),
+                ..Default::default()
+            },
+            FilterChain {
+                name: format!("{name}:plaintext"),
+                filter_chain_match: on("raw_buffer"),
+                filters: vec![filter],
+                ..Default::default()
+            },
+        ],
     }
 }
 
@@ -110,18 +181,18 @@ pub fn generate(input: &SidecarInput<'_>) -> SidecarOutput {
         out.clusters
             .push(clusters::fixed(&local, app_address, app_port));
         let protocol = Protocol::from_tag(inbound.tags.get(atoll_model::types::PROTOCOL_TAG));
-        let chain = FilterChain {
-            filters: vec![proxy_filter(&name, protocol, &local)],
-            transport_socket: input.mtls.then(|| tls::inbound_mtls(input.mesh)),
-            ..Default::default()
-        };
+        let chains = inbound_chains(input, &name, proxy_filter(&name, protocol, &local));
         out.listeners
-            .push(filters::listener(&name, address, inbound.port, vec![chain]));
+            .push(filters::listener(&name, address, inbound.port, chains));
     }
     for outbound in input.outbounds {
         let name = format!("outbound:{}:{}", outbound.address, outbound.port);
         let chain = FilterChain {
-            filters: vec![proxy_filter(&name, outbound.protocol, &outbound.cluster)],
+            filters: vec![outbound_filter(
+                &name,
+                outbound,
+                input.routes.get(&outbound.cluster),
+            )],
             ..Default::default()
         };
         out.listeners.push(filters::listener(

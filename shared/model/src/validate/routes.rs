@@ -13,12 +13,12 @@ const ROUTE_TARGETS: &[TargetKind] = &[
     TargetKind::Dataplane,
 ];
 
-/// Kinds a `backendRef` may name.
+/// Kinds a `backendRef` may name (MeshMultiZoneService, which Kuma also takes, is not
+/// served: refused rather than silently sending nowhere).
 const BACKENDS: &[TargetKind] = &[
     TargetKind::MeshService,
     TargetKind::MeshServiceSubset,
     TargetKind::MeshExternalService,
-    TargetKind::MeshMultiZoneService,
 ];
 
 pub(super) fn validate_http(spec: &MeshHttpRouteSpec, path: &Path, report: &mut Report) {
@@ -49,7 +49,7 @@ pub(super) fn validate_http(spec: &MeshHttpRouteSpec, path: &Path, report: &mut 
             report.add(&rules, "must have at least one rule");
         }
         for (j, rule) in to.rules.iter().enumerate() {
-            http_rule(rule, &rules.index(j), report);
+            http_rule(rule, on_gateway, &rules.index(j), report);
         }
     }
 }
@@ -147,7 +147,7 @@ fn target_ref(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &
     tags(report, &path.field("tags"), &target.tags);
 }
 
-fn http_rule(rule: &HttpRule, path: &Path, report: &mut Report) {
+fn http_rule(rule: &HttpRule, on_gateway: bool, path: &Path, report: &mut Report) {
     for (i, m) in rule.matches.iter().enumerate() {
         http_match(m, &path.field("matches").index(i), report);
     }
@@ -163,11 +163,13 @@ fn http_rule(rule: &HttpRule, path: &Path, report: &mut Report) {
     for (i, filter) in conf.filters.iter().enumerate() {
         http_filter(filter, &conf_path.field("filters").index(i), report);
     }
-    // A redirect answers the request itself; anything else needs somewhere to send it.
+    // A redirect answers the request itself; anything else needs somewhere to send it. On a
+    // sidecar's outbound that defaults to the service `to[].targetRef` names (Kuma 2.x); a
+    // gateway has no such default.
     backend_refs(
         &conf.backend_refs,
         &conf_path.field("backendRefs"),
-        !redirects,
+        on_gateway && !redirects,
         report,
     );
 }
@@ -391,7 +393,12 @@ fn backend_refs(refs: &[BackendRef], path: &Path, required: bool, report: &mut R
 fn backend_ref(backend: &BackendRef, path: &Path, report: &mut Report) {
     let kind_path = path.field("kind");
     one_of(report, &kind_path, &backend.kind, true);
-    if backend.kind.is_known() && !BACKENDS.contains(&backend.kind) {
+    if backend.kind == TargetKind::MeshMultiZoneService {
+        report.add(
+            &kind_path,
+            "MeshMultiZoneService backends are not supported; use MeshService (or MeshServiceSubset)",
+        );
+    } else if backend.kind.is_known() && !BACKENDS.contains(&backend.kind) {
         let names: Vec<&str> = BACKENDS.iter().map(|k| k.as_str()).collect();
         report.add(
             &kind_path,
