@@ -40,7 +40,22 @@ pub(super) fn validate(spec: &MeshExternalServiceSpec, path: &Path, report: &mut
     }
 }
 
+/// Kuma's highest endpoint priority.
+const MAX_PRIORITY: u32 = 128;
+
 fn validate_endpoint(endpoint: &MesEndpoint, path: &Path, report: &mut Report) {
+    match endpoint.priority {
+        Some(p) if p > MAX_PRIORITY => report.add(
+            &path.field("priority"),
+            format!("must be from 0 to {MAX_PRIORITY}"),
+        ),
+        // Priority 0 puts the endpoint among the primaries, which is what every endpoint is.
+        Some(p) if p > 0 => report.add(
+            &path.field("priority"),
+            "is not supported yet: every endpoint is primary, so only 0 is accepted (see docs/choices.md)",
+        ),
+        _ => {}
+    }
     let address = &endpoint.address;
     let address_path = path.field("address");
     let port_path = path.field("port");

@@ -1,7 +1,12 @@
 //! HostnameGenerator rules: one selector kind, and a template that renders.
 
+use super::common::{is_dns_subdomain, not_empty};
 use super::{Path, Report};
 use crate::types::HostnameGeneratorSpec;
+
+/// What each action stands for when a template is tried out: a valid DNS label, so that only
+/// the template's literal text can make the result invalid.
+const SAMPLE_VALUE: &str = "x";
 
 /// The values a template may use.
 const TEMPLATE_FIELDS: &[&str] = &[".DisplayName", ".Name", ".Namespace", ".Zone", ".Mesh"];
@@ -27,13 +32,34 @@ pub(super) fn validate(spec: &HostnameGeneratorSpec, path: &Path, report: &mut R
     let template = path.field("template");
     if spec.template.is_empty() {
         report.add(&template, "must not be empty");
-    } else if let Err(message) = check_template(&spec.template) {
-        report.add(&template, message);
+    } else {
+        match render_sample(&spec.template) {
+            Err(message) => report.add(&template, message),
+            // Kuma only parses the template and drops each name that turns out invalid when
+            // it is generated; a template whose own text can never give a DNS name is refused
+            // here instead, where its author sees why.
+            Ok(rendered) if !is_dns_subdomain(&rendered) => report.add(
+                &template,
+                format!(
+                    "cannot give a DNS name: with every value as {SAMPLE_VALUE:?} it renders {rendered:?}; the text around the actions must be lower-case letters, digits, '-' and '.', without a leading, trailing or doubled '.'"
+                ),
+            ),
+            Ok(_) => {}
+        }
+    }
+    if let Some(extension) = &spec.extension {
+        not_empty(
+            report,
+            &path.field("extension").field("type"),
+            &extension.extension_type,
+        );
     }
 }
 
-/// Accepts `{{ .Field }}` and `{{ label "key" }}` actions around literal text.
-fn check_template(template: &str) -> Result<(), String> {
+/// Accepts `{{ .Field }}` and `{{ label "key" }}` actions around literal text, and renders
+/// the template with [`SAMPLE_VALUE`] for every action.
+fn render_sample(template: &str) -> Result<String, String> {
+    let mut rendered = String::new();
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
         if rest[..open].contains("}}") {
@@ -55,10 +81,13 @@ fn check_template(template: &str) -> Result<(), String> {
                 TEMPLATE_FIELDS.join(", ")
             ));
         }
+        rendered.push_str(&rest[..open]);
+        rendered.push_str(SAMPLE_VALUE);
         rest = &after[close + 2..];
     }
     if rest.contains("}}") {
         return Err("has a '}}' without a matching '{{'".into());
     }
-    Ok(())
+    rendered.push_str(rest);
+    Ok(rendered)
 }
