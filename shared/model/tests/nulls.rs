@@ -2,7 +2,7 @@
 
 mod support;
 
-use atoll_model::{encode_value, types::*};
+use atoll_model::encode_value;
 use support::*;
 
 /// Decodes a document that must be accepted.
