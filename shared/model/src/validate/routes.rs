@@ -122,7 +122,8 @@ fn to_target(target: Option<&TargetRef>, on_gateway: bool, path: &Path, report: 
                 "must be Mesh when the top-level targetRef is a MeshGateway",
             );
         }
-        target_ref(target, &[target.kind.clone()], path, report);
+        // The kind is judged just above; only the name and tag checks remain to run.
+        target_ref(target, std::slice::from_ref(&target.kind), path, report);
     } else {
         target_ref(target, SIDECAR_DESTINATIONS, path, report);
     }
