@@ -82,6 +82,10 @@ impl Settings {
                     path: path.into(),
                     reason: e.to_string(),
                 })?;
+            check_keys(opts, &doc).map_err(|reason| ConfigError::File {
+                path: path.into(),
+                reason,
+            })?;
             for opt in opts {
                 if let Some(value) = lookup(&doc, opt.yaml) {
                     values.insert(opt.env, value);
@@ -149,6 +153,90 @@ fn lookup(doc: &serde_json::Value, path: &str) -> Option<String> {
     }
 }
 
+/// Every key of the file must be an option's YAML path or lead to one: a misspelt key would
+/// otherwise be ignored and its option silently keep its default.
+fn check_keys(opts: &[Opt], doc: &serde_json::Value) -> Result<(), String> {
+    let mut problems = Vec::new();
+    match doc {
+        serde_json::Value::Null => {}
+        serde_json::Value::Object(map) => walk_keys(opts, map, "", &mut problems),
+        _ => problems.push("the file must be a mapping of option keys".to_string()),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn walk_keys(
+    opts: &[Opt],
+    map: &serde_json::Map<String, serde_json::Value>,
+    parent: &str,
+    problems: &mut Vec<String>,
+) {
+    for (key, value) in map {
+        let path = if parent.is_empty() {
+            key.clone()
+        } else {
+            format!("{parent}.{key}")
+        };
+        if opts.iter().any(|o| o.yaml == path) {
+            continue;
+        }
+        let is_prefix = opts.iter().any(|o| {
+            o.yaml
+                .strip_prefix(path.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+        });
+        match value {
+            serde_json::Value::Object(inner) if is_prefix => {
+                walk_keys(opts, inner, &path, problems)
+            }
+            // An empty section (`apiServer:`) sets nothing.
+            serde_json::Value::Null if is_prefix => {}
+            _ if is_prefix => problems.push(format!(
+                "{path} must be a mapping of the options below it, not a single value"
+            )),
+            _ => problems.push(match suggestion(opts, &path) {
+                Some(known) => format!("unknown key {path} (did you mean {known}?)"),
+                None => format!("unknown key {path}"),
+            }),
+        }
+    }
+}
+
+/// The known key (an option's path, or a section leading to options) closest to `path`, when
+/// it is close enough to be a likely misspelling.
+fn suggestion(opts: &[Opt], path: &str) -> Option<String> {
+    let depth = path.split('.').count();
+    opts.iter()
+        .filter_map(|o| {
+            let known: Vec<&str> = o.yaml.split('.').take(depth).collect();
+            (known.len() == depth).then(|| known.join("."))
+        })
+        .map(|known| (edit_distance(path, &known), known))
+        .filter(|(distance, _)| *distance > 0 && *distance <= (path.len() / 4).max(2))
+        .min()
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// A Markdown table of the options, for the generated configuration reference.
 pub fn markdown_table(opts: &[Opt]) -> String {
     let mut out = String::from(
@@ -200,6 +288,86 @@ mod tests {
         let s = Settings::load(OPTS, None, &BTreeMap::new(), &[]).unwrap();
         assert_eq!(s.get("KUMA_A"), Some("5681"));
         assert_eq!(s.get("KUMA_B"), None);
+    }
+
+    const NESTED: &[Opt] = &[
+        Opt {
+            env: "KUMA_API_SERVER_HTTP_PORT",
+            yaml: "apiServer.http.port",
+            default: "5681",
+            help: "port",
+        },
+        Opt {
+            env: "KUMA_API_SERVER_HTTP_INTERFACE",
+            yaml: "apiServer.http.interface",
+            default: "",
+            help: "interface",
+        },
+        Opt {
+            env: "KUMA_MODE",
+            yaml: "mode",
+            default: "",
+            help: "mode",
+        },
+    ];
+
+    fn file_error(text: &str) -> String {
+        match Settings::load(NESTED, Some(("kuma.yaml", text)), &BTreeMap::new(), &[]) {
+            Err(ConfigError::File { path, reason }) => {
+                assert_eq!(path, "kuma.yaml");
+                reason
+            }
+            other => panic!("expected a file error for {text:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_full_path() {
+        assert_eq!(
+            file_error("apiServer:\n  http:\n    prot: 1\n"),
+            "unknown key apiServer.http.prot (did you mean apiServer.http.port?)"
+        );
+        assert_eq!(
+            file_error("apiServr:\n  http:\n    port: 1\n"),
+            "unknown key apiServr (did you mean apiServer?)"
+        );
+        assert_eq!(file_error("storeType: postgres\n"), "unknown key storeType");
+        assert_eq!(
+            file_error("mode: zone\nfoo: 1\napiServer:\n  grpc: {}\n"),
+            "unknown key foo; unknown key apiServer.grpc"
+        );
+    }
+
+    #[test]
+    fn a_section_given_a_value_is_an_error() {
+        assert_eq!(
+            file_error("apiServer: 5681\n"),
+            "apiServer must be a mapping of the options below it, not a single value"
+        );
+        assert_eq!(
+            file_error("- mode\n"),
+            "the file must be a mapping of option keys"
+        );
+    }
+
+    #[test]
+    fn known_keys_and_empty_sections_load() {
+        let text = "mode: zone\napiServer:\n  http:\n    port: 1\n    interface: 0.0.0.0\n";
+        let s = Settings::load(NESTED, Some(("f", text)), &BTreeMap::new(), &[]).unwrap();
+        assert_eq!(s.get("KUMA_API_SERVER_HTTP_PORT"), Some("1"));
+        assert_eq!(s.get("KUMA_MODE"), Some("zone"));
+        for text in ["", "apiServer:\n", "apiServer:\n  http:\n"] {
+            let s = Settings::load(NESTED, Some(("f", text)), &BTreeMap::new(), &[]).unwrap();
+            assert_eq!(s.get("KUMA_API_SERVER_HTTP_PORT"), Some("5681"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("prot", "port"), 2);
+        assert_eq!(edit_distance("port", "port"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("interfac", "interface"), 1);
     }
 
     #[test]

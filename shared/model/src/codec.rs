@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::kind::{Kind, Layout};
 use crate::meta::Meta;
 use crate::resource::{Resource, Spec};
+use crate::types::null_as_default;
 use crate::validate::{Path, Violation, validate};
 
 /// Why a document is not an acceptable resource.
@@ -180,18 +181,19 @@ fn decode_meta(map: &mut Map<String, Value>, violations: &mut Vec<Violation>) ->
     })
 }
 
+/// The metadata fields, each reading `null` as absent like the model's fields.
 #[derive(serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MetaDoc {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     mesh: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     labels: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     creation_time: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     modification_time: Option<String>,
 }
 

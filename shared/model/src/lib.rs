@@ -11,6 +11,7 @@ pub mod arbitrary;
 mod codec;
 pub mod duration;
 pub mod enums;
+pub mod hostname_template;
 mod kind;
 mod meta;
 pub mod redact;

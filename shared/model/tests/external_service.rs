@@ -175,7 +175,7 @@ fn endpoints() {
                 fail("spec.endpoints", "at least one endpoint"),
             ),
             edit(
-                "no endpoints with an extension",
+                "an extension, which no plug-in would honour",
                 |v| {
                     remove(v, "spec.endpoints");
                     set(
@@ -184,7 +184,7 @@ fn endpoints() {
                         json!({"type": "Lambda", "config": {"arn": "x"}}),
                     );
                 },
-                PASS,
+                fail("spec.extension", "is not supported"),
             ),
             edit(
                 "extension without a type",
@@ -535,6 +535,46 @@ fn every_violation_is_reported() {
             (
                 "spec.tls.verification.clientKey",
                 "together with clientCert",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn names_and_endpoint_priorities_as_kuma() {
+    run_table(
+        BASE,
+        &[
+            edit(
+                "name of 63 characters",
+                |v| set(v, "name", json!("a".repeat(63))),
+                PASS,
+            ),
+            edit(
+                "name of 64 characters",
+                |v| set(v, "name", json!("a".repeat(64))),
+                fail(
+                    "name",
+                    "must be at most 63 characters for a MeshExternalService",
+                ),
+            ),
+            edit(
+                "priority 0",
+                |v| set(v, "spec.endpoints[0].priority", json!(0)),
+                PASS,
+            ),
+            edit(
+                "priority 1",
+                |v| set(v, "spec.endpoints[0].priority", json!(1)),
+                fail(
+                    "spec.endpoints[0].priority",
+                    "is not supported yet: every endpoint is primary",
+                ),
+            ),
+            edit(
+                "priority beyond Kuma's range",
+                |v| set(v, "spec.endpoints[0].priority", json!(129)),
+                fail("spec.endpoints[0].priority", "must be from 0 to 128"),
             ),
         ],
     );

@@ -50,17 +50,40 @@ fn enabled_backend() {
     run_table(
         BASE,
         &[
-            edit("mTLS off", |v| remove(v, "mtls.enabledBackend"), PASS),
-            edit("no mtls at all", |v| remove(v, "mtls"), PASS),
             edit(
-                "enabling the second backend",
+                "mTLS off",
                 |v| {
-                    push(
-                        v,
-                        "mtls.backends",
-                        json!({"name": "ca-2", "type": "builtin"}),
-                    );
-                    set(v, "mtls.enabledBackend", json!("ca-2"));
+                    remove(v, "mtls.enabledBackend");
+                    remove(v, "routing.zoneEgress");
+                },
+                PASS,
+            ),
+            edit(
+                "no mtls at all",
+                |v| {
+                    remove(v, "mtls");
+                    remove(v, "routing.zoneEgress");
+                },
+                PASS,
+            ),
+            edit(
+                "zone egress with mTLS off",
+                |v| remove(v, "mtls.enabledBackend"),
+                fail(
+                    "mtls",
+                    "must be enabled (enabledBackend set) when routing.zoneEgress is true",
+                ),
+            ),
+            edit(
+                "zone egress without mtls",
+                |v| remove(v, "mtls"),
+                fail("mtls", "must be enabled"),
+            ),
+            edit(
+                "zone egress off without mtls",
+                |v| {
+                    remove(v, "mtls");
+                    set(v, "routing.zoneEgress", json!(false));
                 },
                 PASS,
             ),
@@ -108,6 +131,7 @@ fn backends() {
                 |v| set(v, "mtls.backends[0].mode", json!("LAX")),
                 fail("mtls.backends[0].mode", "unknown value"),
             ),
+            // Kuma keeps one CA backend per Mesh; a second would be a rotation Atoll cannot do.
             edit(
                 "two backends with distinct names",
                 |v| {
@@ -117,7 +141,7 @@ fn backends() {
                         json!({"name": "ca-2", "type": "builtin"}),
                     )
                 },
-                PASS,
+                fail("mtls.backends", "must have at most one backend, found 2"),
             ),
             edit(
                 "duplicate backend names",
@@ -356,4 +380,67 @@ fn mesh_name() {
             ),
         ],
     );
+}
+
+#[test]
+fn kuma_observability_sections_round_trip_but_are_refused() {
+    let text = "
+type: Mesh
+name: default
+logging:
+  defaultBackend: file-1
+  backends:
+  - name: file-1
+    type: file
+    conf:
+      path: /var/log/access.log
+tracing:
+  backends:
+  - name: zipkin
+    type: zipkin
+    sampling: 80.5
+    conf:
+      url: http://zipkin:9411/api/v2/spans
+metrics:
+  enabledBackend: prom
+  backends:
+  - name: prom
+    type: prometheus
+constraints:
+  dataplaneProxy:
+    requirements:
+    - tags:
+        kuma.io/zone: east
+";
+    let value = yaml(text);
+    assert_exact_violations(
+        "every section",
+        value.clone(),
+        &[
+            (
+                "logging",
+                "is not supported yet: Atoll generates no access logs",
+            ),
+            (
+                "tracing",
+                "is not supported yet: Atoll configures no tracing",
+            ),
+            ("metrics", "is not supported yet"),
+            ("constraints", "is not supported yet"),
+        ],
+    );
+    // Read without validation (as a store does), the sections come back exactly as written.
+    let stored = atoll_model::decode_stored(value.clone()).expect("shape is right");
+    assert_eq!(atoll_model::encode_value(&stored), value);
+}
+
+#[test]
+fn empty_observability_sections_are_accepted() {
+    for section in ["logging", "tracing", "metrics", "constraints"] {
+        let mut value = yaml("type: Mesh\nname: default\n");
+        set(&mut value, section, json!({}));
+        assert_exact_violations(section, value.clone(), &[]);
+        set(&mut value, section, Value::Null);
+        assert_exact_violations(section, value, &[]);
+    }
 }

@@ -236,7 +236,7 @@ fn hostname_generator_template() {
                         json!({"type": "custom", "config": {"a": 1}}),
                     )
                 },
-                PASS,
+                fail("spec.extension", "is not supported"),
             ),
         ],
     );
@@ -632,4 +632,60 @@ fn unknown_type_still_names_the_document() {
     assert_eq!(err.name.as_deref(), Some("x"));
     assert_eq!(err.violations.len(), 1, "{}", render(&err.violations));
     assert_eq!(err.violations[0].field, "type");
+}
+
+#[test]
+fn hostname_generator_templates_must_give_dns_names() {
+    const NOT_DNS: &str = "cannot give a DNS name";
+    run_table(
+        HOSTNAME_GENERATOR,
+        &[
+            edit(
+                "leading dot",
+                |v| set(v, "spec.template", json!(".{{ .DisplayName }}.mesh")),
+                fail("spec.template", NOT_DNS),
+            ),
+            edit(
+                "doubled dot",
+                |v| set(v, "spec.template", json!("{{ .DisplayName }}..mesh")),
+                fail("spec.template", "renders \"x..mesh\""),
+            ),
+            edit(
+                "trailing dot",
+                |v| set(v, "spec.template", json!("{{ .DisplayName }}.mesh.")),
+                fail("spec.template", NOT_DNS),
+            ),
+            edit(
+                "underscore",
+                |v| set(v, "spec.template", json!("{{ .DisplayName }}_svc.mesh")),
+                fail("spec.template", NOT_DNS),
+            ),
+            edit(
+                "upper case",
+                |v| set(v, "spec.template", json!("{{ .DisplayName }}.Mesh.local")),
+                fail("spec.template", NOT_DNS),
+            ),
+            edit(
+                "hyphens and several actions",
+                |v| {
+                    set(
+                        v,
+                        "spec.template",
+                        json!("{{ .Name }}-{{ .Zone }}.{{ label \"team\" }}.mesh-1.local"),
+                    )
+                },
+                PASS,
+            ),
+            edit(
+                "extension without a type",
+                |v| set(v, "spec.extension", json!({"config": {"a": 1}})),
+                fail("spec.extension.type", "must not be empty"),
+            ),
+            edit(
+                "extension with a type: still no plug-in to run it",
+                |v| set(v, "spec.extension", json!({"type": "my-plugin"})),
+                fail("spec.extension", "is not supported"),
+            ),
+        ],
+    );
 }

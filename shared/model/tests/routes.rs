@@ -210,16 +210,9 @@ fn http_to_entries() {
     run_table(
         HTTP_BASE,
         &[
-            edit(
-                "to missing",
-                |v| remove(v, "spec.to"),
-                fail("spec.to", "at least one entry"),
-            ),
-            edit(
-                "to empty",
-                |v| set(v, "spec.to", json!([])),
-                fail("spec.to", "at least one entry"),
-            ),
+            // Kuma accepts a route that routes nothing.
+            edit("to missing", |v| remove(v, "spec.to"), PASS),
+            edit("to empty", |v| set(v, "spec.to", json!([])), PASS),
             edit(
                 "to without targetRef",
                 |v| remove(v, "spec.to[0].targetRef"),
@@ -735,26 +728,16 @@ fn http_redirects_and_backends() {
                     "must be set for type RequestRedirect",
                 ),
             ),
-            // On a sidecar's outbound a rule without backends sends to the service
-            // `to[].targetRef` names (Kuma 2.x); a gateway has no such default (below).
+            // A sidecar rule without backends goes to the service the `to` entry names.
             edit(
-                "backendRefs missing on a service route",
+                "sidecar rule without backendRefs",
                 |v| remove(v, "spec.to[0].rules[0].default.backendRefs"),
                 PASS,
             ),
             edit(
-                "backend MeshMultiZoneService",
-                |v| {
-                    set(
-                        v,
-                        "spec.to[0].rules[0].default.backendRefs[0]",
-                        json!({"kind": "MeshMultiZoneService", "name": "backend"}),
-                    )
-                },
-                fail(
-                    "spec.to[0].rules[0].default.backendRefs[0].kind",
-                    "MeshMultiZoneService backends are not supported",
-                ),
+                "sidecar rule with empty backendRefs",
+                |v| set(v, "spec.to[0].rules[0].default.backendRefs", json!([])),
+                PASS,
             ),
             edit(
                 "backend MeshExternalService",
@@ -853,21 +836,28 @@ fn tcp_routes() {
                 fail("spec.targetRef.kind", "unknown value"),
             ),
             edit(
-                "targetRef kind MeshServiceSubset not allowed",
+                "targetRef kind MeshServiceSubset",
                 |v| {
                     set(
                         v,
                         "spec.targetRef",
-                        json!({"kind": "MeshServiceSubset", "name": "x"}),
+                        json!({"kind": "MeshServiceSubset", "name": "x", "tags": {"version": "v1"}}),
+                    )
+                },
+                PASS,
+            ),
+            edit(
+                "targetRef kind MeshExternalService not allowed",
+                |v| {
+                    set(
+                        v,
+                        "spec.targetRef",
+                        json!({"kind": "MeshExternalService", "name": "x"}),
                     )
                 },
                 fail("spec.targetRef.kind", "is not allowed here"),
             ),
-            edit(
-                "to empty",
-                |v| set(v, "spec.to", json!([])),
-                fail("spec.to", "at least one entry"),
-            ),
+            edit("to empty", |v| set(v, "spec.to", json!([])), PASS),
             edit(
                 "rules empty",
                 |v| set(v, "spec.to[0].rules", json!([])),
@@ -960,5 +950,483 @@ fn routes_are_mesh_scoped() {
                 fail("spec", "invalid type"),
             ),
         ],
+    );
+}
+
+const RULE: &str = "spec.to[0].rules[0]";
+const FILTER: &str = "spec.to[0].rules[0].default.filters[0]";
+
+/// Replaces the base rule's filter with a URLRewrite configured by `rewrite`.
+fn url_rewrite(v: &mut Value, rewrite: Value) {
+    set(
+        v,
+        FILTER,
+        json!({"type": "URLRewrite", "urlRewrite": rewrite}),
+    );
+}
+
+fn prefix_rewrite(v: &mut Value) {
+    url_rewrite(
+        v,
+        json!({"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"}}),
+    );
+}
+
+#[test]
+fn http_path_and_query_matches_as_kuma() {
+    run_table(
+        HTTP_BASE,
+        &[
+            edit(
+                "PathPrefix with a trailing slash",
+                |v| {
+                    set(
+                        v,
+                        "spec.to[0].rules[0].matches[0].path.value",
+                        json!("/api/"),
+                    )
+                },
+                fail(
+                    "spec.to[0].rules[0].matches[0].path.value",
+                    "must not end with '/'",
+                ),
+            ),
+            edit(
+                "PathPrefix /",
+                |v| set(v, "spec.to[0].rules[0].matches[0].path.value", json!("/")),
+                PASS,
+            ),
+            edit(
+                "Exact with a trailing slash",
+                |v| {
+                    set(
+                        v,
+                        "spec.to[0].rules[0].matches[0].path",
+                        json!({"type": "Exact", "value": "/api/"}),
+                    )
+                },
+                PASS,
+            ),
+            edit(
+                "query parameter named twice",
+                |v| {
+                    push(
+                        v,
+                        "spec.to[0].rules[0].matches[0].queryParams",
+                        json!({"type": "RegularExpression", "name": "debug", "value": "[0-9]"}),
+                    )
+                },
+                fail(
+                    "spec.to[0].rules[0].matches[0].queryParams[1].name",
+                    "\"debug\" is already matched by an earlier entry",
+                ),
+            ),
+            edit(
+                "two different query parameters",
+                |v| {
+                    push(
+                        v,
+                        "spec.to[0].rules[0].matches[0].queryParams",
+                        json!({"type": "Exact", "name": "trace", "value": "1"}),
+                    )
+                },
+                PASS,
+            ),
+            // Kuma refuses repeated query parameters, not repeated header matches.
+            edit(
+                "header matched twice",
+                |v| {
+                    push(
+                        v,
+                        "spec.to[0].rules[0].matches[0].headers",
+                        json!({"type": "Prefix", "name": "x-version", "value": "v"}),
+                    )
+                },
+                PASS,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn http_header_modifiers_as_kuma() {
+    run_table(
+        HTTP_BASE,
+        &[
+            edit(
+                "request header modifier with nothing to do",
+                |v| set(v, &format!("{FILTER}.requestHeaderModifier"), json!({})),
+                fail(
+                    "spec.to[0].rules[0].default.filters[0].requestHeaderModifier",
+                    "must set at least one of set, add, remove",
+                ),
+            ),
+            edit(
+                "response header modifier with nothing to do",
+                |v| {
+                    set(
+                        v,
+                        FILTER,
+                        json!({"type": "ResponseHeaderModifier", "responseHeaderModifier": {}}),
+                    )
+                },
+                fail(
+                    "spec.to[0].rules[0].default.filters[0].responseHeaderModifier",
+                    "must set at least one of set, add, remove",
+                ),
+            ),
+            edit(
+                "header modifier that only removes",
+                |v| {
+                    set(
+                        v,
+                        &format!("{FILTER}.requestHeaderModifier"),
+                        json!({"remove": ["x-internal"]}),
+                    )
+                },
+                PASS,
+            ),
+            edit(
+                "header both set and removed",
+                |v| {
+                    set(
+                        v,
+                        &format!("{FILTER}.requestHeaderModifier.remove"),
+                        json!(["x-routed-by"]),
+                    )
+                },
+                fail(
+                    "spec.to[0].rules[0].default.filters[0].requestHeaderModifier.remove[0]",
+                    "\"x-routed-by\" is already modified by an earlier entry",
+                ),
+            ),
+            edit(
+                "header both set and added",
+                |v| {
+                    set(
+                        v,
+                        &format!("{FILTER}.requestHeaderModifier.add"),
+                        json!([{"name": "x-routed-by", "value": "b"}]),
+                    )
+                },
+                fail(
+                    "spec.to[0].rules[0].default.filters[0].requestHeaderModifier.add[0].name",
+                    "already modified",
+                ),
+            ),
+            edit(
+                "different headers set, added and removed",
+                |v| {
+                    set(
+                        v,
+                        &format!("{FILTER}.requestHeaderModifier.add"),
+                        json!([{"name": "x-extra", "value": "b"}]),
+                    );
+                    set(
+                        v,
+                        &format!("{FILTER}.requestHeaderModifier.remove"),
+                        json!(["x-internal"]),
+                    );
+                },
+                PASS,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn http_replace_prefix_match_needs_prefix_matches() {
+    run_table(
+        HTTP_BASE,
+        &[
+            edit("rewrite under a PathPrefix match", prefix_rewrite, PASS),
+            edit(
+                "rewrite without any match",
+                |v| {
+                    prefix_rewrite(v);
+                    remove(v, &format!("{RULE}.matches"));
+                },
+                PASS,
+            ),
+            edit(
+                "rewrite under an Exact match",
+                |v| {
+                    prefix_rewrite(v);
+                    set(
+                        v,
+                        &format!("{RULE}.matches[0].path"),
+                        json!({"type": "Exact", "value": "/api"}),
+                    );
+                },
+                fail(
+                    "spec.to[0].rules[0].default.filters[0].urlRewrite.path.replacePrefixMatch",
+                    "every match of the rule has a path of type PathPrefix",
+                ),
+            ),
+            edit(
+                "rewrite when one match has no path",
+                |v| {
+                    prefix_rewrite(v);
+                    push(v, &format!("{RULE}.matches"), json!({"method": "POST"}));
+                },
+                fail(
+                    "spec.to[0].rules[0].default.filters[0].urlRewrite.path.replacePrefixMatch",
+                    "PathPrefix",
+                ),
+            ),
+            edit(
+                "full path rewrite under an Exact match",
+                |v| {
+                    url_rewrite(
+                        v,
+                        json!({"path": {"type": "ReplaceFullPath", "replaceFullPath": "/v2"}}),
+                    );
+                    set(
+                        v,
+                        &format!("{RULE}.matches[0].path"),
+                        json!({"type": "Exact", "value": "/api"}),
+                    );
+                },
+                PASS,
+            ),
+            edit(
+                "redirect under a RegularExpression match",
+                |v| {
+                    set(
+                        v,
+                        &format!("{RULE}.default"),
+                        json!({"filters": [{"type": "RequestRedirect", "requestRedirect": {
+                            "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new"},
+                        }}]}),
+                    );
+                    set(
+                        v,
+                        &format!("{RULE}.matches[0].path"),
+                        json!({"type": "RegularExpression", "value": "/a.*"}),
+                    );
+                },
+                fail(
+                    "spec.to[0].rules[0].default.filters[0].requestRedirect.path.replacePrefixMatch",
+                    "PathPrefix",
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn http_redirect_and_rewrite_hostnames_are_precise() {
+    let rewrite_host = "spec.to[0].rules[0].default.filters[0].urlRewrite.hostname";
+    let redirect_host = "spec.to[0].rules[0].default.filters[0].requestRedirect.hostname";
+    run_table(
+        HTTP_BASE,
+        &[
+            edit(
+                "rewrite to a host name",
+                |v| url_rewrite(v, json!({"hostname": "api.example.com"})),
+                PASS,
+            ),
+            edit(
+                "rewrite to an IPv4 address",
+                |v| url_rewrite(v, json!({"hostname": "10.0.0.1"})),
+                fail(rewrite_host, "not an IP address"),
+            ),
+            edit(
+                "rewrite to an IPv6 address",
+                |v| url_rewrite(v, json!({"hostname": "::1"})),
+                fail(rewrite_host, "not an IP address"),
+            ),
+            edit(
+                "rewrite to an upper-case name",
+                |v| url_rewrite(v, json!({"hostname": "Api.example.com"})),
+                fail(rewrite_host, "lower-case DNS name"),
+            ),
+            edit(
+                "rewrite to a wildcard",
+                |v| url_rewrite(v, json!({"hostname": "*.example.com"})),
+                fail(rewrite_host, "lower-case DNS name"),
+            ),
+            edit(
+                "redirect to an IP address",
+                |v| {
+                    redirect(v);
+                    set(
+                        v,
+                        &format!("{FILTER}.requestRedirect.hostname"),
+                        json!("192.168.1.1"),
+                    );
+                },
+                fail(redirect_host, "not an IP address"),
+            ),
+            edit(
+                "redirect to a host name",
+                |v| {
+                    redirect(v);
+                    set(
+                        v,
+                        &format!("{FILTER}.requestRedirect.hostname"),
+                        json!("www.example.com"),
+                    );
+                },
+                PASS,
+            ),
+            edit(
+                "hostToBackendHostname on a sidecar route",
+                |v| url_rewrite(v, json!({"hostToBackendHostname": true})),
+                fail(
+                    "spec.to[0].rules[0].default.filters[0].urlRewrite.hostToBackendHostname",
+                    "only be set when the top-level targetRef is a MeshGateway",
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn gateway_rules_as_kuma() {
+    run_table(
+        GATEWAY_HTTP_BASE,
+        &[
+            edit(
+                "hostToBackendHostname on a gateway route",
+                |v| {
+                    push(
+                        v,
+                        "spec.to[0].rules[0].default.filters",
+                        json!({"type": "URLRewrite", "urlRewrite": {"hostToBackendHostname": true}}),
+                    )
+                },
+                PASS,
+            ),
+            edit(
+                "gateway rule without backendRefs",
+                |v| remove(v, "spec.to[0].rules[0].default.backendRefs"),
+                fail(
+                    "spec.to[0].rules[0].default.backendRefs",
+                    "at least one backend",
+                ),
+            ),
+            edit(
+                "gateway rule that only redirects",
+                |v| {
+                    set(
+                        v,
+                        "spec.to[0].rules[0].default",
+                        json!({"filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https"}}]}),
+                    )
+                },
+                PASS,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn destinations_and_backends_as_kuma() {
+    run_table(
+        HTTP_BASE,
+        &[
+            edit(
+                "sidecar to Mesh",
+                |v| set(v, "spec.to[0].targetRef", json!({"kind": "Mesh"})),
+                fail(
+                    "spec.to[0].targetRef.kind",
+                    "Mesh is not allowed here; use one of MeshService, MeshExternalService, MeshMultiZoneService",
+                ),
+            ),
+            edit(
+                "sidecar to a MeshMultiZoneService",
+                |v| {
+                    set(
+                        v,
+                        "spec.to[0].targetRef",
+                        json!({"kind": "MeshMultiZoneService", "name": "backend"}),
+                    )
+                },
+                fail(
+                    "spec.to[0].targetRef.kind",
+                    "MeshMultiZoneService is not supported yet",
+                ),
+            ),
+            edit(
+                "mirror to a MeshExternalService",
+                |v| {
+                    push(
+                        v,
+                        "spec.to[0].rules[0].default.filters",
+                        json!({"type": "RequestMirror", "requestMirror": {
+                            "backendRef": {"kind": "MeshExternalService", "name": "httpbin"},
+                        }}),
+                    )
+                },
+                fail(
+                    "spec.to[0].rules[0].default.filters[1].requestMirror.backendRef.kind",
+                    "MeshExternalService is not a backend here; use one of MeshService, MeshServiceSubset",
+                ),
+            ),
+            edit(
+                "mirror to a MeshServiceSubset",
+                |v| {
+                    push(
+                        v,
+                        "spec.to[0].rules[0].default.filters",
+                        json!({"type": "RequestMirror", "requestMirror": {
+                            "backendRef": {"kind": "MeshServiceSubset", "name": "backend", "tags": {"version": "v2"}},
+                        }}),
+                    )
+                },
+                PASS,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn multi_zone_service_backends_need_a_port() {
+    let backend = "spec.to[0].rules[0].default.backendRefs[0]";
+    let mut without_port = yaml(HTTP_BASE);
+    set(
+        &mut without_port,
+        backend,
+        json!({"kind": "MeshMultiZoneService", "name": "backend"}),
+    );
+    assert_exact_violations(
+        "MeshMultiZoneService backend without a port",
+        without_port.clone(),
+        &[
+            (
+                "spec.to[0].rules[0].default.backendRefs[0].kind",
+                "MeshMultiZoneService is not supported yet",
+            ),
+            (
+                "spec.to[0].rules[0].default.backendRefs[0].port",
+                "must be set for kind MeshMultiZoneService",
+            ),
+        ],
+    );
+    // With its port, only the refusal of the kind itself remains.
+    let mut with_port = without_port;
+    set(&mut with_port, &format!("{backend}.port"), json!(8080));
+    assert_exact_violations(
+        "MeshMultiZoneService backend with a port",
+        with_port,
+        &[(
+            "spec.to[0].rules[0].default.backendRefs[0].kind",
+            "MeshMultiZoneService is not supported yet",
+        )],
+    );
+
+    let mut tcp = yaml(TCP_BASE);
+    set(
+        &mut tcp,
+        backend,
+        json!({"kind": "MeshMultiZoneService", "name": "redis"}),
+    );
+    let found = violations(tcp);
+    assert!(
+        found.iter().any(|v| v.field == format!("{backend}.port")
+            && v.message == "must be set for kind MeshMultiZoneService"),
+        "{}",
+        render(&found)
     );
 }

@@ -2,7 +2,9 @@
 //! `{{ .Zone }}`, `{{ .Mesh }}` and `{{ label "key" }}` around literal text, rendered for one
 //! service and checked to be a DNS name.
 
+use atoll_model::hostname_template::{self, Action};
 use atoll_model::types::Tags;
+use atoll_model::validate::is_dns_subdomain;
 
 /// What a template can refer to.
 pub struct Subject<'a> {
@@ -15,67 +17,24 @@ pub struct Subject<'a> {
 
 /// Renders `template` for `subject`; the error says why no hostname results.
 pub fn render(template: &str, subject: &Subject<'_>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or("the template has a '{{' without a matching '}}'")?;
-        let action = after[..close].trim();
-        let value = match action {
-            ".DisplayName" | ".Name" => subject.name.to_string(),
-            ".Namespace" => String::new(),
-            ".Zone" => subject.zone.to_string(),
-            ".Mesh" => subject.mesh.to_string(),
-            _ => {
-                let key = action
-                    .strip_prefix("label ")
-                    .map(|k| k.trim().trim_matches('"'))
-                    .ok_or_else(|| format!("unknown template action {{{{ {action} }}}}"))?;
-                subject
-                    .labels
-                    .get(key)
-                    .cloned()
-                    .ok_or_else(|| format!("label {key:?} is not set on the service"))?
-            }
-        };
-        out.push_str(&value);
-        rest = &after[close + 2..];
+    let out = hostname_template::render(template, |action| match action {
+        Action::Field(".DisplayName" | ".Name") => Ok(subject.name.to_string()),
+        Action::Field(".Zone") => Ok(subject.zone.to_string()),
+        Action::Field(".Mesh") => Ok(subject.mesh.to_string()),
+        // Universal has no namespaces.
+        Action::Field(_) => Ok(String::new()),
+        Action::Label(key) => subject
+            .labels
+            .get(key)
+            .cloned()
+            .ok_or_else(|| format!("label {key:?} is not set on the service")),
+    })?;
+    if !is_dns_subdomain(&out) {
+        return Err(format!(
+            "{out:?} is not a DNS name: lower-case letters, digits and '-' in labels of at most 63 characters, separated by single dots"
+        ));
     }
-    out.push_str(rest);
-    check_dns_name(&out).map_err(|why| format!("{out:?} is not a DNS name: {why}"))?;
     Ok(out)
-}
-
-/// A DNS-1123 subdomain: dot-separated labels of lower-case letters, digits and '-', each 1 to
-/// 63 characters, not starting or ending with '-', 253 characters at most.
-pub fn check_dns_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("it is empty");
-    }
-    if name.len() > 253 {
-        return Err("it is longer than 253 characters");
-    }
-    for label in name.split('.') {
-        if label.is_empty() {
-            return Err("it has an empty label (a leading, trailing or doubled dot)");
-        }
-        if label.len() > 63 {
-            return Err("a label is longer than 63 characters");
-        }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err("only lower-case letters, digits, '-' and '.' are allowed");
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err("a label starts or ends with '-'");
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -108,12 +67,12 @@ mod tests {
     fn refuses_what_is_not_a_dns_name_or_cannot_render() {
         let labels = Tags::new();
         for (template, why) in [
-            (".{{ .Name }}.mesh", "empty label"),
-            ("{{ .Name }}..mesh", "empty label"),
-            ("{{ .Name }}_x.mesh", "lower-case"),
-            ("{{ .Name }}.Mesh", "lower-case"),
+            (".{{ .Name }}.mesh", "not a DNS name"),
+            ("{{ .Name }}..mesh", "not a DNS name"),
+            ("{{ .Name }}_x.mesh", "not a DNS name"),
+            ("{{ .Name }}.Mesh", "not a DNS name"),
             ("{{ label \"missing\" }}.mesh", "not set"),
-            ("{{ .Namespace }}.mesh", "empty label"),
+            ("{{ .Namespace }}.mesh", "not a DNS name"),
         ] {
             let err = render(template, &subject(&labels)).unwrap_err();
             assert!(err.contains(why), "{template}: {err}");

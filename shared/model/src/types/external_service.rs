@@ -33,6 +33,10 @@ model! {
         /// Required for IP and DNS addresses; must be absent for unix sockets.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub port: Option<u32>,
+        /// Envoy failover priority, 0 (primary, the default) to 128. Only 0 is accepted until
+        /// the zone generates priority levels.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub priority: Option<u32>,
     }
 
     pub struct MesTls {

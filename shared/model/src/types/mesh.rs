@@ -13,6 +13,23 @@ model! {
         pub networking: Option<MeshNetworking>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub skip_creating_initial_policies: Vec<String>,
+        /// Kuma's access-log backends. Kept as written so Kuma documents read back whole;
+        /// validation refuses them until Atoll generates access logs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(any(test, feature = "arbitrary"), proptest(strategy = "crate::arbitrary::opt_json()"))]
+        pub logging: Option<serde_json::Value>,
+        /// Kuma's tracing backends; kept as written, refused by validation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(any(test, feature = "arbitrary"), proptest(strategy = "crate::arbitrary::opt_json()"))]
+        pub tracing: Option<serde_json::Value>,
+        /// Kuma's Prometheus metrics backends; kept as written, refused by validation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(any(test, feature = "arbitrary"), proptest(strategy = "crate::arbitrary::opt_json()"))]
+        pub metrics: Option<serde_json::Value>,
+        /// Kuma's data plane admission constraints; kept as written, refused by validation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(any(test, feature = "arbitrary"), proptest(strategy = "crate::arbitrary::opt_json()"))]
+        pub constraints: Option<serde_json::Value>,
     }
 
     pub struct Mtls {

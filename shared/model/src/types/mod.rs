@@ -5,14 +5,37 @@
 //! Nothing here judges values: that is `validate`'s job, so every problem can be reported at once.
 
 /// Declares model structs with the derives and serde conventions every type shares.
+///
+/// Every field reads an explicit `null` as its default: Kuma (Go's JSON decoding) treats
+/// `field: null` as unset, and YAML writes an empty value (`field:`) as null. Doing it per
+/// field rather than by dropping nulls from the document leaves free-form values
+/// (`extension.config`) and map entries (a tag whose value is null stays an error) untouched.
 macro_rules! model {
-    ($($(#[$meta:meta])* pub struct $name:ident $body:tt)+) => {$(
+    ($($(#[$meta:meta])* pub struct $name:ident {
+        $($(#[$fmeta:meta])* pub $field:ident : $ty:ty),* $(,)?
+    })+) => {$(
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         #[cfg_attr(any(test, feature = "arbitrary"), derive(proptest_derive::Arbitrary))]
-        pub struct $name $body
+        pub struct $name {
+            $(
+                $(#[$fmeta])*
+                #[serde(deserialize_with = "crate::types::null_as_default")]
+                pub $field: $ty,
+            )*
+        }
     )+};
+}
+
+/// Deserialises a field, reading `null` as the field's default.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    let value: Option<T> = serde::Deserialize::deserialize(deserializer)?;
+    Ok(value.unwrap_or_default())
 }
 
 pub mod common;

@@ -80,6 +80,37 @@ pub(crate) fn hostname(report: &mut Report, path: &Path, value: &str) {
     }
 }
 
+/// A DNS-1123 subdomain as Kubernetes defines it: lower-case labels of letters, digits and
+/// '-', not starting or ending with '-', at most 253 characters in all.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// A host name to send in a request: a lower-case DNS name, never an address or a wildcard.
+pub(crate) fn precise_hostname(report: &mut Report, path: &Path, value: &str) {
+    if value.parse::<IpAddr>().is_ok() {
+        report.add(
+            path,
+            format!("{value:?} must be a host name, not an IP address"),
+        );
+    } else if !is_dns_subdomain(value) {
+        report.add(
+            path,
+            format!("{value:?} must be a lower-case DNS name: letters, digits and '-' in labels separated by '.'"),
+        );
+    }
+}
+
 pub(crate) fn ip_or_dns(report: &mut Report, path: &Path, value: &str) {
     if value.is_empty() {
         report.add(path, "must not be empty");

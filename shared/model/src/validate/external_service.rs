@@ -34,13 +34,34 @@ pub(super) fn validate(spec: &MeshExternalServiceSpec, path: &Path, report: &mut
             &path.field("extension").field("type"),
             &extension.extension_type,
         );
+        // Kuma hands an extension to a plug-in; Atoll loads none, so honouring it is impossible
+        // and ignoring it would be a silent lie.
+        report.add(
+            &path.field("extension"),
+            "is not supported: Atoll loads no extension plug-ins (see docs/choices.md)",
+        );
     }
     if let Some(tls) = &spec.tls {
         validate_tls(tls, &path.field("tls"), report);
     }
 }
 
+/// Kuma's highest endpoint priority.
+const MAX_PRIORITY: u32 = 128;
+
 fn validate_endpoint(endpoint: &MesEndpoint, path: &Path, report: &mut Report) {
+    match endpoint.priority {
+        Some(p) if p > MAX_PRIORITY => report.add(
+            &path.field("priority"),
+            format!("must be from 0 to {MAX_PRIORITY}"),
+        ),
+        // Priority 0 puts the endpoint among the primaries, which is what every endpoint is.
+        Some(p) if p > 0 => report.add(
+            &path.field("priority"),
+            "is not supported yet: every endpoint is primary, so only 0 is accepted (see docs/choices.md)",
+        ),
+        _ => {}
+    }
     let address = &endpoint.address;
     let address_path = path.field("address");
     let port_path = path.field("port");

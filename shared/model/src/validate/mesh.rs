@@ -9,10 +9,68 @@ use crate::types::{CaBackend, CaBackendType, MeshSpec};
 /// Kuma refuses builtin CA keys shorter than this.
 const MIN_RSA_BITS: u32 = 2048;
 
+/// Sections of Kuma's Mesh that Atoll reads and keeps but does not act on, with what to use.
+const UNSUPPORTED_SECTIONS: [(&str, &str); 4] = [
+    (
+        "logging",
+        "Atoll generates no access logs from the Mesh (Kuma's TrafficLog policies, which use these backends, are not supported either)",
+    ),
+    (
+        "tracing",
+        "Atoll configures no tracing from the Mesh (Kuma's TrafficTrace policies, which use these backends, are not supported either)",
+    ),
+    (
+        "metrics",
+        "Atoll exposes no Prometheus endpoint on data planes from the Mesh",
+    ),
+    (
+        "constraints",
+        "Atoll does not check data planes against admission constraints; use data plane tokens to control which proxies may join",
+    ),
+];
+
 pub(super) fn validate(spec: &MeshSpec, root: &Path, report: &mut Report) {
+    for ((field, reason), value) in UNSUPPORTED_SECTIONS.iter().zip([
+        &spec.logging,
+        &spec.tracing,
+        &spec.metrics,
+        &spec.constraints,
+    ]) {
+        // An empty section asks for nothing, so accepting it honours it.
+        let empty = value
+            .as_ref()
+            .is_none_or(|v| v.as_object().is_some_and(|m| m.is_empty()));
+        if !empty {
+            report.add(
+                &root.field(field),
+                format!("is not supported yet: {reason} (see docs/choices.md)"),
+            );
+        }
+    }
+    let zone_egress = spec.routing.as_ref().is_some_and(|r| r.zone_egress);
+    let mtls_enabled = spec
+        .mtls
+        .as_ref()
+        .is_some_and(|m| !m.enabled_backend.is_empty());
+    if zone_egress && !mtls_enabled {
+        // The zone egress tells meshes apart by the mTLS identity of the caller.
+        report.add(
+            &root.field("mtls"),
+            "must be enabled (enabledBackend set) when routing.zoneEgress is true",
+        );
+    }
     let Some(mtls) = &spec.mtls else { return };
     let path = root.field("mtls");
     let backends = path.field("backends");
+    if mtls.backends.len() > 1 {
+        report.add(
+            &backends,
+            format!(
+                "must have at most one backend, found {}",
+                mtls.backends.len()
+            ),
+        );
+    }
     let mut names = BTreeSet::new();
     for (i, backend) in mtls.backends.iter().enumerate() {
         let at = backends.index(i);

@@ -5,6 +5,9 @@ use super::{Path, Report};
 use crate::kind::{Kind, Scope};
 use crate::resource::Resource;
 
+/// The longest DNS label.
+const MAX_LABEL: usize = 63;
+
 pub(super) fn validate(resource: &Resource, report: &mut Report) {
     let root = Path::root();
     let kind = resource.kind();
@@ -13,6 +16,13 @@ pub(super) fn validate(resource: &Resource, report: &mut Report) {
     match kind {
         Kind::Mesh | Kind::Zone => dns_label_name(report, &root.field("name"), &meta.name),
         _ => resource_name(report, &root.field("name"), &meta.name),
+    }
+    // A MeshExternalService's name becomes one label of its generated hostnames.
+    if kind == Kind::MeshExternalService && meta.name.len() > MAX_LABEL {
+        report.add(
+            &root.field("name"),
+            format!("must be at most {MAX_LABEL} characters for a MeshExternalService"),
+        );
     }
     match (kind.scope(), &meta.mesh) {
         (Scope::Mesh, None) => report.add(&root.field("mesh"), "must be set"),

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::resource::{Resource, Spec};
 
-pub use common::{is_dns_label, is_dns_name, is_wildcard_hostname};
+pub use common::{is_dns_label, is_dns_name, is_dns_subdomain, is_wildcard_hostname};
 
 /// One broken rule: where, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

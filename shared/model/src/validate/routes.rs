@@ -1,6 +1,8 @@
 //! MeshHTTPRoute and MeshTCPRoute rules.
 
-use super::common::{hostname, not_empty, one_of, opt_port, regex, tags};
+use std::collections::BTreeSet;
+
+use super::common::{hostname, not_empty, one_of, opt_port, precise_hostname, regex, tags};
 use super::{Path, Report};
 use crate::types::*;
 
@@ -9,24 +11,38 @@ const ROUTE_TARGETS: &[TargetKind] = &[
     TargetKind::Mesh,
     TargetKind::MeshSubset,
     TargetKind::MeshService,
+    TargetKind::MeshServiceSubset,
     TargetKind::MeshGateway,
     TargetKind::Dataplane,
 ];
 
-/// Kinds a `backendRef` may name (MeshMultiZoneService, which Kuma also takes, is not
-/// served: refused rather than silently sending nowhere).
+/// Kinds a `to[].targetRef` may name when the route targets sidecars.
+const SIDECAR_DESTINATIONS: &[TargetKind] = &[
+    TargetKind::MeshService,
+    TargetKind::MeshExternalService,
+    TargetKind::MeshMultiZoneService,
+];
+
+/// Kinds a `backendRef` may name.
 const BACKENDS: &[TargetKind] = &[
     TargetKind::MeshService,
     TargetKind::MeshServiceSubset,
     TargetKind::MeshExternalService,
+    // Recognised, then refused with its own message (NO_MULTI_ZONE_SERVICE).
+    TargetKind::MeshMultiZoneService,
 ];
+
+/// Kinds a RequestMirror's `backendRef` may name.
+const MIRRORS: &[TargetKind] = &[TargetKind::MeshService, TargetKind::MeshServiceSubset];
+
+/// Kuma accepts MeshMultiZoneService references, but Atoll has no such resource, so a
+/// reference to one could only be resolved as something else.
+const NO_MULTI_ZONE_SERVICE: &str = "MeshMultiZoneService is not supported yet: Atoll has no MeshMultiZoneService resource (see docs/choices.md)";
 
 pub(super) fn validate_http(spec: &MeshHttpRouteSpec, path: &Path, report: &mut Report) {
     let on_gateway = top_target(spec.target_ref.as_ref(), &path.field("targetRef"), report);
+    // An empty `to` routes nothing; Kuma accepts it as a no-op, and so does Atoll.
     let to_path = path.field("to");
-    if spec.to.is_empty() {
-        report.add(&to_path, "must have at least one entry");
-    }
     for (i, to) in spec.to.iter().enumerate() {
         let at = to_path.index(i);
         to_target(
@@ -57,9 +73,6 @@ pub(super) fn validate_http(spec: &MeshHttpRouteSpec, path: &Path, report: &mut 
 pub(super) fn validate_tcp(spec: &MeshTcpRouteSpec, path: &Path, report: &mut Report) {
     let on_gateway = top_target(spec.target_ref.as_ref(), &path.field("targetRef"), report);
     let to_path = path.field("to");
-    if spec.to.is_empty() {
-        report.add(&to_path, "must have at least one entry");
-    }
     for (i, to) in spec.to.iter().enumerate() {
         let at = to_path.index(i);
         to_target(
@@ -76,6 +89,7 @@ pub(super) fn validate_tcp(spec: &MeshTcpRouteSpec, path: &Path, report: &mut Re
             let conf = rules.index(j).field("default");
             match &rule.default {
                 None => report.add(&conf, "must be set"),
+                // Unlike HTTP rules, a TCP rule has no default destination, also on sidecars.
                 Some(conf_value) => backend_refs(
                     &conf_value.backend_refs,
                     &conf.field("backendRefs"),
@@ -102,22 +116,18 @@ fn to_target(target: Option<&TargetRef>, on_gateway: bool, path: &Path, report: 
         report.add(path, "must be set");
         return;
     };
-    if on_gateway && target.kind.is_known() && target.kind != TargetKind::Mesh {
-        report.add(
-            &path.field("kind"),
-            "must be Mesh when the top-level targetRef is a MeshGateway",
-        );
+    if on_gateway {
+        if target.kind.is_known() && target.kind != TargetKind::Mesh {
+            report.add(
+                &path.field("kind"),
+                "must be Mesh when the top-level targetRef is a MeshGateway",
+            );
+        }
+        // The kind is judged just above; only the name and tag checks remain to run.
+        target_ref(target, std::slice::from_ref(&target.kind), path, report);
+    } else {
+        target_ref(target, SIDECAR_DESTINATIONS, path, report);
     }
-    target_ref(
-        target,
-        &[
-            TargetKind::Mesh,
-            TargetKind::MeshService,
-            TargetKind::MeshExternalService,
-        ],
-        path,
-        report,
-    );
 }
 
 fn target_ref(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &mut Report) {
@@ -133,6 +143,8 @@ fn target_ref(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &
                 names.join(", ")
             ),
         );
+    } else if target.kind == TargetKind::MeshMultiZoneService {
+        report.add(&kind_path, NO_MULTI_ZONE_SERVICE);
     }
     let named = !matches!(target.kind, TargetKind::Mesh | TargetKind::MeshSubset);
     if named && target.kind.is_known() && target.name.is_empty() && target.labels.is_empty() {
@@ -160,12 +172,27 @@ fn http_rule(rule: &HttpRule, on_gateway: bool, path: &Path, report: &mut Report
         .filters
         .iter()
         .any(|f| f.filter_type == FilterType::RequestRedirect);
+    // `replacePrefixMatch` replaces the matched prefix, so every match must have one; no
+    // matches at all is the prefix `/`.
+    let all_prefix = rule.matches.iter().all(|m| {
+        m.path
+            .as_ref()
+            .is_some_and(|p| p.match_type == PathMatchType::PathPrefix)
+    });
+    let context = FilterContext {
+        on_gateway,
+        all_prefix,
+    };
     for (i, filter) in conf.filters.iter().enumerate() {
-        http_filter(filter, &conf_path.field("filters").index(i), report);
+        http_filter(
+            filter,
+            &context,
+            &conf_path.field("filters").index(i),
+            report,
+        );
     }
-    // A redirect answers the request itself; anything else needs somewhere to send it. On a
-    // sidecar's outbound that defaults to the service `to[].targetRef` names (Kuma 2.x); a
-    // gateway has no such default.
+    // A redirect answers the request itself. A gateway has no other destination than its
+    // backends; a sidecar's rule without backends goes to the service the route is for.
     backend_refs(
         &conf.backend_refs,
         &conf_path.field("backendRefs"),
@@ -186,6 +213,12 @@ fn http_match(m: &HttpMatch, path: &Path, report: &mut Report) {
             }
             PathMatchType::RegularExpression => regex(report, &value, &p.value),
             _ => {}
+        }
+        if p.match_type == PathMatchType::PathPrefix && p.value != "/" && p.value.ends_with('/') {
+            report.add(
+                &value,
+                "must not end with '/': a prefix matches whole path segments, so /api already covers /api/...",
+            );
         }
     }
     for (i, header) in m.headers.iter().enumerate() {
@@ -211,17 +244,32 @@ fn http_match(m: &HttpMatch, path: &Path, report: &mut Report) {
             _ => {}
         }
     }
+    let mut query_names = BTreeSet::new();
     for (i, query) in m.query_params.iter().enumerate() {
         let at = path.field("queryParams").index(i);
         one_of(report, &at.field("type"), &query.match_type, true);
         not_empty(report, &at.field("name"), &query.name);
+        if !query_names.insert(query.name.as_str()) {
+            report.add(
+                &at.field("name"),
+                format!("{:?} is already matched by an earlier entry", query.name),
+            );
+        }
         if query.match_type == QueryMatchType::RegularExpression {
             regex(report, &at.field("value"), &query.value);
         }
     }
 }
 
-fn http_filter(filter: &HttpFilter, path: &Path, report: &mut Report) {
+/// What a filter's rules depend on outside the filter.
+struct FilterContext {
+    /// The route's top-level targetRef is a MeshGateway.
+    on_gateway: bool,
+    /// Every match of the rule has a PathPrefix path.
+    all_prefix: bool,
+}
+
+fn http_filter(filter: &HttpFilter, context: &FilterContext, path: &Path, report: &mut Report) {
     one_of(report, &path.field("type"), &filter.filter_type, true);
     let configs = [
         (
@@ -281,7 +329,7 @@ fn http_filter(filter: &HttpFilter, path: &Path, report: &mut Report) {
             report.add(&at.field("scheme"), "must be http or https");
         }
         if let Some(host) = &redirect.hostname {
-            hostname(report, &at.field("hostname"), host);
+            precise_hostname(report, &at.field("hostname"), host);
         }
         opt_port(report, &at.field("port"), redirect.port);
         if let Some(code) = redirect.status_code
@@ -293,13 +341,13 @@ fn http_filter(filter: &HttpFilter, path: &Path, report: &mut Report) {
             );
         }
         if let Some(p) = &redirect.path {
-            path_modifier(p, &at.field("path"), report);
+            path_modifier(p, context.all_prefix, &at.field("path"), report);
         }
     }
     if let Some(rewrite) = &filter.url_rewrite {
         let at = path.field("urlRewrite");
         if let Some(host) = &rewrite.hostname {
-            hostname(report, &at.field("hostname"), host);
+            precise_hostname(report, &at.field("hostname"), host);
         }
         if rewrite.hostname.is_some() && rewrite.host_to_backend_hostname {
             report.add(
@@ -307,14 +355,22 @@ fn http_filter(filter: &HttpFilter, path: &Path, report: &mut Report) {
                 "must not be set together with hostname",
             );
         }
+        // A sidecar sends to its destination's own name already; only a gateway has a
+        // request Host that could differ from the backend's.
+        if rewrite.host_to_backend_hostname && !context.on_gateway {
+            report.add(
+                &at.field("hostToBackendHostname"),
+                "may only be set when the top-level targetRef is a MeshGateway",
+            );
+        }
         if let Some(p) = &rewrite.path {
-            path_modifier(p, &at.field("path"), report);
+            path_modifier(p, context.all_prefix, &at.field("path"), report);
         }
     }
     if let Some(mirror) = &filter.request_mirror {
         let at = path.field("requestMirror");
         match &mirror.backend_ref {
-            Some(backend) => backend_ref(backend, &at.field("backendRef"), report),
+            Some(backend) => backend_ref(backend, MIRRORS, &at.field("backendRef"), report),
             None => report.add(&at.field("backendRef"), "must be set"),
         }
         if let Some(percentage) = &mirror.percentage {
@@ -332,22 +388,43 @@ fn http_filter(filter: &HttpFilter, path: &Path, report: &mut Report) {
 }
 
 fn header_modifier(modifier: &HeaderModifier, path: &Path, report: &mut Report) {
-    for (field, values) in [("add", &modifier.add), ("set", &modifier.set)] {
+    if modifier.set.is_empty() && modifier.add.is_empty() && modifier.remove.is_empty() {
+        report.add(path, "must set at least one of set, add, remove");
+        return;
+    }
+    // One header, one operation: Kuma refuses a name that appears twice across the lists.
+    let mut seen = BTreeSet::new();
+    let mut check = |at: Path, name: &str, report: &mut Report| {
+        not_empty(report, &at, name);
+        if !seen.insert(name.to_string()) {
+            report.add(
+                &at,
+                format!("{name:?} is already modified by an earlier entry"),
+            );
+        }
+    };
+    for (field, values) in [("set", &modifier.set), ("add", &modifier.add)] {
         for (i, header) in values.iter().enumerate() {
-            not_empty(
-                report,
-                &path.field(field).index(i).field("name"),
+            check(
+                path.field(field).index(i).field("name"),
                 &header.name,
+                report,
             );
         }
     }
     for (i, name) in modifier.remove.iter().enumerate() {
-        not_empty(report, &path.field("remove").index(i), name);
+        check(path.field("remove").index(i), name, report);
     }
 }
 
-fn path_modifier(modifier: &PathModifier, path: &Path, report: &mut Report) {
+fn path_modifier(modifier: &PathModifier, all_prefix: bool, path: &Path, report: &mut Report) {
     one_of(report, &path.field("type"), &modifier.modifier_type, true);
+    if modifier.replace_prefix_match.is_some() && !all_prefix {
+        report.add(
+            &path.field("replacePrefixMatch"),
+            "may only be used when every match of the rule has a path of type PathPrefix",
+        );
+    }
     let (wanted, other) = match modifier.modifier_type {
         PathModifierType::ReplaceFullPath => (
             ("replaceFullPath", &modifier.replace_full_path),
@@ -386,27 +463,31 @@ fn backend_refs(refs: &[BackendRef], path: &Path, required: bool, report: &mut R
         report.add(path, "must have at least one backend");
     }
     for (i, backend) in refs.iter().enumerate() {
-        backend_ref(backend, &path.index(i), report);
+        backend_ref(backend, BACKENDS, &path.index(i), report);
     }
 }
 
-fn backend_ref(backend: &BackendRef, path: &Path, report: &mut Report) {
+fn backend_ref(backend: &BackendRef, allowed: &[TargetKind], path: &Path, report: &mut Report) {
     let kind_path = path.field("kind");
     one_of(report, &kind_path, &backend.kind, true);
-    if backend.kind == TargetKind::MeshMultiZoneService {
-        report.add(
-            &kind_path,
-            "MeshMultiZoneService backends are not supported; use MeshService (or MeshServiceSubset)",
-        );
-    } else if backend.kind.is_known() && !BACKENDS.contains(&backend.kind) {
-        let names: Vec<&str> = BACKENDS.iter().map(|k| k.as_str()).collect();
+    if backend.kind.is_known() && !allowed.contains(&backend.kind) {
+        let names: Vec<&str> = allowed.iter().map(|k| k.as_str()).collect();
         report.add(
             &kind_path,
             format!(
-                "{} is not a backend; use one of {}",
+                "{} is not a backend here; use one of {}",
                 backend.kind,
                 names.join(", ")
             ),
+        );
+    } else if backend.kind == TargetKind::MeshMultiZoneService {
+        report.add(&kind_path, NO_MULTI_ZONE_SERVICE);
+    }
+    // A multi-zone service spans ports of services in several zones: nothing picks one.
+    if backend.kind == TargetKind::MeshMultiZoneService && backend.port.is_none() {
+        report.add(
+            &path.field("port"),
+            "must be set for kind MeshMultiZoneService",
         );
     }
     if backend.name.is_empty() && backend.labels.is_empty() {
