@@ -378,7 +378,7 @@ async fn stale_version_is_409() {
     let first = api.put("/meshes/default", mesh("default")).await;
     let etag = first.headers[header::ETAG].to_str().unwrap().to_string();
     let mut changed = mesh("default");
-    changed["routing"] = json!({"zoneEgress": true});
+    changed["routing"] = json!({"localityAwareLoadBalancing": true});
     let request = |body: &Value| {
         Request::builder()
             .method("PUT")
@@ -390,7 +390,7 @@ async fn stale_version_is_409() {
             .unwrap()
     };
     assert_eq!(api.call(request(&changed)).await.status, StatusCode::OK);
-    changed["routing"] = json!({"zoneEgress": false});
+    changed["routing"] = json!({"localityAwareLoadBalancing": false});
     let stale = api.call(request(&changed)).await;
     assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.text);
 }

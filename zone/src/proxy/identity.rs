@@ -23,7 +23,8 @@ pub struct Issued {
 
 #[derive(Default)]
 pub struct Identities {
-    issued: BTreeMap<ProxyId, Issued>,
+    /// By proxy and the mesh the certificate is for: a zone egress holds one per mesh.
+    issued: BTreeMap<(ProxyId, String), Issued>,
     /// Parsed CAs by their bundle, so a CA is parsed once, not per proxy.
     authorities: BTreeMap<Vec<u8>, std::sync::Arc<Authority>>,
 }
@@ -39,6 +40,20 @@ impl Identities {
         validity: Duration,
         now: Instant,
     ) -> Result<Issued, String> {
+        self.get_in(proxy, &proxy.0, bundle, uris, validity, now)
+    }
+
+    /// [`Identities::get`] for a proxy that holds certificates of several meshes.
+    pub fn get_in(
+        &mut self,
+        proxy: &ProxyId,
+        mesh: &str,
+        bundle: &[u8],
+        uris: Vec<String>,
+        validity: Duration,
+        now: Instant,
+    ) -> Result<Issued, String> {
+        let key = (proxy.clone(), mesh.to_string());
         let authority = match self.authorities.get(bundle) {
             Some(a) => a.clone(),
             None => {
@@ -51,7 +66,7 @@ impl Identities {
                 authority
             }
         };
-        if let Some(cached) = self.issued.get(proxy)
+        if let Some(cached) = self.issued.get(&key)
             && cached.ca_pem == authority.cert_pem()
             && cached.uris == uris
             && now < cached.renew_at
@@ -69,13 +84,13 @@ impl Identities {
             uris,
             renew_at: now + validity.mul_f64(0.8),
         };
-        self.issued.insert(proxy.clone(), issued.clone());
+        self.issued.insert(key, issued.clone());
         Ok(issued)
     }
 
     /// Forgets a proxy that went away.
     pub fn remove(&mut self, proxy: &ProxyId) {
-        self.issued.remove(proxy);
+        self.issued.retain(|(p, _), _| p != proxy);
     }
 
     /// When the next certificate is due for renewal.
@@ -85,11 +100,13 @@ impl Identities {
 
     /// The proxies whose certificate is due at `now`.
     pub fn due(&self, now: Instant) -> Vec<ProxyId> {
-        self.issued
+        let due: std::collections::BTreeSet<&ProxyId> = self
+            .issued
             .iter()
             .filter(|(_, i)| i.renew_at <= now)
-            .map(|(p, _)| p.clone())
-            .collect()
+            .map(|((p, _), _)| p)
+            .collect();
+        due.into_iter().cloned().collect()
     }
 }
 
