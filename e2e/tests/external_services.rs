@@ -548,3 +548,120 @@ fn hostnames_and_vips_are_stable_and_answered_by_the_sidecar_dns() {
     })
     .unwrap();
 }
+
+/// A zone egress run by `atoll-dp` (Envoy): the sidecar sends external traffic to it over
+/// mesh mTLS, and the egress originates the external TLS with a client certificate the
+/// sidecar never sees. Without an egress, the traffic is not sent at all.
+#[test]
+fn through_the_zone_egress_the_client_certificate_stays_on_the_egress() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    apply(
+        &global,
+        "type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n  - name: ca-1\n    type: builtin\nrouting:\n  zoneEgress: true\n",
+    );
+    let zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    synced(&zone, "/meshes/default/secrets/ca-builtin-ca-1");
+    let pki = TestPki::new("external test CA").unwrap();
+    let mtls = ExternalServer::start(ServerOptions {
+        mode: "echo",
+        name: "mtls".into(),
+        tls: Some(pki.server("mtls", &["ext.test"]).unwrap()),
+        client_ca: Some(pki.ca_file().unwrap()),
+        ..Default::default()
+    })
+    .unwrap();
+    let http = ExternalServer::start(ServerOptions {
+        mode: "http",
+        name: "http".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let (client_cert, client_key) = pki.client().unwrap();
+    let tls = format!(
+        "    verification:\n      serverName: ext.test\n      caCert:\n        inlineString: |\n{}\n      clientCert:\n        inlineString: |\n{}\n      clientKey:\n        inlineString: |\n{}\n",
+        block(pki.ca_pem(), 10),
+        block(&client_cert, 10),
+        block(&client_key, 10)
+    );
+    apply(
+        &global,
+        &[
+            mes("secure", "127.0.0.1", Some(mtls.port), "tcp", &tls),
+            mes("plain-http", "127.0.0.1", Some(http.port), "http", ""),
+        ]
+        .concat(),
+    );
+    synced(&zone, "/meshes/default/meshexternalservices/plain-http");
+
+    let app = Backend::start("app").unwrap();
+    let (client, ports) = sidecar(&zone, "client", &app, &["secure", "plain-http"], &[]);
+    let [secure_out, http_out] = ports[..] else {
+        unreachable!()
+    };
+    let insight = || {
+        http_get(zone.http_port, "/meshes/default/dataplanes+insights/client")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    };
+    eventually(
+        "the sidecar reports that no egress exists",
+        DEADLINE,
+        || insight().contains("has no egress run by atoll-dp"),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {}", insight()));
+    assert!(
+        !echo_works(secure_out),
+        "no egress: nothing leaves the mesh"
+    );
+
+    let (egress_port, egress_admin) = (free_port().unwrap(), free_port().unwrap());
+    let token = global.zone_token("zone-1", "egress").unwrap();
+    let mut egress = Dataplane::launch(
+        &zone,
+        "egress-1",
+        &format!(
+            "type: ZoneEgress\nname: egress-1\nnetworking:\n  address: 127.0.0.1\n  port: {egress_port}\n  admin:\n    port: {egress_admin}\n"
+        ),
+        &[],
+        atoll_e2e::dataplane::Credential::Token(token),
+    )
+    .unwrap();
+    egress.admin_port = egress_admin;
+    let log = |dp: &Dataplane| dp.process.log_tail(40);
+    eventually("mTLS echo through the egress", DEADLINE, || {
+        echo_works(secure_out)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", log(&client), log(&egress)));
+    eventually("HTTP through the egress", DEADLINE, || {
+        http_get(http_out, "/via").is_ok_and(|(c, b)| c == 200 && b == "external http /via")
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", log(&egress)));
+
+    // The external client certificate is on the egress only.
+    let marker = client_cert
+        .lines()
+        .nth(1)
+        .expect("a PEM body line")
+        .to_string();
+    let client_dump = http_get(client.admin_port, "/config_dump?include_eds&mask=configs")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    assert!(!client_dump.is_empty());
+    let client_secrets = client.config_dump();
+    assert!(
+        !client_secrets.contains(&marker) && !client_secrets.contains("mes_client"),
+        "the sidecar never holds the external client certificate"
+    );
+    let egress_dump = egress.config_dump();
+    assert!(
+        egress_dump.contains("mes_client:default:secure"),
+        "the egress holds it"
+    );
+
+    // The egress going away takes the external traffic with it: fail closed.
+    drop(egress);
+    eventually("no egress, no external traffic", DEADLINE, || {
+        !echo_works(secure_out)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", log(&client)));
+}

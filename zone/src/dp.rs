@@ -1,5 +1,5 @@
-//! `atoll-dp run`: registers a Dataplane (or built-in gateway) with the zone, fetches its
-//! bootstrap, runs Envoy and restarts it if it dies; on SIGTERM or Ctrl-C it drains Envoy's
+//! `atoll-dp run`: registers a Dataplane (a sidecar or built-in gateway) or a ZoneEgress with
+//! the zone, fetches its bootstrap, runs Envoy and restarts it if it dies; on SIGTERM or Ctrl-C it drains Envoy's
 //! listeners, stops it and deregisters. It holds no mesh logic: the zone computes everything
 //! Envoy receives.
 
@@ -118,19 +118,20 @@ fn identity(text: &str, file: &str) -> anyhow::Result<Identity> {
             .collect();
         anyhow::anyhow!("{file}: invalid Dataplane: {}", causes.join("; "))
     })?;
-    let atoll_model::Spec::Dataplane(dp) = &resource.spec else {
-        bail!("{file}: type must be Dataplane, not {}", resource.kind());
+    let admin = match &resource.spec {
+        atoll_model::Spec::Dataplane(dp) => dp.networking.as_ref().and_then(|n| n.admin.as_ref()),
+        atoll_model::Spec::ZoneEgress(egress) => {
+            egress.networking.as_ref().and_then(|n| n.admin.as_ref())
+        }
+        _ => bail!(
+            "{file}: type must be Dataplane or ZoneEgress, not {}",
+            resource.kind()
+        ),
     };
     Ok(Identity {
         mesh: resource.meta.mesh.clone().unwrap_or_default(),
         name: resource.meta.name.clone(),
-        admin_port: dp
-            .networking
-            .as_ref()
-            .and_then(|n| n.admin.as_ref())
-            .map(|a| a.port)
-            .filter(|p| *p != 0)
-            .unwrap_or(9901),
+        admin_port: admin.map(|a| a.port).filter(|p| *p != 0).unwrap_or(9901),
     })
 }
 
@@ -298,10 +299,15 @@ impl Launcher {
     }
 
     async fn deregister(&self) {
-        let url = format!(
-            "{}/dataplanes/{}/{}",
-            self.base, self.identity.mesh, self.identity.name
-        );
+        // A zone egress is in no mesh.
+        let url = if self.identity.mesh.is_empty() {
+            format!("{}/zoneegresses/{}", self.base, self.identity.name)
+        } else {
+            format!(
+                "{}/dataplanes/{}/{}",
+                self.base, self.identity.mesh, self.identity.name
+            )
+        };
         let request = match self.authed(self.client.delete(&url)) {
             Ok(request) => request,
             Err(err) => {

@@ -20,6 +20,12 @@ pub fn service_sni(mesh: &str, service: &str, port: Option<u32>) -> String {
     format!("{}.{port}.{}.{SUFFIX}", label(service), label(mesh))
 }
 
+/// The SNI a sidecar sends to the zone egress for MeshExternalService `name` of `mesh`:
+/// `<name>.mes.<mesh>.atoll` (a mesh service's second label is a port or `any`, never `mes`).
+pub fn external_sni(mesh: &str, name: &str) -> String {
+    format!("{}.mes.{}.{SUFFIX}", label(name), label(mesh))
+}
+
 /// The `any`-port form of a service SNI (`<service>.any.<mesh>.atoll`), for an egress that
 /// forwards every port form of a service to the same remote ingresses; `None` for other names.
 pub fn any_port_form(sni: &str) -> Option<String> {

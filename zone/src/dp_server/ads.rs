@@ -38,14 +38,12 @@ pub fn node_id(mesh: &str, name: &str) -> String {
     format!("{mesh}.{name}")
 }
 
-/// The proxy a `node.id` names.
+/// The proxy a `node.id` names. A zone egress is in no mesh: its `node.id` is `.<name>`.
 pub fn parse_node_id(id: &str) -> Result<ProxyId, Status> {
     match id.split_once('.') {
-        Some((mesh, name)) if !mesh.is_empty() && !name.is_empty() => {
-            Ok((mesh.to_string(), name.to_string()))
-        }
+        Some((mesh, name)) if !name.is_empty() => Ok((mesh.to_string(), name.to_string())),
         _ => Err(Status::invalid_argument(format!(
-            "node.id {id:?} must be <mesh>.<dataplane name>"
+            "node.id {id:?} must be <mesh>.<dataplane name> (or .<zone egress name>)"
         ))),
     }
 }
@@ -73,15 +71,21 @@ impl Ads {
         inbound: &mut Streaming<T>,
         node: impl FnOnce(&T) -> Option<&Node>,
     ) -> Result<(T, (ProxyId, ProxyMeta), StreamContext), Status> {
-        let grant = self
-            .auth
-            .dataplane(bearer_metadata(metadata))
-            .map_err(Denied::into_status)?;
+        let token = bearer_metadata(metadata);
         let (first, proxy, meta) = first_request(inbound, node).await?;
-        grant.admits_proxy(&proxy.0, &proxy.1).map_err(|denied| {
+        let refused = |denied: Denied| {
             tracing::warn!(mesh = %proxy.0, proxy = %proxy.1, ?denied, "ADS stream refused");
             denied.into_status()
-        })?;
+        };
+        let grant = if proxy.0.is_empty() {
+            // A zone egress: its zone token (scope egress) covers every egress of the zone.
+            self.auth.zone_proxy(token, "egress").map_err(refused)?;
+            Grant::Any
+        } else {
+            let grant = self.auth.dataplane(token).map_err(Denied::into_status)?;
+            grant.admits_proxy(&proxy.0, &proxy.1).map_err(refused)?;
+            grant
+        };
         Ok((
             first,
             (proxy, meta),

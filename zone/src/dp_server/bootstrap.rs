@@ -66,6 +66,7 @@ pub fn router(store: Arc<dyn Store>, hub: Arc<Hub>, auth: Authenticator) -> axum
     axum::Router::new()
         .route("/bootstrap", post(register))
         .route("/dataplanes/{mesh}/{name}", delete(deregister))
+        .route("/zoneegresses/{name}", delete(deregister_egress))
         .with_state(BootstrapState { store, hub, auth })
 }
 
@@ -90,13 +91,15 @@ fn dataplane(text: &str) -> Result<Resource, ApiError> {
     };
     match doc.outcome {
         Err(err) => Err(ApiError::invalid(err.violations)),
-        Ok(resource) if !matches!(resource.spec, Spec::Dataplane(_)) => Err(ApiError::bad_request(
-            "not a Dataplane",
-            vec![cause(
-                "type",
-                format!("must be Dataplane, not {}", resource.kind()),
-            )],
-        )),
+        Ok(resource) if !matches!(resource.spec, Spec::Dataplane(_) | Spec::ZoneEgress(_)) => {
+            Err(ApiError::bad_request(
+                "not a Dataplane",
+                vec![cause(
+                    "type",
+                    format!("must be Dataplane or ZoneEgress, not {}", resource.kind()),
+                )],
+            ))
+        }
         Ok(resource) => Ok(resource),
     }
 }
@@ -108,6 +111,12 @@ async fn register(
     Json(request): Json<BootstrapRequest>,
 ) -> Response {
     let token = bearer_header(&headers);
+    let parsed = dataplane(&request.dataplane);
+    if let Ok(resource) = &parsed
+        && matches!(resource.spec, Spec::ZoneEgress(_))
+    {
+        return register_egress(&state, token, &request, resource.clone()).await;
+    }
     let grant = match state.auth.dataplane(token) {
         Ok(grant) => grant,
         Err(denied) => {
@@ -115,7 +124,7 @@ async fn register(
             return denied.into_api_error().into_response();
         }
     };
-    let resource = match dataplane(&request.dataplane) {
+    let resource = match parsed {
         Ok(r) => r,
         Err(err) => return err.into_response(),
     };
@@ -159,6 +168,80 @@ async fn register(
         bootstrap.encode_to_vec(),
     )
         .into_response()
+}
+
+/// A zone egress run by `atoll-dp`: authenticated by a zone token with scope `egress`, stored
+/// as this zone's ZoneEgress, bootstrapped as the mesh-less node `.<name>`.
+async fn register_egress(
+    state: &BootstrapState,
+    token: Option<&str>,
+    request: &BootstrapRequest,
+    mut resource: Resource,
+) -> Response {
+    let name = resource.meta.name.clone();
+    tracing::Span::current().record("name", name.as_str());
+    if let Err(denied) = state.auth.zone_proxy(token, "egress") {
+        tracing::warn!(?denied, "zone egress registration refused");
+        return denied.into_api_error().into_response();
+    }
+    if name == crate::crosszone::registry::EGRESS_NAME {
+        return ApiError::bad_request(
+            "reserved name",
+            vec![cause(
+                "name",
+                format!("{name:?} is the zone's in-process egress; give this one another name"),
+            )],
+        )
+        .into_response();
+    }
+    let Spec::ZoneEgress(spec) = &mut resource.spec else {
+        return ApiError::bad_request("not a ZoneEgress", Vec::new()).into_response();
+    };
+    spec.zone = Some(state.auth.zone.clone());
+    let admin_port = spec
+        .networking
+        .as_ref()
+        .and_then(|n| n.admin.as_ref())
+        .map(|a| a.port)
+        .filter(|p| *p != 0)
+        .unwrap_or(9901);
+    match state.store.put(resource, Precondition::Any).await {
+        Err(err) => return ApiError::from(err).into_response(),
+        Ok(atoll_store::PutOutcome::Created(_)) => tracing::info!("ZoneEgress registered"),
+        Ok(_) => tracing::debug!("ZoneEgress registered again"),
+    }
+    metrics::counter!("atoll_dp_registrations_total").increment(1);
+    let bootstrap = build("", &name, admin_port, request, token);
+    (
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+        bootstrap.encode_to_vec(),
+    )
+        .into_response()
+}
+
+#[tracing::instrument(skip(state, headers))]
+async fn deregister_egress(
+    State(state): State<BootstrapState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(denied) = state.auth.zone_proxy(bearer_header(&headers), "egress") {
+        return denied.into_api_error().into_response();
+    }
+    if name == crate::crosszone::registry::EGRESS_NAME {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    match state
+        .store
+        .delete(&Key::new(Kind::ZoneEgress, None, &name), None)
+        .await
+    {
+        Ok(_) | Err(StoreError::NotFound { .. }) => {
+            tracing::info!("ZoneEgress deregistered");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(err) => ApiError::from(err).into_response(),
+    }
 }
 
 #[tracing::instrument(skip(state, headers))]

@@ -60,12 +60,63 @@ pub(super) struct Context<'a> {
     permissive: bool,
 }
 
+impl<'a> Context<'a> {
+    /// A context for a proxy that is in no mesh of its own (a zone egress).
+    pub(super) fn new(world: &'a World, proxy: &'a ProxyId) -> Self {
+        Context {
+            world,
+            proxy,
+            built: Built::default(),
+            mtls: false,
+            permissive: false,
+        }
+    }
+}
+
 impl Context<'_> {
     pub(super) fn mesh(&self) -> &str {
         &self.proxy.0
     }
 
     /// Records why part of the configuration is missing, once.
+    /// Issues a workload certificate of `mesh` naming `uris` and adds it and the mesh CA as
+    /// secrets; false, with the reason among the problems, when it cannot.
+    pub(super) fn add_identity(
+        &mut self,
+        identities: &mut Identities,
+        mesh: &str,
+        uris: Vec<String>,
+        validity: Duration,
+        now: Instant,
+    ) -> bool {
+        let bundle = match mesh_ca::bundle(self.world, mesh, &mut self.built.deps) {
+            Ok(bundle) => bundle,
+            Err(problem) => {
+                self.problem(problem);
+                return false;
+            }
+        };
+        match identities.get_in(self.proxy, mesh, &bundle, uris, validity, now) {
+            Ok(issued) => {
+                let ca =
+                    atoll_tls::split_pem_bundle(std::str::from_utf8(&bundle).unwrap_or_default()).0;
+                self.built.snapshot.add_secret(&tls::identity_secret(
+                    mesh,
+                    &issued.cert_pem,
+                    &issued.key_pem,
+                ));
+                self.built
+                    .snapshot
+                    .add_secret(&tls::mesh_ca_secret(mesh, &ca));
+                true
+            }
+            Err(reason) => {
+                self.problem(reason);
+                false
+            }
+        }
+    }
+
     pub(super) fn problem(&mut self, problem: String) {
         if !self.built.problems.contains(&problem) {
             self.built.problems.push(problem);
@@ -407,6 +458,10 @@ pub fn build(
     now: Instant,
 ) -> Option<Built> {
     let (mesh, name) = proxy;
+    if mesh.is_empty() {
+        // A node without a mesh is a zone egress run by atoll-dp.
+        return super::egress::build(world, identities, proxy, now);
+    }
     let dp = world.dataplanes.get(proxy)?;
     let mut cx = Context {
         world,
@@ -426,35 +481,12 @@ pub fn build(
             .push(format!("mesh {mesh:?} does not exist"));
         return Some(cx.built);
     };
-    let identity_services = identity_services(dp);
     if let Some((_, validity)) = mtls_backend(mesh_spec) {
-        match mesh_ca::bundle(world, mesh, &mut cx.built.deps) {
-            Err(problem) => cx.built.problems.push(problem),
-            Ok(bundle) => {
-                let uris = identity_services
-                    .iter()
-                    .map(|s| tls::spiffe_id(mesh, s))
-                    .collect();
-                match identities.get(proxy, &bundle, uris, validity, now) {
-                    Ok(issued) => {
-                        let ca = atoll_tls::split_pem_bundle(
-                            std::str::from_utf8(&bundle).unwrap_or_default(),
-                        )
-                        .0;
-                        cx.built.snapshot.add_secret(&tls::identity_secret(
-                            mesh,
-                            &issued.cert_pem,
-                            &issued.key_pem,
-                        ));
-                        cx.built
-                            .snapshot
-                            .add_secret(&tls::mesh_ca_secret(mesh, &ca));
-                        cx.mtls = true;
-                    }
-                    Err(reason) => cx.built.problems.push(reason),
-                }
-            }
-        }
+        let uris = identity_services(dp)
+            .iter()
+            .map(|s| tls::spiffe_id(mesh, s))
+            .collect();
+        cx.mtls = cx.add_identity(identities, mesh, uris, validity, now);
         if !cx.mtls {
             // Never fall back to plain text in a mesh that requires mTLS: no listeners at all.
             return Some(cx.built);

@@ -30,6 +30,9 @@ pub enum Dep {
     ExternalService(String, String),
     /// Every MeshExternalService's hostnames and VIP (HostnameGenerators, the set of services).
     ExternalNames,
+    /// This zone's egresses run by `atoll-dp` (where external traffic goes with
+    /// `routing.zoneEgress`).
+    Egresses,
 }
 
 #[derive(Debug, Default)]

@@ -1,10 +1,11 @@
 //! A proxy's MeshExternalServices: the cluster and secrets for each one it reaches (from a
-//! Dataplane outbound or a route backend), the Mesh switch that forbids them all, and the
-//! sidecar's DNS answers for their hostnames.
+//! Dataplane outbound or a route backend), straight from the sidecar or, with
+//! `routing.zoneEgress`, through the zone's egress; the Mesh switch that forbids them all; and
+//! the sidecar's DNS answers for their hostnames.
 
 use std::collections::BTreeSet;
 
-use atoll_model::types::DataSource;
+use atoll_model::types::{DataSource, MeshExternalServiceSpec};
 
 use super::build::Context;
 use super::deps::Dep;
@@ -16,14 +17,37 @@ impl Context<'_> {
     /// protocol, or `None` (with the reason among the problems) when it cannot be reached.
     pub(super) fn external_cluster(&mut self, name: &str) -> Option<(String, Protocol)> {
         let mesh = self.mesh().to_string();
-        self.built.deps.insert(Dep::Mesh(mesh.clone()));
-        self.built
-            .deps
-            .insert(Dep::ExternalService(mesh.clone(), name.to_string()));
-        let forbidden = self
+        let spec = self.external_service(&mesh, name)?;
+        let cluster = external::cluster_name(name);
+        let through_egress = self
             .world
             .meshes
             .get(&mesh)
+            .and_then(|m| m.routing.as_ref())
+            .is_some_and(|r| r.zone_egress);
+        if through_egress {
+            self.via_egress(&mesh, name, &spec, &cluster)?;
+        } else {
+            self.originate(&mesh, name, &spec, &cluster)?;
+        }
+        Some((cluster, external::protocol(&spec)))
+    }
+
+    /// MeshExternalService `name` of `mesh` when it may be reached: recorded as a dependency,
+    /// checked against the Mesh switch.
+    pub(super) fn external_service(
+        &mut self,
+        mesh: &str,
+        name: &str,
+    ) -> Option<MeshExternalServiceSpec> {
+        self.built.deps.insert(Dep::Mesh(mesh.to_string()));
+        self.built
+            .deps
+            .insert(Dep::ExternalService(mesh.to_string(), name.to_string()));
+        let forbidden = self
+            .world
+            .meshes
+            .get(mesh)
             .and_then(|m| m.routing.as_ref())
             .is_some_and(|r| r.default_forbid_mesh_external_service_access);
         if forbidden {
@@ -32,18 +56,30 @@ impl Context<'_> {
             ));
             return None;
         }
-        let Some(service) = self
+        match self
             .world
             .external_services
-            .get(&(mesh.clone(), name.to_string()))
-        else {
-            self.problem(format!(
-                "MeshExternalService {name} does not exist in mesh {mesh:?}"
-            ));
-            return None;
-        };
-        let spec = &service.spec;
-        let material = match self.tls_material(spec) {
+            .get(&(mesh.to_string(), name.to_string()))
+        {
+            Some(service) => Some(service.spec.clone()),
+            None => {
+                self.problem(format!(
+                    "MeshExternalService {name} does not exist in mesh {mesh:?}"
+                ));
+                None
+            }
+        }
+    }
+
+    /// The cluster `cluster` reaching the service itself, TLS originated here.
+    pub(super) fn originate(
+        &mut self,
+        mesh: &str,
+        name: &str,
+        spec: &MeshExternalServiceSpec,
+        cluster: &str,
+    ) -> Option<()> {
+        let material = match self.tls_material(mesh, spec) {
             Ok(material) => material,
             Err(why) => {
                 self.problem(format!("MeshExternalService {name}: {why}; left out"));
@@ -56,8 +92,9 @@ impl Context<'_> {
             .get(self.proxy)
             .and_then(|m| m.system_ca_path.clone());
         let out = external::generate(&ExternalInput {
-            mesh: &mesh,
+            mesh,
             name,
+            cluster,
             spec,
             material,
             system_ca: system_ca.is_some(),
@@ -65,7 +102,7 @@ impl Context<'_> {
         for problem in out.problems {
             self.problem(problem);
         }
-        let cluster = out.cluster?;
+        let built = out.cluster?;
         if let Some(path) = system_ca.filter(|_| out.uses_system_ca) {
             self.built
                 .snapshot
@@ -74,14 +111,42 @@ impl Context<'_> {
         for secret in &out.secrets {
             self.built.snapshot.add_secret(secret);
         }
-        self.built.snapshot.add_cluster(&cluster);
-        Some((cluster.name, external::protocol(spec)))
+        self.built.snapshot.add_cluster(&built);
+        Some(())
     }
 
-    /// Resolves the CA and client certificate a MeshExternalService's TLS names.
+    /// The cluster `cluster` reaching the service through this zone's egresses, over mesh
+    /// mTLS; without one, nothing (fail closed rather than leave the mesh from the sidecar).
+    fn via_egress(
+        &mut self,
+        mesh: &str,
+        name: &str,
+        spec: &MeshExternalServiceSpec,
+        cluster: &str,
+    ) -> Option<()> {
+        self.built.deps.insert(Dep::Egresses);
+        let egresses = self.world.envoy_egresses();
+        if egresses.is_empty() {
+            self.problem(format!(
+                "MeshExternalService {name}: mesh {mesh:?} sends external traffic through the zone egress (routing.zoneEgress) and this zone has no egress run by atoll-dp; not reached"
+            ));
+            return None;
+        }
+        let http2 = external::speaks_http2(spec);
+        self.built
+            .snapshot
+            .add_cluster(&crate::xds::egress::to_egress(
+                cluster, mesh, name, http2, &egresses,
+            ));
+        Some(())
+    }
+
+    /// Resolves the CA and client certificate a MeshExternalService's TLS names (Secrets of
+    /// `mesh`).
     fn tls_material(
         &mut self,
-        spec: &atoll_model::types::MeshExternalServiceSpec,
+        mesh: &str,
+        spec: &MeshExternalServiceSpec,
     ) -> Result<TlsMaterial, String> {
         let Some(verification) = spec
             .tls
@@ -96,7 +161,7 @@ impl Context<'_> {
             source
                 .as_ref()
                 .map(|s| {
-                    super::data_source::read_pem(self.world, self.mesh(), s, &mut deps)
+                    super::data_source::read_pem(self.world, mesh, s, &mut deps)
                         .map_err(|e| format!("tls.verification.{field}: {e}"))
                 })
                 .transpose()

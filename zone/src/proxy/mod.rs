@@ -5,6 +5,7 @@
 pub mod build;
 pub mod data_source;
 pub mod deps;
+mod egress;
 mod external;
 pub mod hub;
 pub mod identity;

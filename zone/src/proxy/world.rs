@@ -225,6 +225,9 @@ impl World {
                 }
             }
             Kind::ZoneEgress => {
+                // The egress proxy itself (its node has no mesh) and whoever sends through it.
+                touched.insert(Dep::Dataplane(String::new(), name.to_string()));
+                touched.insert(Dep::Egresses);
                 // Any proxy may route through the egress: every service is touched.
                 touched.extend(
                     self.endpoints
@@ -299,15 +302,31 @@ impl World {
         })
     }
 
-    /// This zone's egress: (address, port).
+    /// This zone's native egress (the SNI router carrying cross-zone traffic): (address, port).
     pub fn local_egress(&self) -> Option<(String, u32)> {
         self.egresses
-            .values()
+            .iter()
+            .filter(|(name, _)| *name == crate::crosszone::registry::EGRESS_NAME)
+            .map(|(_, e)| e)
             .filter(|e| e.zone.as_deref().is_none_or(|z| z == self.local_zone))
             .find_map(|e| {
                 let net = e.networking.as_ref()?;
                 Some((net.address.clone(), net.port))
             })
+    }
+
+    /// This zone's egresses run by `atoll-dp` (Envoy; every one but the native egress):
+    /// (name, address, port).
+    pub fn envoy_egresses(&self) -> Vec<(String, String, u32)> {
+        self.egresses
+            .iter()
+            .filter(|(name, _)| *name != crate::crosszone::registry::EGRESS_NAME)
+            .filter(|(_, e)| e.zone.as_deref().is_none_or(|z| z == self.local_zone))
+            .filter_map(|(name, e)| {
+                let net = e.networking.as_ref()?;
+                Some((name.clone(), net.address.clone(), net.port))
+            })
+            .collect()
     }
 
     /// Other zones' ingresses that offer `service` in `mesh`.

@@ -87,7 +87,8 @@ pub fn protocol(spec: &MeshExternalServiceSpec) -> Protocol {
     }
 }
 
-fn speaks_http2(spec: &MeshExternalServiceSpec) -> bool {
+/// Whether the service speaks HTTP/2 (http2, grpc).
+pub fn speaks_http2(spec: &MeshExternalServiceSpec) -> bool {
     matches!(
         spec.match_.as_ref().map(|m| &m.protocol),
         Some(MesProtocol::Http2 | MesProtocol::Grpc)
@@ -106,6 +107,8 @@ pub struct TlsMaterial {
 pub struct ExternalInput<'a> {
     pub mesh: &'a str,
     pub name: &'a str,
+    /// The Envoy cluster to create.
+    pub cluster: &'a str,
     pub spec: &'a MeshExternalServiceSpec,
     pub material: TlsMaterial,
     /// Whether the proxy told where its host's system CA is.
@@ -151,7 +154,7 @@ fn lb_endpoint(address: Address) -> LbEndpoint {
 
 pub fn generate(input: &ExternalInput<'_>) -> ExternalOutput {
     let mut out = ExternalOutput::default();
-    let name = cluster_name(input.name);
+    let name = input.cluster.to_string();
     let targets: Vec<Target<'_>> = input.spec.endpoints.iter().filter_map(target).collect();
     let dns = targets.iter().any(|t| matches!(t, Target::Dns(..)));
     let mut endpoints = Vec::new();

@@ -3,6 +3,7 @@
 
 pub mod clusters;
 pub mod dns;
+pub mod egress;
 pub mod external;
 pub mod filters;
 pub mod gateway;

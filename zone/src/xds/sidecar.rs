@@ -110,7 +110,7 @@ fn http_routes(name: &str, routes: Vec<Route>) -> Filter {
     )
 }
 
-fn proxy_filter(name: &str, protocol: Protocol, cluster: &str) -> Filter {
+pub(crate) fn proxy_filter(name: &str, protocol: Protocol, cluster: &str) -> Filter {
     match protocol {
         Protocol::Http => http_routes(name, vec![route_all(cluster)]),
         Protocol::Tcp => filters::tcp_proxy(name, &[(cluster.to_string(), 1)]),

@@ -97,6 +97,11 @@ fn san_uri(uri: &str) -> SubjectAltNameMatcher {
 /// Mesh mTLS on an inbound listener: the proxy presents its workload certificate and accepts
 /// only clients with a certificate from the mesh CA. A plain-text client fails the handshake.
 pub fn inbound_mtls(mesh: &str) -> TransportSocket {
+    inbound_mtls_offering(mesh, &[])
+}
+
+/// [`inbound_mtls`] offering `alpn` protocols (an egress lets HTTP/2 clients say so).
+pub fn inbound_mtls_offering(mesh: &str, alpn: &[&str]) -> TransportSocket {
     socket(DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
             tls_certificate_sds_secret_configs: vec![via_ads(identity_secret_name(mesh))],
@@ -105,6 +110,7 @@ pub fn inbound_mtls(mesh: &str) -> TransportSocket {
                     via_ads(mesh_ca_secret_name(mesh)),
                 ),
             ),
+            alpn_protocols: alpn.iter().map(|p| p.to_string()).collect(),
             ..Default::default()
         }),
         require_client_certificate: Some(BoolValue { value: true }),
@@ -160,7 +166,24 @@ pub fn outbound_mtls_to(
     service: &str,
     sni: &str,
 ) -> TransportSocket {
-    let mesh = target_mesh;
+    outbound_mtls_naming(
+        own_mesh,
+        target_mesh,
+        &[spiffe_id(target_mesh, service)],
+        sni,
+        &[],
+    )
+}
+
+/// Mutual TLS from a proxy of `own_mesh` to a peer of `target_mesh` whose certificate names
+/// one of `uris`, offering `alpn` protocols.
+pub fn outbound_mtls_naming(
+    own_mesh: &str,
+    target_mesh: &str,
+    uris: &[String],
+    sni: &str,
+    alpn: &[&str],
+) -> TransportSocket {
     socket(UpstreamTlsContext {
         sni: sni.to_string(),
         common_tls_context: Some(CommonTlsContext {
@@ -169,16 +192,20 @@ pub fn outbound_mtls_to(
                 common_tls_context::ValidationContextType::CombinedValidationContext(
                     common_tls_context::CombinedCertificateValidationContext {
                         default_validation_context: Some(CertificateValidationContext {
-                            match_typed_subject_alt_names: vec![san_uri(&spiffe_id(mesh, service))],
+                            match_typed_subject_alt_names: uris
+                                .iter()
+                                .map(|uri| san_uri(uri))
+                                .collect(),
                             ..Default::default()
                         }),
                         validation_context_sds_secret_config: Some(via_ads(mesh_ca_secret_name(
-                            mesh,
+                            target_mesh,
                         ))),
                         ..Default::default()
                     },
                 ),
             ),
+            alpn_protocols: alpn.iter().map(|p| p.to_string()).collect(),
             ..Default::default()
         }),
         ..Default::default()
