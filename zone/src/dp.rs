@@ -1,7 +1,7 @@
 //! `atoll-dp run`: registers a Dataplane (a sidecar or built-in gateway) or a ZoneEgress with
-//! the zone, fetches its bootstrap, runs Envoy and restarts it if it dies; on SIGTERM or Ctrl-C it drains Envoy's
-//! listeners, stops it and deregisters. It holds no mesh logic: the zone computes everything
-//! Envoy receives.
+//! the zone, fetches its bootstrap, runs Envoy and restarts it if it dies; on SIGTERM or
+//! Ctrl-C it drains Envoy's listeners, stops it and deregisters. It holds no mesh logic: the
+//! zone computes everything Envoy receives.
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -1353,3 +1353,55 @@ spec:
         "no outbound listener either"
     );
 }
+
+/// `backendRef.port` on an outbound reaches only the instances serving that port.
+#[test]
+fn an_outbound_backend_ref_port_keeps_only_that_port() {
+    let world = world(
+        "type: Mesh
+name: default
+---
+type: Dataplane
+mesh: default
+name: cache-1
+networking:
+  address: 10.0.0.7
+  inbound:
+  - port: 6379
+    tags:
+      kuma.io/service: cache
+  - port: 6380
+    tags:
+      kuma.io/service: cache
+---
+type: Dataplane
+mesh: default
+name: app-1
+networking:
+  address: 10.0.0.8
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: app
+  outbound:
+  - port: 10001
+    backendRef:
+      kind: MeshService
+      name: cache
+      port: 6380
+",
+    );
+    let (snapshot, problems) = generate(&world, "default", "app-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let endpoints = snapshot.decoded::<ClusterLoadAssignment>(ENDPOINT);
+    let cache = endpoints
+        .iter()
+        .find(|e| e.cluster_name == "cache_6380")
+        .expect("a cluster for the port");
+    let text = format!("{cache:?}");
+    assert!(
+        text.contains("PortValue(6380)") && !text.contains("PortValue(6379)"),
+        "{text}"
+    );
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}

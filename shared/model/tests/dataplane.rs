@@ -274,6 +274,48 @@ fn outbounds() {
                 },
                 PASS,
             ),
+            edit(
+                "outbound to a gateway kind",
+                |v| {
+                    set(
+                        v,
+                        "networking.outbound[0]",
+                        json!({"port": 10001, "backendRef": {"kind": "MeshGateway", "name": "edge"}}),
+                    )
+                },
+                fail(
+                    "networking.outbound[0].backendRef.kind",
+                    "cannot be an outbound's destination",
+                ),
+            ),
+            edit(
+                "outbound by labels",
+                |v| {
+                    set(
+                        v,
+                        "networking.outbound[0]",
+                        json!({"port": 10001, "backendRef": {"kind": "MeshService", "name": "redis", "labels": {"a": "b"}}}),
+                    )
+                },
+                fail(
+                    "networking.outbound[0].backendRef.labels",
+                    "not supported yet",
+                ),
+            ),
+            edit(
+                "outbound to a MeshExternalService with a port",
+                |v| {
+                    set(
+                        v,
+                        "networking.outbound[0]",
+                        json!({"port": 10001, "backendRef": {"kind": "MeshExternalService", "name": "httpbin", "port": 443}}),
+                    )
+                },
+                fail(
+                    "networking.outbound[0].backendRef.port",
+                    "reached on its match.port",
+                ),
+            ),
             edit("no outbounds", |v| remove(v, "networking.outbound"), PASS),
             edit(
                 "neither service tag nor backendRef",

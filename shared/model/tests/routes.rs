@@ -149,7 +149,10 @@ fn http_top_level_target() {
                         json!({"kind": "Dataplane", "labels": {"app": "web"}}),
                     )
                 },
-                PASS,
+                fail(
+                    "spec.targetRef.labels",
+                    "selecting by labels is not supported yet",
+                ),
             ),
             edit(
                 "targetRef missing",
@@ -238,7 +241,10 @@ fn http_to_entries() {
                         json!({"kind": "MeshExternalService", "name": "httpbin"}),
                     )
                 },
-                PASS,
+                fail(
+                    "spec.to[0].targetRef.kind",
+                    "routes to a MeshExternalService are not supported yet",
+                ),
             ),
             edit(
                 "hostnames without a MeshGateway target",
@@ -738,6 +744,39 @@ fn http_redirects_and_backends() {
                 "sidecar rule with empty backendRefs",
                 |v| set(v, "spec.to[0].rules[0].default.backendRefs", json!([])),
                 PASS,
+            ),
+            edit(
+                "backend selected by labels",
+                |v| {
+                    set(
+                        v,
+                        "spec.to[0].rules[0].default.backendRefs[0]",
+                        json!({"kind": "MeshService", "name": "b", "labels": {"app": "b"}}),
+                    )
+                },
+                fail(
+                    "spec.to[0].rules[0].default.backendRefs[0].labels",
+                    "not supported yet",
+                ),
+            ),
+            edit(
+                "backend in another mesh",
+                |v| {
+                    set(
+                        v,
+                        "spec.to[0].rules[0].default.backendRefs[0]",
+                        json!({"kind": "MeshService", "name": "b", "mesh": "other"}),
+                    )
+                },
+                fail(
+                    "spec.to[0].rules[0].default.backendRefs[0].mesh",
+                    "its own mesh",
+                ),
+            ),
+            edit(
+                "sectionName on the destination",
+                |v| set(v, "spec.to[0].targetRef.sectionName", json!("http")),
+                fail("spec.to[0].targetRef.sectionName", "not supported yet"),
             ),
             edit(
                 "backend MeshExternalService",
@@ -1331,7 +1370,7 @@ fn destinations_and_backends_as_kuma() {
                 |v| set(v, "spec.to[0].targetRef", json!({"kind": "Mesh"})),
                 fail(
                     "spec.to[0].targetRef.kind",
-                    "Mesh is not allowed here; use one of MeshService, MeshExternalService, MeshMultiZoneService",
+                    "Mesh is not allowed here; use one of MeshService, MeshMultiZoneService",
                 ),
             ),
             edit(

@@ -591,7 +591,17 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
             });
             continue;
         }
-        local_services.insert(service.clone());
+        // `backendRef.port`: only the instances serving that port, in a cluster of their own.
+        let port = outbound
+            .backend_ref
+            .as_ref()
+            .map(|b| b.port)
+            .filter(|p| *p != 0);
+        let cluster = match port {
+            Some(p) => format!("{service}_{p}"),
+            None => sidecar::service_cluster(&service),
+        };
+        local_services.insert((cluster.clone(), service.clone(), port));
         if let Some(text) = outbound.tags.get(MODE_TAG) {
             match CrossZoneMode::parse(text) {
                 Some(mode) => {
@@ -606,7 +616,7 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
         outbounds.push(OutboundTarget {
             address,
             port: outbound.port,
-            cluster: sidecar::service_cluster(&service),
+            cluster,
             protocol: cx.protocol_of(&service),
             service,
         });
@@ -624,9 +634,9 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
     for cluster in &out.clusters {
         cx.built.snapshot.add_cluster(cluster);
     }
-    for service in local_services {
+    for (cluster, service, port) in local_services {
         let mode = modes.get(&service).copied().flatten();
-        cx.service_cluster(&sidecar::service_cluster(&service), &service, None, mode);
+        cx.service_cluster(&cluster, &service, port, mode);
     }
     for listener in &out.listeners {
         cx.built.snapshot.add_listener(listener);

@@ -2,7 +2,7 @@
 
 use super::common::{forbid_tag, ip_or_dns, not_empty, one_of, opt_port, port, tags};
 use super::{Path, Report};
-use crate::types::{DataplaneSpec, PROTOCOL_TAG, SERVICE_TAG, Tags};
+use crate::types::{DataplaneSpec, PROTOCOL_TAG, SERVICE_TAG, Tags, TargetKind};
 
 const PROTOCOLS: &[&str] = &["http", "http2", "grpc", "tcp", "kafka"];
 
@@ -49,8 +49,36 @@ pub(super) fn validate(spec: &DataplaneSpec, root: &Path, report: &mut Report) {
         match &outbound.backend_ref {
             Some(backend) => {
                 let backend_path = at.field("backendRef");
-                one_of(report, &backend_path.field("kind"), &backend.kind, true);
+                let kind_path = backend_path.field("kind");
+                one_of(report, &kind_path, &backend.kind, true);
+                if backend.kind.is_known()
+                    && !matches!(
+                        backend.kind,
+                        TargetKind::MeshService | TargetKind::MeshExternalService
+                    )
+                {
+                    report.add(
+                        &kind_path,
+                        format!(
+                            "{} cannot be an outbound's destination: use MeshService (a kuma.io/service) or MeshExternalService",
+                            backend.kind
+                        ),
+                    );
+                }
                 not_empty(report, &backend_path.field("name"), &backend.name);
+                // A MeshExternalService has its one port (match.port).
+                if backend.port != 0 && backend.kind == TargetKind::MeshExternalService {
+                    report.add(
+                        &backend_path.field("port"),
+                        "must not be set for a MeshExternalService: it is reached on its match.port",
+                    );
+                }
+                if !backend.labels.is_empty() {
+                    report.add(
+                        &backend_path.field("labels"),
+                        "selecting by labels is not supported yet: name the service",
+                    );
+                }
             }
             None => service_tags(&outbound.tags, &at.field("tags"), report),
         }

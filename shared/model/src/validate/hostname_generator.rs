@@ -24,6 +24,21 @@ pub(super) fn validate(spec: &HostnameGeneratorSpec, path: &Path, report: &mut R
                     "must set exactly one of meshService, meshExternalService, meshMultiZoneService",
                 );
             }
+            // Atoll has no MeshService or MeshMultiZoneService resources to name.
+            for (set, field) in [
+                (selector.mesh_service.is_some(), "meshService"),
+                (
+                    selector.mesh_multi_zone_service.is_some(),
+                    "meshMultiZoneService",
+                ),
+            ] {
+                if set {
+                    report.add(
+                        &selector_path.field(field),
+                        "is not supported yet: only meshExternalService hostnames are generated",
+                    );
+                }
+            }
         }
     }
     let template = path.field("template");

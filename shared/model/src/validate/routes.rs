@@ -16,12 +16,10 @@ const ROUTE_TARGETS: &[TargetKind] = &[
     TargetKind::Dataplane,
 ];
 
-/// Kinds a `to[].targetRef` may name when the route targets sidecars.
-const SIDECAR_DESTINATIONS: &[TargetKind] = &[
-    TargetKind::MeshService,
-    TargetKind::MeshExternalService,
-    TargetKind::MeshMultiZoneService,
-];
+/// Kinds a `to[].targetRef` may name when the route targets sidecars (MeshMultiZoneService is
+/// recognised, then refused with its own message).
+const SIDECAR_DESTINATIONS: &[TargetKind] =
+    &[TargetKind::MeshService, TargetKind::MeshMultiZoneService];
 
 /// Kinds a `backendRef` may name.
 const BACKENDS: &[TargetKind] = &[
@@ -133,7 +131,12 @@ fn to_target(target: Option<&TargetRef>, on_gateway: bool, path: &Path, report: 
 fn target_ref(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &mut Report) {
     let kind_path = path.field("kind");
     one_of(report, &kind_path, &target.kind, true);
-    if target.kind.is_known() && !allowed.contains(&target.kind) {
+    if target.kind == TargetKind::MeshExternalService && allowed == SIDECAR_DESTINATIONS {
+        report.add(
+            &kind_path,
+            "routes to a MeshExternalService are not supported yet: reach it from a Dataplane outbound (backendRef) or name it in a rule's backendRefs",
+        );
+    } else if target.kind.is_known() && !allowed.contains(&target.kind) {
         let names: Vec<&str> = allowed.iter().map(|k| k.as_str()).collect();
         report.add(
             &kind_path,
@@ -147,10 +150,17 @@ fn target_ref(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &
         report.add(&kind_path, NO_MULTI_ZONE_SERVICE);
     }
     let named = !matches!(target.kind, TargetKind::Mesh | TargetKind::MeshSubset);
-    if named && target.kind.is_known() && target.name.is_empty() && target.labels.is_empty() {
+    if named && target.kind.is_known() && target.name.is_empty() {
         report.add(
             &path.field("name"),
             format!("must be set for kind {}", target.kind),
+        );
+    }
+    not_honoured_reference(&target.labels, &target.mesh, path, report);
+    if !target.section_name.is_empty() {
+        report.add(
+            &path.field("sectionName"),
+            "is not supported yet: a route applies to every port of its target",
         );
     }
     if target.kind == TargetKind::Mesh && !target.name.is_empty() {
@@ -490,11 +500,9 @@ fn backend_ref(backend: &BackendRef, allowed: &[TargetKind], path: &Path, report
             "must be set for kind MeshMultiZoneService",
         );
     }
-    if backend.name.is_empty() && backend.labels.is_empty() {
-        report.add(
-            &path.field("name"),
-            "must be set (or select the backend by labels)",
-        );
+    not_honoured_reference(&backend.labels, &backend.mesh, path, report);
+    if backend.name.is_empty() {
+        report.add(&path.field("name"), "must be set");
     }
     if backend.kind == TargetKind::MeshServiceSubset && backend.tags.is_empty() {
         report.add(
@@ -504,4 +512,22 @@ fn backend_ref(backend: &BackendRef, allowed: &[TargetKind], path: &Path, report
     }
     tags(report, &path.field("tags"), &backend.tags);
     opt_port(report, &path.field("port"), backend.port);
+}
+
+/// `labels` and `mesh` on a reference: Kuma selects MeshService resources by label and reaches
+/// other meshes' services; Atoll has neither (services are named by `kuma.io/service`), so
+/// each is refused rather than quietly matched by name.
+fn not_honoured_reference(labels: &Tags, mesh: &str, path: &Path, report: &mut Report) {
+    if !labels.is_empty() {
+        report.add(
+            &path.field("labels"),
+            "selecting by labels is not supported yet: name the target (its kuma.io/service)",
+        );
+    }
+    if !mesh.is_empty() {
+        report.add(
+            &path.field("mesh"),
+            "is not supported yet: a route reaches services of its own mesh",
+        );
+    }
 }
