@@ -235,12 +235,7 @@ impl Context<'_> {
                 .get(&mesh)
                 .and_then(|labels| labels.get(MODE_TAG))
                 .and_then(|m| CrossZoneMode::parse(m));
-            let mesh_local = self
-                .world
-                .meshes
-                .get(&mesh)
-                .and_then(|m| m.routing.as_ref())
-                .is_some_and(|r| r.zone_egress);
+            let mesh_local = self.world.routing(&mesh).zone_egress;
             let chosen = mode.or(mesh_mode).unwrap_or(if mesh_local {
                 CrossZoneMode::Local
             } else {
@@ -443,11 +438,7 @@ fn selects(selector: &Tags, tags: &Tags) -> bool {
 
 /// Whether `mesh` keeps traffic in the zone while it can (`routing.localityAwareLoadBalancing`).
 fn locality_aware(world: &World, mesh: &str) -> bool {
-    world
-        .meshes
-        .get(mesh)
-        .and_then(|m| m.routing.as_ref())
-        .is_some_and(|r| r.locality_aware_load_balancing)
+    world.routing(mesh).locality_aware_load_balancing
 }
 
 /// Computes `proxy`'s configuration; `None` when its Dataplane does not exist.

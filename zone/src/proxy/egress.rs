@@ -34,7 +34,7 @@ pub fn build(
     let mut chains = Vec::new();
     for (mesh, mesh_spec) in &world.meshes {
         cx.built.deps.insert(Dep::Mesh(mesh.clone()));
-        if !mesh_spec.routing.as_ref().is_some_and(|r| r.zone_egress) {
+        if !world.routing(mesh).zone_egress {
             continue;
         }
         let Some((_, validity)) = mtls_backend(mesh_spec) else {

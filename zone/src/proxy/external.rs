@@ -19,12 +19,7 @@ impl Context<'_> {
         let mesh = self.mesh().to_string();
         let spec = self.external_service(&mesh, name)?;
         let cluster = external::cluster_name(name);
-        let through_egress = self
-            .world
-            .meshes
-            .get(&mesh)
-            .and_then(|m| m.routing.as_ref())
-            .is_some_and(|r| r.zone_egress);
+        let through_egress = self.world.routing(&mesh).zone_egress;
         if through_egress {
             self.via_egress(&mesh, name, &spec, &cluster)?;
         } else {
@@ -46,10 +41,8 @@ impl Context<'_> {
             .insert(Dep::ExternalService(mesh.to_string(), name.to_string()));
         let forbidden = self
             .world
-            .meshes
-            .get(mesh)
-            .and_then(|m| m.routing.as_ref())
-            .is_some_and(|r| r.default_forbid_mesh_external_service_access);
+            .routing(mesh)
+            .default_forbid_mesh_external_service_access;
         if forbidden {
             self.problem(format!(
                 "MeshExternalService {name}: mesh {mesh:?} forbids traffic to external services (routing.defaultForbidMeshExternalServiceAccess)"

@@ -291,6 +291,14 @@ impl World {
 }
 
 impl World {
+    /// A Mesh's routing switches (all off when the Mesh or its `routing` is absent).
+    pub fn routing(&self, mesh: &str) -> atoll_model::types::MeshRouting {
+        self.meshes
+            .get(mesh)
+            .and_then(|m| m.routing.clone())
+            .unwrap_or_default()
+    }
+
     /// Every MeshExternalService's hostnames and VIP.
     pub fn external_names(&self) -> &BTreeMap<Named, crate::external::names::ServiceNames> {
         self.names.get_or_init(|| {

@@ -51,25 +51,13 @@ pub const SYSTEM_CA_SECRET: &str = "system_ca";
 
 /// The secret pointing Envoy at the host's system CA bundle.
 pub fn system_ca_secret(path: &str) -> Secret {
-    validation_secret(
+    super::tls::ca_secret(
         SYSTEM_CA_SECRET,
-        DataSource {
+        Some(DataSource {
             specifier: Some(data_source::Specifier::Filename(path.to_string())),
             ..Default::default()
-        },
+        }),
     )
-}
-
-fn validation_secret(name: &str, ca: DataSource) -> Secret {
-    Secret {
-        name: name.to_string(),
-        r#type: Some(secret::Type::ValidationContext(
-            CertificateValidationContext {
-                trusted_ca: Some(ca),
-                ..Default::default()
-            },
-        )),
-    }
 }
 
 fn inline(pem: &str) -> DataSource {
@@ -312,7 +300,8 @@ fn transport_socket(
         let ca_secret = match &input.material.ca {
             Some(pem) => {
                 let name = ca_secret_name(input.mesh, input.name);
-                out.secrets.push(validation_secret(&name, inline(pem)));
+                out.secrets
+                    .push(super::tls::ca_secret(&name, Some(inline(pem))));
                 name
             }
             None if input.system_ca => {

@@ -65,11 +65,16 @@ pub fn identity_secret(mesh: &str, cert_pem: &str, key_pem: &str) -> Secret {
 
 /// The mesh CA secret.
 pub fn mesh_ca_secret(mesh: &str, ca_pem: &str) -> Secret {
+    ca_secret(&mesh_ca_secret_name(mesh), inline(ca_pem))
+}
+
+/// A secret of CAs to verify peers against.
+pub fn ca_secret(name: &str, ca: Option<DataSource>) -> Secret {
     Secret {
-        name: mesh_ca_secret_name(mesh),
+        name: name.to_string(),
         r#type: Some(secret::Type::ValidationContext(
             CertificateValidationContext {
-                trusted_ca: inline(ca_pem),
+                trusted_ca: ca,
                 ..Default::default()
             },
         )),
@@ -129,15 +134,7 @@ pub const CROSS_MESH_CA_SECRET: &str = "cross_mesh_ca:secret";
 
 /// Every mesh's CA bundle in one validation context.
 pub fn cross_mesh_ca_secret(bundle_pem: &str) -> Secret {
-    Secret {
-        name: CROSS_MESH_CA_SECRET.into(),
-        r#type: Some(secret::Type::ValidationContext(
-            CertificateValidationContext {
-                trusted_ca: inline(bundle_pem),
-                ..Default::default()
-            },
-        )),
-    }
+    ca_secret(CROSS_MESH_CA_SECRET, inline(bundle_pem))
 }
 
 /// A cross-mesh gateway listener: the gateway's own mesh identity, and clients from any mTLS

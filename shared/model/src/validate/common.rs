@@ -259,3 +259,19 @@ fn first_line(text: &str) -> String {
         .unwrap_or(text)
         .to_string()
 }
+
+/// An `extension` needs a `type`, and is refused all the same: Kuma hands it to a plug-in,
+/// Atoll loads none, so honouring it is impossible and ignoring it would be a silent lie.
+pub(crate) fn extension(
+    report: &mut Report,
+    path: &Path,
+    extension: Option<&crate::types::Extension>,
+) {
+    if let Some(extension) = extension {
+        not_empty(report, &path.field("type"), &extension.extension_type);
+        report.add(
+            path,
+            "is not supported: Atoll loads no extension plug-ins (see docs/choices.md)",
+        );
+    }
+}

@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
-use super::common::{PORT_RANGE, data_source, hostname, is_dns_name, not_empty, one_of, port};
+use super::common::{
+    PORT_RANGE, data_source, extension, hostname, is_dns_name, not_empty, one_of, port,
+};
 use super::{Path, Report};
 use crate::types::{MesEndpoint, MesTls, MeshExternalServiceSpec, UNIX_SOCKET_PREFIX};
 
@@ -18,29 +20,14 @@ pub(super) fn validate(spec: &MeshExternalServiceSpec, path: &Path, report: &mut
     }
 
     let endpoints = path.field("endpoints");
-    if spec.endpoints.is_empty() && spec.extension.is_none() {
-        report.add(
-            &endpoints,
-            "must have at least one endpoint unless spec.extension is set",
-        );
+    if spec.endpoints.is_empty() {
+        report.add(&endpoints, "must have at least one endpoint");
     }
     for (i, endpoint) in spec.endpoints.iter().enumerate() {
         validate_endpoint(endpoint, &endpoints.index(i), report);
     }
 
-    if let Some(extension) = &spec.extension {
-        not_empty(
-            report,
-            &path.field("extension").field("type"),
-            &extension.extension_type,
-        );
-        // Kuma hands an extension to a plug-in; Atoll loads none, so honouring it is impossible
-        // and ignoring it would be a silent lie.
-        report.add(
-            &path.field("extension"),
-            "is not supported: Atoll loads no extension plug-ins (see docs/choices.md)",
-        );
-    }
+    extension(report, &path.field("extension"), spec.extension.as_ref());
     if let Some(tls) = &spec.tls {
         validate_tls(tls, &path.field("tls"), report);
     }

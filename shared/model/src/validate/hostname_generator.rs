@@ -1,6 +1,6 @@
 //! HostnameGenerator rules: one selector kind, and a template that renders.
 
-use super::common::{is_dns_subdomain, not_empty};
+use super::common::{extension, is_dns_subdomain};
 use super::{Path, Report};
 use crate::types::HostnameGeneratorSpec;
 
@@ -59,19 +59,7 @@ pub(super) fn validate(spec: &HostnameGeneratorSpec, path: &Path, report: &mut R
             Ok(_) => {}
         }
     }
-    if let Some(extension) = &spec.extension {
-        not_empty(
-            report,
-            &path.field("extension").field("type"),
-            &extension.extension_type,
-        );
-        // Kuma hands an extension to a plug-in; Atoll loads none, so honouring it is impossible
-        // and ignoring it would be a silent lie.
-        report.add(
-            &path.field("extension"),
-            "is not supported: Atoll loads no extension plug-ins (see docs/choices.md)",
-        );
-    }
+    extension(report, &path.field("extension"), spec.extension.as_ref());
 }
 
 /// The template rendered with [`SAMPLE_VALUE`] for every action.
