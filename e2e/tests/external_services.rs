@@ -665,3 +665,111 @@ fn through_the_zone_egress_the_client_certificate_stays_on_the_egress() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", log(&client)));
 }
+
+/// MeshExternalService as a route backend: on a built-in gateway, and on a sidecar's outbound
+/// to a mesh service, where one path goes outside the mesh and the rest stays in.
+#[test]
+fn route_backends_reach_external_services_from_gateways_and_sidecars() {
+    let (global, zone) = mesh_and_zone();
+    let http = ExternalServer::start(ServerOptions {
+        mode: "http",
+        name: "http".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let gateway_port = free_port().unwrap();
+    apply(
+        &global,
+        &format!(
+            "{}---
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: {gateway_port}
+    protocol: HTTP
+---
+type: MeshHTTPRoute
+mesh: default
+name: edge-to-external
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    rules:
+    - matches:
+      - path:
+          type: PathPrefix
+          value: /
+      default:
+        backendRefs:
+        - kind: MeshExternalService
+          name: httpbin
+---
+type: MeshHTTPRoute
+mesh: default
+name: web-ext-path
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: MeshService
+      name: web
+    rules:
+    - matches:
+      - path:
+          type: PathPrefix
+          value: /ext
+      default:
+        backendRefs:
+        - kind: MeshExternalService
+          name: httpbin
+",
+            mes("httpbin", "127.0.0.1", Some(http.port), "http", "")
+        ),
+    );
+    synced(&zone, "/meshes/default/meshhttproutes/web-ext-path");
+    let mut gateway = Dataplane::start_gateway(&zone, "default", "edge-1", "edge").unwrap();
+    gateway
+        .wait_listener(gateway_port)
+        .unwrap_or_else(|e| panic!("{e}\n{}", gateway.process.log_tail(40)));
+    eventually(
+        "the gateway routes to the external service",
+        DEADLINE,
+        || http_get(gateway_port, "/gw").is_ok_and(|(c, b)| c == 200 && b == "external http /gw"),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", gateway.process.log_tail(40)));
+
+    let web = Backend::start("web").unwrap();
+    let (_web_dp, _) =
+        Dataplane::start_sidecar(&zone, "default", "web-1", "web", web.port, &[], &[]).unwrap();
+    let client_app = Backend::start("client").unwrap();
+    let out = free_port().unwrap();
+    let (client, _) = Dataplane::start_sidecar(
+        &zone,
+        "default",
+        "client-1",
+        "client",
+        client_app.port,
+        &[(out, &[("kuma.io/service", "web")])],
+        &[],
+    )
+    .unwrap();
+    eventually(
+        "/ext leaves the mesh, the rest reaches web",
+        DEADLINE,
+        || {
+            http_get(out, "/ext/a").is_ok_and(|(c, b)| c == 200 && b == "external http /ext/a")
+                && http_get(out, "/other").is_ok_and(|(c, b)| c == 200 && b == "web /other")
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", client.process.log_tail(40)));
+}
