@@ -86,6 +86,9 @@ kinds! {
     MeshHttpRoute = "MeshHTTPRoute", "meshhttproutes", Mesh, Global, Spec;
     MeshTcpRoute = "MeshTCPRoute", "meshtcproutes", Mesh, Global, Spec;
     MeshExternalService = "MeshExternalService", "meshexternalservices", Mesh, Global, Spec;
+    MeshTrafficPermission = "MeshTrafficPermission", "meshtrafficpermissions", Mesh, Global, Spec;
+    MeshTimeout = "MeshTimeout", "meshtimeouts", Mesh, Global, Spec;
+    MeshRetry = "MeshRetry", "meshretries", Mesh, Global, Spec;
     HostnameGenerator = "HostnameGenerator", "hostnamegenerators", Global, Global, Spec;
     Secret = "Secret", "secrets", Mesh, Global, Inline;
     GlobalSecret = "GlobalSecret", "globalsecrets", Global, Global, Inline;

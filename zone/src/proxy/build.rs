@@ -632,6 +632,7 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
     for listener in &out.listeners {
         cx.built.snapshot.add_listener(listener);
     }
+    cx.apply_sidecar_policies(dp, &outbounds);
     if let Some(port) = cx.world.proxy_meta.get(cx.proxy).and_then(|m| m.dns_port) {
         let records = cx.dns_records();
         cx.built

@@ -30,6 +30,8 @@ pub enum Dep {
     ExternalService(String, String),
     /// Every MeshExternalService's hostnames and VIP (HostnameGenerators, the set of services).
     ExternalNames,
+    /// The policies of a mesh (any type): who they select is only known by evaluating them.
+    Policies(String),
     /// This zone's egresses run by `atoll-dp` (where external traffic goes with
     /// `routing.zoneEgress`).
     Egresses,

@@ -12,5 +12,6 @@ pub mod identity;
 pub mod mesh_ca;
 pub mod meta;
 mod outbound_routes;
+mod policies;
 pub mod reconciler;
 pub mod world;

@@ -50,6 +50,8 @@ pub struct World {
     pub external_services: BTreeMap<Named, ExternalService>,
     /// HostnameGenerators by name.
     pub hostname_generators: BTreeMap<String, HostnameGeneratorSpec>,
+    /// Policies by mesh, in (type, name) order.
+    pub policies: BTreeMap<String, BTreeMap<(Kind, String), crate::policy::rules::Policy>>,
     /// What each connected proxy told about itself (node metadata), by proxy.
     pub proxy_meta: BTreeMap<Named, super::meta::ProxyMeta>,
     /// Where MeshExternalService VIPs come from (`KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR`).
@@ -80,7 +82,7 @@ pub struct RemoteIngress {
 }
 
 /// The kinds the builder reads.
-pub const KINDS: [Kind; 10] = [
+pub const KINDS: [Kind; 13] = [
     Kind::Mesh,
     Kind::MeshGateway,
     Kind::MeshHttpRoute,
@@ -91,6 +93,9 @@ pub const KINDS: [Kind; 10] = [
     Kind::ZoneEgress,
     Kind::MeshExternalService,
     Kind::HostnameGenerator,
+    Kind::MeshTrafficPermission,
+    Kind::MeshTimeout,
+    Kind::MeshRetry,
 ];
 
 fn gateway_target(target: Option<&atoll_model::types::TargetRef>) -> Option<&str> {
@@ -273,6 +278,28 @@ impl World {
                     }
                     _ => self.hostname_generators.remove(name),
                 };
+            }
+            Kind::MeshTrafficPermission | Kind::MeshTimeout | Kind::MeshRetry => {
+                touched.insert(Dep::Policies(mesh_name.clone()));
+                let in_mesh = self.policies.entry(mesh_name.clone()).or_default();
+                match spec.and_then(|s| s.policy()) {
+                    Some(view) => {
+                        in_mesh.insert(
+                            (kind, name.to_string()),
+                            crate::policy::rules::Policy {
+                                kind,
+                                name: name.to_string(),
+                                view,
+                            },
+                        );
+                    }
+                    None => {
+                        in_mesh.remove(&(kind, name.to_string()));
+                    }
+                }
+                if in_mesh.is_empty() {
+                    self.policies.remove(&mesh_name);
+                }
             }
             Kind::Secret => {
                 touched.insert(Dep::Secret(mesh_name, name.to_string()));

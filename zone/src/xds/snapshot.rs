@@ -108,6 +108,33 @@ impl Snapshot {
         self.add(SECRET, &secret.name, secret);
     }
 
+    /// Decodes the resource `name` of `type_url`, lets `f` change it and stores the result;
+    /// false when there is no such resource.
+    pub fn update<M: Message + Name + Default>(
+        &mut self,
+        type_url: &'static str,
+        name: &str,
+        f: impl FnOnce(&mut M),
+    ) -> bool {
+        let Some(mut message) = self
+            .of(type_url)
+            .and_then(|set| set.resources.get(name))
+            .and_then(|r| M::decode(r.any.value.as_slice()).ok())
+        else {
+            return false;
+        };
+        f(&mut message);
+        self.add(type_url, name, &message);
+        true
+    }
+
+    /// The names of the resources of a type.
+    pub fn names(&self, type_url: &str) -> Vec<String> {
+        self.of(type_url)
+            .map(|set| set.resources.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The resources of a type (empty when the proxy has none).
     pub fn of(&self, type_url: &str) -> Option<&TypeSet> {
         self.types.get(type_url)

@@ -134,7 +134,17 @@ async fn put(
     if key.kind.scope() == Scope::Mesh && state.mode == Mode::Global {
         ensure_mesh_exists(state, key.mesh.as_deref().unwrap_or_default()).await?;
     }
+    let initial = initial_policies(state, &resource);
     let outcome = state.store.put(resource, expect).await?;
+    if matches!(outcome, PutOutcome::Created(_)) {
+        for policy in initial {
+            // A mesh is usable without them (they only allow traffic), so a failure is
+            // logged, not turned into a failed creation the client would retry.
+            if let Err(err) = state.store.put(policy, Precondition::Any).await {
+                tracing::warn!(%err, mesh = %key.name, "cannot create the mesh's initial policies");
+            }
+        }
+    }
     let (status, word) = match outcome {
         PutOutcome::Created(_) => (StatusCode::CREATED, "created"),
         PutOutcome::Updated(_) => (StatusCode::OK, "updated"),
@@ -152,6 +162,39 @@ async fn put(
         .headers_mut()
         .insert(OUTCOME_HEADER, axum::http::HeaderValue::from_static(word));
     Ok(response)
+}
+
+/// The policies a new Mesh gets on the global unless `skipCreatingInitialPolicies` names them
+/// (or `*`): a MeshTrafficPermission allowing all traffic, since with mTLS on and no
+/// permission everything is denied (Kuma 2.x).
+fn initial_policies(state: &ApiState, resource: &Resource) -> Vec<Resource> {
+    let atoll_model::Spec::Mesh(mesh) = &resource.spec else {
+        return Vec::new();
+    };
+    let skipped = |kind: &str| {
+        mesh.skip_creating_initial_policies
+            .iter()
+            .any(|s| s == "*" || s == kind)
+    };
+    if state.mode != Mode::Global || skipped("MeshTrafficPermission") {
+        return Vec::new();
+    }
+    let document = serde_json::json!({
+        "type": "MeshTrafficPermission",
+        "mesh": resource.meta.name,
+        "name": format!("allow-all-{}", resource.meta.name),
+        "spec": {
+            "targetRef": {"kind": "Mesh"},
+            "from": [{"targetRef": {"kind": "Mesh"}, "default": {"action": "Allow"}}],
+        },
+    });
+    match decode_value(document) {
+        Ok(policy) => vec![policy],
+        Err(err) => {
+            tracing::error!(?err, "the initial MeshTrafficPermission does not validate");
+            Vec::new()
+        }
+    }
 }
 
 /// A secret whose name makes it a signing key or a public key must hold one: a key that

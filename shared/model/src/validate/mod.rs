@@ -11,6 +11,7 @@ mod gateway;
 mod hostname_generator;
 mod mesh;
 mod meta;
+mod policies;
 mod routes;
 mod secret;
 mod zone_proxies;
@@ -117,6 +118,9 @@ pub fn validate(resource: &Resource) -> Result<(), Vec<Violation>> {
         Spec::MeshTcpRoute(s) => routes::validate_tcp(s, &spec, &mut report),
         Spec::MeshExternalService(s) => external_service::validate(s, &spec, &mut report),
         Spec::HostnameGenerator(s) => hostname_generator::validate(s, &spec, &mut report),
+        Spec::MeshTrafficPermission(s) => policies::traffic_permission(s, &spec, &mut report),
+        Spec::MeshTimeout(s) => policies::timeout(s, &spec, &mut report),
+        Spec::MeshRetry(s) => policies::retry(s, &spec, &mut report),
         Spec::Secret(s) | Spec::GlobalSecret(s) => secret::validate(s, &root, &mut report),
         Spec::Dataplane(s) => dataplane::validate(s, &root, &mut report),
         Spec::ZoneIngress(s) => zone_proxies::validate_ingress(s, &root, &mut report),

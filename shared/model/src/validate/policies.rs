@@ -1,0 +1,296 @@
+//! Policy rules: what a policy may target, which of `to`, `from` and `rules` its type uses,
+//! and each type's configuration. Targets Atoll cannot honour yet are refused by name.
+
+use super::common::{duration, one_of, tags};
+use super::{Path, Report};
+use crate::types::*;
+
+/// Top-level targets: the proxies a policy applies to.
+const PROXY_TARGETS: &[TargetKind] = &[
+    TargetKind::Mesh,
+    TargetKind::MeshSubset,
+    TargetKind::MeshService,
+    TargetKind::MeshServiceSubset,
+];
+
+/// `to[]` targets: the destinations of outbound traffic.
+const DESTINATIONS: &[TargetKind] = &[TargetKind::Mesh, TargetKind::MeshService];
+
+/// `from[]` targets: callers, known by their service identity.
+const CALLERS: &[TargetKind] = &[TargetKind::Mesh, TargetKind::MeshService];
+
+/// Which sections a policy type uses.
+struct Sections {
+    to: bool,
+    from: bool,
+}
+
+/// Validates the shared shape; `conf` checks one configuration at a path.
+fn shape<I>(
+    target: Option<&TargetRef>,
+    to: &[I],
+    from: &[I],
+    rules_len: usize,
+    item: impl Fn(&I) -> (Option<&TargetRef>, bool),
+    sections: Sections,
+    path: &Path,
+    report: &mut Report,
+) {
+    let target_path = path.field("targetRef");
+    match target {
+        None => report.add(&target_path, "must be set"),
+        Some(t) => reference(t, PROXY_TARGETS, &target_path, report),
+    }
+    if rules_len > 0 {
+        report.add(
+            &path.field("rules"),
+            "is not supported yet: use to[] for outbound and from[] for inbound traffic",
+        );
+    }
+    for (name, entries, used, allowed, hint) in [
+        ("to", to, sections.to, DESTINATIONS, "outbound (to[])"),
+        ("from", from, sections.from, CALLERS, "inbound (from[])"),
+    ] {
+        let section = path.field(name);
+        if !used && !entries.is_empty() {
+            report.add(
+                &section,
+                format!("this policy type does not configure {hint} traffic"),
+            );
+            continue;
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            let at = section.index(i);
+            let (target, has_default) = item(entry);
+            match target {
+                None => report.add(&at.field("targetRef"), "must be set"),
+                Some(t) => reference(t, allowed, &at.field("targetRef"), report),
+            }
+            if !has_default {
+                report.add(&at.field("default"), "must be set");
+            }
+        }
+    }
+    if sections.to && sections.from && to.is_empty() && from.is_empty() {
+        report.add(path, "must have to[] or from[] entries");
+    } else if sections.to && !sections.from && to.is_empty() {
+        report.add(&path.field("to"), "must have at least one entry");
+    } else if sections.from && !sections.to && from.is_empty() {
+        report.add(&path.field("from"), "must have at least one entry");
+    }
+}
+
+fn reference(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &mut Report) {
+    let kind_path = path.field("kind");
+    one_of(report, &kind_path, &target.kind, true);
+    if target.kind.is_known() && !allowed.contains(&target.kind) {
+        let names: Vec<&str> = allowed.iter().map(|k| k.as_str()).collect();
+        report.add(
+            &kind_path,
+            format!(
+                "{} is not supported here yet; use one of {}",
+                target.kind,
+                names.join(", ")
+            ),
+        );
+    }
+    let named = matches!(
+        target.kind,
+        TargetKind::MeshService | TargetKind::MeshServiceSubset
+    );
+    if named && target.name.is_empty() {
+        report.add(
+            &path.field("name"),
+            format!("must be set for kind {}", target.kind),
+        );
+    }
+    if matches!(target.kind, TargetKind::Mesh | TargetKind::MeshSubset) && !target.name.is_empty() {
+        report.add(
+            &path.field("name"),
+            format!("must not be set for kind {}", target.kind),
+        );
+    }
+    let subset = matches!(
+        target.kind,
+        TargetKind::MeshSubset | TargetKind::MeshServiceSubset
+    );
+    if !subset && !target.tags.is_empty() {
+        report.add(
+            &path.field("tags"),
+            format!("must not be set for kind {}", target.kind),
+        );
+    }
+    tags(report, &path.field("tags"), &target.tags);
+    for (field, set) in [
+        ("labels", !target.labels.is_empty()),
+        ("mesh", !target.mesh.is_empty()),
+        ("sectionName", !target.section_name.is_empty()),
+    ] {
+        if set {
+            report.add(&path.field(field), "is not supported yet");
+        }
+    }
+}
+
+pub(super) fn traffic_permission(
+    spec: &MeshTrafficPermissionSpec,
+    path: &Path,
+    report: &mut Report,
+) {
+    shape(
+        spec.target_ref.as_ref(),
+        &spec.to,
+        &spec.from,
+        spec.rules.len(),
+        |i| (i.target_ref.as_ref(), i.default.is_some()),
+        Sections {
+            to: false,
+            from: true,
+        },
+        path,
+        report,
+    );
+    for (i, item) in spec.from.iter().enumerate() {
+        if let Some(conf) = &item.default {
+            let at = path.field("from").index(i).field("default").field("action");
+            one_of(report, &at, &conf.action, true);
+        }
+    }
+}
+
+pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) {
+    shape(
+        spec.target_ref.as_ref(),
+        &spec.to,
+        &spec.from,
+        spec.rules.len(),
+        |i| (i.target_ref.as_ref(), i.default.is_some()),
+        Sections {
+            to: true,
+            from: true,
+        },
+        path,
+        report,
+    );
+    for (name, entries) in [("to", &spec.to), ("from", &spec.from)] {
+        for (i, item) in entries.iter().enumerate() {
+            let Some(conf) = &item.default else { continue };
+            let at = path.field(name).index(i).field("default");
+            duration(
+                report,
+                &at.field("connectionTimeout"),
+                &conf.connection_timeout,
+            );
+            duration(report, &at.field("idleTimeout"), &conf.idle_timeout);
+            if let Some(http) = &conf.http {
+                let h = at.field("http");
+                duration(report, &h.field("requestTimeout"), &http.request_timeout);
+                duration(
+                    report,
+                    &h.field("streamIdleTimeout"),
+                    &http.stream_idle_timeout,
+                );
+                duration(
+                    report,
+                    &h.field("maxStreamDuration"),
+                    &http.max_stream_duration,
+                );
+                duration(
+                    report,
+                    &h.field("maxConnectionDuration"),
+                    &http.max_connection_duration,
+                );
+                duration(
+                    report,
+                    &h.field("requestHeadersTimeout"),
+                    &http.request_headers_timeout,
+                );
+            }
+        }
+    }
+}
+
+/// Envoy's HTTP retry conditions (`x-envoy-retry-on`).
+const HTTP_RETRY_ON: &[&str] = &[
+    "5xx",
+    "gateway-error",
+    "reset",
+    "reset-before-request",
+    "connect-failure",
+    "envoy-ratelimited",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "retriable-headers",
+    "http3-post-connect-failure",
+];
+
+/// Envoy's gRPC retry conditions (`x-envoy-retry-grpc-on`).
+const GRPC_RETRY_ON: &[&str] = &[
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+];
+
+pub(super) fn retry(spec: &MeshRetrySpec, path: &Path, report: &mut Report) {
+    shape(
+        spec.target_ref.as_ref(),
+        &spec.to,
+        &spec.from,
+        spec.rules.len(),
+        |i| (i.target_ref.as_ref(), i.default.is_some()),
+        Sections {
+            to: true,
+            from: false,
+        },
+        path,
+        report,
+    );
+    for (i, item) in spec.to.iter().enumerate() {
+        let Some(conf) = &item.default else { continue };
+        let at = path.field("to").index(i).field("default");
+        if let Some(tcp) = &conf.tcp
+            && tcp.max_connect_attempt == Some(0)
+        {
+            report.add(
+                &at.field("tcp").field("maxConnectAttempt"),
+                "must be at least 1 (the first attempt counts)",
+            );
+        }
+        for (name, http, allowed) in [
+            ("http", &conf.http, HTTP_RETRY_ON),
+            ("grpc", &conf.grpc, GRPC_RETRY_ON),
+        ] {
+            let Some(http) = http else { continue };
+            let h = at.field(name);
+            duration(report, &h.field("perTryTimeout"), &http.per_try_timeout);
+            if let Some(back_off) = &http.back_off {
+                let b = h.field("backOff");
+                duration(report, &b.field("baseInterval"), &back_off.base_interval);
+                duration(report, &b.field("maxInterval"), &back_off.max_interval);
+            }
+            for (j, condition) in http.retry_on.iter().enumerate() {
+                let status = name == "http"
+                    && condition
+                        .parse::<u16>()
+                        .is_ok_and(|c| (100..=599).contains(&c));
+                if !status && !allowed.contains(&condition.as_str()) {
+                    report.add(
+                        &h.field("retryOn").index(j),
+                        format!(
+                            "unknown condition {condition:?}: use one of {}{}",
+                            allowed.join(", "),
+                            if name == "http" {
+                                ", or a status code"
+                            } else {
+                                ""
+                            }
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Which policies apply to a proxy and what they configure, per policy type: for each
+//! outbound destination (`to[]`) and for callers (`from[]`).
+//!
+//! Order, as Kuma 2.x: entries whose own `targetRef` is more specific (a MeshService over the
+//! whole Mesh) win; among equally specific entries, the policy whose top-level `targetRef` is
+//! more specific wins, then the policy whose name sorts later. Winning is field by field
+//! ([`merge`](super::merge::merge)): the merge applies entries from the weakest to the
+//! strongest.
+
+use std::collections::BTreeMap;
+
+use atoll_model::Kind;
+use atoll_model::types::{DataplaneSpec, PolicyView, SERVICE_TAG, TargetKind, TargetRef};
+use serde_json::Value;
+
+use super::merge::merge;
+
+/// A policy as stored: its type and name, and its targets and configurations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub kind: Kind,
+    pub name: String,
+    pub view: PolicyView,
+}
+
+/// A merged configuration and the policies it came from, weakest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Merged {
+    pub conf: Value,
+    pub origins: Vec<String>,
+}
+
+impl Merged {
+    fn add(&mut self, conf: &Value, origin: &str) {
+        if self.conf.is_null() {
+            self.conf = Value::Object(Default::default());
+        }
+        merge(&mut self.conf, conf);
+        if !self.origins.iter().any(|o| o == origin) {
+            self.origins.push(origin.to_string());
+        }
+    }
+}
+
+/// One policy type's effect on one proxy.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KindRules {
+    /// Outbound: per destination service.
+    pub to: BTreeMap<String, Merged>,
+    /// Inbound, from any caller: the `Mesh` entries.
+    pub from_any: Option<Merged>,
+    /// Inbound, from one caller service: its entries merged over the `Mesh` ones.
+    pub from_service: BTreeMap<String, Merged>,
+}
+
+/// Every policy type's effect on one proxy.
+pub type Rules = BTreeMap<Kind, KindRules>;
+
+/// How specific a target is: the whole mesh, some proxies by tags, one service, a subset of it.
+fn specificity(target: Option<&TargetRef>) -> u8 {
+    match target.map(|t| &t.kind) {
+        Some(TargetKind::MeshSubset) => 1,
+        Some(TargetKind::MeshService) => 2,
+        Some(TargetKind::MeshServiceSubset) => 3,
+        _ => 0,
+    }
+}
+
+/// Every inbound's tags, or a gateway's: what a top-level target matches against.
+fn proxy_tags(dp: &DataplaneSpec) -> Vec<&atoll_model::types::Tags> {
+    dp.networking
+        .iter()
+        .flat_map(|n| {
+            n.inbound
+                .iter()
+                .map(|i| &i.tags)
+                .chain(n.gateway.iter().map(|g| &g.tags))
+        })
+        .collect()
+}
+
+/// Whether a top-level `targetRef` selects this proxy.
+pub fn selects(target: Option<&TargetRef>, dp: &DataplaneSpec) -> bool {
+    let Some(target) = target else {
+        return false;
+    };
+    let has =
+        |tags: &atoll_model::types::Tags| target.tags.iter().all(|(k, v)| tags.get(k) == Some(v));
+    let service = |tags: &atoll_model::types::Tags| tags.get(SERVICE_TAG) == Some(&target.name);
+    let all = proxy_tags(dp);
+    match target.kind {
+        TargetKind::Mesh => true,
+        TargetKind::MeshSubset => all.iter().any(|t| has(t)),
+        TargetKind::MeshService => all.iter().any(|t| service(t)),
+        TargetKind::MeshServiceSubset => all.iter().any(|t| service(t) && has(t)),
+        _ => false,
+    }
+}
+
+/// The rules `policies` give the proxy of `dp` whose outbounds go to `destinations`.
+pub fn compute(dp: &DataplaneSpec, destinations: &[String], policies: &[Policy]) -> Rules {
+    // (entry specificity, top-level specificity, policy name, entry index): weakest first.
+    type Key<'a> = (u8, u8, &'a str, usize);
+    let mut to: Vec<(Key<'_>, &Policy, &(Option<TargetRef>, Value))> = Vec::new();
+    let mut from: Vec<(Key<'_>, &Policy, &(Option<TargetRef>, Value))> = Vec::new();
+    for policy in policies {
+        if !selects(policy.view.target_ref.as_ref(), dp) {
+            continue;
+        }
+        let top = specificity(policy.view.target_ref.as_ref());
+        for (i, entry) in policy.view.to.iter().enumerate() {
+            to.push((
+                (specificity(entry.0.as_ref()), top, &policy.name, i),
+                policy,
+                entry,
+            ));
+        }
+        for (i, entry) in policy.view.from.iter().enumerate() {
+            from.push((
+                (specificity(entry.0.as_ref()), top, &policy.name, i),
+                policy,
+                entry,
+            ));
+        }
+    }
+    to.sort_by(|a, b| (a.0, a.1.kind).cmp(&(b.0, b.1.kind)));
+    from.sort_by(|a, b| (a.0, a.1.kind).cmp(&(b.0, b.1.kind)));
+    let mut rules = Rules::new();
+    for (_, policy, (target, conf)) in &to {
+        let kind = rules.entry(policy.kind).or_default();
+        for destination in destinations {
+            let applies = match target.as_ref().map(|t| &t.kind) {
+                Some(TargetKind::Mesh) => true,
+                Some(TargetKind::MeshService) => {
+                    target.as_ref().is_some_and(|t| t.name == *destination)
+                }
+                _ => false,
+            };
+            if applies {
+                kind.to
+                    .entry(destination.clone())
+                    .or_default()
+                    .add(conf, &policy.name);
+            }
+        }
+    }
+    for (_, policy, (target, conf)) in &from {
+        let kind = rules.entry(policy.kind).or_default();
+        match target.as_ref().map(|t| &t.kind) {
+            Some(TargetKind::Mesh) => {
+                kind.from_any
+                    .get_or_insert_with(Merged::default)
+                    .add(conf, &policy.name);
+                // A Mesh entry applies to every caller named so far, too.
+                for merged in kind.from_service.values_mut() {
+                    merged.add(conf, &policy.name);
+                }
+            }
+            Some(TargetKind::MeshService) => {
+                let caller = target.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+                let base = kind.from_any.clone().unwrap_or_default();
+                kind.from_service
+                    .entry(caller)
+                    .or_insert(base)
+                    .add(conf, &policy.name);
+            }
+            _ => {}
+        }
+    }
+    rules.retain(|_, r| *r != KindRules::default());
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dp(service: &str, tags: &[(&str, &str)]) -> DataplaneSpec {
+        let mut all: serde_json::Map<String, Value> = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        all.insert(SERVICE_TAG.into(), json!(service));
+        serde_json::from_value(json!({"networking": {"address": "10.0.0.1", "inbound": [{"port": 8080, "tags": all}]}})).unwrap()
+    }
+
+    fn policy(kind: Kind, name: &str, spec: Value) -> Policy {
+        let resource = atoll_model::decode_value(json!({
+            "type": kind.name(), "mesh": "default", "name": name, "spec": spec,
+        }))
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        Policy {
+            kind,
+            name: name.into(),
+            view: resource.spec.policy().expect("a policy"),
+        }
+    }
+
+    #[test]
+    fn the_more_specific_entry_wins_field_by_field_then_the_more_specific_policy() {
+        let policies = [
+            policy(
+                Kind::MeshTimeout,
+                "z-mesh-wide",
+                json!({
+                    "targetRef": {"kind": "Mesh"},
+                    "to": [{"targetRef": {"kind": "Mesh"}, "default": {"idleTimeout": "1h", "http": {"requestTimeout": "15s"}}}],
+                }),
+            ),
+            policy(
+                Kind::MeshTimeout,
+                "a-for-web",
+                json!({
+                    "targetRef": {"kind": "MeshService", "name": "web"},
+                    "to": [{"targetRef": {"kind": "Mesh"}, "default": {"idleTimeout": "5m"}}],
+                }),
+            ),
+            policy(
+                Kind::MeshTimeout,
+                "b-to-api",
+                json!({
+                    "targetRef": {"kind": "Mesh"},
+                    "to": [{"targetRef": {"kind": "MeshService", "name": "api"}, "default": {"http": {"requestTimeout": "2s"}}}],
+                }),
+            ),
+        ];
+        let rules = compute(&dp("web", &[]), &["api".into(), "db".into()], &policies);
+        let timeout = &rules[&Kind::MeshTimeout];
+        // db: the two Mesh-wide entries; the web-targeting policy is more specific than the
+        // mesh-wide one although its name sorts first.
+        assert_eq!(
+            timeout.to["db"].conf,
+            json!({"idleTimeout": "5m", "http": {"requestTimeout": "15s"}})
+        );
+        assert_eq!(timeout.to["db"].origins, ["z-mesh-wide", "a-for-web"]);
+        // api: the MeshService entry wins over both Mesh entries.
+        assert_eq!(
+            timeout.to["api"].conf,
+            json!({"idleTimeout": "5m", "http": {"requestTimeout": "2s"}})
+        );
+        // Another proxy is not selected by the web-targeting policy.
+        let other = compute(&dp("api", &[]), &["db".into()], &policies);
+        assert_eq!(other[&Kind::MeshTimeout].to["db"].conf["idleTimeout"], "1h");
+    }
+
+    #[test]
+    fn callers_get_their_own_merge_over_the_mesh_wide_one() {
+        let policies = [
+            policy(
+                Kind::MeshTrafficPermission,
+                "allow-all",
+                json!({
+                    "targetRef": {"kind": "Mesh"},
+                    "from": [{"targetRef": {"kind": "Mesh"}, "default": {"action": "Allow"}}],
+                }),
+            ),
+            policy(
+                Kind::MeshTrafficPermission,
+                "deny-web",
+                json!({
+                    "targetRef": {"kind": "MeshService", "name": "api"},
+                    "from": [{"targetRef": {"kind": "MeshService", "name": "web"}, "default": {"action": "Deny"}}],
+                }),
+            ),
+        ];
+        let rules = compute(&dp("api", &[]), &[], &policies);
+        let mtp = &rules[&Kind::MeshTrafficPermission];
+        assert_eq!(mtp.from_any.as_ref().unwrap().conf["action"], "Allow");
+        assert_eq!(mtp.from_service["web"].conf["action"], "Deny");
+        let unaffected = compute(&dp("db", &[]), &[], &policies);
+        assert!(
+            unaffected[&Kind::MeshTrafficPermission]
+                .from_service
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn subsets_select_by_tags() {
+        let target = |v: Value| -> TargetRef { serde_json::from_value(v).unwrap() };
+        let canary = dp("web", &[("version", "v2")]);
+        assert!(selects(
+            Some(&target(
+                json!({"kind": "MeshSubset", "tags": {"version": "v2"}})
+            )),
+            &canary
+        ));
+        assert!(!selects(
+            Some(&target(
+                json!({"kind": "MeshSubset", "tags": {"version": "v1"}})
+            )),
+            &canary
+        ));
+        assert!(selects(
+            Some(&target(
+                json!({"kind": "MeshServiceSubset", "name": "web", "tags": {"version": "v2"}})
+            )),
+            &canary
+        ));
+        assert!(!selects(
+            Some(&target(
+                json!({"kind": "MeshServiceSubset", "name": "api", "tags": {"version": "v2"}})
+            )),
+            &canary
+        ));
+        assert!(!selects(None, &canary));
+    }
+}

@@ -1,0 +1,168 @@
+//! Policies on a sidecar: the rules the policy module computes for this proxy, applied to the
+//! listeners and clusters already built: MeshTrafficPermission as RBAC on every inbound (with
+//! mesh mTLS, which is what identifies callers), MeshTimeout on inbounds and outbounds,
+//! MeshRetry on outbounds.
+
+use atoll_model::Kind;
+use atoll_model::types::{
+    DataplaneSpec, PROTOCOL_TAG, PermissionAction, RetryConf, TimeoutConf, TrafficPermissionConf,
+};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use serde::de::DeserializeOwned;
+
+use super::build::Context;
+use super::deps::Dep;
+use crate::policy::rules::{self, Merged, Policy, Rules};
+use crate::xds::policy::apply::{Edits, edit};
+use crate::xds::policy::rbac::{Permissions, rbac};
+use crate::xds::policy::{retry, timeout};
+use crate::xds::sidecar::OutboundTarget;
+use crate::xds::snapshot::{CLUSTER, LISTENER};
+
+/// A merged configuration as its policy type's struct (validation guarantees the shape).
+fn conf<T: DeserializeOwned + Default>(merged: Option<&Merged>) -> Option<T> {
+    merged.and_then(|m| serde_json::from_value(m.conf.clone()).ok())
+}
+
+impl Context<'_> {
+    /// The rules of every policy of this proxy's mesh for the proxy `dp`.
+    pub(super) fn policy_rules(&mut self, dp: &DataplaneSpec, destinations: &[String]) -> Rules {
+        let mesh = self.mesh().to_string();
+        self.built.deps.insert(Dep::Policies(mesh.clone()));
+        let policies: Vec<Policy> = self
+            .world
+            .policies
+            .get(&mesh)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        rules::compute(dp, destinations, &policies)
+    }
+
+    /// Applies the policies to a sidecar built with `outbounds`.
+    pub(super) fn apply_sidecar_policies(
+        &mut self,
+        dp: &DataplaneSpec,
+        outbounds: &[OutboundTarget],
+    ) {
+        let destinations: Vec<String> = outbounds.iter().map(|o| o.service.clone()).collect();
+        let rules = self.policy_rules(dp, &destinations);
+        let inbounds: Vec<String> = self
+            .built
+            .snapshot
+            .names(LISTENER)
+            .into_iter()
+            .filter(|n| n.starts_with("inbound:"))
+            .collect();
+        let permission = rules.get(&Kind::MeshTrafficPermission);
+        let inbound_timeout: Option<TimeoutConf> = conf(
+            rules
+                .get(&Kind::MeshTimeout)
+                .and_then(|r| r.from_any.as_ref()),
+        );
+        let permissions = self.mtls.then(|| {
+            let action = |m: &Merged| conf::<TrafficPermissionConf>(Some(m)).map(|c| c.action);
+            Permissions {
+                default: permission
+                    .and_then(|p| p.from_any.as_ref())
+                    .and_then(action)
+                    .filter(|a| *a != PermissionAction::Unset),
+                services: permission
+                    .map(|p| {
+                        p.from_service
+                            .iter()
+                            .filter_map(|(s, m)| Some((s.clone(), action(m)?)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        });
+        for name in inbounds {
+            let set_timeout = |hcm: &mut _| {
+                if let Some(t) = &inbound_timeout {
+                    timeout::http_manager(hcm, t)
+                }
+            };
+            let route_timeout = |r: &mut _| {
+                if let Some(t) = &inbound_timeout {
+                    timeout::route(r, t)
+                }
+            };
+            let tcp_timeout = |p: &mut _| {
+                if let Some(t) = &inbound_timeout {
+                    timeout::tcp_proxy(p, t)
+                }
+            };
+            let edits = Edits {
+                http: Some(&set_timeout),
+                route: Some(&route_timeout),
+                tcp: Some(&tcp_timeout),
+                rbac: permissions.as_ref().map(|p| rbac(self.mesh(), p)),
+            };
+            self.built
+                .snapshot
+                .update::<Listener>(LISTENER, &name, |l| edit(l, &edits));
+        }
+        for outbound in outbounds {
+            let timeout_conf: Option<TimeoutConf> = conf(
+                rules
+                    .get(&Kind::MeshTimeout)
+                    .and_then(|r| r.to.get(&outbound.service)),
+            );
+            let retry_conf: Option<RetryConf> = conf(
+                rules
+                    .get(&Kind::MeshRetry)
+                    .and_then(|r| r.to.get(&outbound.service)),
+            );
+            if timeout_conf.is_none() && retry_conf.is_none() {
+                continue;
+            }
+            let grpc = self.service_protocol(&outbound.service).as_deref() == Some("grpc");
+            let http = |hcm: &mut _| {
+                if let Some(t) = &timeout_conf {
+                    timeout::http_manager(hcm, t)
+                }
+            };
+            let route = |r: &mut _| {
+                if let Some(t) = &timeout_conf {
+                    timeout::route(r, t)
+                }
+                if let Some(c) = &retry_conf {
+                    retry::route(r, c, grpc)
+                }
+            };
+            let tcp = |p: &mut _| {
+                if let Some(t) = &timeout_conf {
+                    timeout::tcp_proxy(p, t)
+                }
+                if let Some(c) = &retry_conf {
+                    retry::tcp_proxy(p, c)
+                }
+            };
+            let edits = Edits {
+                http: Some(&http),
+                route: Some(&route),
+                tcp: Some(&tcp),
+                rbac: None,
+            };
+            let name = format!("outbound:{}:{}", outbound.address, outbound.port);
+            self.built
+                .snapshot
+                .update::<Listener>(LISTENER, &name, |l| edit(l, &edits));
+            if let Some(t) = &timeout_conf {
+                self.built
+                    .snapshot
+                    .update::<Cluster>(CLUSTER, &outbound.cluster, |c| timeout::cluster(c, t));
+            }
+        }
+    }
+
+    /// A service's `kuma.io/protocol` tag, from any of its instances.
+    fn service_protocol(&self, service: &str) -> Option<String> {
+        self.world
+            .endpoints
+            .get(&(self.mesh().to_string(), service.to_string()))
+            .and_then(|set| set.values().next())
+            .and_then(|e| e.tags.get(PROTOCOL_TAG).cloned())
+    }
+}
