@@ -1405,3 +1405,212 @@ networking:
     );
     envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
 }
+
+const POLICIES: &str = "
+---
+type: MeshTrafficPermission
+mesh: secure
+name: allow-all
+spec:
+  targetRef:
+    kind: Mesh
+  from:
+  - targetRef:
+      kind: Mesh
+    default:
+      action: Allow
+---
+type: MeshTrafficPermission
+mesh: secure
+name: no-cache-for-client
+spec:
+  targetRef:
+    kind: MeshService
+    name: client
+  from:
+  - targetRef:
+      kind: MeshService
+      name: cache
+    default:
+      action: Deny
+---
+type: MeshTimeout
+mesh: secure
+name: timeouts
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: Mesh
+    default:
+      connectionTimeout: 2s
+      idleTimeout: 30s
+      http:
+        requestTimeout: 3s
+        streamIdleTimeout: 10s
+  - targetRef:
+      kind: MeshService
+      name: echo
+    default:
+      http:
+        requestTimeout: 750ms
+  from:
+  - targetRef:
+      kind: Mesh
+    default:
+      idleTimeout: 1m
+---
+type: MeshRetry
+mesh: secure
+name: retries
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: MeshService
+      name: echo
+    default:
+      http:
+        numRetries: 3
+        perTryTimeout: 250ms
+        backOff:
+          baseInterval: 10ms
+          maxInterval: 100ms
+        retryOn: [5xx, \"503\"]
+  - targetRef:
+      kind: MeshService
+      name: cache
+    default:
+      tcp:
+        maxConnectAttempt: 4
+";
+
+/// The mTLS sidecar of `sidecar_with_mesh_mtls` with permissions, timeouts and retries.
+#[test]
+fn sidecar_policies_permission_timeout_retry() {
+    let ca = atoll_tls::Authority::generate("mesh secure").unwrap();
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(ca.to_bundle());
+    let base = format!(
+        "type: Mesh
+name: secure
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+---
+type: Secret
+mesh: secure
+name: ca-builtin-ca-1
+data: {data}
+---
+type: Dataplane
+mesh: secure
+name: client-1
+networking:
+  address: 10.0.0.5
+  inbound:
+  - port: 8080
+    servicePort: 80
+    tags:
+      kuma.io/service: client
+      kuma.io/protocol: http
+  outbound:
+  - port: 10001
+    tags:
+      kuma.io/service: echo
+  - port: 10002
+    tags:
+      kuma.io/service: cache
+---
+type: Dataplane
+mesh: secure
+name: echo-1
+networking:
+  address: 10.0.0.6
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: echo
+      kuma.io/protocol: http
+---
+type: Dataplane
+mesh: secure
+name: cache-1
+networking:
+  address: 10.0.0.7
+  inbound:
+  - port: 6379
+    tags:
+      kuma.io/service: cache
+"
+    );
+    let world = world(&format!("{base}{POLICIES}"));
+    let (snapshot, problems) = generate(&world, "secure", "client-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let text = describe(&snapshot);
+    for expected in [
+        "envoy.filters.http.rbac",
+        "spiffe://secure/cache",
+        "num_retries",
+        "retriable_status_codes: [\n",
+        "max_connect_attempts",
+    ] {
+        assert!(text.contains(expected), "{expected} missing");
+    }
+    check_golden("sidecar_policies", &text);
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}
+
+/// A policy that targets nothing a proxy has (another service, a destination it does not
+/// call) leaves that proxy's configuration exactly as it was.
+#[test]
+fn a_policy_for_others_changes_nothing() {
+    use proptest::prelude::*;
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 48,
+        ..Default::default()
+    });
+    let base = world(&format!("type: Mesh\nname: default\n{SERVICES}"));
+    let before = generate(&base, "default", "web-1").0.fingerprint();
+    let kinds = prop_oneof![
+        Just("MeshTimeout"),
+        Just("MeshRetry"),
+        Just("MeshTrafficPermission")
+    ];
+    runner
+        .run(&(kinds, "[a-z]{1,8}", any::<bool>()), |(kind, name, top_level)| {
+            // Either it selects other proxies, or it selects this one but only for a
+            // destination this proxy has no outbound to.
+            // A permission for this proxy would change its RBAC even for an unknown caller.
+            let target = if top_level || kind == "MeshTrafficPermission" {
+                format!("kind: MeshService\n    name: other-{name}")
+            } else {
+                "kind: Mesh".to_string()
+            };
+            let section = match kind {
+                "MeshTrafficPermission" => format!(
+                    "from:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      action: Deny"
+                ),
+                "MeshRetry" => format!(
+                    "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      tcp:\n        maxConnectAttempt: 2"
+                ),
+                _ => format!(
+                    "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      idleTimeout: 1s"
+                ),
+            };
+            let yaml = format!(
+                "type: {kind}\nmesh: default\nname: p-{name}\nspec:\n  targetRef:\n    {target}\n  {section}\n"
+            );
+            let mut changed = base.clone();
+            let doc = atoll_model::parse_documents(&yaml).remove(0);
+            let resource = doc.outcome.map_err(|e| TestCaseError::fail(format!("{e:?}\n{yaml}")))?;
+            changed.apply(resource.kind(), Some("default"), &format!("p-{name}"), Some(&resource));
+            prop_assert_eq!(generate(&changed, "default", "web-1").0.fingerprint(), before.clone());
+            Ok(())
+        })
+        .unwrap();
+}
