@@ -72,6 +72,10 @@ pub struct ServerOptions {
     pub client_ca: Option<PathBuf>,
     /// `1.2` or `1.3`.
     pub max_tls: Option<&'static str>,
+    /// `http` mode: answer each request this late.
+    pub delay_ms: u64,
+    /// `http` mode: answer the first this many requests with 503.
+    pub fail_first: u32,
 }
 
 /// A Python server; stopped on drop.
@@ -112,6 +116,12 @@ impl ExternalServer {
         if let Some(max) = options.max_tls {
             args.extend(["--max-tls".into(), max.into()]);
         }
+        args.extend([
+            "--delay-ms".into(),
+            options.delay_ms.to_string(),
+            "--fail-first".into(),
+            options.fail_first.to_string(),
+        ]);
         let mut process = Process::start(
             Spec {
                 name: format!("external server {}", options.name),
@@ -139,6 +149,14 @@ fn wait_for_socket(process: &mut Process, path: &Path) -> anyhow::Result<()> {
     })
     .with_context(|| process.log_tail(20))
     .map(|_| ())
+}
+
+impl ExternalServer {
+    /// Requests an `http` server answered so far, `/__count` itself excluded.
+    pub fn served(&self) -> Option<u64> {
+        let (_, body) = crate::process::http_get(self.port, "/__count").ok()?;
+        body.trim().parse().ok()
+    }
 }
 
 /// Sends `line` over plain TCP to `port` and returns what comes back (up to `line`'s length).

@@ -10,6 +10,8 @@ import os
 import socketserver
 import ssl
 import sys
+import threading
+import time
 
 
 def parse():
@@ -23,6 +25,9 @@ def parse():
     p.add_argument("--client-ca")
     p.add_argument("--max-tls", choices=["1.2", "1.3"])
     p.add_argument("--min-tls", choices=["1.2", "1.3"])
+    # Misbehaviour for policy tests (http mode): answer late, or fail the first requests.
+    p.add_argument("--delay-ms", type=int, default=0)
+    p.add_argument("--fail-first", type=int, default=0)
     return p.parse_args()
 
 
@@ -56,12 +61,27 @@ def main():
                     return
                 self.request.sendall(data)
 
+    served = {"count": 0}
+    lock = threading.Lock()
+
     class Http(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self):
-            body = f"external {args.name} {self.path}".encode()
-            self.send_response(200)
+            # `/__count`: how many other requests arrived (retries included), for the test.
+            if self.path == "/__count":
+                with lock:
+                    body = str(served["count"]).encode()
+                status = 200
+            else:
+                with lock:
+                    served["count"] += 1
+                    n = served["count"]
+                if args.delay_ms:
+                    time.sleep(args.delay_ms / 1000)
+                status = 503 if n <= args.fail_first else 200
+                body = f"external {args.name} {self.path}".encode()
+            self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Content-Type", "text/plain")
             self.end_headers()
