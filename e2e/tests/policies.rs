@@ -275,3 +275,66 @@ spec:
         "numRetries: 2 stops after three attempts"
     );
 }
+
+/// Permissions hold for callers in another zone: the ingress passes the caller's mesh TLS
+/// through untouched, so the destination sidecar still sees who calls.
+#[test]
+fn a_deny_holds_for_a_caller_in_another_zone() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    global.apply(MESH).unwrap();
+    let zone1 = Zone::start(
+        "zone-1",
+        &global,
+        ZoneOptions {
+            ingress: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let zone2 = Zone::start("zone-2", &global, ZoneOptions::default()).unwrap();
+    for zone in [&zone1, &zone2] {
+        zone.wait_for(
+            "/meshes/default/meshtrafficpermissions/allow-all-default",
+            DEADLINE,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
+        zone.wait_for("/meshes/default/secrets/ca-builtin-ca-1", DEADLINE)
+            .unwrap();
+    }
+    let api_app = http_server("api", |_| {});
+    let (_api, _) = sidecar(&zone1, "api-1", "api", "http", api_app.port, &[]);
+    let idle = http_server("idle", |_| {});
+    let (web, web_out) = sidecar(&zone2, "web-1", "web", "http", idle.port, &["api"]);
+    let (_other, other_out) = sidecar(&zone2, "other-1", "other", "http", idle.port, &["api"]);
+    eventually("zone-2 reaches zone-1's api", DEADLINE, || {
+        status(web_out[0], "/") == Some(200) && status(other_out[0], "/") == Some(200)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", web.process.log_tail(30)));
+    global
+        .apply(
+            "type: MeshTrafficPermission
+mesh: default
+name: api-not-for-web
+spec:
+  targetRef:
+    kind: MeshService
+    name: api
+  from:
+  - targetRef:
+      kind: MeshService
+      name: web
+    default:
+      action: Deny
+",
+        )
+        .unwrap();
+    eventually("zone-2's web denied across zones", DEADLINE, || {
+        status(web_out[0], "/") == Some(403)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", web.process.log_tail(30)));
+    assert_eq!(
+        status(other_out[0], "/"),
+        Some(200),
+        "zone-2's other caller still allowed"
+    );
+}
