@@ -97,12 +97,20 @@ pub fn selects(target: Option<&TargetRef>, dp: &DataplaneSpec) -> bool {
     }
 }
 
+/// (entry specificity, top-level specificity, policy name, entry index): weakest first.
+type Key<'a> = (u8, u8, &'a str, usize);
+
+/// One `to` or `from` entry with its rank.
+type Ranked<'a> = (Key<'a>, &'a Policy, &'a (Option<TargetRef>, Value));
+
 /// The rules `policies` give the proxy of `dp` whose outbounds go to `destinations`.
-pub fn compute(dp: &DataplaneSpec, destinations: &[String], policies: &[Policy]) -> Rules {
-    // (entry specificity, top-level specificity, policy name, entry index): weakest first.
-    type Key<'a> = (u8, u8, &'a str, usize);
-    let mut to: Vec<(Key<'_>, &Policy, &(Option<TargetRef>, Value))> = Vec::new();
-    let mut from: Vec<(Key<'_>, &Policy, &(Option<TargetRef>, Value))> = Vec::new();
+pub fn compute<'p>(
+    dp: &DataplaneSpec,
+    destinations: &[String],
+    policies: impl IntoIterator<Item = &'p Policy>,
+) -> Rules {
+    let mut to: Vec<Ranked<'p>> = Vec::new();
+    let mut from: Vec<Ranked<'p>> = Vec::new();
     for policy in policies {
         if !selects(policy.view.target_ref.as_ref(), dp) {
             continue;

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::build::Context;
 use super::deps::Dep;
-use crate::policy::rules::{self, Merged, Policy, Rules};
+use crate::policy::rules::{self, Merged, Rules};
 use crate::xds::policy::apply::{Edits, edit};
 use crate::xds::policy::rbac::{Permissions, rbac};
 use crate::xds::policy::{retry, timeout};
@@ -30,13 +30,16 @@ impl Context<'_> {
     pub(super) fn policy_rules(&mut self, dp: &DataplaneSpec, destinations: &[String]) -> Rules {
         let mesh = self.mesh().to_string();
         self.built.deps.insert(Dep::Policies(mesh.clone()));
-        let policies: Vec<Policy> = self
-            .world
-            .policies
-            .get(&mesh)
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        rules::compute(dp, destinations, &policies)
+        let world = self.world;
+        rules::compute(
+            dp,
+            destinations,
+            world
+                .policies
+                .get(&mesh)
+                .into_iter()
+                .flat_map(|m| m.values()),
+        )
     }
 
     /// Applies the policies to a sidecar built with `outbounds`.

@@ -25,12 +25,17 @@ struct Sections {
     from: bool,
 }
 
-/// Validates the shared shape; `conf` checks one configuration at a path.
+/// A policy's entries: `to[]`, `from[]` and how many `rules[]`.
+struct Entries<'a, I> {
+    to: &'a [I],
+    from: &'a [I],
+    rules: usize,
+}
+
+/// Validates the shared shape: the targets, and each entry's target and `default`.
 fn shape<I>(
     target: Option<&TargetRef>,
-    to: &[I],
-    from: &[I],
-    rules_len: usize,
+    entries: Entries<'_, I>,
     item: impl Fn(&I) -> (Option<&TargetRef>, bool),
     sections: Sections,
     path: &Path,
@@ -41,7 +46,8 @@ fn shape<I>(
         None => report.add(&target_path, "must be set"),
         Some(t) => reference(t, PROXY_TARGETS, &target_path, report),
     }
-    if rules_len > 0 {
+    let Entries { to, from, rules } = entries;
+    if rules > 0 {
         report.add(
             &path.field("rules"),
             "is not supported yet: use to[] for outbound and from[] for inbound traffic",
@@ -139,9 +145,11 @@ pub(super) fn traffic_permission(
 ) {
     shape(
         spec.target_ref.as_ref(),
-        &spec.to,
-        &spec.from,
-        spec.rules.len(),
+        Entries {
+            to: &spec.to,
+            from: &spec.from,
+            rules: spec.rules.len(),
+        },
         |i| (i.target_ref.as_ref(), i.default.is_some()),
         Sections {
             to: false,
@@ -161,9 +169,11 @@ pub(super) fn traffic_permission(
 pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) {
     shape(
         spec.target_ref.as_ref(),
-        &spec.to,
-        &spec.from,
-        spec.rules.len(),
+        Entries {
+            to: &spec.to,
+            from: &spec.from,
+            rules: spec.rules.len(),
+        },
         |i| (i.target_ref.as_ref(), i.default.is_some()),
         Sections {
             to: true,
@@ -237,9 +247,11 @@ const GRPC_RETRY_ON: &[&str] = &[
 pub(super) fn retry(spec: &MeshRetrySpec, path: &Path, report: &mut Report) {
     shape(
         spec.target_ref.as_ref(),
-        &spec.to,
-        &spec.from,
-        spec.rules.len(),
+        Entries {
+            to: &spec.to,
+            from: &spec.from,
+            rules: spec.rules.len(),
+        },
         |i| (i.target_ref.as_ref(), i.default.is_some()),
         Sections {
             to: true,
