@@ -1,10 +1,14 @@
 //! A real HTTP backend for data-plane tests: answers every request with its own name and the
 //! path it was asked for (`<name> <path>`), so a test can tell which service answered.
+//!
+//! It can misbehave on demand: answer every request with another status
+//! ([`Backend::set_status`]), fail its health path `/health` on its own
+//! ([`Backend::set_health`]), and answer `/slow/<ms>` only after that many milliseconds.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,6 +18,17 @@ pub struct Backend {
     pub port: u16,
     served: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    behaviour: Arc<Behaviour>,
+}
+
+/// What the backend answers, changeable while it runs.
+struct Behaviour {
+    /// Requests whose head has arrived, answered or not yet.
+    received: AtomicU64,
+    /// The status of every answer but `/health`'s.
+    status: AtomicU16,
+    /// The status of `/health`.
+    health: AtomicU16,
 }
 
 impl Backend {
@@ -23,16 +38,26 @@ impl Backend {
         let port = listener.local_addr()?.port();
         let served = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (n, s, st) = (name.to_string(), served.clone(), stop.clone());
+        let behaviour = Arc::new(Behaviour {
+            received: AtomicU64::new(0),
+            status: AtomicU16::new(200),
+            health: AtomicU16::new(200),
+        });
+        let (n, s, st, b) = (
+            name.to_string(),
+            served.clone(),
+            stop.clone(),
+            behaviour.clone(),
+        );
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if st.load(Ordering::Relaxed) {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
-                let (n, s) = (n.clone(), s.clone());
+                let (n, s, b) = (n.clone(), s.clone(), b.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &n, &s);
+                    let _ = serve(stream, &n, &s, &b);
                 });
             }
         });
@@ -41,7 +66,23 @@ impl Backend {
             port,
             served,
             stop,
+            behaviour,
         })
+    }
+
+    /// Answers every request but `/health` with `status` from now on.
+    pub fn set_status(&self, status: u16) {
+        self.behaviour.status.store(status, Ordering::Relaxed);
+    }
+
+    /// Answers `/health` with `status` from now on.
+    pub fn set_health(&self, status: u16) {
+        self.behaviour.health.store(status, Ordering::Relaxed);
+    }
+
+    /// Requests that have arrived so far, including those still being answered.
+    pub fn received(&self) -> u64 {
+        self.behaviour.received.load(Ordering::Relaxed)
     }
 
     /// Requests answered so far.
@@ -59,7 +100,12 @@ impl Drop for Backend {
 }
 
 /// Serves keep-alive HTTP/1.1 requests (bodies are not expected) until the peer closes.
-fn serve(stream: TcpStream, name: &str, served: &AtomicU64) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    name: &str,
+    served: &AtomicU64,
+    behaviour: &Behaviour,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
@@ -79,12 +125,33 @@ fn serve(stream: TcpStream, name: &str, served: &AtomicU64) -> std::io::Result<(
                 break;
             }
         }
+        behaviour.received.fetch_add(1, Ordering::Relaxed);
+        if let Some(ms) = path.strip_prefix("/slow/").and_then(|ms| ms.parse().ok()) {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        let status = if path == "/health" {
+            behaviour.health.load(Ordering::Relaxed)
+        } else {
+            behaviour.status.load(Ordering::Relaxed)
+        };
         let body = format!("{name} {path}");
         write!(
             writer,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            reason(status),
             body.len()
         )?;
         served.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
     }
 }

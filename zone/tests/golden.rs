@@ -20,6 +20,7 @@ use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
 use envoy_types::pb::envoy::extensions::filters::network::connection_limit::v3::ConnectionLimit;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+use envoy_types::pb::envoy::extensions::health_check::event_sinks::file::v3::HealthCheckEventFileSink;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     DownstreamTlsContext, Secret, UpstreamTlsContext,
 };
@@ -77,6 +78,9 @@ fn unpack(any: &Any) -> String {
         }
         "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext" => {
             UpstreamTlsContext::decode(v).map(|m| format!("{m:#?}"))
+        }
+        "envoy.extensions.health_check.event_sinks.file.v3.HealthCheckEventFileSink" => {
+            HealthCheckEventFileSink::decode(v).map(|m| format!("{m:#?}"))
         }
         _ => return format!("<{t}>"),
     };
@@ -137,6 +141,14 @@ fn describe_cluster(cluster: &Cluster) -> String {
     {
         nested = format!("\ntransport socket: {}", unpack(any));
         any.value.clear();
+    }
+    for check in &mut shallow.health_checks {
+        for logger in &mut check.event_logger {
+            if let Some(any) = &mut logger.typed_config {
+                nested.push_str(&format!("\nhealth check event logger: {}", unpack(any)));
+                any.value.clear();
+            }
+        }
     }
     format!("{shallow:#?}{nested}")
 }
@@ -1579,7 +1591,9 @@ fn a_policy_for_others_changes_nothing() {
     let kinds = prop_oneof![
         Just("MeshTimeout"),
         Just("MeshRetry"),
-        Just("MeshTrafficPermission")
+        Just("MeshTrafficPermission"),
+        Just("MeshCircuitBreaker"),
+        Just("MeshHealthCheck"),
     ];
     runner
         .run(&(kinds, "[a-z]{1,8}", any::<bool>()), |(kind, name, top_level)| {
@@ -1598,6 +1612,12 @@ fn a_policy_for_others_changes_nothing() {
                 "MeshRetry" => format!(
                     "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      tcp:\n        maxConnectAttempt: 2"
                 ),
+                "MeshCircuitBreaker" => format!(
+                    "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      connectionLimits:\n        maxConnections: 1"
+                ),
+                "MeshHealthCheck" => format!(
+                    "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      tcp: {{}}\n      http: {{}}"
+                ),
                 _ => format!(
                     "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      idleTimeout: 1s"
                 ),
@@ -1613,4 +1633,299 @@ fn a_policy_for_others_changes_nothing() {
             Ok(())
         })
         .unwrap();
+}
+
+const RESILIENCE: &str = "
+---
+type: MeshCircuitBreaker
+mesh: secure
+name: breakers
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: Mesh
+    default:
+      connectionLimits:
+        maxConnections: 100
+  - targetRef:
+      kind: MeshService
+      name: echo
+    default:
+      connectionLimits:
+        maxConnections: 2
+        maxConnectionPools: 3
+        maxPendingRequests: 4
+        maxRetries: 5
+        maxRequests: 6
+      outlierDetection:
+        interval: 5s
+        baseEjectionTime: 30s
+        maxEjectionPercent: 20
+        splitExternalAndLocalErrors: true
+        detectors:
+          totalFailures:
+            consecutive: 10
+          gatewayFailures:
+            consecutive: 7
+          localOriginFailures:
+            consecutive: 3
+          successRate:
+            minimumHosts: 5
+            requestVolume: 10
+            standardDeviationFactor: \"1.9\"
+          failurePercentage:
+            requestVolume: 10
+            minimumHosts: 5
+            threshold: 85
+---
+type: MeshHealthCheck
+mesh: secure
+name: checks
+spec:
+  targetRef:
+    kind: MeshService
+    name: client
+  to:
+  - targetRef:
+      kind: MeshService
+      name: echo
+    default:
+      interval: 10s
+      timeout: 2s
+      unhealthyThreshold: 3
+      healthyThreshold: 2
+      initialJitter: 1s
+      intervalJitter: 500ms
+      intervalJitterPercent: 10
+      healthyPanicThreshold: \"62.5\"
+      failTrafficOnPanic: true
+      noTrafficInterval: 20s
+      eventLogPath: /tmp/echo-health.log
+      alwaysLogHealthCheckFailures: true
+      reuseConnection: false
+      http:
+        path: /health
+        expectedStatuses: [200, 204]
+        requestHeadersToAdd:
+          set:
+          - name: x-check
+            value: atoll
+          add:
+          - name: x-more
+            value: a,b
+      tcp:
+        send: ping
+  - targetRef:
+      kind: MeshService
+      name: cache
+    default:
+      interval: 5s
+      tcp:
+        send: PING
+        receive: [PONG]
+  - targetRef:
+      kind: MeshService
+      name: api
+    default:
+      tcp: {}
+---
+type: MeshHTTPRoute
+mesh: secure
+name: echo-v2
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: MeshService
+      name: echo
+    rules:
+    - matches:
+      - path:
+          type: PathPrefix
+          value: /v2
+      default:
+        backendRefs:
+        - kind: MeshServiceSubset
+          name: echo
+          tags:
+            version: v2
+";
+
+/// MeshCircuitBreaker and MeshHealthCheck on an mTLS sidecar's clusters: the echo
+/// destination gets every field of both, and so does the cluster of its subset that a route
+/// sends to; the TCP destination a TCP check with payloads; an HTTP destination whose policy
+/// has only `tcp` gets no check (Kuma's rule) and a problem saying so. Only clusters change,
+/// so only clusters are in the golden file.
+#[test]
+fn sidecar_policies_circuit_breaker_health_check() {
+    let rest = "---
+type: Dataplane
+mesh: secure
+name: client-1
+networking:
+  address: 10.0.0.5
+  inbound:
+  - port: 8080
+    servicePort: 80
+    tags:
+      kuma.io/service: client
+      kuma.io/protocol: http
+  outbound:
+  - port: 10001
+    tags:
+      kuma.io/service: echo
+  - port: 10002
+    tags:
+      kuma.io/service: cache
+  - port: 10003
+    tags:
+      kuma.io/service: api
+---
+type: Dataplane
+mesh: secure
+name: echo-1
+networking:
+  address: 10.0.0.6
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: echo
+      kuma.io/protocol: http
+      version: v2
+---
+type: Dataplane
+mesh: secure
+name: cache-1
+networking:
+  address: 10.0.0.7
+  inbound:
+  - port: 6379
+    tags:
+      kuma.io/service: cache
+---
+type: Dataplane
+mesh: secure
+name: api-1
+networking:
+  address: 10.0.0.8
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: api
+      kuma.io/protocol: http
+";
+    let world = world(&format!("{}{RESILIENCE}", mtls_mesh("secure", "", rest)));
+    let (snapshot, problems) = generate(&world, "secure", "client-1");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("MeshHealthCheck for api") && problems[0].contains("protocol http"),
+        "{problems:?}"
+    );
+    let clusters = snapshot.decoded::<Cluster>(CLUSTER);
+    let named = |name: &str| {
+        clusters
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no cluster {name}"))
+    };
+    for echo in [named("echo"), named("echo[version=v2]")] {
+        let limits = echo.circuit_breakers.as_ref().unwrap().thresholds[0];
+        assert_eq!(limits.max_connections.unwrap().value, 2, "{}", echo.name);
+        assert!(echo.outlier_detection.is_some(), "{}", echo.name);
+        assert_eq!(echo.health_checks.len(), 1, "{}", echo.name);
+        // The check travels like the traffic: over the cluster's mesh mTLS.
+        assert!(echo.transport_socket.is_some());
+    }
+    let cache = named("cache");
+    assert_eq!(
+        cache.circuit_breakers.as_ref().unwrap().thresholds[0]
+            .max_connections
+            .unwrap()
+            .value,
+        100
+    );
+    assert!(cache.outlier_detection.is_none());
+    assert!(format!("{:?}", cache.health_checks).contains("TcpHealthCheck"));
+    assert!(named("api").health_checks.is_empty());
+    let text: String = clusters
+        .iter()
+        .map(|c| format!("=== Cluster {}\n{}\n", c.name, describe_cluster(c)))
+        .collect();
+    for expected in [
+        "track_remaining: true",
+        "success_rate_stdev_factor",
+        "path: \"/health\"",
+        "Text(\n",
+        "event_log_path: \"/tmp/echo-health.log\"",
+        "fail_traffic_on_panic: true",
+    ] {
+        assert!(text.contains(expected), "{expected} missing");
+    }
+    check_golden("sidecar_circuit_breaker_health_check", &redact_pem(&text));
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}
+
+/// A policy changed in place reaches the cluster, and one deleted leaves it as before.
+#[test]
+fn circuit_breaker_and_health_check_follow_changes() {
+    let client = "---
+type: Dataplane
+mesh: default
+name: client-1
+networking:
+  address: 10.0.0.5
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: client
+  outbound:
+  - port: 10001
+    tags:
+      kuma.io/service: api
+  - port: 10002
+    tags:
+      kuma.io/service: db
+";
+    let base = world(&format!("type: Mesh\nname: default\n{SERVICES}{client}"));
+    let before = generate(&base, "default", "client-1").0;
+    let mut world = base.clone();
+    let apply = |world: &mut World, yaml: &str| {
+        let resource = atoll_model::parse_documents(yaml)
+            .remove(0)
+            .outcome
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let name = resource.meta.name.clone();
+        world.apply(resource.kind(), Some("default"), &name, Some(&resource));
+    };
+    let breaker = |max: u32| {
+        format!(
+            "type: MeshCircuitBreaker\nmesh: default\nname: b\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n  - targetRef:\n      kind: Mesh\n    default:\n      connectionLimits:\n        maxConnections: {max}\n"
+        )
+    };
+    let max_connections = |world: &World| {
+        generate(world, "default", "client-1")
+            .0
+            .decoded::<Cluster>(CLUSTER)
+            .iter()
+            .filter_map(|c| c.circuit_breakers.as_ref())
+            .map(|b| b.thresholds[0].max_connections.unwrap().value)
+            .collect::<Vec<_>>()
+    };
+    apply(&mut world, &breaker(7));
+    assert_eq!(max_connections(&world), [7, 7], "api and db");
+    apply(&mut world, &breaker(9));
+    assert_eq!(max_connections(&world), [9, 9]);
+    world.apply(
+        atoll_model::Kind::MeshCircuitBreaker,
+        Some("default"),
+        "b",
+        None,
+    );
+    assert_eq!(
+        generate(&world, "default", "client-1").0.fingerprint(),
+        before.fingerprint()
+    );
 }

@@ -27,6 +27,8 @@ pub const GLOBAL_TO_ZONE: &[Kind] = &[
     Kind::MeshTrafficPermission,
     Kind::MeshTimeout,
     Kind::MeshRetry,
+    Kind::MeshCircuitBreaker,
+    Kind::MeshHealthCheck,
     Kind::HostnameGenerator,
     Kind::Secret,
     Kind::GlobalSecret,

@@ -89,6 +89,8 @@ kinds! {
     MeshTrafficPermission = "MeshTrafficPermission", "meshtrafficpermissions", Mesh, Global, Spec;
     MeshTimeout = "MeshTimeout", "meshtimeouts", Mesh, Global, Spec;
     MeshRetry = "MeshRetry", "meshretries", Mesh, Global, Spec;
+    MeshCircuitBreaker = "MeshCircuitBreaker", "meshcircuitbreakers", Mesh, Global, Spec;
+    MeshHealthCheck = "MeshHealthCheck", "meshhealthchecks", Mesh, Global, Spec;
     HostnameGenerator = "HostnameGenerator", "hostnamegenerators", Global, Global, Spec;
     Secret = "Secret", "secrets", Mesh, Global, Inline;
     GlobalSecret = "GlobalSecret", "globalsecrets", Global, Global, Inline;

@@ -31,7 +31,7 @@ use super::authn::{Authenticator, Denied, Grant, bearer_metadata};
 use crate::proxy::deps::ProxyId;
 use crate::proxy::hub::{Hub, Nack, SnapshotRx, now_rfc3339};
 use crate::proxy::meta::ProxyMeta;
-use crate::xds::snapshot::{PUSH_ORDER, Snapshot, is_wildcard_type};
+use crate::xds::snapshot::{CLUSTER, ENDPOINT, PUSH_ORDER, Snapshot, is_wildcard_type};
 
 /// Envoy's `node.id` for a Dataplane: `<mesh>.<name>`.
 pub fn node_id(mesh: &str, name: &str) -> String {
@@ -282,6 +282,7 @@ async fn sotw(
             &mut types,
             &mut nonce,
             sotw_response,
+            |s| s.sent_version = None,
             tx,
             &cx.grant,
         )
@@ -328,6 +329,12 @@ async fn next<T: prost::Message + Default>(
 
 /// Sends, in push order, every subscribed type whose resources changed in the newest
 /// snapshot, once the stream's grant admits the Dataplane the snapshot was computed for.
+///
+/// Clusters before endpoints, and after any cluster response every endpoint again (`resend`
+/// forgets what was sent): an updated EDS cluster is a new cluster to Envoy, warming until an
+/// endpoint response arrives for it, and Envoy does not ask again for endpoints it already
+/// holds. Without this, a cluster whose settings change (a policy, a timeout) would never
+/// leave warming while its endpoints stay the same.
 #[allow(clippy::too_many_arguments)]
 async fn push<S, R>(
     hub: &Hub,
@@ -336,6 +343,7 @@ async fn push<S, R>(
     types: &mut BTreeMap<String, S>,
     nonce: &mut u64,
     respond: fn(&Snapshot, &str, &mut S, &mut u64) -> Option<R>,
+    resend: fn(&mut S),
     tx: &Tx<R>,
     grant: &Grant,
 ) -> Result<(), Status> {
@@ -358,6 +366,11 @@ async fn push<S, R>(
                 .await
                 .map_err(|_| Status::cancelled("the stream closed"))?;
             sent(hub, proxy);
+            if type_url == CLUSTER
+                && let Some(endpoints) = types.get_mut(ENDPOINT)
+            {
+                resend(endpoints);
+            }
         }
     }
     Ok(())
@@ -467,6 +480,7 @@ async fn delta(
             &mut types,
             &mut nonce,
             delta_response,
+            |s| s.known.clear(),
             tx,
             &cx.grant,
         )

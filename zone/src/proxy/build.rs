@@ -2,7 +2,7 @@
 //! built-in gateway), the generators for that role, the clusters and endpoints its listeners
 //! need, mesh mTLS secrets, and the list of inputs it read (for the dependency index).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use atoll_model::types::{
@@ -58,6 +58,9 @@ pub(super) struct Context<'a> {
     pub(super) built: Built,
     pub(super) mtls: bool,
     permissive: bool,
+    /// The destination service of each cluster built so far (mesh services, their subsets
+    /// and ports, external services): what cluster-level policies are looked up by.
+    pub(super) cluster_services: BTreeMap<String, String>,
 }
 
 impl<'a> Context<'a> {
@@ -69,6 +72,7 @@ impl<'a> Context<'a> {
             built: Built::default(),
             mtls: false,
             permissive: false,
+            cluster_services: BTreeMap::new(),
         }
     }
 }
@@ -211,6 +215,8 @@ impl Context<'_> {
         self.built
             .deps
             .insert(Dep::Service(mesh.clone(), service.to_string()));
+        self.cluster_services
+            .insert(cluster.to_string(), service.to_string());
         let local: Vec<(String, u32, u32)> = self
             .world
             .endpoints
@@ -460,6 +466,7 @@ pub fn build(
         built: Built::default(),
         mtls: false,
         permissive: mesh_ca::permissive(world, mesh),
+        cluster_services: BTreeMap::new(),
     };
     cx.built.snapshot.dataplane = Some(std::sync::Arc::new(dp.clone()));
     cx.built

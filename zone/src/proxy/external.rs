@@ -25,6 +25,8 @@ impl Context<'_> {
         } else {
             self.originate(&mesh, name, &spec, &cluster)?;
         }
+        self.cluster_services
+            .insert(cluster.clone(), name.to_string());
         Some((cluster, external::protocol(&spec)))
     }
 

@@ -3,6 +3,7 @@
 //! to the change feed, and the hub that hands configurations to ADS streams.
 
 pub mod build;
+mod cluster_policies;
 pub mod data_source;
 pub mod deps;
 mod egress;

@@ -21,7 +21,7 @@ use crate::xds::sidecar::OutboundTarget;
 use crate::xds::snapshot::{CLUSTER, LISTENER};
 
 /// A merged configuration as its policy type's struct (validation guarantees the shape).
-fn conf<T: DeserializeOwned + Default>(merged: Option<&Merged>) -> Option<T> {
+pub(super) fn conf<T: DeserializeOwned + Default>(merged: Option<&Merged>) -> Option<T> {
     merged.and_then(|m| serde_json::from_value(m.conf.clone()).ok())
 }
 
@@ -48,7 +48,20 @@ impl Context<'_> {
         dp: &DataplaneSpec,
         outbounds: &[OutboundTarget],
     ) {
-        let destinations: Vec<String> = outbounds.iter().map(|o| o.service.clone()).collect();
+        // Every service a cluster goes to, route backends included: cluster-level policies
+        // apply to each of a service's clusters.
+        for outbound in outbounds {
+            self.cluster_services
+                .entry(outbound.cluster.clone())
+                .or_insert_with(|| outbound.service.clone());
+        }
+        let destinations: Vec<String> = outbounds
+            .iter()
+            .map(|o| o.service.clone())
+            .chain(self.cluster_services.values().cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let rules = self.policy_rules(dp, &destinations);
         let inbounds: Vec<String> = self
             .built
@@ -158,10 +171,11 @@ impl Context<'_> {
                     .update::<Cluster>(CLUSTER, &outbound.cluster, |c| timeout::cluster(c, t));
             }
         }
+        self.apply_cluster_policies(&rules);
     }
 
     /// A service's `kuma.io/protocol` tag, from any of its instances.
-    fn service_protocol(&self, service: &str) -> Option<String> {
+    pub(super) fn service_protocol(&self, service: &str) -> Option<String> {
         self.world
             .endpoints
             .get(&(self.mesh().to_string(), service.to_string()))

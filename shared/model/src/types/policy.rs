@@ -62,6 +62,23 @@ policy!(
     RetryConf
 );
 
+policy!(
+    /// MeshCircuitBreaker: connection limits and outlier detection on the clusters of the
+    /// destinations (`to[]`).
+    MeshCircuitBreakerSpec,
+    CircuitBreakerItem,
+    CircuitBreakerRule,
+    super::CircuitBreakerConf
+);
+
+policy!(
+    /// MeshHealthCheck: active health checks of the destinations' instances (`to[]`).
+    MeshHealthCheckSpec,
+    HealthCheckItem,
+    HealthCheckRule,
+    super::HealthCheckConf
+);
+
 model! {
     pub struct TrafficPermissionConf {
         #[serde(default, skip_serializing_if = "PermissionAction::is_unset")]
@@ -185,6 +202,8 @@ impl crate::Spec {
             crate::Spec::MeshTrafficPermission(s) => Some(view!(s)),
             crate::Spec::MeshTimeout(s) => Some(view!(s)),
             crate::Spec::MeshRetry(s) => Some(view!(s)),
+            crate::Spec::MeshCircuitBreaker(s) => Some(view!(s)),
+            crate::Spec::MeshHealthCheck(s) => Some(view!(s)),
             _ => None,
         }
     }

@@ -12,6 +12,7 @@ mod hostname_generator;
 mod mesh;
 mod meta;
 mod policies;
+mod policies_resilience;
 mod routes;
 mod secret;
 mod zone_proxies;
@@ -121,6 +122,8 @@ pub fn validate(resource: &Resource) -> Result<(), Vec<Violation>> {
         Spec::MeshTrafficPermission(s) => policies::traffic_permission(s, &spec, &mut report),
         Spec::MeshTimeout(s) => policies::timeout(s, &spec, &mut report),
         Spec::MeshRetry(s) => policies::retry(s, &spec, &mut report),
+        Spec::MeshCircuitBreaker(s) => policies_resilience::circuit_breaker(s, &spec, &mut report),
+        Spec::MeshHealthCheck(s) => policies_resilience::health_check(s, &spec, &mut report),
         Spec::Secret(s) | Spec::GlobalSecret(s) => secret::validate(s, &root, &mut report),
         Spec::Dataplane(s) => dataplane::validate(s, &root, &mut report),
         Spec::ZoneIngress(s) => zone_proxies::validate_ingress(s, &root, &mut report),

@@ -20,20 +20,20 @@ const DESTINATIONS: &[TargetKind] = &[TargetKind::Mesh, TargetKind::MeshService]
 const CALLERS: &[TargetKind] = &[TargetKind::Mesh, TargetKind::MeshService];
 
 /// Which sections a policy type uses.
-struct Sections {
-    to: bool,
-    from: bool,
+pub(super) struct Sections {
+    pub(super) to: bool,
+    pub(super) from: bool,
 }
 
 /// A policy's entries: `to[]`, `from[]` and how many `rules[]`.
-struct Entries<'a, I> {
-    to: &'a [I],
-    from: &'a [I],
-    rules: usize,
+pub(super) struct Entries<'a, I> {
+    pub(super) to: &'a [I],
+    pub(super) from: &'a [I],
+    pub(super) rules: usize,
 }
 
 /// Validates the shared shape: the targets, and each entry's target and `default`.
-fn shape<I>(
+pub(super) fn shape<I>(
     target: Option<&TargetRef>,
     entries: Entries<'_, I>,
     item: impl Fn(&I) -> (Option<&TargetRef>, bool),

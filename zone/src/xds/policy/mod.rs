@@ -3,6 +3,8 @@
 //! over Envoy messages, like the rest of `xds`.
 
 pub mod apply;
+pub mod circuit_breaker;
+pub mod health_check;
 pub mod rbac;
 pub mod retry;
 pub mod timeout;
