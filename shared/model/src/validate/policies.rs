@@ -25,8 +25,45 @@ struct Sections {
     from: bool,
 }
 
+/// Top-level targets of the policy types that also configure built-in gateways.
+const PROXY_AND_GATEWAY_TARGETS: &[TargetKind] = &[
+    TargetKind::Mesh,
+    TargetKind::MeshSubset,
+    TargetKind::MeshService,
+    TargetKind::MeshServiceSubset,
+    TargetKind::MeshGateway,
+    TargetKind::MeshHttpRoute,
+];
+
 /// Validates the shared shape; `conf` checks one configuration at a path.
+#[allow(clippy::too_many_arguments)]
 fn shape<I>(
+    target: Option<&TargetRef>,
+    to: &[I],
+    from: &[I],
+    rules_len: usize,
+    item: impl Fn(&I) -> (Option<&TargetRef>, bool),
+    sections: Sections,
+    path: &Path,
+    report: &mut Report,
+) {
+    shape_for(
+        PROXY_TARGETS,
+        target,
+        to,
+        from,
+        rules_len,
+        item,
+        sections,
+        path,
+        report,
+    )
+}
+
+/// [`shape`] for a policy type whose top-level `targetRef` may be one of `proxy_targets`.
+#[allow(clippy::too_many_arguments)]
+fn shape_for<I>(
+    proxy_targets: &[TargetKind],
     target: Option<&TargetRef>,
     to: &[I],
     from: &[I],
@@ -39,7 +76,7 @@ fn shape<I>(
     let target_path = path.field("targetRef");
     match target {
         None => report.add(&target_path, "must be set"),
-        Some(t) => reference(t, PROXY_TARGETS, &target_path, report),
+        Some(t) => reference(t, proxy_targets, &target_path, report),
     }
     if rules_len > 0 {
         report.add(
@@ -83,7 +120,21 @@ fn shape<I>(
 fn reference(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &mut Report) {
     let kind_path = path.field("kind");
     one_of(report, &kind_path, &target.kind, true);
-    if target.kind.is_known() && !allowed.contains(&target.kind) {
+    let gateway_kind = matches!(
+        target.kind,
+        TargetKind::MeshGateway | TargetKind::MeshHttpRoute
+    );
+    if gateway_kind && allowed == PROXY_TARGETS {
+        let names: Vec<&str> = allowed.iter().map(|k| k.as_str()).collect();
+        report.add(
+            &kind_path,
+            format!(
+                "{} cannot be targeted by this policy type: it does not configure built-in gateways (as in Kuma); use one of {}",
+                target.kind,
+                names.join(", ")
+            ),
+        );
+    } else if target.kind.is_known() && !allowed.contains(&target.kind) {
         let names: Vec<&str> = allowed.iter().map(|k| k.as_str()).collect();
         report.add(
             &kind_path,
@@ -96,7 +147,10 @@ fn reference(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &m
     }
     let named = matches!(
         target.kind,
-        TargetKind::MeshService | TargetKind::MeshServiceSubset
+        TargetKind::MeshService
+            | TargetKind::MeshServiceSubset
+            | TargetKind::MeshGateway
+            | TargetKind::MeshHttpRoute
     );
     if named && target.name.is_empty() {
         report.add(
@@ -110,9 +164,10 @@ fn reference(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &m
             format!("must not be set for kind {}", target.kind),
         );
     }
+    // A MeshGateway's tags select some of its listeners.
     let subset = matches!(
         target.kind,
-        TargetKind::MeshSubset | TargetKind::MeshServiceSubset
+        TargetKind::MeshSubset | TargetKind::MeshServiceSubset | TargetKind::MeshGateway
     );
     if !subset && !target.tags.is_empty() {
         report.add(
@@ -159,7 +214,9 @@ pub(super) fn traffic_permission(
 }
 
 pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) {
-    shape(
+    super::policies_gateway::timeout(spec, path, report);
+    shape_for(
+        PROXY_AND_GATEWAY_TARGETS,
         spec.target_ref.as_ref(),
         &spec.to,
         &spec.from,
@@ -235,7 +292,9 @@ const GRPC_RETRY_ON: &[&str] = &[
 ];
 
 pub(super) fn retry(spec: &MeshRetrySpec, path: &Path, report: &mut Report) {
-    shape(
+    super::policies_gateway::retry(spec, path, report);
+    shape_for(
+        PROXY_AND_GATEWAY_TARGETS,
         spec.target_ref.as_ref(),
         &spec.to,
         &spec.from,
