@@ -51,6 +51,28 @@ pub struct KindRules {
     pub from_any: Option<Merged>,
     /// Inbound, from one caller service: its entries merged over the `Mesh` ones.
     pub from_service: BTreeMap<String, Merged>,
+    /// A built-in gateway: per (virtual host, MeshHTTPRoute) its routes' `to[]` entries of
+    /// kind `Mesh`.
+    pub gateway_routes: BTreeMap<(String, String), Merged>,
+}
+
+/// A built-in gateway as policies see it: the MeshGateway it binds to and, per Envoy virtual
+/// host, its listener's tags and the MeshHTTPRoutes attached to it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GatewayScope {
+    pub gateway: String,
+    pub hosts: Vec<GatewayHost>,
+}
+
+/// One virtual host of a gateway.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GatewayHost {
+    /// The Envoy virtual host's name.
+    pub name: String,
+    /// The combined tags (Dataplane, MeshGateway, listener) of each listener it serves.
+    pub tags: Vec<atoll_model::types::Tags>,
+    /// The names of the MeshHTTPRoutes attached.
+    pub routes: Vec<String>,
 }
 
 /// Every policy type's effect on one proxy.
@@ -62,6 +84,8 @@ fn specificity(target: Option<&TargetRef>) -> u8 {
         Some(TargetKind::MeshSubset) => 1,
         Some(TargetKind::MeshService) => 2,
         Some(TargetKind::MeshServiceSubset) => 3,
+        Some(TargetKind::MeshGateway) => 4,
+        Some(TargetKind::MeshHttpRoute) => 5,
         _ => 0,
     }
 }
@@ -97,14 +121,52 @@ pub fn selects(target: Option<&TargetRef>, dp: &DataplaneSpec) -> bool {
     }
 }
 
+/// Whether a top-level `targetRef` selects the routes of `route` on the virtual host `host`
+/// of `gateway`: every proxy-wide target that selects the gateway's Dataplane, a MeshGateway
+/// by name (and its `tags` among the listener's), or one MeshHTTPRoute by name.
+fn selects_route(
+    target: Option<&TargetRef>,
+    dp: &DataplaneSpec,
+    gateway: &GatewayScope,
+    host: &GatewayHost,
+    route: &str,
+) -> bool {
+    match target {
+        Some(t) if t.kind == TargetKind::MeshGateway => {
+            t.name == gateway.gateway
+                && host
+                    .tags
+                    .iter()
+                    .any(|tags| t.tags.iter().all(|(k, v)| tags.get(k) == Some(v)))
+        }
+        Some(t) if t.kind == TargetKind::MeshHttpRoute => t.name == route,
+        other => selects(other, dp),
+    }
+}
+
 /// The rules `policies` give the proxy of `dp` whose outbounds go to `destinations`.
 pub fn compute(dp: &DataplaneSpec, destinations: &[String], policies: &[Policy]) -> Rules {
+    compute_for(dp, destinations, None, policies)
+}
+
+/// [`compute`], and for a built-in gateway the rules of its routes.
+pub fn compute_for(
+    dp: &DataplaneSpec,
+    destinations: &[String],
+    gateway: Option<&GatewayScope>,
+    policies: &[Policy],
+) -> Rules {
     // (entry specificity, top-level specificity, policy name, entry index): weakest first.
     type Key<'a> = (u8, u8, &'a str, usize);
     let mut to: Vec<(Key<'_>, &Policy, &(Option<TargetRef>, Value))> = Vec::new();
     let mut from: Vec<(Key<'_>, &Policy, &(Option<TargetRef>, Value))> = Vec::new();
     for policy in policies {
-        if !selects(policy.view.target_ref.as_ref(), dp) {
+        let top = policy.view.target_ref.as_ref();
+        let on_gateway = gateway.is_some()
+            && top.is_some_and(|t| {
+                matches!(t.kind, TargetKind::MeshGateway | TargetKind::MeshHttpRoute)
+            });
+        if !on_gateway && !selects(top, dp) {
             continue;
         }
         let top = specificity(policy.view.target_ref.as_ref());
@@ -128,6 +190,24 @@ pub fn compute(dp: &DataplaneSpec, destinations: &[String], policies: &[Policy])
     let mut rules = Rules::new();
     for (_, policy, (target, conf)) in &to {
         let kind = rules.entry(policy.kind).or_default();
+        let top = policy.view.target_ref.as_ref();
+        if let Some(gateway) = gateway
+            && target.as_ref().is_some_and(|t| t.kind == TargetKind::Mesh)
+        {
+            for host in &gateway.hosts {
+                for route in &host.routes {
+                    if selects_route(top, dp, gateway, host, route) {
+                        kind.gateway_routes
+                            .entry((host.name.clone(), route.clone()))
+                            .or_default()
+                            .add(conf, &policy.name);
+                    }
+                }
+            }
+        }
+        if !selects(top, dp) {
+            continue;
+        }
         for destination in destinations {
             let applies = match target.as_ref().map(|t| &t.kind) {
                 Some(TargetKind::Mesh) => true,
@@ -146,6 +226,9 @@ pub fn compute(dp: &DataplaneSpec, destinations: &[String], policies: &[Policy])
     }
     for (_, policy, (target, conf)) in &from {
         let kind = rules.entry(policy.kind).or_default();
+        if !selects(policy.view.target_ref.as_ref(), dp) {
+            continue;
+        }
         match target.as_ref().map(|t| &t.kind) {
             Some(TargetKind::Mesh) => {
                 kind.from_any

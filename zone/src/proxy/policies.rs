@@ -26,16 +26,20 @@ fn conf<T: DeserializeOwned + Default>(merged: Option<&Merged>) -> Option<T> {
 }
 
 impl Context<'_> {
-    /// The rules of every policy of this proxy's mesh for the proxy `dp`.
-    pub(super) fn policy_rules(&mut self, dp: &DataplaneSpec, destinations: &[String]) -> Rules {
+    /// Every policy of this proxy's mesh, recorded as a dependency.
+    pub(super) fn mesh_policies(&mut self) -> Vec<Policy> {
         let mesh = self.mesh().to_string();
         self.built.deps.insert(Dep::Policies(mesh.clone()));
-        let policies: Vec<Policy> = self
-            .world
+        self.world
             .policies
             .get(&mesh)
             .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// The rules of every policy of this proxy's mesh for the proxy `dp`.
+    pub(super) fn policy_rules(&mut self, dp: &DataplaneSpec, destinations: &[String]) -> Rules {
+        let policies = self.mesh_policies();
         rules::compute(dp, destinations, &policies)
     }
 

@@ -5,4 +5,5 @@
 pub mod apply;
 pub mod rbac;
 pub mod retry;
+pub mod routes;
 pub mod timeout;
