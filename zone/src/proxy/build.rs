@@ -542,12 +542,7 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
             }
             continue;
         }
-        let service = outbound
-            .tags
-            .get(SERVICE_TAG)
-            .cloned()
-            .or_else(|| outbound.backend_ref.as_ref().map(|b| b.name.clone()));
-        let Some(service) = service else {
+        let Some(service) = crate::dp_server::inspect::outbound_service(outbound) else {
             cx.built
                 .problems
                 .push(format!("outbound port {}: names no service", outbound.port));
