@@ -72,6 +72,8 @@ pub struct ServerOptions {
     pub client_ca: Option<PathBuf>,
     /// `1.2` or `1.3`.
     pub max_tls: Option<&'static str>,
+    /// `http`: wait this long before answering.
+    pub delay_ms: Option<u64>,
 }
 
 /// A Python server; stopped on drop.
@@ -111,6 +113,9 @@ impl ExternalServer {
         }
         if let Some(max) = options.max_tls {
             args.extend(["--max-tls".into(), max.into()]);
+        }
+        if let Some(delay) = options.delay_ms {
+            args.extend(["--delay-ms".into(), delay.to_string()]);
         }
         let mut process = Process::start(
             Spec {

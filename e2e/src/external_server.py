@@ -1,7 +1,7 @@
 """A server outside the mesh, for MeshExternalService tests.
 
 Modes: `echo` (TCP: sends back what it receives) and `http` (answers every request with
-`external <name> <path>`). Optionally TLS with a given certificate, a required client
+`external <name> <path>`, after `--delay-ms` when given). Optionally TLS with a given certificate, a required client
 certificate, and bounds on the TLS version. Listens on a loopback TCP port or a unix socket.
 """
 import argparse
@@ -10,6 +10,7 @@ import os
 import socketserver
 import ssl
 import sys
+import time
 
 
 def parse():
@@ -23,6 +24,7 @@ def parse():
     p.add_argument("--client-ca")
     p.add_argument("--max-tls", choices=["1.2", "1.3"])
     p.add_argument("--min-tls", choices=["1.2", "1.3"])
+    p.add_argument("--delay-ms", type=int, default=0)
     return p.parse_args()
 
 
@@ -60,6 +62,8 @@ def main():
         protocol_version = "HTTP/1.1"
 
         def do_GET(self):
+            # A slow upstream, for timeouts in front of it.
+            time.sleep(args.delay_ms / 1000)
             body = f"external {args.name} {self.path}".encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))

@@ -119,7 +119,7 @@ pub async fn start_control_plane(
         status,
     };
     // The extra routes are API reads too: the same authentication (a refused token is 401).
-    let extra_routes = extra_routes.route_layer(axum::middleware::from_fn_with_state(
+    let extra_routes = extra_routes.layer(axum::middleware::from_fn_with_state(
         state.clone(),
         atoll_api::auth::authenticate,
     ));

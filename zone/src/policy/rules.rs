@@ -360,6 +360,83 @@ mod tests {
     }
 
     #[test]
+    fn gateway_routes_take_route_then_gateway_then_mesh_wide_entries() {
+        let gateway: DataplaneSpec =
+            serde_json::from_value(json!({"networking": {"address": "10.0.0.1",
+            "gateway": {"type": "BUILTIN", "tags": {"kuma.io/service": "edge"}}}}))
+            .unwrap();
+        let host = |name: &str, listener: &str, routes: &[&str]| GatewayHost {
+            name: name.into(),
+            tags: vec![[("listener".to_string(), listener.to_string())].into()],
+            routes: routes.iter().map(|r| r.to_string()).collect(),
+        };
+        let scope = GatewayScope {
+            gateway: "edge".into(),
+            hosts: vec![
+                host("public", "public", &["a", "b"]),
+                host("internal", "internal", &["a"]),
+            ],
+        };
+        let timeout = |name: &str, target: Value, request: &str| {
+            policy(
+                Kind::MeshTimeout,
+                name,
+                json!({"targetRef": target, "to": [{"targetRef": {"kind": "Mesh"}, "default": {"http": {"requestTimeout": request}}}]}),
+            )
+        };
+        let policies = [
+            // Sorts last by name, but a route target is more specific than a gateway target.
+            timeout(
+                "z-gateway",
+                json!({"kind": "MeshGateway", "name": "edge"}),
+                "3s",
+            ),
+            timeout(
+                "a-route",
+                json!({"kind": "MeshHTTPRoute", "name": "a"}),
+                "1s",
+            ),
+            timeout("mesh-wide", json!({"kind": "Mesh"}), "9s"),
+            timeout(
+                "internal-only",
+                json!({"kind": "MeshGateway", "name": "edge", "tags": {"listener": "internal"}}),
+                "2s",
+            ),
+            timeout(
+                "other-gateway",
+                json!({"kind": "MeshGateway", "name": "other"}),
+                "7s",
+            ),
+        ];
+        let rules = compute_for(&gateway, &[], Some(&scope), &policies);
+        let routes = &rules[&Kind::MeshTimeout].gateway_routes;
+        let at = |host: &str, route: &str| {
+            let merged = &routes[&(host.to_string(), route.to_string())];
+            (
+                merged.conf["http"]["requestTimeout"].clone(),
+                merged.origins.clone(),
+            )
+        };
+        assert_eq!(
+            at("public", "a"),
+            (
+                json!("1s"),
+                vec!["mesh-wide".into(), "z-gateway".into(), "a-route".into()]
+            )
+        );
+        assert_eq!(at("public", "b").0, json!("3s"));
+        // Same specificity (both MeshGateway): the later name wins.
+        assert_eq!(at("internal", "a").0, json!("1s"));
+        assert_eq!(routes.len(), 3);
+        // Without a gateway, gateway targets select nothing.
+        assert!(
+            compute(&gateway, &[], &policies)
+                .get(&Kind::MeshTimeout)
+                .is_none_or(|r| r.gateway_routes.is_empty())
+        );
+    }
+
+    #[test]
     fn subsets_select_by_tags() {
         let target = |v: Value| -> TargetRef { serde_json::from_value(v).unwrap() };
         let canary = dp("web", &[("version", "v2")]);
