@@ -134,7 +134,7 @@ spec:
 
     // The zone says which policy configures which route of the gateway.
     let (code, text) =
-        http_get(zone_port(&zone), "/meshes/default/dataplanes/edge-1/_rules").unwrap();
+        http_get(zone.http_port, "/meshes/default/dataplanes/edge-1/_rules").unwrap();
     assert_eq!(code, 200, "{text}");
     let answer: Value = serde_json::from_str(&text).unwrap();
     let timeout = answer["rules"]
@@ -200,7 +200,7 @@ spec:
 
     // The same authentication as every read: a refused token is 401; an unknown proxy, 404.
     let (code, _) = http_call_with(
-        zone_port(&zone),
+        zone.http_port,
         "localhost",
         "GET",
         "/meshes/default/dataplanes/edge-1/_rules",
@@ -209,14 +209,6 @@ spec:
     )
     .unwrap();
     assert_eq!(code, 401);
-    let (code, _) = http_get(zone_port(&zone), "/meshes/default/dataplanes/nobody/_rules").unwrap();
+    let (code, _) = http_get(zone.http_port, "/meshes/default/dataplanes/nobody/_rules").unwrap();
     assert_eq!(code, 404);
-}
-
-fn zone_port(zone: &Zone) -> u16 {
-    zone.api()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("the zone API's port")
 }

@@ -158,8 +158,9 @@ pub fn compute_for(
 ) -> Rules {
     // (entry specificity, top-level specificity, policy name, entry index): weakest first.
     type Key<'a> = (u8, u8, &'a str, usize);
-    let mut to: Vec<(Key<'_>, &Policy, &(Option<TargetRef>, Value))> = Vec::new();
-    let mut from: Vec<(Key<'_>, &Policy, &(Option<TargetRef>, Value))> = Vec::new();
+    type Entry<'a> = (Key<'a>, &'a Policy, &'a (Option<TargetRef>, Value));
+    let mut to: Vec<Entry<'_>> = Vec::new();
+    let mut from: Vec<Entry<'_>> = Vec::new();
     for policy in policies {
         let top = policy.view.target_ref.as_ref();
         let on_gateway = gateway.is_some()

@@ -5,34 +5,40 @@
 use super::{Path, Report};
 use crate::types::*;
 
-/// Whether a policy's top-level target is a gateway or one of its routes.
-fn on_gateway(target: Option<&TargetRef>) -> bool {
-    target.is_some_and(|t| matches!(t.kind, TargetKind::MeshGateway | TargetKind::MeshHttpRoute))
-}
-
-/// The entries' shape on a gateway: no `from[]`, `to[]` of kind `Mesh` only.
-fn sections(
-    target: Option<&TargetRef>,
-    to: &[Option<&TargetRef>],
+/// For a policy aimed at a gateway or one of its routes: checks the sections (no `from[]`,
+/// `to[]` of kind `Mesh` only) and gives the target's kind and each `to[]` configuration with
+/// its path; `None` for any other policy.
+fn on_gateway<'s, C>(
+    target: Option<&'s TargetRef>,
+    to: impl Iterator<Item = (Option<&'s TargetRef>, Option<&'s C>)>,
     from_len: usize,
     path: &Path,
     report: &mut Report,
-) {
-    let kind = target.map(|t| t.kind.as_str()).unwrap_or_default();
+) -> Option<(&'s str, Vec<(Path, &'s C)>)> {
+    let kind = target
+        .map(|t| &t.kind)
+        .filter(|k| matches!(k, TargetKind::MeshGateway | TargetKind::MeshHttpRoute))?
+        .as_str();
     if from_len > 0 {
         report.add(
             &path.field("from"),
             format!("is not supported with a top-level targetRef of kind {kind}: a gateway's routes are configured with to[]"),
         );
     }
-    for (i, entry) in to.iter().enumerate() {
+    let mut confs = Vec::new();
+    for (i, (entry, conf)) in to.enumerate() {
+        let at = path.field("to").index(i);
         if entry.is_some_and(|t| t.kind != TargetKind::Mesh) {
             report.add(
-                &path.field("to").index(i).field("targetRef").field("kind"),
+                &at.field("targetRef").field("kind"),
                 format!("must be Mesh with a top-level targetRef of kind {kind}: per-backend configuration of a gateway's routes is not supported yet"),
             );
         }
+        if let Some(conf) = conf {
+            confs.push((at.field("default"), conf));
+        }
     }
+    Some((kind, confs))
 }
 
 fn refuse(report: &mut Report, path: &Path, set: bool, kind: &str) {
@@ -45,16 +51,16 @@ fn refuse(report: &mut Report, path: &Path, set: bool, kind: &str) {
 }
 
 pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) {
-    let target = spec.target_ref.as_ref();
-    if !on_gateway(target) {
+    let to = spec
+        .to
+        .iter()
+        .map(|i| (i.target_ref.as_ref(), i.default.as_ref()));
+    let Some((kind, confs)) =
+        on_gateway(spec.target_ref.as_ref(), to, spec.from.len(), path, report)
+    else {
         return;
-    }
-    let to: Vec<Option<&TargetRef>> = spec.to.iter().map(|i| i.target_ref.as_ref()).collect();
-    sections(target, &to, spec.from.len(), path, report);
-    let kind = target.map(|t| t.kind.as_str()).unwrap_or_default();
-    for (i, item) in spec.to.iter().enumerate() {
-        let Some(conf) = &item.default else { continue };
-        let at = path.field("to").index(i).field("default");
+    };
+    for (at, conf) in confs {
         refuse(
             report,
             &at.field("connectionTimeout"),
@@ -87,16 +93,16 @@ pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) 
 }
 
 pub(super) fn retry(spec: &MeshRetrySpec, path: &Path, report: &mut Report) {
-    let target = spec.target_ref.as_ref();
-    if !on_gateway(target) {
+    let to = spec
+        .to
+        .iter()
+        .map(|i| (i.target_ref.as_ref(), i.default.as_ref()));
+    let Some((kind, confs)) =
+        on_gateway(spec.target_ref.as_ref(), to, spec.from.len(), path, report)
+    else {
         return;
-    }
-    let to: Vec<Option<&TargetRef>> = spec.to.iter().map(|i| i.target_ref.as_ref()).collect();
-    sections(target, &to, spec.from.len(), path, report);
-    let kind = target.map(|t| t.kind.as_str()).unwrap_or_default();
-    for (i, item) in spec.to.iter().enumerate() {
-        let Some(conf) = &item.default else { continue };
-        let at = path.field("to").index(i).field("default");
+    };
+    for (at, conf) in confs {
         refuse(report, &at.field("tcp"), conf.tcp.is_some(), kind);
         refuse(report, &at.field("grpc"), conf.grpc.is_some(), kind);
     }
