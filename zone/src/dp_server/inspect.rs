@@ -71,7 +71,14 @@ async fn inspect(
     let scope = if is_builtin_gateway(&dp) {
         let gateways = list(store.as_ref(), Kind::MeshGateway, &mesh).await?;
         let routes = list(store.as_ref(), Kind::MeshHttpRoute, &mesh).await?;
-        gateway_scope(&mesh, &dp, &gateways, &routes)
+        let mtls = match store.get(&Key::new(Kind::Mesh, None, &mesh)).await? {
+            Some(stored) => match &stored.resource.spec {
+                Spec::Mesh(m) => crate::proxy::build::mtls_backend(m).is_some(),
+                _ => false,
+            },
+            None => false,
+        };
+        gateway_scope(&mesh, &dp, mtls, &gateways, &routes)
     } else {
         None
     };
@@ -128,11 +135,12 @@ pub fn destinations(dp: &DataplaneSpec) -> Vec<String> {
     services
 }
 
-/// The gateway's virtual hosts and routes, as the gateway generator lays them out; `None`
-/// when no single MeshGateway binds the Dataplane.
+/// The gateway's virtual hosts and routes, as the gateway generator lays them out (crossMesh
+/// listeners only in an mTLS mesh); `None` when no single MeshGateway binds the Dataplane.
 pub fn gateway_scope(
     mesh: &str,
     dp: &DataplaneSpec,
+    mtls: bool,
     gateways: &[(String, Spec)],
     routes: &[(String, Spec)],
 ) -> Option<GatewayScope> {
@@ -166,7 +174,7 @@ pub fn gateway_scope(
         http_routes: &http,
         tcp_routes: &[],
         certificate: &resolve,
-        cross_mesh_tls: None,
+        cross_mesh_tls: mtls.then(Default::default),
     });
     Some(GatewayScope {
         gateway: name.clone(),
@@ -464,7 +472,7 @@ spec:
         requestTimeout: 500ms
 ",
         ));
-        let scope = gateway_scope("default", &dp, &gateways, &routes).expect("bound");
+        let scope = gateway_scope("default", &dp, false, &gateways, &routes).expect("bound");
         assert_eq!(scope.gateway, "edge");
         let rules = rules::compute_for(&dp, &destinations(&dp), Some(&scope), &policies);
         let answer = answer("default", "edge-1", &rules);
