@@ -41,6 +41,22 @@ fn on_gateway<'s, C>(
     Some((kind, confs))
 }
 
+/// [`on_gateway`] for a policy spec made by `policy!`.
+macro_rules! gateway_confs {
+    ($spec:expr, $path:expr, $report:expr) => {
+        on_gateway(
+            $spec.target_ref.as_ref(),
+            $spec
+                .to
+                .iter()
+                .map(|i| (i.target_ref.as_ref(), i.default.as_ref())),
+            $spec.from.len(),
+            $path,
+            $report,
+        )
+    };
+}
+
 fn refuse(report: &mut Report, path: &Path, set: bool, kind: &str) {
     if set {
         report.add(
@@ -51,13 +67,7 @@ fn refuse(report: &mut Report, path: &Path, set: bool, kind: &str) {
 }
 
 pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) {
-    let to = spec
-        .to
-        .iter()
-        .map(|i| (i.target_ref.as_ref(), i.default.as_ref()));
-    let Some((kind, confs)) =
-        on_gateway(spec.target_ref.as_ref(), to, spec.from.len(), path, report)
-    else {
+    let Some((kind, confs)) = gateway_confs!(spec, path, report) else {
         return;
     };
     for (at, conf) in confs {
@@ -93,13 +103,7 @@ pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) 
 }
 
 pub(super) fn retry(spec: &MeshRetrySpec, path: &Path, report: &mut Report) {
-    let to = spec
-        .to
-        .iter()
-        .map(|i| (i.target_ref.as_ref(), i.default.as_ref()));
-    let Some((kind, confs)) =
-        on_gateway(spec.target_ref.as_ref(), to, spec.from.len(), path, report)
-    else {
+    let Some((kind, confs)) = gateway_confs!(spec, path, report) else {
         return;
     };
     for (at, conf) in confs {
