@@ -75,6 +75,9 @@ pub struct GatewayHost {
     pub routes: Vec<String>,
 }
 
+/// The policy types a built-in gateway's routes honour; the others configure nothing there.
+pub const GATEWAY_ROUTE_KINDS: &[Kind] = &[Kind::MeshTimeout, Kind::MeshRetry];
+
 /// Every policy type's effect on one proxy.
 pub type Rules = BTreeMap<Kind, KindRules>;
 
@@ -193,6 +196,7 @@ pub fn compute_for(
         let kind = rules.entry(policy.kind).or_default();
         let top = policy.view.target_ref.as_ref();
         if let Some(gateway) = gateway
+            && GATEWAY_ROUTE_KINDS.contains(&policy.kind)
             && target.as_ref().is_some_and(|t| t.kind == TargetKind::Mesh)
         {
             for host in &gateway.hosts {
