@@ -1,7 +1,7 @@
 """A server outside the mesh, for MeshExternalService tests.
 
 Modes: `echo` (TCP: sends back what it receives) and `http` (answers every request with
-`external <name> <path>`). Optionally TLS with a given certificate, a required client
+`external <name> <path>`, after `--delay-ms` when given). Optionally TLS with a given certificate, a required client
 certificate, and bounds on the TLS version. Listens on a loopback TCP port or a unix socket.
 """
 import argparse

@@ -28,13 +28,16 @@ pub async fn run(
         name: zone.name.clone(),
     };
     let (hub, commands) = Hub::new();
-    let insights = crate::dp_server::insight::router(hub.clone());
+    let store_slot = crate::dp_server::inspect::StoreSlot::default();
+    let extra_routes = crate::dp_server::insight::router(hub.clone())
+        .merge(crate::dp_server::inspect::router(store_slot.clone()));
     let (names, status) = crate::external::status::board();
     let Some(started) =
-        start_control_plane(&common, mode, insights, Some(status), stop.clone()).await?
+        start_control_plane(&common, mode, extra_routes, Some(status), stop.clone()).await?
     else {
         return Ok(());
     };
+    let _ = store_slot.set(started.store.clone());
     let kds = match zone.kds.clone() {
         Some(kds) => Some(tokio::spawn(crate::kds_client::run(
             zone.name.clone(),

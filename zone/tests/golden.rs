@@ -1929,3 +1929,109 @@ networking:
         before.fingerprint()
     );
 }
+
+/// A gateway with two routes to one backend: a MeshTimeout on one MeshHTTPRoute sets that
+/// route's timeout only; a MeshRetry on the gateway's `internal` listener (by tags) retries on
+/// that listener's routes only.
+#[test]
+fn gateway_policies_per_route_and_per_listener() {
+    let world = world(&format!(
+        "type: Mesh
+name: default
+---
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: 8080
+    protocol: HTTP
+  - port: 9090
+    protocol: HTTP
+    tags:
+      listener: internal
+---
+type: MeshHTTPRoute
+mesh: default
+name: fast-enough
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    rules:
+    - matches:
+      - path:
+          type: PathPrefix
+          value: /patient
+      default:
+        backendRefs:
+        - kind: MeshService
+          name: api
+---
+type: MeshHTTPRoute
+mesh: default
+name: impatient
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    rules:
+    - matches:
+      - path:
+          type: PathPrefix
+          value: /impatient
+      default:
+        backendRefs:
+        - kind: MeshService
+          name: api
+---
+type: MeshTimeout
+mesh: default
+name: impatient-route
+spec:
+  targetRef:
+    kind: MeshHTTPRoute
+    name: impatient
+  to:
+  - targetRef:
+      kind: Mesh
+    default:
+      http:
+        requestTimeout: 500ms
+---
+type: MeshRetry
+mesh: default
+name: internal-retries
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+    tags:
+      listener: internal
+  to:
+  - targetRef:
+      kind: Mesh
+    default:
+      http:
+        numRetries: 4
+{SERVICES}{GATEWAY_DP}"
+    ));
+    let (snapshot, problems) = generate(&world, "default", "edge-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let text = describe(&snapshot);
+    // Two listeners with two routes each; one timeout per listener (the impatient route) and
+    // two retry policies (the internal listener's routes).
+    assert_eq!(text.matches("nanos: 500000000").count(), 2, "{text}");
+    assert_eq!(text.matches("num_retries").count(), 2, "{text}");
+    check_golden("gateway_policies", &text);
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}

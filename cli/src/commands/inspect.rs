@@ -1,4 +1,5 @@
-//! `atollctl inspect zones`: each zone's KDS status from the global.
+//! `atollctl inspect zones`: each zone's KDS status from the global; `atollctl inspect
+//! dataplane NAME -m MESH`: the policies applied to a proxy, from its zone.
 
 use std::process::ExitCode;
 
@@ -15,10 +16,23 @@ pub enum What {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// The policies applied to a Dataplane (asks its zone control plane).
+    Dataplane {
+        name: String,
+        #[arg(short, long, default_value = "default")]
+        mesh: String,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
 }
 
 pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
-    let What::Zones { output } = what;
+    let output = match what {
+        What::Zones { output } => output,
+        What::Dataplane { name, mesh, output } => {
+            return super::inspect_dataplane::run(api, mesh, name, *output);
+        }
+    };
     let response = api.connect()?.get("/zones/_overview")?;
     if !response.status().is_success() {
         eprintln!("Error: {}", describe_error(response));
@@ -70,11 +84,23 @@ fn table(items: &[Value]) -> String {
             nack,
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+    align(&rows)
+}
+
+/// Rows as columns padded to their widest cell.
+pub(super) fn align<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let columns = rows.first().map_or(0, |r| r.as_ref().len());
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.as_ref()[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     rows.iter()
         .map(|row| {
+            let row = row.as_ref();
             let cells: Vec<String> = row
                 .iter()
                 .zip(&widths)

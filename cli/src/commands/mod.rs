@@ -6,4 +6,5 @@ pub mod generate;
 pub mod get;
 pub mod input;
 pub mod inspect;
+pub mod inspect_dataplane;
 pub mod validate;

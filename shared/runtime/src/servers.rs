@@ -107,7 +107,7 @@ pub async fn start_control_plane(
     }
 
     let zone_certificates = IssuerSlot::default();
-    let router = atoll_api::router(ApiState {
+    let state = ApiState {
         store: store.clone(),
         mode,
         auth: ApiAuth {
@@ -117,8 +117,13 @@ pub async fn start_control_plane(
         },
         zone_certificates: zone_certificates.clone(),
         status,
-    })
-    .merge(extra_routes);
+    };
+    // The extra routes are API reads too: the same authentication (a refused token is 401).
+    let extra_routes = extra_routes.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        atoll_api::auth::authenticate,
+    ));
+    let router = atoll_api::router(state).merge(extra_routes);
     let http = bind(common.http, "HTTP API").await?;
     let https = bind(common.https, "HTTPS API").await?;
     servers.push(tokio::spawn(atoll_api::serve(

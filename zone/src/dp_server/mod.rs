@@ -7,6 +7,7 @@ pub mod ads;
 pub mod authn;
 pub mod bootstrap;
 pub mod insight;
+pub mod inspect;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -51,7 +51,32 @@ pub struct KindRules {
     pub from_any: Option<Merged>,
     /// Inbound, from one caller service: its entries merged over the `Mesh` ones.
     pub from_service: BTreeMap<String, Merged>,
+    /// A built-in gateway: per (virtual host, MeshHTTPRoute) its routes' `to[]` entries of
+    /// kind `Mesh`.
+    pub gateway_routes: BTreeMap<(String, String), Merged>,
 }
+
+/// A built-in gateway as policies see it: the MeshGateway it binds to and, per Envoy virtual
+/// host, its listener's tags and the MeshHTTPRoutes attached to it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GatewayScope {
+    pub gateway: String,
+    pub hosts: Vec<GatewayHost>,
+}
+
+/// One virtual host of a gateway.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GatewayHost {
+    /// The Envoy virtual host's name.
+    pub name: String,
+    /// The combined tags (Dataplane, MeshGateway, listener) of each listener it serves.
+    pub tags: Vec<atoll_model::types::Tags>,
+    /// The names of the MeshHTTPRoutes attached.
+    pub routes: Vec<String>,
+}
+
+/// The policy types a built-in gateway's routes honour; the others configure nothing there.
+pub const GATEWAY_ROUTE_KINDS: &[Kind] = &[Kind::MeshTimeout, Kind::MeshRetry];
 
 /// Every policy type's effect on one proxy.
 pub type Rules = BTreeMap<Kind, KindRules>;
@@ -62,6 +87,8 @@ fn specificity(target: Option<&TargetRef>) -> u8 {
         Some(TargetKind::MeshSubset) => 1,
         Some(TargetKind::MeshService) => 2,
         Some(TargetKind::MeshServiceSubset) => 3,
+        Some(TargetKind::MeshGateway) => 4,
+        Some(TargetKind::MeshHttpRoute) => 5,
         _ => 0,
     }
 }
@@ -97,11 +124,28 @@ pub fn selects(target: Option<&TargetRef>, dp: &DataplaneSpec) -> bool {
     }
 }
 
-/// (entry specificity, top-level specificity, policy name, entry index): weakest first.
-type Key<'a> = (u8, u8, &'a str, usize);
-
-/// One `to` or `from` entry with its rank.
-type Ranked<'a> = (Key<'a>, &'a Policy, &'a (Option<TargetRef>, Value));
+/// Whether a top-level `targetRef` selects the routes of `route` on the virtual host `host`
+/// of `gateway`: every proxy-wide target that selects the gateway's Dataplane, a MeshGateway
+/// by name (and its `tags` among the listener's), or one MeshHTTPRoute by name.
+fn selects_route(
+    target: Option<&TargetRef>,
+    dp: &DataplaneSpec,
+    gateway: &GatewayScope,
+    host: &GatewayHost,
+    route: &str,
+) -> bool {
+    match target {
+        Some(t) if t.kind == TargetKind::MeshGateway => {
+            t.name == gateway.gateway
+                && host
+                    .tags
+                    .iter()
+                    .any(|tags| t.tags.iter().all(|(k, v)| tags.get(k) == Some(v)))
+        }
+        Some(t) if t.kind == TargetKind::MeshHttpRoute => t.name == route,
+        other => selects(other, dp),
+    }
+}
 
 /// The rules `policies` give the proxy of `dp` whose outbounds go to `destinations`.
 pub fn compute<'p>(
@@ -109,10 +153,31 @@ pub fn compute<'p>(
     destinations: &[String],
     policies: impl IntoIterator<Item = &'p Policy>,
 ) -> Rules {
+    compute_for(dp, destinations, None, policies)
+}
+
+/// (entry specificity, top-level specificity, policy name, entry index): weakest first.
+type Key<'a> = (u8, u8, &'a str, usize);
+
+/// One `to` or `from` entry with its rank.
+type Ranked<'a> = (Key<'a>, &'a Policy, &'a (Option<TargetRef>, Value));
+
+/// [`compute`], and for a built-in gateway the rules of its routes.
+pub fn compute_for<'p>(
+    dp: &DataplaneSpec,
+    destinations: &[String],
+    gateway: Option<&GatewayScope>,
+    policies: impl IntoIterator<Item = &'p Policy>,
+) -> Rules {
     let mut to: Vec<Ranked<'p>> = Vec::new();
     let mut from: Vec<Ranked<'p>> = Vec::new();
     for policy in policies {
-        if !selects(policy.view.target_ref.as_ref(), dp) {
+        let top = policy.view.target_ref.as_ref();
+        let on_gateway = gateway.is_some()
+            && top.is_some_and(|t| {
+                matches!(t.kind, TargetKind::MeshGateway | TargetKind::MeshHttpRoute)
+            });
+        if !on_gateway && !selects(top, dp) {
             continue;
         }
         let top = specificity(policy.view.target_ref.as_ref());
@@ -136,6 +201,25 @@ pub fn compute<'p>(
     let mut rules = Rules::new();
     for (_, policy, (target, conf)) in &to {
         let kind = rules.entry(policy.kind).or_default();
+        let top = policy.view.target_ref.as_ref();
+        if let Some(gateway) = gateway
+            && GATEWAY_ROUTE_KINDS.contains(&policy.kind)
+            && target.as_ref().is_some_and(|t| t.kind == TargetKind::Mesh)
+        {
+            for host in &gateway.hosts {
+                for route in &host.routes {
+                    if selects_route(top, dp, gateway, host, route) {
+                        kind.gateway_routes
+                            .entry((host.name.clone(), route.clone()))
+                            .or_default()
+                            .add(conf, &policy.name);
+                    }
+                }
+            }
+        }
+        if !selects(top, dp) {
+            continue;
+        }
         for destination in destinations {
             let applies = match target.as_ref().map(|t| &t.kind) {
                 Some(TargetKind::Mesh) => true,
@@ -154,6 +238,9 @@ pub fn compute<'p>(
     }
     for (_, policy, (target, conf)) in &from {
         let kind = rules.entry(policy.kind).or_default();
+        if !selects(policy.view.target_ref.as_ref(), dp) {
+            continue;
+        }
         match target.as_ref().map(|t| &t.kind) {
             Some(TargetKind::Mesh) => {
                 kind.from_any
@@ -281,6 +368,83 @@ mod tests {
             unaffected[&Kind::MeshTrafficPermission]
                 .from_service
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn gateway_routes_take_route_then_gateway_then_mesh_wide_entries() {
+        let gateway: DataplaneSpec =
+            serde_json::from_value(json!({"networking": {"address": "10.0.0.1",
+            "gateway": {"type": "BUILTIN", "tags": {"kuma.io/service": "edge"}}}}))
+            .unwrap();
+        let host = |name: &str, listener: &str, routes: &[&str]| GatewayHost {
+            name: name.into(),
+            tags: vec![[("listener".to_string(), listener.to_string())].into()],
+            routes: routes.iter().map(|r| r.to_string()).collect(),
+        };
+        let scope = GatewayScope {
+            gateway: "edge".into(),
+            hosts: vec![
+                host("public", "public", &["a", "b"]),
+                host("internal", "internal", &["a"]),
+            ],
+        };
+        let timeout = |name: &str, target: Value, request: &str| {
+            policy(
+                Kind::MeshTimeout,
+                name,
+                json!({"targetRef": target, "to": [{"targetRef": {"kind": "Mesh"}, "default": {"http": {"requestTimeout": request}}}]}),
+            )
+        };
+        let policies = [
+            // Sorts last by name, but a route target is more specific than a gateway target.
+            timeout(
+                "z-gateway",
+                json!({"kind": "MeshGateway", "name": "edge"}),
+                "3s",
+            ),
+            timeout(
+                "a-route",
+                json!({"kind": "MeshHTTPRoute", "name": "a"}),
+                "1s",
+            ),
+            timeout("mesh-wide", json!({"kind": "Mesh"}), "9s"),
+            timeout(
+                "internal-only",
+                json!({"kind": "MeshGateway", "name": "edge", "tags": {"listener": "internal"}}),
+                "2s",
+            ),
+            timeout(
+                "other-gateway",
+                json!({"kind": "MeshGateway", "name": "other"}),
+                "7s",
+            ),
+        ];
+        let rules = compute_for(&gateway, &[], Some(&scope), &policies);
+        let routes = &rules[&Kind::MeshTimeout].gateway_routes;
+        let at = |host: &str, route: &str| {
+            let merged = &routes[&(host.to_string(), route.to_string())];
+            (
+                merged.conf["http"]["requestTimeout"].clone(),
+                merged.origins.clone(),
+            )
+        };
+        assert_eq!(
+            at("public", "a"),
+            (
+                json!("1s"),
+                vec!["mesh-wide".into(), "z-gateway".into(), "a-route".into()]
+            )
+        );
+        assert_eq!(at("public", "b").0, json!("3s"));
+        // Same specificity (both MeshGateway): the later name wins.
+        assert_eq!(at("internal", "a").0, json!("1s"));
+        assert_eq!(routes.len(), 3);
+        // Without a gateway, gateway targets select nothing.
+        assert!(
+            compute(&gateway, &[], &policies)
+                .get(&Kind::MeshTimeout)
+                .is_none_or(|r| r.gateway_routes.is_empty())
         );
     }
 

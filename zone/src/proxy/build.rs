@@ -549,12 +549,7 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
             }
             continue;
         }
-        let service = outbound
-            .tags
-            .get(SERVICE_TAG)
-            .cloned()
-            .or_else(|| outbound.backend_ref.as_ref().map(|b| b.name.clone()));
-        let Some(service) = service else {
+        let Some(service) = crate::dp_server::inspect::outbound_service(outbound) else {
             cx.built
                 .problems
                 .push(format!("outbound port {}: names no service", outbound.port));
@@ -659,46 +654,30 @@ fn build_gateway(cx: &mut Context<'_>, dp: &DataplaneSpec) {
         .as_ref()
         .map(|g| g.tags.clone())
         .unwrap_or_default();
-    let matching: Vec<(&String, &atoll_model::types::MeshGatewaySpec)> = cx
+    let in_mesh_gateways = cx
         .world
         .gateways
         .range((mesh.clone(), String::new())..)
         .take_while(|((m, _), _)| *m == mesh)
-        .filter(|(_, g)| g.selectors.iter().any(|s| selects(&s.match_tags, &tags)))
-        .map(|((_, n), g)| (n, g))
-        .collect();
-    let (gateway, spec) = match matching.as_slice() {
-        [] => {
-            cx.built
-                .problems
-                .push("no MeshGateway selects this Dataplane".into());
-            return;
-        }
-        [one] => *one,
-        many => {
-            let names: Vec<&str> = many.iter().map(|(n, _)| n.as_str()).collect();
-            cx.built.problems.push(format!(
-                "MeshGateways {} all select this Dataplane; a Dataplane binds to exactly one, so none is configured",
-                names.join(", ")
-            ));
+        .map(|((_, n), g)| (n, g));
+    let (gateway, spec) = match gateway::binding(in_mesh_gateways, &tags) {
+        Ok(bound) => bound,
+        Err(problem) => {
+            cx.built.problems.push(problem);
             return;
         }
     };
     cx.built
         .deps
         .insert(Dep::GatewayRoutes(mesh.clone(), gateway.clone()));
-    let targets = |t: Option<&atoll_model::types::TargetRef>| {
-        t.is_some_and(|t| {
-            t.kind == atoll_model::types::TargetKind::MeshGateway && t.name == *gateway
-        })
-    };
+    let targets = |t: Option<&atoll_model::types::TargetRef>| gateway::targets_gateway(t, gateway);
     let in_mesh = |(m, _): &(String, String)| *m == mesh;
-    let http: Vec<_> = cx
+    let http: Vec<(&str, &atoll_model::types::MeshHttpRouteSpec)> = cx
         .world
         .http_routes
         .iter()
         .filter(|(k, r)| in_mesh(k) && targets(r.target_ref.as_ref()))
-        .map(|(_, r)| r)
+        .map(|((_, n), r)| (n.as_str(), r))
         .collect();
     let tcp: Vec<_> = cx
         .world
@@ -738,4 +717,9 @@ fn build_gateway(cx: &mut Context<'_>, dp: &DataplaneSpec) {
     for listener in &out.listeners {
         cx.built.snapshot.add_listener(listener);
     }
+    let scope = crate::policy::rules::GatewayScope {
+        gateway: gateway.clone(),
+        hosts: out.hosts,
+    };
+    cx.apply_gateway_policies(dp, &scope);
 }

@@ -14,5 +14,6 @@ pub mod mesh_ca;
 pub mod meta;
 mod outbound_routes;
 mod policies;
+mod policy_gateway;
 pub mod reconciler;
 pub mod world;

@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 
 use super::build::Context;
 use super::deps::Dep;
-use crate::policy::rules::{self, Merged, Rules};
+use super::world::World;
+use crate::policy::rules::{self, Merged, Policy, Rules};
 use crate::xds::policy::apply::{Edits, edit};
 use crate::xds::policy::rbac::{Permissions, rbac};
 use crate::xds::policy::{retry, timeout};
@@ -25,21 +26,25 @@ pub(super) fn conf<T: DeserializeOwned + Default>(merged: Option<&Merged>) -> Op
     merged.and_then(|m| serde_json::from_value(m.conf.clone()).ok())
 }
 
+impl<'a> Context<'a> {
+    /// Every policy of this proxy's mesh, recorded as a dependency.
+    pub(super) fn mesh_policies(&mut self) -> Vec<&'a Policy> {
+        let mesh = self.mesh().to_string();
+        self.built.deps.insert(Dep::Policies(mesh.clone()));
+        let world: &'a World = self.world;
+        world
+            .policies
+            .get(&mesh)
+            .map(|m| m.values().collect())
+            .unwrap_or_default()
+    }
+}
+
 impl Context<'_> {
     /// The rules of every policy of this proxy's mesh for the proxy `dp`.
     pub(super) fn policy_rules(&mut self, dp: &DataplaneSpec, destinations: &[String]) -> Rules {
-        let mesh = self.mesh().to_string();
-        self.built.deps.insert(Dep::Policies(mesh.clone()));
-        let world = self.world;
-        rules::compute(
-            dp,
-            destinations,
-            world
-                .policies
-                .get(&mesh)
-                .into_iter()
-                .flat_map(|m| m.values()),
-        )
+        let policies = self.mesh_policies();
+        rules::compute(dp, destinations, policies)
     }
 
     /// Applies the policies to a sidecar built with `outbounds`.

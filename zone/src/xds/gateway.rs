@@ -20,6 +20,7 @@ use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost}
 
 use super::filters;
 use super::routes::{self, cluster_name};
+use crate::policy::rules::GatewayHost;
 
 /// Resolves a certificate data source to (PEM chain, PEM key), or says why it cannot.
 pub type CertificateResolver<'a> = &'a dyn Fn(&DataSource) -> Result<(String, String), String>;
@@ -32,8 +33,8 @@ pub struct GatewayInput<'a> {
     pub address: &'a str,
     pub dataplane_tags: &'a Tags,
     pub spec: &'a MeshGatewaySpec,
-    /// MeshHTTPRoutes whose `targetRef` names this gateway.
-    pub http_routes: &'a [&'a MeshHttpRouteSpec],
+    /// MeshHTTPRoutes whose `targetRef` names this gateway, by name.
+    pub http_routes: &'a [(&'a str, &'a MeshHttpRouteSpec)],
     /// MeshTCPRoutes whose `targetRef` names this gateway.
     pub tcp_routes: &'a [&'a MeshTcpRouteSpec],
     pub certificate: CertificateResolver<'a>,
@@ -50,6 +51,42 @@ pub struct GatewayOutput {
     pub backends: BTreeMap<String, BackendRef>,
     /// Human-readable reasons for listeners left out or incomplete.
     pub problems: Vec<String>,
+    /// Each HTTP virtual host with its listeners' tags and its MeshHTTPRoutes: what
+    /// policies targeting the gateway or one of its routes select.
+    pub hosts: Vec<GatewayHost>,
+}
+
+/// The one MeshGateway among `gateways` (name, spec) whose selectors match a Dataplane's
+/// gateway `tags`; otherwise why none is configured.
+pub fn binding<'a>(
+    gateways: impl IntoIterator<Item = (&'a String, &'a MeshGatewaySpec)>,
+    tags: &Tags,
+) -> Result<(&'a String, &'a MeshGatewaySpec), String> {
+    let matching: Vec<(&String, &MeshGatewaySpec)> = gateways
+        .into_iter()
+        .filter(|(_, g)| {
+            g.selectors
+                .iter()
+                .any(|s| s.match_tags.iter().all(|(k, v)| tags.get(k) == Some(v)))
+        })
+        .collect();
+    match matching.as_slice() {
+        [] => Err("no MeshGateway selects this Dataplane".into()),
+        [one] => Ok(*one),
+        many => {
+            let names: Vec<&str> = many.iter().map(|(n, _)| n.as_str()).collect();
+            Err(format!(
+                "MeshGateways {} all select this Dataplane; a Dataplane binds to exactly one, so none is configured",
+                names.join(", ")
+            ))
+        }
+    }
+}
+
+/// Whether a route's `targetRef` names the MeshGateway `gateway`.
+pub fn targets_gateway(target: Option<&atoll_model::types::TargetRef>, gateway: &str) -> bool {
+    target
+        .is_some_and(|t| t.kind == atoll_model::types::TargetKind::MeshGateway && t.name == gateway)
 }
 
 /// The tags a listener is known by: Dataplane tags, then gateway tags, then listener tags.
@@ -114,16 +151,16 @@ fn http_routes_for<'a>(
     input: &GatewayInput<'a>,
     listener: &GatewayListener,
     out: &mut GatewayOutput,
-) -> Vec<&'a MeshHttpRouteSpec> {
+) -> Vec<(&'a str, &'a MeshHttpRouteSpec)> {
     let tags = listener_tags(input, listener);
-    let attached: Vec<&MeshHttpRouteSpec> = input
+    let attached: Vec<(&str, &MeshHttpRouteSpec)> = input
         .http_routes
         .iter()
         .copied()
-        .filter(|r| attaches(r.target_ref.as_ref().map(|t| &t.tags), &tags))
-        .filter(|r| routes::applies_to_host(r, listener.effective_hostname()))
+        .filter(|(_, r)| attaches(r.target_ref.as_ref().map(|t| &t.tags), &tags))
+        .filter(|(_, r)| routes::applies_to_host(r, listener.effective_hostname()))
         .collect();
-    for route in &attached {
+    for (_, route) in &attached {
         for backend in routes::backends(route) {
             out.backends.insert(cluster_name(backend), backend.clone());
         }
@@ -139,13 +176,29 @@ fn with_limit(name: &str, listener: &GatewayListener, mut chain: Vec<Filter>) ->
     chain
 }
 
-fn virtual_host(name: &str, hostname: &str, routes: &[&MeshHttpRouteSpec]) -> VirtualHost {
-    VirtualHost {
+/// A virtual host, recorded among the output's hosts with the tags of its `listeners`.
+fn virtual_host(
+    name: &str,
+    hostname: &str,
+    routes: &[(&str, &MeshHttpRouteSpec)],
+    tags: Vec<Tags>,
+    out: &mut GatewayOutput,
+) -> VirtualHost {
+    let host = VirtualHost {
         name: format!("{name}:{hostname}"),
         domains: vec![hostname.to_string()],
-        routes: routes::for_host(hostname, routes),
+        routes: routes::for_host_named(hostname, routes),
         ..Default::default()
-    }
+    };
+    let mut names: Vec<String> = routes.iter().map(|(n, _)| n.to_string()).collect();
+    names.sort();
+    names.dedup();
+    out.hosts.push(GatewayHost {
+        name: host.name.clone(),
+        tags,
+        routes: names,
+    });
+    host
 }
 
 fn http_chain(
@@ -156,7 +209,8 @@ fn http_chain(
 ) -> FilterChain {
     // One virtual host per hostname, holding the routes of every listener with that hostname.
     // A crossMesh listener without one is reached at `internal.<gateway>.<mesh>.mesh`.
-    let mut hosts: BTreeMap<String, Vec<&MeshHttpRouteSpec>> = BTreeMap::new();
+    let mut hosts: BTreeMap<String, Vec<(&str, &MeshHttpRouteSpec)>> = BTreeMap::new();
+    let mut tags: BTreeMap<String, Vec<Tags>> = BTreeMap::new();
     let mut order = Vec::new();
     for listener in group {
         let host = if listener.cross_mesh && listener.hostname.is_empty() {
@@ -168,11 +222,17 @@ fn http_chain(
             order.push(host.clone());
         }
         let routes = http_routes_for(input, listener, out);
+        tags.entry(host.clone())
+            .or_default()
+            .push(listener_tags(input, listener));
         hosts.entry(host).or_default().extend(routes);
     }
     let virtual_hosts = order
         .iter()
-        .map(|host| virtual_host(name, host, &hosts[host]))
+        .map(|host| {
+            let listeners = tags.remove(host).unwrap_or_default();
+            virtual_host(name, host, &hosts[host], listeners, out)
+        })
         .collect();
     let routes = RouteConfiguration {
         name: name.to_string(),
@@ -255,7 +315,13 @@ fn https_chain(
     let routes = http_routes_for(input, listener, out);
     let config = RouteConfiguration {
         name: format!("{name}:{host}"),
-        virtual_hosts: vec![virtual_host(name, host, &routes)],
+        virtual_hosts: vec![virtual_host(
+            name,
+            host,
+            &routes,
+            vec![listener_tags(input, listener)],
+            out,
+        )],
         ..Default::default()
     };
     Some(FilterChain {

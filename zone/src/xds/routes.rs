@@ -67,8 +67,15 @@ pub fn applies_to_host(spec: &MeshHttpRouteSpec, hostname: &str) -> bool {
 
 /// Routes of `specs` that apply to the virtual host for `hostname`, most specific first.
 pub fn for_host(hostname: &str, specs: &[&MeshHttpRouteSpec]) -> Vec<Route> {
+    let named: Vec<(&str, &MeshHttpRouteSpec)> = specs.iter().map(|s| ("", *s)).collect();
+    for_host_named(hostname, &named)
+}
+
+/// [`for_host`] with each Envoy route named after the MeshHTTPRoute it came from, so policies
+/// targeting one MeshHTTPRoute find its routes.
+pub fn for_host_named(hostname: &str, specs: &[(&str, &MeshHttpRouteSpec)]) -> Vec<Route> {
     let mut ranked: Vec<((u8, usize, usize), Route)> = Vec::new();
-    for spec in specs {
+    for (name, spec) in specs {
         for to in &spec.to {
             if !to.hostnames.is_empty()
                 && !to.hostnames.iter().any(|h| hostname_applies(h, hostname))
@@ -88,6 +95,7 @@ pub fn for_host(hostname: &str, specs: &[&MeshHttpRouteSpec]) -> Vec<Route> {
                 let conf = rule.default.as_ref();
                 for m in matches {
                     let mut route = Route {
+                        name: name.to_string(),
                         r#match: Some(route_match(m)),
                         action: Some(action.clone()),
                         ..Default::default()

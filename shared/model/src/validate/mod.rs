@@ -12,6 +12,7 @@ mod hostname_generator;
 mod mesh;
 mod meta;
 mod policies;
+mod policies_gateway;
 mod policies_resilience;
 mod routes;
 mod secret;

@@ -6,7 +6,7 @@ use super::{Path, Report};
 use crate::types::*;
 
 /// Top-level targets: the proxies a policy applies to.
-const PROXY_TARGETS: &[TargetKind] = &[
+pub(super) const PROXY_TARGETS: &[TargetKind] = &[
     TargetKind::Mesh,
     TargetKind::MeshSubset,
     TargetKind::MeshService,
@@ -19,10 +19,11 @@ const DESTINATIONS: &[TargetKind] = &[TargetKind::Mesh, TargetKind::MeshService]
 /// `from[]` targets: callers, known by their service identity.
 const CALLERS: &[TargetKind] = &[TargetKind::Mesh, TargetKind::MeshService];
 
-/// Which sections a policy type uses.
+/// Which sections a policy type uses, and what its top-level `targetRef` may name.
 pub(super) struct Sections {
     pub(super) to: bool,
     pub(super) from: bool,
+    pub(super) targets: &'static [TargetKind],
 }
 
 /// A policy's entries: `to[]`, `from[]` and how many `rules[]`.
@@ -31,6 +32,16 @@ pub(super) struct Entries<'a, I> {
     pub(super) from: &'a [I],
     pub(super) rules: usize,
 }
+
+/// Top-level targets of the policy types that also configure built-in gateways.
+pub(super) const PROXY_AND_GATEWAY_TARGETS: &[TargetKind] = &[
+    TargetKind::Mesh,
+    TargetKind::MeshSubset,
+    TargetKind::MeshService,
+    TargetKind::MeshServiceSubset,
+    TargetKind::MeshGateway,
+    TargetKind::MeshHttpRoute,
+];
 
 /// Validates the shared shape: the targets, and each entry's target and `default`.
 pub(super) fn shape<I>(
@@ -41,12 +52,12 @@ pub(super) fn shape<I>(
     path: &Path,
     report: &mut Report,
 ) {
+    let Entries { to, from, rules } = entries;
     let target_path = path.field("targetRef");
     match target {
         None => report.add(&target_path, "must be set"),
-        Some(t) => reference(t, PROXY_TARGETS, &target_path, report),
+        Some(t) => reference(t, sections.targets, &target_path, report),
     }
-    let Entries { to, from, rules } = entries;
     if rules > 0 {
         report.add(
             &path.field("rules"),
@@ -89,7 +100,21 @@ pub(super) fn shape<I>(
 fn reference(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &mut Report) {
     let kind_path = path.field("kind");
     one_of(report, &kind_path, &target.kind, true);
-    if target.kind.is_known() && !allowed.contains(&target.kind) {
+    let gateway_kind = matches!(
+        target.kind,
+        TargetKind::MeshGateway | TargetKind::MeshHttpRoute
+    );
+    if gateway_kind && allowed == PROXY_TARGETS {
+        let names: Vec<&str> = allowed.iter().map(|k| k.as_str()).collect();
+        report.add(
+            &kind_path,
+            format!(
+                "{} cannot be targeted by this policy type: it does not configure built-in gateways (as in Kuma); use one of {}",
+                target.kind,
+                names.join(", ")
+            ),
+        );
+    } else if target.kind.is_known() && !allowed.contains(&target.kind) {
         let names: Vec<&str> = allowed.iter().map(|k| k.as_str()).collect();
         report.add(
             &kind_path,
@@ -102,7 +127,10 @@ fn reference(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &m
     }
     let named = matches!(
         target.kind,
-        TargetKind::MeshService | TargetKind::MeshServiceSubset
+        TargetKind::MeshService
+            | TargetKind::MeshServiceSubset
+            | TargetKind::MeshGateway
+            | TargetKind::MeshHttpRoute
     );
     if named && target.name.is_empty() {
         report.add(
@@ -116,9 +144,10 @@ fn reference(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &m
             format!("must not be set for kind {}", target.kind),
         );
     }
+    // A MeshGateway's tags select some of its listeners.
     let subset = matches!(
         target.kind,
-        TargetKind::MeshSubset | TargetKind::MeshServiceSubset
+        TargetKind::MeshSubset | TargetKind::MeshServiceSubset | TargetKind::MeshGateway
     );
     if !subset && !target.tags.is_empty() {
         report.add(
@@ -154,6 +183,7 @@ pub(super) fn traffic_permission(
         Sections {
             to: false,
             from: true,
+            targets: PROXY_TARGETS,
         },
         path,
         report,
@@ -167,6 +197,7 @@ pub(super) fn traffic_permission(
 }
 
 pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) {
+    super::policies_gateway::timeout(spec, path, report);
     shape(
         spec.target_ref.as_ref(),
         Entries {
@@ -178,6 +209,7 @@ pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) 
         Sections {
             to: true,
             from: true,
+            targets: PROXY_AND_GATEWAY_TARGETS,
         },
         path,
         report,
@@ -245,6 +277,7 @@ const GRPC_RETRY_ON: &[&str] = &[
 ];
 
 pub(super) fn retry(spec: &MeshRetrySpec, path: &Path, report: &mut Report) {
+    super::policies_gateway::retry(spec, path, report);
     shape(
         spec.target_ref.as_ref(),
         Entries {
@@ -256,6 +289,7 @@ pub(super) fn retry(spec: &MeshRetrySpec, path: &Path, report: &mut Report) {
         Sections {
             to: true,
             from: false,
+            targets: PROXY_AND_GATEWAY_TARGETS,
         },
         path,
         report,

@@ -3,7 +3,7 @@
 //! honour yet refused by name.
 
 use super::common::duration;
-use super::policies::{Entries, Sections, shape};
+use super::policies::{Entries, PROXY_TARGETS, Sections, shape};
 use super::{Path, Report};
 use crate::duration as durations;
 use crate::types::*;
@@ -48,6 +48,7 @@ pub(super) fn circuit_breaker(spec: &MeshCircuitBreakerSpec, path: &Path, report
         Sections {
             to: true,
             from: false,
+            targets: PROXY_TARGETS,
         },
         path,
         report,
@@ -171,6 +172,7 @@ pub(super) fn health_check(spec: &MeshHealthCheckSpec, path: &Path, report: &mut
         Sections {
             to: true,
             from: false,
+            targets: PROXY_TARGETS,
         },
         path,
         report,

@@ -7,4 +7,5 @@ pub mod circuit_breaker;
 pub mod health_check;
 pub mod rbac;
 pub mod retry;
+pub mod routes;
 pub mod timeout;

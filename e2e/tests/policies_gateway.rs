@@ -1,0 +1,214 @@
+//! Policies on a built-in gateway, with traffic: a MeshTimeout on one MeshHTTPRoute cuts that
+//! route's requests to a slow backend short while another route to the same backend still
+//! waits for it; the zone's `_rules` API and `atollctl inspect dataplane` say why.
+
+use std::time::{Duration, Instant};
+
+use atoll_e2e::cli::atollctl;
+use atoll_e2e::dataplane::Dataplane;
+use atoll_e2e::external::{ExternalServer, ServerOptions};
+use atoll_e2e::free_port;
+use atoll_e2e::global::{Global, GlobalOptions};
+use atoll_e2e::process::{http_call, http_call_with, http_get};
+use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn route(name: &str, path: &str) -> String {
+    format!(
+        "type: MeshHTTPRoute
+mesh: default
+name: {name}
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    rules:
+    - matches:
+      - path:
+          type: PathPrefix
+          value: {path}
+      default:
+        backendRefs:
+        - kind: MeshService
+          name: slow
+"
+    )
+}
+
+#[test]
+fn a_timeout_on_one_gateway_route_leaves_the_other_alone() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    let zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    let http = free_port().unwrap();
+    let resources = format!(
+        "type: Mesh
+name: default
+---
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: {http}
+    protocol: HTTP
+---
+{}---
+{}---
+type: MeshTimeout
+mesh: default
+name: impatient-route
+spec:
+  targetRef:
+    kind: MeshHTTPRoute
+    name: impatient
+  to:
+  - targetRef:
+      kind: Mesh
+    default:
+      http:
+        requestTimeout: 500ms
+",
+        route("impatient", "/impatient"),
+        route("patient", "/patient")
+    );
+    global.apply(&resources).unwrap_or_else(|e| panic!("{e:#}"));
+    zone.wait_for("/meshes/default/meshtimeouts/impatient-route", DEADLINE)
+        .unwrap();
+    zone.wait_for("/meshes/default/meshhttproutes/patient", DEADLINE)
+        .unwrap();
+
+    let slow = ExternalServer::start(ServerOptions {
+        mode: "http",
+        name: "slow".into(),
+        delay_ms: 2000,
+        ..Default::default()
+    })
+    .unwrap();
+    let (_slow_dp, _) =
+        Dataplane::start_sidecar(&zone, "default", "slow-1", "slow", slow.port, &[], &[])
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", zone.log()));
+    let mut gateway = Dataplane::start_gateway(&zone, "default", "edge-1", "edge").unwrap();
+    gateway.wait_listener(http).unwrap();
+
+    // The patient route waits the 2 s the backend takes.
+    let mut patient = None;
+    eventually(
+        "the patient route reaches the slow backend",
+        DEADLINE,
+        || {
+            let started = Instant::now();
+            let answer = http_call(http, "edge", "GET", "/patient/x", None).ok();
+            let ok = answer
+                .as_ref()
+                .is_some_and(|(code, body)| *code == 200 && body == "external slow /patient/x");
+            if ok {
+                patient = Some(started.elapsed());
+            }
+            ok
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", gateway.config_dump()));
+    let took = patient.unwrap();
+    assert!(
+        took >= Duration::from_millis(1900),
+        "the backend answers after 2 s, got {took:?}"
+    );
+
+    // The impatient route gives up after 500 ms with 504.
+    let started = Instant::now();
+    let (code, body) = http_call(http, "edge", "GET", "/impatient/x", None).unwrap();
+    let took = started.elapsed();
+    assert_eq!(code, 504, "{body}\n{}", gateway.config_dump());
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_millis(1800),
+        "the route's timeout is 500 ms, the request took {took:?}"
+    );
+
+    // The zone says which policy configures which route of the gateway.
+    let (code, text) =
+        http_get(zone.http_port, "/meshes/default/dataplanes/edge-1/_rules").unwrap();
+    assert_eq!(code, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let timeout = answer["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "MeshTimeout")
+        .unwrap_or_else(|| panic!("no MeshTimeout rules: {answer}"));
+    let gateway_rules = timeout["gatewayRules"].as_array().unwrap();
+    assert_eq!(gateway_rules.len(), 1, "{answer}");
+    assert_eq!(gateway_rules[0]["route"], "impatient");
+    assert_eq!(
+        gateway_rules[0]["conf"]["http"]["requestTimeout"], "500ms",
+        "{answer}"
+    );
+    assert_eq!(gateway_rules[0]["origins"][0]["name"], "impatient-route");
+
+    // The same through atollctl, as a table and as JSON.
+    let table = atollctl(
+        &[
+            "--api-address",
+            &zone.api(),
+            "inspect",
+            "dataplane",
+            "edge-1",
+            "--mesh",
+            "default",
+        ],
+        "",
+    )
+    .unwrap()
+    .ok()
+    .stdout;
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("MeshTimeout"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains("gateway")
+            && row.contains("impatient on default:edge:")
+            && row.contains("impatient-route")
+            && row.contains(r#"{"http":{"requestTimeout":"500ms"}}"#),
+        "{table}"
+    );
+    let json = atollctl(
+        &[
+            "--api-address",
+            &zone.api(),
+            "inspect",
+            "dataplane",
+            "edge-1",
+            "-m",
+            "default",
+            "-o",
+            "json",
+        ],
+        "",
+    )
+    .unwrap()
+    .ok()
+    .stdout;
+    assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), answer);
+
+    // The same authentication as every read: a refused token is 401; an unknown proxy, 404.
+    let (code, _) = http_call_with(
+        zone.http_port,
+        "localhost",
+        "GET",
+        "/meshes/default/dataplanes/edge-1/_rules",
+        None,
+        &[("Authorization", "Bearer not-a-token")],
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+    let (code, _) = http_get(zone.http_port, "/meshes/default/dataplanes/nobody/_rules").unwrap();
+    assert_eq!(code, 404);
+}

@@ -1,0 +1,158 @@
+//! MeshTimeout and MeshRetry aimed at a built-in gateway or one of its routes; the other policy
+//! types refuse gateway targets.
+
+mod support;
+
+use support::*;
+
+const TIMEOUT: &str = "
+type: MeshTimeout
+mesh: default
+name: slow-route
+spec:
+  targetRef:
+    kind: MeshHTTPRoute
+    name: to-slow
+  to:
+  - targetRef:
+      kind: Mesh
+    default:
+      http:
+        requestTimeout: 500ms
+";
+
+#[test]
+fn timeouts_on_a_gateway() {
+    run_table(
+        TIMEOUT,
+        &[
+            edit("a route", |_| {}, PASS),
+            edit(
+                "a gateway's listeners by tags",
+                |v| {
+                    v["spec"]["targetRef"] =
+                        json!({"kind": "MeshGateway", "name": "edge", "tags": {"port": "http"}})
+                },
+                PASS,
+            ),
+            edit(
+                "the route needs a name",
+                |v| v["spec"]["targetRef"]["name"] = json!(""),
+                fail("spec.targetRef.name", "must be set for kind MeshHTTPRoute"),
+            ),
+            edit(
+                "a route has no tags",
+                |v| v["spec"]["targetRef"]["tags"] = json!({"a": "b"}),
+                fail(
+                    "spec.targetRef.tags",
+                    "must not be set for kind MeshHTTPRoute",
+                ),
+            ),
+            edit(
+                "per backend",
+                |v| v["spec"]["to"][0]["targetRef"] = json!({"kind": "MeshService", "name": "api"}),
+                fail(
+                    "spec.to[0].targetRef.kind",
+                    "must be Mesh with a top-level targetRef of kind MeshHTTPRoute",
+                ),
+            ),
+            edit(
+                "from[]",
+                |v| {
+                    v["spec"]["from"] =
+                        json!([{"targetRef": {"kind": "Mesh"}, "default": {"idleTimeout": "1m"}}])
+                },
+                fail(
+                    "spec.from",
+                    "is not supported with a top-level targetRef of kind MeshHTTPRoute",
+                ),
+            ),
+            edit(
+                "a connection's timeouts",
+                |v| v["spec"]["to"][0]["default"]["idleTimeout"] = json!("1m"),
+                fail(
+                    "spec.to[0].default.idleTimeout",
+                    "is not supported yet with a top-level targetRef",
+                ),
+            ),
+            edit(
+                "stream idle",
+                |v| v["spec"]["to"][0]["default"]["http"]["streamIdleTimeout"] = json!("1m"),
+                fail(
+                    "spec.to[0].default.http.streamIdleTimeout",
+                    "is not supported yet",
+                ),
+            ),
+        ],
+    );
+}
+
+const RETRY: &str = "
+type: MeshRetry
+mesh: default
+name: gw-retry
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    default:
+      http:
+        numRetries: 3
+";
+
+#[test]
+fn retries_on_a_gateway() {
+    run_table(
+        RETRY,
+        &[
+            edit("http", |_| {}, PASS),
+            edit(
+                "tcp",
+                |v| v["spec"]["to"][0]["default"]["tcp"] = json!({"maxConnectAttempt": 2}),
+                fail(
+                    "spec.to[0].default.tcp",
+                    "is not supported yet with a top-level targetRef of kind MeshGateway",
+                ),
+            ),
+            edit(
+                "grpc",
+                |v| v["spec"]["to"][0]["default"]["grpc"] = json!({"numRetries": 2}),
+                fail("spec.to[0].default.grpc", "is not supported yet"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn traffic_permissions_do_not_target_gateways() {
+    for kind in ["MeshGateway", "MeshHTTPRoute"] {
+        let mut value = yaml(
+            "
+type: MeshTrafficPermission
+mesh: default
+name: gw
+spec:
+  targetRef:
+    kind: MeshService
+    name: edge
+  from:
+  - targetRef:
+      kind: Mesh
+    default:
+      action: Allow
+",
+        );
+        value["spec"]["targetRef"]["kind"] = json!(kind);
+        assert_exact_violations(
+            kind,
+            value,
+            &[(
+                "spec.targetRef.kind",
+                "cannot be targeted by this policy type: it does not configure built-in gateways",
+            )],
+        );
+    }
+}
