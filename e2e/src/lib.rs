@@ -9,8 +9,6 @@
 
 use std::net::{Ipv4Addr, TcpListener};
 
-use anyhow::Context;
-
 pub mod backend;
 pub mod binaries;
 pub mod cli;
@@ -27,10 +25,29 @@ pub mod zone;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 ///
-/// The kernel picks it from the ephemeral range, which makes collisions between parallel tests
-/// unlikely; the port is released before returning, so a process started later can bind it.
+/// Ports come from 20000–31999, below Linux's ephemeral range (32768 and up), so no outgoing
+/// connection can take one between the moment it is chosen and the moment a process binds it;
+/// a process-wide counter keeps the tests of one binary from choosing the same port, and the
+/// starting point varies by process so binaries run one after another do not reuse a port a
+/// lingering process may still hold.
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .context("binding an ephemeral port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (offset + n) % SPAN) as u16;
+        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, port));
+        // Envoy's DNS listener and the like bind UDP on the same number.
+        let udp = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, port));
+        if tcp.is_ok() && udp.is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!(
+        "no free port on 127.0.0.1 between {FIRST} and {}",
+        FIRST + SPAN - 1
+    )
 }
