@@ -89,6 +89,9 @@ kinds! {
     MeshTrafficPermission = "MeshTrafficPermission", "meshtrafficpermissions", Mesh, Global, Spec;
     MeshTimeout = "MeshTimeout", "meshtimeouts", Mesh, Global, Spec;
     MeshRetry = "MeshRetry", "meshretries", Mesh, Global, Spec;
+    MeshRateLimit = "MeshRateLimit", "meshratelimits", Mesh, Global, Spec;
+    MeshFaultInjection = "MeshFaultInjection", "meshfaultinjections", Mesh, Global, Spec;
+    MeshAccessLog = "MeshAccessLog", "meshaccesslogs", Mesh, Global, Spec;
     HostnameGenerator = "HostnameGenerator", "hostnamegenerators", Global, Global, Spec;
     Secret = "Secret", "secrets", Mesh, Global, Inline;
     GlobalSecret = "GlobalSecret", "globalsecrets", Global, Global, Inline;

@@ -13,5 +13,6 @@ pub mod mesh_ca;
 pub mod meta;
 mod outbound_routes;
 mod policies;
+mod policy_limits;
 pub mod reconciler;
 pub mod world;

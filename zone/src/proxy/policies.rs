@@ -21,7 +21,7 @@ use crate::xds::sidecar::OutboundTarget;
 use crate::xds::snapshot::{CLUSTER, LISTENER};
 
 /// A merged configuration as its policy type's struct (validation guarantees the shape).
-fn conf<T: DeserializeOwned + Default>(merged: Option<&Merged>) -> Option<T> {
+pub(super) fn conf<T: DeserializeOwned + Default>(merged: Option<&Merged>) -> Option<T> {
     merged.and_then(|m| serde_json::from_value(m.conf.clone()).ok())
 }
 
@@ -155,6 +155,7 @@ impl Context<'_> {
                     .update::<Cluster>(CLUSTER, &outbound.cluster, |c| timeout::cluster(c, t));
             }
         }
+        self.apply_limits(&rules, dp, outbounds);
     }
 
     /// A service's `kuma.io/protocol` tag, from any of its instances.

@@ -82,7 +82,7 @@ pub struct RemoteIngress {
 }
 
 /// The kinds the builder reads.
-pub const KINDS: [Kind; 13] = [
+pub const KINDS: [Kind; 16] = [
     Kind::Mesh,
     Kind::MeshGateway,
     Kind::MeshHttpRoute,
@@ -96,6 +96,9 @@ pub const KINDS: [Kind; 13] = [
     Kind::MeshTrafficPermission,
     Kind::MeshTimeout,
     Kind::MeshRetry,
+    Kind::MeshRateLimit,
+    Kind::MeshFaultInjection,
+    Kind::MeshAccessLog,
 ];
 
 fn gateway_target(target: Option<&atoll_model::types::TargetRef>) -> Option<&str> {
@@ -279,7 +282,12 @@ impl World {
                     _ => self.hostname_generators.remove(name),
                 };
             }
-            Kind::MeshTrafficPermission | Kind::MeshTimeout | Kind::MeshRetry => {
+            Kind::MeshTrafficPermission
+            | Kind::MeshTimeout
+            | Kind::MeshRetry
+            | Kind::MeshRateLimit
+            | Kind::MeshFaultInjection
+            | Kind::MeshAccessLog => {
                 touched.insert(Dep::Policies(mesh_name.clone()));
                 let in_mesh = self.policies.entry(mesh_name.clone()).or_default();
                 match spec.and_then(|s| s.policy()) {

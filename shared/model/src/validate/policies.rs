@@ -20,13 +20,14 @@ const DESTINATIONS: &[TargetKind] = &[TargetKind::Mesh, TargetKind::MeshService]
 const CALLERS: &[TargetKind] = &[TargetKind::Mesh, TargetKind::MeshService];
 
 /// Which sections a policy type uses.
-struct Sections {
-    to: bool,
-    from: bool,
+pub(super) struct Sections {
+    pub(super) to: bool,
+    pub(super) from: bool,
 }
 
 /// Validates the shared shape; `conf` checks one configuration at a path.
-fn shape<I>(
+#[allow(clippy::too_many_arguments)]
+pub(super) fn shape<I>(
     target: Option<&TargetRef>,
     to: &[I],
     from: &[I],

@@ -3,6 +3,7 @@
 //! over Envoy messages, like the rest of `xds`.
 
 pub mod apply;
+pub mod limits;
 pub mod rbac;
 pub mod retry;
 pub mod timeout;
