@@ -140,7 +140,7 @@ pub fn tcp_rate_limit(listener: &mut Listener, conf: &TcpRateLimit) {
         };
         let limit = NetworkLocalRateLimit {
             stat_prefix: stat.clone(),
-            token_bucket: Some(token_bucket.clone()),
+            token_bucket: Some(token_bucket),
             ..Default::default()
         };
         chain.filters.insert(
