@@ -104,19 +104,12 @@ fn configured(dp: &Dataplane, text: &str) {
     .unwrap_or_else(|e| panic!("{e}\n{}", dp.config_dump()));
 }
 
-#[test]
-fn rate_limits_requests_and_connections() {
-    let (global, zone) = start();
-    let web = Backend::start("web").unwrap();
-    let (web_dp, web_in) = sidecar(&zone, "web-1", "web", "http", &web, &[]);
-    let db = Backend::start("db").unwrap();
-    let (db_dp, db_in) = sidecar(&zone, "db-1", "db", "tcp", &db, &[]);
-    assert_eq!(status(web_in, "/"), Some(200));
-    assert_eq!(status(db_in, "/"), Some(200), "{}", db_dp.config_dump());
-
+/// MeshRateLimit `web-limit` for `web` with `local` (YAML indented to sit under `local:`).
+fn limit_web(global: &Global, local: &str) {
     apply(
-        &global,
-        "type: MeshRateLimit
+        global,
+        &format!(
+            "type: MeshRateLimit
 mesh: default
 name: web-limit
 spec:
@@ -128,7 +121,24 @@ spec:
       kind: Mesh
     default:
       local:
-        http:
+{local}"
+        ),
+    );
+}
+
+#[test]
+fn rate_limits_requests_and_connections() {
+    let (global, zone) = start();
+    let web = Backend::start("web").unwrap();
+    let (web_dp, web_in) = sidecar(&zone, "web-1", "web", "http", &web, &[]);
+    let db = Backend::start("db").unwrap();
+    let (db_dp, db_in) = sidecar(&zone, "db-1", "db", "tcp", &db, &[]);
+    assert_eq!(status(web_in, "/"), Some(200));
+    assert_eq!(status(db_in, "/"), Some(200), "{}", db_dp.config_dump());
+
+    limit_web(
+        &global,
+        "        http:
           requestRate:
             num: 3
             interval: 1m
@@ -145,21 +155,9 @@ spec:
     );
 
     // The answer to a limited request is configurable: status and headers.
-    apply(
+    limit_web(
         &global,
-        "type: MeshRateLimit
-mesh: default
-name: web-limit
-spec:
-  targetRef:
-    kind: MeshService
-    name: web
-  from:
-  - targetRef:
-      kind: Mesh
-    default:
-      local:
-        http:
+        "        http:
           requestRate:
             num: 1
             interval: 1m
@@ -183,21 +181,9 @@ spec:
     assert!(head.contains("x-limit: one"), "{limited}");
 
     // disabled turns the limit off.
-    apply(
+    limit_web(
         &global,
-        "type: MeshRateLimit
-mesh: default
-name: web-limit
-spec:
-  targetRef:
-    kind: MeshService
-    name: web
-  from:
-  - targetRef:
-      kind: Mesh
-    default:
-      local:
-        http:
+        "        http:
           disabled: true
 ",
     );

@@ -20,26 +20,38 @@ const ENVOY_STATUSES: &[u32] = &[
     422, 423, 424, 426, 428, 429, 431, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
 ];
 
-/// `from[]` entries naming one caller: Atoll cannot tell callers apart in these filters yet.
-fn callers_mesh_only<I>(
-    from: &[I],
-    target: impl Fn(&I) -> Option<&TargetRef>,
-    what: &str,
-    path: &Path,
-    report: &mut Report,
-) {
-    for (i, item) in from.iter().enumerate() {
-        if let Some(t) = target(item)
-            && t.kind == TargetKind::MeshService
-        {
-            report.add(
-                &path.field("from").index(i).field("targetRef").field("kind"),
-                format!(
-                    "MeshService is not supported yet for {what}: use kind Mesh (every caller)"
-                ),
-            );
+/// The shared shape (`to[]` only when `$to`), with `from[]` entries naming one caller
+/// refused: these filters cannot tell callers apart yet.
+macro_rules! common_shape {
+    ($spec:expr, $to:expr, $what:expr, $path:expr, $report:expr) => {{
+        let (spec, path, report): (_, &Path, &mut Report) = ($spec, $path, $report);
+        shape(
+            spec.target_ref.as_ref(),
+            &spec.to,
+            &spec.from,
+            spec.rules.len(),
+            |i| (i.target_ref.as_ref(), i.default.is_some()),
+            Sections {
+                to: $to,
+                from: true,
+            },
+            path,
+            report,
+        );
+        for (i, item) in spec.from.iter().enumerate() {
+            if let Some(t) = &item.target_ref
+                && t.kind == TargetKind::MeshService
+            {
+                report.add(
+                    &path.field("from").index(i).field("targetRef").field("kind"),
+                    format!(
+                        "MeshService is not supported yet for {}: use kind Mesh (every caller)",
+                        $what
+                    ),
+                );
+            }
         }
-    }
+    }};
 }
 
 fn rate(rate: &Option<Rate>, name: &str, disabled: bool, path: &Path, report: &mut Report) {
@@ -65,25 +77,12 @@ fn rate(rate: &Option<Rate>, name: &str, disabled: bool, path: &Path, report: &m
 }
 
 pub(super) fn rate_limit(spec: &MeshRateLimitSpec, path: &Path, report: &mut Report) {
-    shape(
-        spec.target_ref.as_ref(),
-        &spec.to,
-        &spec.from,
-        spec.rules.len(),
-        |i| (i.target_ref.as_ref(), i.default.is_some()),
-        Sections {
-            to: false,
-            from: true,
-        },
-        path,
-        report,
-    );
-    callers_mesh_only(
-        &spec.from,
-        |i| i.target_ref.as_ref(),
+    common_shape!(
+        spec,
+        false,
         "rate limits (they are per proxy, not per caller)",
         path,
-        report,
+        report
     );
     for (i, item) in spec.from.iter().enumerate() {
         let Some(conf) = &item.default else { continue };
@@ -142,26 +141,7 @@ fn percentage(value: &Option<IntOrString>, path: &Path, report: &mut Report) {
 }
 
 pub(super) fn fault_injection(spec: &MeshFaultInjectionSpec, path: &Path, report: &mut Report) {
-    shape(
-        spec.target_ref.as_ref(),
-        &spec.to,
-        &spec.from,
-        spec.rules.len(),
-        |i| (i.target_ref.as_ref(), i.default.is_some()),
-        Sections {
-            to: false,
-            from: true,
-        },
-        path,
-        report,
-    );
-    callers_mesh_only(
-        &spec.from,
-        |i| i.target_ref.as_ref(),
-        "fault injection",
-        path,
-        report,
-    );
+    common_shape!(spec, false, "fault injection", path, report);
     for (i, item) in spec.from.iter().enumerate() {
         let Some(conf) = &item.default else { continue };
         let at = path.field("from").index(i).field("default").field("http");
@@ -212,26 +192,7 @@ pub(super) fn fault_injection(spec: &MeshFaultInjectionSpec, path: &Path, report
 }
 
 pub(super) fn access_log(spec: &MeshAccessLogSpec, path: &Path, report: &mut Report) {
-    shape(
-        spec.target_ref.as_ref(),
-        &spec.to,
-        &spec.from,
-        spec.rules.len(),
-        |i| (i.target_ref.as_ref(), i.default.is_some()),
-        Sections {
-            to: true,
-            from: true,
-        },
-        path,
-        report,
-    );
-    callers_mesh_only(
-        &spec.from,
-        |i| i.target_ref.as_ref(),
-        "access logs",
-        path,
-        report,
-    );
+    common_shape!(spec, true, "access logs", path, report);
     for (name, entries) in [("to", &spec.to), ("from", &spec.from)] {
         for (i, item) in entries.iter().enumerate() {
             let Some(conf) = &item.default else { continue };
