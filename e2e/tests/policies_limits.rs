@@ -314,25 +314,29 @@ fn lines(path: &std::path::Path) -> Vec<String> {
 fn access_logs_in_plain_default_and_json_formats() {
     let (global, zone) = start();
     let dir = tempfile::tempdir().unwrap();
-    let (outbound_log, inbound_default, inbound_json) = (
+    let (outbound_log, inbound_default, inbound_json, tcp_log) = (
         dir.path().join("outbound.log"),
         dir.path().join("inbound.log"),
         dir.path().join("inbound.json"),
+        dir.path().join("tcp.log"),
     );
     let web = Backend::start("web").unwrap();
     let (_web_dp, _) = sidecar(&zone, "web-1", "web", "http", &web, &[]);
+    let db = Backend::start("db").unwrap();
+    let (_db_dp, _) = sidecar(&zone, "db-1", "db", "tcp", &db, &[]);
     let client = Backend::start("client").unwrap();
-    let outbound = free_port().unwrap();
+    let (outbound, db_outbound) = (free_port().unwrap(), free_port().unwrap());
     let (client_dp, _) = sidecar(
         &zone,
         "client-1",
         "client",
         "http",
         &client,
-        &[(outbound, "web")],
+        &[(outbound, "web"), (db_outbound, "db")],
     );
-    eventually("client -> web", DEADLINE, || {
+    eventually("client -> web and db", DEADLINE, || {
         http_call(outbound, "web", "GET", "/", None).is_ok_and(|(c, _)| c == 200)
+            && status(db_outbound, "/") == Some(200)
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", client_dp.config_dump()));
 
@@ -356,6 +360,13 @@ spec:
           format:
             type: Plain
             plain: '%KUMA_MESH% %KUMA_SOURCE_SERVICE%->%KUMA_DESTINATION_SERVICE% %KUMA_TRAFFIC_DIRECTION% %REQ(:PATH)% %RESPONSE_CODE%'
+  - targetRef:
+      kind: MeshService
+      name: db
+    default:
+      backends:
+      - file:
+          path: {tcp}
   from:
   - targetRef:
       kind: Mesh
@@ -367,6 +378,7 @@ spec:
           path: {json}
           format:
             type: Json
+            omitEmptyValues: true
             json:
             - key: destination
               value: '%KUMA_DESTINATION_SERVICE%'
@@ -374,30 +386,36 @@ spec:
               value: '%REQ(:PATH)%'
             - key: code
               value: '%RESPONSE_CODE%'
+            - key: absent
+              value: '%REQ(X-NOT-SENT)%'
 ",
             out = outbound_log.display(),
             default = inbound_default.display(),
             json = inbound_json.display(),
+            tcp = tcp_log.display(),
         ),
     );
     // Each request after the logs are configured is recorded by both proxies (Envoy flushes
     // its log files about once a second).
     eventually("records of /logged", DEADLINE, || {
         let _ = http_call(outbound, "web", "GET", "/logged", None);
+        let _ = status(db_outbound, "/tcp");
         lines(&outbound_log)
             .iter()
             .any(|l| l == "default client->web OUTBOUND /logged 200")
             && lines(&inbound_json).iter().any(|l| l.contains("/logged"))
+            && !lines(&tcp_log).is_empty()
             && lines(&inbound_default)
                 .iter()
                 .any(|l| l.contains("/logged"))
     })
     .unwrap_or_else(|e| {
         panic!(
-            "{e}\nout: {:?}\nin: {:?}\njson: {:?}",
+            "{e}\nout: {:?}\nin: {:?}\njson: {:?}\ntcp: {:?}",
             lines(&outbound_log),
             lines(&inbound_default),
-            lines(&inbound_json)
+            lines(&inbound_json),
+            lines(&tcp_log)
         )
     });
 
@@ -407,7 +425,16 @@ spec:
         .collect();
     assert!(
         json.contains(&serde_json::json!({"destination": "web", "path": "/logged", "code": 200})),
-        "{json:?}"
+        "an empty value is left out with omitEmptyValues: {json:?}"
+    );
+    // Kuma's default TCP format, with this proxy's address and both services.
+    let tcp = lines(&tcp_log);
+    assert!(
+        tcp.iter()
+            .any(|l| l.contains(" default 127.0.0.1(client)->127.0.0.1:")
+                && l.contains("(db) took ")
+                && l.contains("ms, sent ")),
+        "{tcp:?}"
     );
     // Kuma's default format: mesh, request line, status, then the services and addresses.
     let default = lines(&inbound_default);
