@@ -2,8 +2,6 @@
 //! (Envoy's fault filter) and MeshAccessLog (file access logs with Kuma's formats) on a
 //! listener's HTTP connection managers and TCP proxies.
 
-use std::collections::HashMap;
-
 use atoll_model::types::{
     AccessLogConf, FileBackend, HttpFault, HttpRateLimit, IntOrString, LogFormatType, Rate,
     TcpRateLimit,
@@ -31,8 +29,9 @@ use envoy_types::pb::envoy::extensions::filters::network::local_ratelimit::v3::L
 use envoy_types::pb::envoy::r#type::v3::{
     FractionalPercent, HttpStatus, TokenBucket, fractional_percent,
 };
-use envoy_types::pb::google::protobuf::{Struct, UInt32Value, Value, value};
+use envoy_types::pb::google::protobuf::{Any, UInt32Value, Value, value};
 use envoy_types::util::pack_any;
+use prost::{Message, Name};
 
 use super::timeout::duration;
 
@@ -45,11 +44,7 @@ pub const DEFAULT_HTTP_FORMAT: &str = r#"[%START_TIME%] %KUMA_MESH% "%REQ(:METHO
 pub const DEFAULT_TCP_FORMAT: &str = "[%START_TIME%] %RESPONSE_FLAGS% %KUMA_MESH% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT%(%KUMA_SOURCE_SERVICE%)->%UPSTREAM_HOST%(%KUMA_DESTINATION_SERVICE%) took %DURATION%ms, sent %BYTES_SENT% bytes, received: %BYTES_RECEIVED% bytes";
 
 /// Inserts `filter` before the HTTP router (the last filter), after what is already there.
-fn before_router(
-    hcm: &mut HttpConnectionManager,
-    name: &str,
-    config: envoy_types::pb::google::protobuf::Any,
-) {
+fn before_router(hcm: &mut HttpConnectionManager, name: &str, config: Any) {
     let at = hcm.http_filters.len().saturating_sub(1);
     hcm.http_filters.insert(
         at,
@@ -224,48 +219,97 @@ impl LogContext {
     }
 }
 
+/// A JSON-format FileAccessLog as Envoy reads it, written with its own messages: the
+/// generated `Struct` keeps its keys in a `HashMap`, whose order (and so the encoded bytes and
+/// the resource's version) would change from one build of the configuration to the next.
+mod sorted {
+    use envoy_types::pb::google::protobuf::Value;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct FileAccessLog {
+        #[prost(string, tag = "1")]
+        pub path: String,
+        /// `log_format`.
+        #[prost(message, optional, tag = "5")]
+        pub log_format: Option<JsonFormat>,
+    }
+
+    /// A `SubstitutionFormatString` with its `json_format`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct JsonFormat {
+        #[prost(message, optional, tag = "2")]
+        pub json_format: Option<Struct>,
+        #[prost(bool, tag = "3")]
+        pub omit_empty_values: bool,
+    }
+
+    /// `google.protobuf.Struct`: a map is encoded as repeated key/value entries.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Struct {
+        #[prost(message, repeated, tag = "1")]
+        pub fields: Vec<Field>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Field {
+        #[prost(string, tag = "1")]
+        pub key: String,
+        #[prost(message, optional, tag = "2")]
+        pub value: Option<Value>,
+    }
+}
+
+const FILE_ACCESS_LOG: &str = "envoy.access_loggers.file";
+
 fn file_log(file: &FileBackend, context: &LogContext, default_format: &str) -> AccessLog {
     let format = file.format.clone().unwrap_or_default();
-    let format = match format.format_type {
-        LogFormatType::Json => {
-            let fields: HashMap<String, Value> = format
-                .json
-                .iter()
-                .map(|f| {
-                    let text = context.interpolate(&f.value);
-                    (
-                        f.key.clone(),
-                        Value {
-                            kind: Some(value::Kind::StringValue(text)),
-                        },
-                    )
-                })
-                .collect();
-            substitution_format_string::Format::JsonFormat(Struct { fields })
-        }
-        _ => {
-            let plain = format.plain.as_deref().unwrap_or(default_format);
-            // Envoy writes records back to back: the line ends are the format's.
-            let text = format!("{}\n", context.interpolate(plain));
-            substitution_format_string::Format::TextFormatSource(DataSource {
-                specifier: Some(data_source::Specifier::InlineString(text)),
-                ..Default::default()
+    let omit_empty_values = format.omit_empty_values;
+    let config = if format.format_type == LogFormatType::Json {
+        let mut fields: Vec<sorted::Field> = format
+            .json
+            .iter()
+            .map(|f| sorted::Field {
+                key: f.key.clone(),
+                value: Some(Value {
+                    kind: Some(value::Kind::StringValue(context.interpolate(&f.value))),
+                }),
             })
+            .collect();
+        fields.sort_by(|a, b| a.key.cmp(&b.key));
+        let config = sorted::FileAccessLog {
+            path: file.path.clone(),
+            log_format: Some(sorted::JsonFormat {
+                json_format: Some(sorted::Struct { fields }),
+                omit_empty_values,
+            }),
+        };
+        Any {
+            type_url: format!("type.googleapis.com/{}", FileAccessLog::full_name()),
+            value: config.encode_to_vec(),
         }
-    };
-    let config = FileAccessLog {
-        path: file.path.clone(),
-        access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(
-            SubstitutionFormatString {
-                omit_empty_values: file.format.as_ref().is_some_and(|f| f.omit_empty_values),
-                format: Some(format),
-                ..Default::default()
-            },
-        )),
+    } else {
+        let plain = format.plain.as_deref().unwrap_or(default_format);
+        // Envoy writes records back to back: the line ends are the format's.
+        let text = format!("{}\n", context.interpolate(plain));
+        pack_any(FileAccessLog {
+            path: file.path.clone(),
+            access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(
+                SubstitutionFormatString {
+                    omit_empty_values,
+                    format: Some(substitution_format_string::Format::TextFormatSource(
+                        DataSource {
+                            specifier: Some(data_source::Specifier::InlineString(text)),
+                            ..Default::default()
+                        },
+                    )),
+                    ..Default::default()
+                },
+            )),
+        })
     };
     AccessLog {
-        name: "envoy.access_loggers.file".into(),
-        config_type: Some(access_log::ConfigType::TypedConfig(pack_any(config))),
+        name: FILE_ACCESS_LOG.into(),
+        config_type: Some(access_log::ConfigType::TypedConfig(config)),
         ..Default::default()
     }
 }
@@ -281,4 +325,74 @@ pub fn access_logs(
         .filter_map(|b| b.file.as_ref())
         .map(|f| file_log(f, context, default_format))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_model::types::{AccessLogBackend, JsonField, LogFormat};
+
+    fn context() -> LogContext {
+        LogContext {
+            mesh: "default".into(),
+            source_service: "client".into(),
+            destination_service: "web".into(),
+            source_address: "10.0.0.1".into(),
+            direction: "OUTBOUND",
+        }
+    }
+
+    #[test]
+    fn json_logs_decode_as_envoy_file_access_logs_with_stable_bytes() {
+        let json = |pairs: &[(&str, &str)]| AccessLogConf {
+            backends: vec![AccessLogBackend {
+                file: Some(FileBackend {
+                    path: "/tmp/x.json".into(),
+                    format: Some(LogFormat {
+                        format_type: LogFormatType::Json,
+                        json: pairs
+                            .iter()
+                            .map(|(k, v)| JsonField {
+                                key: k.to_string(),
+                                value: v.to_string(),
+                            })
+                            .collect(),
+                        omit_empty_values: true,
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }],
+        };
+        let fields = [
+            ("b", "%KUMA_MESH%"),
+            ("a", "%RESPONSE_CODE%"),
+            ("c", "%KUMA_SOURCE_SERVICE%"),
+        ];
+        let log = access_logs(&json(&fields), &context(), DEFAULT_HTTP_FORMAT).remove(0);
+        let Some(access_log::ConfigType::TypedConfig(any)) = &log.config_type else {
+            panic!("no typed config");
+        };
+        // Written in another order, the same fields give the same bytes.
+        let reversed: Vec<_> = fields.iter().rev().copied().collect();
+        let again = access_logs(&json(&reversed), &context(), DEFAULT_HTTP_FORMAT).remove(0);
+        assert_eq!(log, again);
+        let decoded = FileAccessLog::decode(any.value.as_slice()).unwrap();
+        assert_eq!(decoded.path, "/tmp/x.json");
+        let Some(file_access_log::AccessLogFormat::LogFormat(format)) = decoded.access_log_format
+        else {
+            panic!("no log format");
+        };
+        assert!(format.omit_empty_values);
+        let Some(substitution_format_string::Format::JsonFormat(s)) = format.format else {
+            panic!("not JSON");
+        };
+        let text = |k: &str| match &s.fields[k].kind {
+            Some(value::Kind::StringValue(v)) => v.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(text("a"), "%RESPONSE_CODE%");
+        assert_eq!(text("b"), "default");
+        assert_eq!(text("c"), "client");
+    }
 }
