@@ -1,7 +1,7 @@
 """A server outside the mesh, for MeshExternalService tests.
 
 Modes: `echo` (TCP: sends back what it receives) and `http` (answers every request with
-`external <name> <path>`). Optionally TLS with a given certificate, a required client
+`external <name> <path>`, or n bytes for `/bytes/<n>`). Optionally TLS with a given certificate, a required client
 certificate, and bounds on the TLS version. Listens on a loopback TCP port or a unix socket.
 """
 import argparse
@@ -61,6 +61,9 @@ def main():
 
         def do_GET(self):
             body = f"external {args.name} {self.path}".encode()
+            # `/bytes/<n>`: a body of n bytes, for tests that time a large response.
+            if self.path.startswith("/bytes/"):
+                body = b"x" * int(self.path[len("/bytes/"):])
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Content-Type", "text/plain")

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use atoll_e2e::backend::Backend;
 use atoll_e2e::dataplane::{Dataplane, sidecar_yaml};
+use atoll_e2e::external::{ExternalServer, ServerOptions};
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
 use atoll_e2e::process::http_call;
@@ -33,7 +34,7 @@ fn sidecar(
     name: &str,
     service: &str,
     protocol: &str,
-    app: &Backend,
+    app_port: u16,
     outbounds: &[(u16, &str)],
 ) -> (Dataplane, u16) {
     let (admin, inbound) = (free_port().unwrap(), free_port().unwrap());
@@ -50,7 +51,7 @@ fn sidecar(
         "default",
         name,
         service,
-        (admin, inbound, app.port),
+        (admin, inbound, app_port),
         &outbound_tags,
     )
     .replacen(
@@ -130,9 +131,9 @@ spec:
 fn rate_limits_requests_and_connections() {
     let (global, zone) = start();
     let web = Backend::start("web").unwrap();
-    let (web_dp, web_in) = sidecar(&zone, "web-1", "web", "http", &web, &[]);
+    let (web_dp, web_in) = sidecar(&zone, "web-1", "web", "http", web.port, &[]);
     let db = Backend::start("db").unwrap();
-    let (db_dp, db_in) = sidecar(&zone, "db-1", "db", "tcp", &db, &[]);
+    let (db_dp, db_in) = sidecar(&zone, "db-1", "db", "tcp", db.port, &[]);
     assert_eq!(status(web_in, "/"), Some(200));
     assert_eq!(status(db_in, "/"), Some(200), "{}", db_dp.config_dump());
 
@@ -257,7 +258,7 @@ spec:
 fn fault_injection_aborts_and_delays() {
     let (global, zone) = start();
     let web = Backend::start("web").unwrap();
-    let (web_dp, web_in) = sidecar(&zone, "web-1", "web", "http", &web, &[]);
+    let (web_dp, web_in) = sidecar(&zone, "web-1", "web", "http", web.port, &[]);
     assert_eq!(status(web_in, "/"), Some(200));
 
     faults(
@@ -300,6 +301,49 @@ fn fault_injection_aborts_and_delays() {
     assert_eq!(status(web_in, "/d"), Some(200));
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(950), "took {took:?}");
+
+    // A response of 64 KiB at 100 kbps takes seconds rather than milliseconds.
+    let big = ExternalServer::start(ServerOptions {
+        mode: "http",
+        name: "big".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let (big_dp, big_in) = sidecar(&zone, "big-1", "big", "http", big.port, &[]);
+    let timed_body = || {
+        let started = Instant::now();
+        let response = raw_get(big_in, "/bytes/65536").expect("a response");
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().len();
+        (started.elapsed(), body)
+    };
+    let (unlimited, body) = timed_body();
+    assert_eq!(body, 65536);
+    apply(
+        &global,
+        "type: MeshFaultInjection
+mesh: default
+name: big-bandwidth
+spec:
+  targetRef:
+    kind: MeshService
+    name: big
+  from:
+  - targetRef:
+      kind: Mesh
+    default:
+      http:
+      - responseBandwidth:
+          limit: 100kbps
+          percentage: 100
+",
+    );
+    configured(&big_dp, "response_rate_limit");
+    let (limited, body) = timed_body();
+    assert_eq!(body, 65536);
+    assert!(
+        limited >= Duration::from_secs(2),
+        "took {limited:?} limited, {unlimited:?} before"
+    );
 }
 
 fn lines(path: &std::path::Path) -> Vec<String> {
@@ -321,9 +365,9 @@ fn access_logs_in_plain_default_and_json_formats() {
         dir.path().join("tcp.log"),
     );
     let web = Backend::start("web").unwrap();
-    let (_web_dp, _) = sidecar(&zone, "web-1", "web", "http", &web, &[]);
+    let (_web_dp, _) = sidecar(&zone, "web-1", "web", "http", web.port, &[]);
     let db = Backend::start("db").unwrap();
-    let (_db_dp, _) = sidecar(&zone, "db-1", "db", "tcp", &db, &[]);
+    let (_db_dp, _) = sidecar(&zone, "db-1", "db", "tcp", db.port, &[]);
     let client = Backend::start("client").unwrap();
     let (outbound, db_outbound) = (free_port().unwrap(), free_port().unwrap());
     let (client_dp, _) = sidecar(
@@ -331,7 +375,7 @@ fn access_logs_in_plain_default_and_json_formats() {
         "client-1",
         "client",
         "http",
-        &client,
+        client.port,
         &[(outbound, "web"), (db_outbound, "db")],
     );
     eventually("client -> web and db", DEADLINE, || {

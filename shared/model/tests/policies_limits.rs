@@ -389,6 +389,20 @@ fn fault_injection_fields() {
                 ),
             ),
             edit(
+                "bandwidth below Envoy's 1 KiB/s",
+                |v| {
+                    set(
+                        v,
+                        "spec.from[0].default.http[0].responseBandwidth.limit",
+                        json!("4kbps"),
+                    )
+                },
+                fail(
+                    "spec.from[0].default.http[0].responseBandwidth.limit",
+                    "at least 1 KiB/s",
+                ),
+            ),
+            edit(
                 "bandwidth zero",
                 |v| {
                     set(
@@ -399,7 +413,7 @@ fn fault_injection_fields() {
                 },
                 fail(
                     "spec.from[0].default.http[0].responseBandwidth.limit",
-                    "above 0",
+                    "at least 1 KiB/s",
                 ),
             ),
             edit(

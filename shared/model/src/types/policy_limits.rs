@@ -169,18 +169,42 @@ impl IntOrString {
 }
 
 impl FaultBandwidth {
-    /// The limit in kilobits per second (Envoy's unit), if it is a whole number of kbps, Mbps
-    /// or Gbps above zero.
-    pub fn kbps(&self) -> Option<u64> {
+    /// The limit in KiB per second, Envoy's unit, if it is a whole number of kbps, Mbps or
+    /// Gbps (bits, decimal prefixes) of at least 1 KiB/s.
+    pub fn kib_per_second(&self) -> Option<u64> {
         let split = self.limit.find(|c: char| !c.is_ascii_digit())?;
         let (number, unit) = self.limit.split_at(split);
         let number: u64 = number.parse().ok()?;
-        let per_kbps = match unit.to_ascii_lowercase().as_str() {
-            "kbps" => 1,
-            "mbps" => 1_000,
-            "gbps" => 1_000_000,
+        let bits_per_unit: u64 = match unit.to_ascii_lowercase().as_str() {
+            "kbps" => 1_000,
+            "mbps" => 1_000_000,
+            "gbps" => 1_000_000_000,
             _ => return None,
         };
-        number.checked_mul(per_kbps).filter(|k| *k > 0)
+        let bytes = number.checked_mul(bits_per_unit)? / 8;
+        Some((bytes + 512) / 1024).filter(|k| *k > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidth_in_kib_per_second() {
+        let kib = |limit: &str| {
+            FaultBandwidth {
+                limit: limit.into(),
+                percentage: None,
+            }
+            .kib_per_second()
+        };
+        assert_eq!(kib("50Mbps"), Some(6104));
+        assert_eq!(kib("100kbps"), Some(12));
+        assert_eq!(kib("1gbps"), Some(122_070));
+        assert_eq!(kib("9kbps"), Some(1));
+        assert_eq!(kib("4kbps"), None);
+        assert_eq!(kib("50MB/s"), None);
+        assert_eq!(kib("Mbps"), None);
     }
 }

@@ -176,11 +176,11 @@ pub(super) fn fault_injection(spec: &MeshFaultInjectionSpec, path: &Path, report
             }
             if let Some(bandwidth) = &fault.response_bandwidth {
                 let b = f.field("responseBandwidth");
-                if bandwidth.kbps().is_none() {
+                if bandwidth.kib_per_second().is_none() {
                     report.add(
                         &b.field("limit"),
                         format!(
-                            "{:?} is not a bandwidth: a whole number of kbps, Mbps or Gbps above 0, e.g. 50Mbps",
+                            "{:?} is not a bandwidth: a whole number of kbps, Mbps or Gbps of at least 1 KiB/s (9kbps), e.g. 50Mbps",
                             bandwidth.limit
                         ),
                     );

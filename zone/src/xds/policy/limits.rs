@@ -180,7 +180,8 @@ pub fn faults(hcm: &mut HttpConnectionManager, faults: &[HttpFault]) {
                     percentage: fraction(&b.percentage),
                     limit_type: Some(fault_rate_limit::LimitType::FixedLimit(
                         fault_rate_limit::FixedLimit {
-                            limit_kbps: b.kbps()?,
+                            // Despite its name, Envoy's limit is in KiB per second.
+                            limit_kbps: b.kib_per_second()?,
                         },
                     )),
                 })
