@@ -105,26 +105,32 @@ fn configured(dp: &Dataplane, text: &str) {
     .unwrap_or_else(|e| panic!("{e}\n{}", dp.config_dump()));
 }
 
-/// MeshRateLimit `web-limit` for `web` with `local` (YAML indented to sit under `local:`).
-fn limit_web(global: &Global, local: &str) {
+/// A `kind` policy named `name` for `service`'s inbounds, from every caller, whose `default`
+/// holds `field` with `body` (YAML indented to sit under `field:`).
+fn inbound_policy(global: &Global, kind: &str, name: &str, service: &str, field: &str, body: &str) {
     apply(
         global,
         &format!(
-            "type: MeshRateLimit
+            "type: {kind}
 mesh: default
-name: web-limit
+name: {name}
 spec:
   targetRef:
     kind: MeshService
-    name: web
+    name: {service}
   from:
   - targetRef:
       kind: Mesh
     default:
-      local:
-{local}"
+      {field}:
+{body}"
         ),
     );
+}
+
+/// MeshRateLimit `web-limit` for `web` with `local`.
+fn limit_web(global: &Global, local: &str) {
+    inbound_policy(global, "MeshRateLimit", "web-limit", "web", "local", local);
 }
 
 #[test]
@@ -195,21 +201,13 @@ fn rate_limits_requests_and_connections() {
     .unwrap_or_else(|e| panic!("{e}\n{}", web_dp.config_dump()));
 
     // TCP: two connections a minute, the third is closed before it reaches the application.
-    apply(
+    inbound_policy(
         &global,
-        "type: MeshRateLimit
-mesh: default
-name: db-limit
-spec:
-  targetRef:
-    kind: MeshService
-    name: db
-  from:
-  - targetRef:
-      kind: Mesh
-    default:
-      local:
-        tcp:
+        "MeshRateLimit",
+        "db-limit",
+        "db",
+        "local",
+        "        tcp:
           connectionRate:
             num: 2
             interval: 1m
@@ -233,24 +231,15 @@ spec:
     assert_eq!(db.served(), served + 2);
 }
 
+/// MeshFaultInjection `web-faults` for `web` with `http`.
 fn faults(global: &Global, http: &str) {
-    apply(
+    inbound_policy(
         global,
-        &format!(
-            "type: MeshFaultInjection
-mesh: default
-name: web-faults
-spec:
-  targetRef:
-    kind: MeshService
-    name: web
-  from:
-  - targetRef:
-      kind: Mesh
-    default:
-      http:
-{http}"
-        ),
+        "MeshFaultInjection",
+        "web-faults",
+        "web",
+        "http",
+        http,
     );
 }
 
@@ -318,21 +307,13 @@ fn fault_injection_aborts_and_delays() {
     };
     let (unlimited, body) = timed_body();
     assert_eq!(body, 65536);
-    apply(
+    inbound_policy(
         &global,
-        "type: MeshFaultInjection
-mesh: default
-name: big-bandwidth
-spec:
-  targetRef:
-    kind: MeshService
-    name: big
-  from:
-  - targetRef:
-      kind: Mesh
-    default:
-      http:
-      - responseBandwidth:
+        "MeshFaultInjection",
+        "big-bandwidth",
+        "big",
+        "http",
+        "      - responseBandwidth:
           limit: 100kbps
           percentage: 100
 ",
