@@ -1775,14 +1775,22 @@ fn a_policy_for_others_changes_nothing() {
     let kinds = prop_oneof![
         Just("MeshTimeout"),
         Just("MeshRetry"),
-        Just("MeshTrafficPermission")
+        Just("MeshTrafficPermission"),
+        Just("MeshRateLimit"),
+        Just("MeshFaultInjection"),
+        Just("MeshAccessLog")
     ];
     runner
         .run(&(kinds, "[a-z]{1,8}", any::<bool>()), |(kind, name, top_level)| {
             // Either it selects other proxies, or it selects this one but only for a
             // destination this proxy has no outbound to.
             // A permission for this proxy would change its RBAC even for an unknown caller.
-            let target = if top_level || kind == "MeshTrafficPermission" {
+            // So would an inbound-only policy (rate limits, faults) for this proxy.
+            let inbound_only = matches!(
+                kind,
+                "MeshTrafficPermission" | "MeshRateLimit" | "MeshFaultInjection"
+            );
+            let target = if top_level || inbound_only {
                 format!("kind: MeshService\n    name: other-{name}")
             } else {
                 "kind: Mesh".to_string()
@@ -1790,6 +1798,11 @@ fn a_policy_for_others_changes_nothing() {
             let section = match kind {
                 "MeshTrafficPermission" => format!(
                     "from:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      action: Deny"
+                ),
+                "MeshRateLimit" => "from:\n  - targetRef:\n      kind: Mesh\n    default:\n      local:\n        http:\n          requestRate:\n            num: 1\n            interval: 1s".to_string(),
+                "MeshFaultInjection" => "from:\n  - targetRef:\n      kind: Mesh\n    default:\n      http:\n      - abort:\n          httpStatus: 500\n          percentage: 100".to_string(),
+                "MeshAccessLog" => format!(
+                    "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      backends:\n      - file:\n          path: /tmp/x.log"
                 ),
                 "MeshRetry" => format!(
                     "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      tcp:\n        maxConnectAttempt: 2"
