@@ -1,7 +1,8 @@
 """A server outside the mesh, for MeshExternalService tests.
 
 Modes: `echo` (TCP: sends back what it receives) and `http` (answers every request with
-`external <name> <path>`, after `--delay-ms` when given). Optionally TLS with a given certificate, a required client
+`external <name> <path>`, after `--delay-ms` when given, or n bytes for `/bytes/<n>`).
+Optionally TLS with a given certificate, a required client
 certificate, and bounds on the TLS version. Listens on a loopback TCP port or a unix socket.
 """
 import argparse
@@ -81,6 +82,9 @@ def main():
                     time.sleep(args.delay_ms / 1000)
                 status = 503 if n <= args.fail_first else 200
                 body = f"external {args.name} {self.path}".encode()
+                # `/bytes/<n>`: a body of n bytes, for tests that time a large response.
+                if self.path.startswith("/bytes/"):
+                    body = b"x" * int(self.path[len("/bytes/"):])
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Content-Type", "text/plain")

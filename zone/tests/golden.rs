@@ -70,6 +70,10 @@ fn unpack(any: &Any) -> String {
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy" => {
             TcpProxy::decode(v).map(|m| format!("{m:#?}"))
         }
+        "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit" => {
+            envoy_types::pb::envoy::extensions::filters::network::local_ratelimit::v3::LocalRateLimit::decode(v)
+                .map(|m| format!("{m:#?}"))
+        }
         "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit" => {
             ConnectionLimit::decode(v).map(|m| format!("{m:#?}"))
         }
@@ -1577,6 +1581,198 @@ networking:
     envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
 }
 
+const LIMITS: &str = "
+type: Mesh
+name: default
+---
+type: Dataplane
+mesh: default
+name: web-1
+networking:
+  address: 10.0.0.5
+  inbound:
+  - port: 8080
+    servicePort: 80
+    tags:
+      kuma.io/service: web
+      kuma.io/protocol: http
+  - port: 6379
+    servicePort: 6380
+    tags:
+      kuma.io/service: web-cache
+      kuma.io/protocol: tcp
+  outbound:
+  - port: 10001
+    tags:
+      kuma.io/service: echo
+  - port: 10002
+    tags:
+      kuma.io/service: cache
+---
+type: Dataplane
+mesh: default
+name: echo-1
+networking:
+  address: 10.0.0.6
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: echo
+      kuma.io/protocol: http
+---
+type: Dataplane
+mesh: default
+name: cache-1
+networking:
+  address: 10.0.0.7
+  inbound:
+  - port: 6379
+    tags:
+      kuma.io/service: cache
+---
+type: MeshRateLimit
+mesh: default
+name: limits
+spec:
+  targetRef:
+    kind: MeshService
+    name: web
+  from:
+  - targetRef:
+      kind: Mesh
+    default:
+      local:
+        http:
+          requestRate:
+            num: 5
+            interval: 1m
+          onRateLimit:
+            status: 423
+            headers:
+              set:
+              - name: x-kuma-rate-limited
+                value: 'true'
+              add:
+              - name: x-limit
+                value: five
+        tcp:
+          connectionRate:
+            num: 2
+            interval: 10s
+---
+type: MeshFaultInjection
+mesh: default
+name: faults
+spec:
+  targetRef:
+    kind: Mesh
+  from:
+  - targetRef:
+      kind: Mesh
+    default:
+      http:
+      - abort:
+          httpStatus: 503
+          percentage: '2.5'
+        delay:
+          value: 1s
+          percentage: 50
+        responseBandwidth:
+          limit: 50Mbps
+          percentage: 100
+      - abort:
+          httpStatus: 500
+          percentage: 10
+---
+type: MeshAccessLog
+mesh: default
+name: logs
+spec:
+  targetRef:
+    kind: Mesh
+  from:
+  - targetRef:
+      kind: Mesh
+    default:
+      backends:
+      - file:
+          path: /tmp/atoll-inbound.log
+  to:
+  - targetRef:
+      kind: Mesh
+    default:
+      backends:
+      - file:
+          path: /tmp/atoll-outbound.log
+          format:
+            type: Plain
+            plain: '%KUMA_SOURCE_SERVICE%->%KUMA_DESTINATION_SERVICE% %RESPONSE_CODE%'
+  - targetRef:
+      kind: MeshService
+      name: cache
+    default:
+      backends:
+      - file:
+          path: /tmp/atoll-cache.json
+          format:
+            type: Json
+            omitEmptyValues: true
+            json:
+            - key: mesh
+              value: '%KUMA_MESH%'
+            - key: bytes
+              value: '%BYTES_SENT%'
+";
+
+/// Rate limits, faults and access logs on a sidecar with an HTTP and a TCP inbound.
+#[test]
+fn sidecar_policies_limits_faults_logs() {
+    let world = world(LIMITS);
+    let (snapshot, problems) = generate(&world, "default", "web-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let text = describe(&snapshot);
+    for expected in [
+        "envoy.filters.http.local_ratelimit",
+        "envoy.filters.network.local_ratelimit",
+        "max_tokens: 2",
+        "envoy.filters.http.fault",
+        "envoy.access_loggers.file",
+    ] {
+        assert!(text.contains(expected), "{expected} missing");
+    }
+    // Two fault entries become two filters, in order, and the router stays last.
+    let listeners = snapshot.decoded::<Listener>(LISTENER);
+    let web = listeners
+        .iter()
+        .find(|l| l.name == "inbound:10.0.0.5:8080")
+        .expect("the HTTP inbound");
+    let hcm = web.filter_chains[0]
+        .filters
+        .iter()
+        .find_map(|f| match &f.config_type {
+            Some(filter::ConfigType::TypedConfig(any))
+                if f.name.ends_with("http_connection_manager") =>
+            {
+                HttpConnectionManager::decode(any.value.as_slice()).ok()
+            }
+            _ => None,
+        })
+        .expect("an HTTP connection manager");
+    let names: Vec<&str> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "envoy.filters.http.fault",
+            "envoy.filters.http.fault",
+            "envoy.filters.http.local_ratelimit",
+            "envoy.filters.http.router"
+        ]
+    );
+    assert_eq!(hcm.access_log.len(), 1);
+    check_golden("sidecar_limits", &text);
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}
+
 /// A policy that targets nothing a proxy has (another service, a destination it does not
 /// call) leaves that proxy's configuration exactly as it was.
 #[test]
@@ -1594,13 +1790,21 @@ fn a_policy_for_others_changes_nothing() {
         Just("MeshTrafficPermission"),
         Just("MeshCircuitBreaker"),
         Just("MeshHealthCheck"),
+        Just("MeshRateLimit"),
+        Just("MeshFaultInjection"),
+        Just("MeshAccessLog")
     ];
     runner
         .run(&(kinds, "[a-z]{1,8}", any::<bool>()), |(kind, name, top_level)| {
             // Either it selects other proxies, or it selects this one but only for a
             // destination this proxy has no outbound to.
             // A permission for this proxy would change its RBAC even for an unknown caller.
-            let target = if top_level || kind == "MeshTrafficPermission" {
+            // So would an inbound-only policy (rate limits, faults) for this proxy.
+            let inbound_only = matches!(
+                kind,
+                "MeshTrafficPermission" | "MeshRateLimit" | "MeshFaultInjection"
+            );
+            let target = if top_level || inbound_only {
                 format!("kind: MeshService\n    name: other-{name}")
             } else {
                 "kind: Mesh".to_string()
@@ -1608,6 +1812,11 @@ fn a_policy_for_others_changes_nothing() {
             let section = match kind {
                 "MeshTrafficPermission" => format!(
                     "from:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      action: Deny"
+                ),
+                "MeshRateLimit" => "from:\n  - targetRef:\n      kind: Mesh\n    default:\n      local:\n        http:\n          requestRate:\n            num: 1\n            interval: 1s".to_string(),
+                "MeshFaultInjection" => "from:\n  - targetRef:\n      kind: Mesh\n    default:\n      http:\n      - abort:\n          httpStatus: 500\n          percentage: 100".to_string(),
+                "MeshAccessLog" => format!(
+                    "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      backends:\n      - file:\n          path: /tmp/x.log"
                 ),
                 "MeshRetry" => format!(
                     "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      tcp:\n        maxConnectAttempt: 2"

@@ -91,6 +91,9 @@ kinds! {
     MeshRetry = "MeshRetry", "meshretries", Mesh, Global, Spec;
     MeshCircuitBreaker = "MeshCircuitBreaker", "meshcircuitbreakers", Mesh, Global, Spec;
     MeshHealthCheck = "MeshHealthCheck", "meshhealthchecks", Mesh, Global, Spec;
+    MeshRateLimit = "MeshRateLimit", "meshratelimits", Mesh, Global, Spec;
+    MeshFaultInjection = "MeshFaultInjection", "meshfaultinjections", Mesh, Global, Spec;
+    MeshAccessLog = "MeshAccessLog", "meshaccesslogs", Mesh, Global, Spec;
     HostnameGenerator = "HostnameGenerator", "hostnamegenerators", Global, Global, Spec;
     Secret = "Secret", "secrets", Mesh, Global, Inline;
     GlobalSecret = "GlobalSecret", "globalsecrets", Global, Global, Inline;

@@ -15,5 +15,6 @@ pub mod meta;
 mod outbound_routes;
 mod policies;
 mod policy_gateway;
+mod policy_limits;
 pub mod reconciler;
 pub mod world;

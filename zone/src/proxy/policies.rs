@@ -177,6 +177,7 @@ impl Context<'_> {
             }
         }
         self.apply_cluster_policies(&rules);
+        self.apply_limits(&rules, dp, outbounds);
     }
 
     /// A service's `kuma.io/protocol` tag, from any of its instances.

@@ -82,7 +82,7 @@ pub struct RemoteIngress {
 }
 
 /// The kinds the builder reads.
-pub const KINDS: [Kind; 15] = [
+pub const KINDS: [Kind; 18] = [
     Kind::Mesh,
     Kind::MeshGateway,
     Kind::MeshHttpRoute,
@@ -98,6 +98,9 @@ pub const KINDS: [Kind; 15] = [
     Kind::MeshRetry,
     Kind::MeshCircuitBreaker,
     Kind::MeshHealthCheck,
+    Kind::MeshRateLimit,
+    Kind::MeshFaultInjection,
+    Kind::MeshAccessLog,
 ];
 
 fn gateway_target(target: Option<&atoll_model::types::TargetRef>) -> Option<&str> {
@@ -285,7 +288,10 @@ impl World {
             | Kind::MeshTimeout
             | Kind::MeshRetry
             | Kind::MeshCircuitBreaker
-            | Kind::MeshHealthCheck => {
+            | Kind::MeshHealthCheck
+            | Kind::MeshRateLimit
+            | Kind::MeshFaultInjection
+            | Kind::MeshAccessLog => {
                 touched.insert(Dep::Policies(mesh_name.clone()));
                 let in_mesh = self.policies.entry(mesh_name.clone()).or_default();
                 match spec.and_then(|s| s.policy()) {

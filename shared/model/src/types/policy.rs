@@ -79,6 +79,30 @@ policy!(
     super::HealthCheckConf
 );
 
+policy!(
+    /// MeshRateLimit: local rate limits on the inbounds of the proxies chosen (`from[]`).
+    MeshRateLimitSpec,
+    RateLimitItem,
+    RateLimitRule,
+    super::RateLimitConf
+);
+
+policy!(
+    /// MeshFaultInjection: HTTP faults injected on the inbounds (`from[]`).
+    MeshFaultInjectionSpec,
+    FaultInjectionItem,
+    FaultInjectionRule,
+    super::FaultInjectionConf
+);
+
+policy!(
+    /// MeshAccessLog: access logs of outbound (`to[]`) and inbound (`from[]`) traffic.
+    MeshAccessLogSpec,
+    AccessLogItem,
+    AccessLogRule,
+    super::AccessLogConf
+);
+
 model! {
     pub struct TrafficPermissionConf {
         #[serde(default, skip_serializing_if = "PermissionAction::is_unset")]
@@ -204,6 +228,9 @@ impl crate::Spec {
             crate::Spec::MeshRetry(s) => Some(view!(s)),
             crate::Spec::MeshCircuitBreaker(s) => Some(view!(s)),
             crate::Spec::MeshHealthCheck(s) => Some(view!(s)),
+            crate::Spec::MeshRateLimit(s) => Some(view!(s)),
+            crate::Spec::MeshFaultInjection(s) => Some(view!(s)),
+            crate::Spec::MeshAccessLog(s) => Some(view!(s)),
             _ => None,
         }
     }

@@ -13,6 +13,7 @@ mod mesh;
 mod meta;
 mod policies;
 mod policies_gateway;
+mod policies_limits;
 mod policies_resilience;
 mod routes;
 mod secret;
@@ -125,6 +126,9 @@ pub fn validate(resource: &Resource) -> Result<(), Vec<Violation>> {
         Spec::MeshRetry(s) => policies::retry(s, &spec, &mut report),
         Spec::MeshCircuitBreaker(s) => policies_resilience::circuit_breaker(s, &spec, &mut report),
         Spec::MeshHealthCheck(s) => policies_resilience::health_check(s, &spec, &mut report),
+        Spec::MeshRateLimit(s) => policies_limits::rate_limit(s, &spec, &mut report),
+        Spec::MeshFaultInjection(s) => policies_limits::fault_injection(s, &spec, &mut report),
+        Spec::MeshAccessLog(s) => policies_limits::access_log(s, &spec, &mut report),
         Spec::Secret(s) | Spec::GlobalSecret(s) => secret::validate(s, &root, &mut report),
         Spec::Dataplane(s) => dataplane::validate(s, &root, &mut report),
         Spec::ZoneIngress(s) => zone_proxies::validate_ingress(s, &root, &mut report),

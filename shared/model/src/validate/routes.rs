@@ -383,16 +383,10 @@ fn http_filter(filter: &HttpFilter, context: &FilterContext, path: &Path, report
             Some(backend) => backend_ref(backend, MIRRORS, &at.field("backendRef"), report),
             None => report.add(&at.field("backendRef"), "must be set"),
         }
-        if let Some(percentage) = &mirror.percentage {
-            let valid = match percentage {
-                IntOrString::Int(n) => (0..=100).contains(n),
-                IntOrString::String(s) => {
-                    s.parse::<f64>().is_ok_and(|p| (0.0..=100.0).contains(&p))
-                }
-            };
-            if !valid {
-                report.add(&at.field("percentage"), "must be a number from 0 to 100");
-            }
+        if let Some(percentage) = &mirror.percentage
+            && percentage.percent().is_none()
+        {
+            report.add(&at.field("percentage"), "must be a number from 0 to 100");
         }
     }
 }

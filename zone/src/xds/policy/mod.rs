@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod circuit_breaker;
 pub mod health_check;
+pub mod limits;
 pub mod rbac;
 pub mod retry;
 pub mod routes;
