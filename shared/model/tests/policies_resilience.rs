@@ -126,7 +126,10 @@ fn circuit_breaker_shape() {
                         json!({"kind": "MeshGateway", "name": "edge"}),
                     )
                 },
-                fail("spec.targetRef.kind", "not supported here yet"),
+                fail(
+                    "spec.targetRef.kind",
+                    "cannot be targeted by this policy type",
+                ),
             ),
             edit(
                 "to Mesh",
