@@ -43,6 +43,25 @@ pub(super) const PROXY_AND_GATEWAY_TARGETS: &[TargetKind] = &[
     TargetKind::MeshHttpRoute,
 ];
 
+/// [`shape`] for a spec declared with `policy!`: every such spec has the same fields.
+macro_rules! policy_shape {
+    ($spec:expr, $sections:expr, $path:expr, $report:expr) => {
+        $crate::validate::policies::shape(
+            $spec.target_ref.as_ref(),
+            $crate::validate::policies::Entries {
+                to: &$spec.to,
+                from: &$spec.from,
+                rules: $spec.rules.len(),
+            },
+            |i| (i.target_ref.as_ref(), i.default.is_some()),
+            $sections,
+            $path,
+            $report,
+        )
+    };
+}
+pub(super) use policy_shape;
+
 /// Validates the shared shape: the targets, and each entry's target and `default`.
 pub(super) fn shape<I>(
     target: Option<&TargetRef>,
@@ -172,21 +191,15 @@ pub(super) fn traffic_permission(
     path: &Path,
     report: &mut Report,
 ) {
-    shape(
-        spec.target_ref.as_ref(),
-        Entries {
-            to: &spec.to,
-            from: &spec.from,
-            rules: spec.rules.len(),
-        },
-        |i| (i.target_ref.as_ref(), i.default.is_some()),
+    policy_shape!(
+        spec,
         Sections {
             to: false,
             from: true,
             targets: PROXY_TARGETS,
         },
         path,
-        report,
+        report
     );
     for (i, item) in spec.from.iter().enumerate() {
         if let Some(conf) = &item.default {
@@ -198,21 +211,15 @@ pub(super) fn traffic_permission(
 
 pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) {
     super::policies_gateway::timeout(spec, path, report);
-    shape(
-        spec.target_ref.as_ref(),
-        Entries {
-            to: &spec.to,
-            from: &spec.from,
-            rules: spec.rules.len(),
-        },
-        |i| (i.target_ref.as_ref(), i.default.is_some()),
+    policy_shape!(
+        spec,
         Sections {
             to: true,
             from: true,
             targets: PROXY_AND_GATEWAY_TARGETS,
         },
         path,
-        report,
+        report
     );
     for (name, entries) in [("to", &spec.to), ("from", &spec.from)] {
         for (i, item) in entries.iter().enumerate() {
@@ -278,21 +285,15 @@ const GRPC_RETRY_ON: &[&str] = &[
 
 pub(super) fn retry(spec: &MeshRetrySpec, path: &Path, report: &mut Report) {
     super::policies_gateway::retry(spec, path, report);
-    shape(
-        spec.target_ref.as_ref(),
-        Entries {
-            to: &spec.to,
-            from: &spec.from,
-            rules: spec.rules.len(),
-        },
-        |i| (i.target_ref.as_ref(), i.default.is_some()),
+    policy_shape!(
+        spec,
         Sections {
             to: true,
             from: false,
             targets: PROXY_AND_GATEWAY_TARGETS,
         },
         path,
-        report,
+        report
     );
     for (i, item) in spec.to.iter().enumerate() {
         let Some(conf) = &item.default else { continue };

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{not_empty, one_of};
-use super::policies::{Entries, PROXY_TARGETS, Sections, shape};
+use super::policies::{PROXY_TARGETS, Sections, policy_shape};
 use super::{Path, Report};
 use crate::duration;
 use crate::types::*;
@@ -25,21 +25,15 @@ const ENVOY_STATUSES: &[u32] = &[
 macro_rules! common_shape {
     ($spec:expr, $to:expr, $what:expr, $path:expr, $report:expr) => {{
         let (spec, path, report): (_, &Path, &mut Report) = ($spec, $path, $report);
-        shape(
-            spec.target_ref.as_ref(),
-            Entries {
-                to: &spec.to,
-                from: &spec.from,
-                rules: spec.rules.len(),
-            },
-            |i| (i.target_ref.as_ref(), i.default.is_some()),
+        policy_shape!(
+            spec,
             Sections {
                 to: $to,
                 from: true,
                 targets: PROXY_TARGETS,
             },
             path,
-            report,
+            report
         );
         for (i, item) in spec.from.iter().enumerate() {
             if let Some(t) = &item.target_ref

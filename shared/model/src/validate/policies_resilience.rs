@@ -3,7 +3,7 @@
 //! honour yet refused by name.
 
 use super::common::duration;
-use super::policies::{Entries, PROXY_TARGETS, Sections, shape};
+use super::policies::{Entries, PROXY_TARGETS, Sections, policy_shape, shape};
 use super::{Path, Report};
 use crate::duration as durations;
 use crate::types::*;
@@ -161,21 +161,15 @@ fn circuit_breaker_conf(conf: &CircuitBreakerConf, at: &Path, report: &mut Repor
 }
 
 pub(super) fn health_check(spec: &MeshHealthCheckSpec, path: &Path, report: &mut Report) {
-    shape(
-        spec.target_ref.as_ref(),
-        Entries {
-            to: &spec.to,
-            from: &spec.from,
-            rules: spec.rules.len(),
-        },
-        |i| (i.target_ref.as_ref(), i.default.is_some()),
+    policy_shape!(
+        spec,
         Sections {
             to: true,
             from: false,
             targets: PROXY_TARGETS,
         },
         path,
-        report,
+        report
     );
     for (i, item) in spec.to.iter().enumerate() {
         let Some(conf) = &item.default else { continue };
