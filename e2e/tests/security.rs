@@ -317,12 +317,13 @@ fn registrations_with_bad_credentials_are_refused_and_write_nothing() {
     assert!(text.contains("dataplane token"), "{text}");
 }
 
-/// Opens an ADS stream as `node_id` with `token`; the first response, or the status that
-/// ended the stream, or `None` when nothing came within a few seconds.
+/// Opens an ADS stream as `node_id` with `token` (no first request at all without a node
+/// id); the first response, or the status that ended the stream, or `None` when nothing came
+/// within a few seconds.
 async fn ads(
     zone: &Zone,
     token: Option<&str>,
-    node_id: &str,
+    node_id: Option<&str>,
 ) -> Result<Option<usize>, tonic::Status> {
     let ca = std::fs::read_to_string(zone.dp_ca()).unwrap();
     let channel =
@@ -338,16 +339,18 @@ async fn ads(
             .await
             .unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(DiscoveryRequest {
-        node: Some(Node {
-            id: node_id.into(),
+    if let Some(node_id) = node_id {
+        tx.send(DiscoveryRequest {
+            node: Some(Node {
+                id: node_id.into(),
+                ..Default::default()
+            }),
+            type_url: CLUSTER.into(),
             ..Default::default()
-        }),
-        type_url: CLUSTER.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap();
+    }
     let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
     if let Some(token) = token {
         request
@@ -392,19 +395,29 @@ async fn ads_streams_serve_only_the_proxy_their_token_admits() {
 
     // The right token for the right proxy gets its configuration: the attack below could
     // succeed if the server did not check.
-    let served = ads(&zone, Some(&web), "default.web-1").await.unwrap();
+    let served = ads(&zone, Some(&web), Some("default.web-1")).await.unwrap();
     assert!(served.is_some_and(|n| n > 0), "web-1 gets its clusters");
 
-    let status = ads(&zone, None, "default.web-1").await.unwrap_err();
+    let status = ads(&zone, None, Some("default.web-1")).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status}");
-    let status = ads(&zone, Some(&web), "default.payments-1")
+    // Without a token the stream is refused before its first request is read: nobody can
+    // hold one open by never sending anything.
+    let status = ads(&zone, None, None).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status}");
+    let status = ads(&zone, Some("not-a-token"), None).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status}");
+    // A data plane token is no zone egress credential.
+    let status = ads(&zone, Some(&web), Some(".egress-1")).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status}");
+    assert!(status.message().contains("zone token"), "{status}");
+    let status = ads(&zone, Some(&web), Some("default.payments-1"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status}");
     assert!(status.message().contains("payments-1"), "{status}");
     // A token for any `web` proxy opening the stream of the registered payments proxy: the
     // name is not pinned, but the proxy's Dataplane is checked before anything is sent.
-    let status = ads(&zone, Some(&any_web), "default.payments-1")
+    let status = ads(&zone, Some(&any_web), Some("default.payments-1"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status}");
@@ -414,7 +427,7 @@ async fn ads_streams_serve_only_the_proxy_their_token_admits() {
     );
     // Its own token opens it.
     assert!(
-        ads(&zone, Some(&payments), "default.payments-1")
+        ads(&zone, Some(&payments), Some("default.payments-1"))
             .await
             .unwrap()
             .is_some()
@@ -435,7 +448,7 @@ fn a_token_revoked_while_its_proxy_runs_is_refused_at_the_next_connect() {
     .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let status = runtime
-        .block_on(ads(&zone, Some(&token), "default.web-1"))
+        .block_on(ads(&zone, Some(&token), Some("default.web-1")))
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status}");
     assert!(status.message().contains("revoked"), "{status}");

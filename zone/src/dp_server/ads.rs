@@ -72,6 +72,7 @@ impl Ads {
         node: impl FnOnce(&T) -> Option<&Node>,
     ) -> Result<(T, (ProxyId, ProxyMeta), StreamContext), Status> {
         let token = bearer_metadata(metadata);
+        self.auth.any_proxy(token).map_err(Denied::into_status)?;
         let (first, proxy, meta) = first_request(inbound, node).await?;
         let refused = |denied: Denied| {
             tracing::warn!(mesh = %proxy.0, proxy = %proxy.1, ?denied, "ADS stream refused");

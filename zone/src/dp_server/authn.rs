@@ -138,6 +138,35 @@ impl Authenticator {
             .map_err(|e| refused(e, "data plane token").counted("dataplane"))
     }
 
+    /// Whether `token` can belong to any proxy of this zone (a data plane token or a zone
+    /// token): checked before a stream is read, so nobody without one can hold a stream open
+    /// waiting for a first request. Which proxy it admits is checked once the request names it.
+    pub fn any_proxy(&self, token: Option<&str>) -> Result<(), Denied> {
+        if self.dataplanes == DpAuthn::None || self.zone_proxies == ZoneProxyAuthn::None {
+            return Ok(());
+        }
+        let now = atoll_auth::unix_now();
+        let keys = self.credentials.current();
+        let Some(token) = token else {
+            return Err(Denied::Unauthenticated(
+                "a data plane token (or, for a zone egress, a zone token) is required".into(),
+            )
+            .counted("dataplane"));
+        };
+        let as_dataplane = keys.verify_dataplane(token, now).map(|_| ());
+        if as_dataplane.is_ok() || keys.verify_zone(token, now).is_ok() {
+            return Ok(());
+        }
+        // Keys not loaded yet: the same answer the full check gives, so Envoy retries.
+        Err(match as_dataplane {
+            Err(err @ TokenError::NotReady) => refused(err, "data plane token"),
+            _ => Denied::Unauthenticated(
+                "the token is neither a valid data plane token nor a valid zone token".into(),
+            ),
+        }
+        .counted("dataplane"))
+    }
+
     /// Checks a zone proxy's credential for `role` (`ingress` or `egress`).
     pub fn zone_proxy(&self, token: Option<&str>, role: &str) -> Result<(), Denied> {
         if self.zone_proxies == ZoneProxyAuthn::None {
