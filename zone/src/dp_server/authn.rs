@@ -153,18 +153,16 @@ impl Authenticator {
             )
             .counted("dataplane"));
         };
-        let as_dataplane = keys.verify_dataplane(token, now).map(|_| ());
-        if as_dataplane.is_ok() || keys.verify_zone(token, now).is_ok() {
+        let as_dataplane = match keys.verify_dataplane(token, now) {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        if keys.verify_zone(token, now).is_ok() {
             return Ok(());
         }
-        // Keys not loaded yet: the same answer the full check gives, so Envoy retries.
-        Err(match as_dataplane {
-            Err(err @ TokenError::NotReady) => refused(err, "data plane token"),
-            _ => Denied::Unauthenticated(
-                "the token is neither a valid data plane token nor a valid zone token".into(),
-            ),
-        }
-        .counted("dataplane"))
+        // The data plane check's own reason (revoked, expired, keys not loaded yet): what the
+        // full check would have said to the common caller.
+        Err(refused(as_dataplane, "data plane token").counted("dataplane"))
     }
 
     /// Checks a zone proxy's credential for `role` (`ingress` or `egress`).
