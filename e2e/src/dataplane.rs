@@ -203,12 +203,27 @@ pub fn sidecar_yaml(
     mesh: &str,
     name: &str,
     service: &str,
+    ports: (u16, u16, u16),
+    outbounds: &[(u16, &[(&str, &str)])],
+) -> String {
+    sidecar_yaml_tagged(mesh, name, service, ports, &[], outbounds)
+}
+
+/// [`sidecar_yaml`] with more tags on the inbound.
+pub fn sidecar_yaml_tagged(
+    mesh: &str,
+    name: &str,
+    service: &str,
     (admin, inbound, app_port): (u16, u16, u16),
+    inbound_tags: &[(&str, &str)],
     outbounds: &[(u16, &[(&str, &str)])],
 ) -> String {
     let mut yaml = format!(
         "type: Dataplane\nmesh: {mesh}\nname: {name}\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  inbound:\n  - port: {inbound}\n    servicePort: {app_port}\n    tags:\n      kuma.io/service: {service}\n      kuma.io/protocol: http\n"
     );
+    for (key, value) in inbound_tags {
+        yaml.push_str(&format!("      {key}: {value}\n"));
+    }
     if !outbounds.is_empty() {
         yaml.push_str("  outbound:\n");
     }

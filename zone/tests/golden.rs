@@ -1792,7 +1792,8 @@ fn a_policy_for_others_changes_nothing() {
         Just("MeshHealthCheck"),
         Just("MeshRateLimit"),
         Just("MeshFaultInjection"),
-        Just("MeshAccessLog")
+        Just("MeshAccessLog"),
+        Just("MeshLoadBalancingStrategy")
     ];
     runner
         .run(&(kinds, "[a-z]{1,8}", any::<bool>()), |(kind, name, top_level)| {
@@ -1823,6 +1824,9 @@ fn a_policy_for_others_changes_nothing() {
                 ),
                 "MeshCircuitBreaker" => format!(
                     "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      connectionLimits:\n        maxConnections: 1"
+                ),
+                "MeshLoadBalancingStrategy" => format!(
+                    "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      loadBalancer:\n        type: Random"
                 ),
                 "MeshHealthCheck" => format!(
                     "to:\n  - targetRef:\n      kind: MeshService\n      name: x-{name}\n    default:\n      tcp: {{}}\n      http: {{}}"
@@ -2242,5 +2246,264 @@ spec:
     assert_eq!(text.matches("nanos: 500000000").count(), 2, "{text}");
     assert_eq!(text.matches("num_retries").count(), 2, "{text}");
     check_golden("gateway_policies", &text);
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}
+
+/// MeshLoadBalancingStrategy: affinity-weighted localities in this zone, other zones in
+/// failover order behind it, a ring-hash balancer and its hash policies on the outbound's
+/// route. Envoy validates the cluster with its endpoints inlined.
+#[test]
+fn load_balancing_strategy_tiers_zones_and_hashes() {
+    let ingress = |zone: &str, ip: &str| {
+        format!(
+            "---
+type: ZoneIngress
+name: {zone}.ingress
+zone: {zone}
+networking:
+  address: {ip}
+  port: 10001
+availableServices:
+- mesh: m
+  instances: 2
+  tags:
+    kuma.io/service: backend
+"
+        )
+    };
+    let backend = |name: &str, ip: &str, node: &str| {
+        format!(
+            "---
+type: Dataplane
+mesh: m
+name: {name}
+networking:
+  address: {ip}
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: backend
+      kuma.io/protocol: http
+      node: {node}
+"
+        )
+    };
+    let mut w = world(&format!(
+        "{}{}{}{}{}---
+type: Dataplane
+mesh: m
+name: client-1
+networking:
+  address: 10.1.1.1
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: client
+      node: n1
+  outbound:
+  - port: 10080
+    tags:
+      kuma.io/service: backend
+---
+type: MeshLoadBalancingStrategy
+mesh: m
+name: backend-lb
+spec:
+  targetRef:
+    kind: MeshService
+    name: client
+  to:
+  - targetRef:
+      kind: MeshService
+      name: backend
+    default:
+      localityAwareness:
+        localZone:
+          affinityTags:
+          - key: node
+        crossZone:
+          failover:
+          - to:
+              type: Only
+              zones: [zone-3]
+          - to:
+              type: Any
+          failoverThreshold:
+            percentage: 70
+      loadBalancer:
+        type: RingHash
+        ringHash:
+          hashFunction: MurmurHash2
+          minRingSize: 64
+          maxRingSize: 1024
+          hashPolicies:
+          - type: Header
+            header:
+              name: x-user
+          - type: Cookie
+            cookie:
+              name: session
+              ttl: 1h
+              path: /
+            terminal: true
+",
+        mtls_mesh("m", "", ""),
+        ingress("zone-2", "10.2.2.2"),
+        ingress("zone-3", "10.3.3.3"),
+        backend("backend-1", "10.1.1.2", "n1"),
+        backend("backend-2", "10.1.1.3", "n2"),
+    ));
+    w.local_zone = "zone-1".into();
+    let (snapshot, problems) = generate(&w, "m", "client-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let assignment = snapshot
+        .decoded::<ClusterLoadAssignment>(ENDPOINT)
+        .into_iter()
+        .find(|c| c.cluster_name == "backend")
+        .unwrap();
+    let tiers: Vec<(u32, String, Option<u32>, Vec<String>)> = assignment
+        .endpoints
+        .iter()
+        .map(|l| {
+            let locality = l.locality.clone().unwrap_or_default();
+            (
+                l.priority,
+                format!("{}/{}", locality.zone, locality.sub_zone),
+                l.load_balancing_weight.map(|w| w.value),
+                l.lb_endpoints
+                    .iter()
+                    .map(|e| {
+                        format!("{:?}", e.host_identifier)
+                            .split('"')
+                            .nth(1)
+                            .unwrap_or("")
+                            .to_string()
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tiers,
+        vec![
+            (0, "zone-1/node=n1".into(), Some(9), vec!["10.1.1.2".into()]),
+            (0, "zone-1/other".into(), Some(1), vec!["10.1.1.3".into()]),
+            (1, "zone-3/".into(), Some(2), vec!["10.3.3.3".into()]),
+            (2, "zone-2/".into(), Some(2), vec!["10.2.2.2".into()]),
+        ]
+    );
+    assert_eq!(
+        assignment
+            .policy
+            .as_ref()
+            .and_then(|p| p.overprovisioning_factor)
+            .map(|f| f.value),
+        Some(143),
+        "a 70% threshold"
+    );
+    let text = describe(&snapshot);
+    for expected in [
+        "RingHash",
+        "MurmurHash2",
+        "LocalityWeightedLbConfig",
+        "x-user",
+        "session",
+    ] {
+        assert!(text.contains(expected), "{expected} missing");
+    }
+    check_golden("sidecar_load_balancing", &text);
+    // Envoy checks the endpoints too when they are inlined in a static cluster.
+    let mut inlined = snapshot.clone();
+    inlined.update::<Cluster>(CLUSTER, "backend", |c| {
+        c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        ));
+        c.eds_cluster_config = None;
+        c.transport_socket = None;
+        c.load_assignment = Some(assignment.clone());
+    });
+    envoy_validate(&inlined).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}
+
+/// MeshLoadBalancingStrategy on a built-in gateway: one naming the gateway balances the
+/// clusters its routes send to and hashes those routes; one naming another gateway does not.
+#[test]
+fn load_balancing_strategy_on_a_gateway() {
+    let strategy = |name: &str, gateway: &str, lb: &str| {
+        format!(
+            "---
+type: MeshLoadBalancingStrategy
+mesh: default
+name: {name}
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: {gateway}
+  to:
+  - targetRef:
+      kind: MeshService
+      name: api
+    default:
+      loadBalancer:
+        {lb}
+"
+        )
+    };
+    let world = world(&format!(
+        "type: Mesh
+name: default
+---
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: 8080
+    protocol: HTTP
+---
+type: MeshHTTPRoute
+mesh: default
+name: to-api
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    rules:
+    - matches:
+      - path:
+          type: PathPrefix
+          value: /
+      default:
+        backendRefs:
+        - kind: MeshService
+          name: api
+{}{}{SERVICES}{GATEWAY_DP}",
+        strategy(
+            "edge-maglev",
+            "edge",
+            "type: Maglev\n        maglev:\n          tableSize: 65537\n          hashPolicies:\n          - type: QueryParameter\n            queryParameter:\n              name: user"
+        ),
+        strategy("other-gateway", "internal", "type: Random"),
+    ));
+    let (snapshot, problems) = generate(&world, "default", "edge-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let api = snapshot
+        .decoded::<Cluster>(CLUSTER)
+        .into_iter()
+        .find(|c| c.name.starts_with("api"))
+        .expect("the api cluster");
+    assert_eq!(api.lb_policy, cluster::LbPolicy::Maglev as i32);
+    let text = describe(&snapshot);
+    assert!(text.contains("QueryParameter"), "{text}");
+    assert!(
+        !text.contains("Random"),
+        "the other gateway's strategy applied: {text}"
+    );
     envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
 }

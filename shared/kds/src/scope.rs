@@ -32,6 +32,7 @@ pub const GLOBAL_TO_ZONE: &[Kind] = &[
     Kind::MeshRateLimit,
     Kind::MeshFaultInjection,
     Kind::MeshAccessLog,
+    Kind::MeshLoadBalancingStrategy,
     Kind::HostnameGenerator,
     Kind::Secret,
     Kind::GlobalSecret,

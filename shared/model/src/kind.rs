@@ -94,6 +94,7 @@ kinds! {
     MeshRateLimit = "MeshRateLimit", "meshratelimits", Mesh, Global, Spec;
     MeshFaultInjection = "MeshFaultInjection", "meshfaultinjections", Mesh, Global, Spec;
     MeshAccessLog = "MeshAccessLog", "meshaccesslogs", Mesh, Global, Spec;
+    MeshLoadBalancingStrategy = "MeshLoadBalancingStrategy", "meshloadbalancingstrategies", Mesh, Global, Spec;
     HostnameGenerator = "HostnameGenerator", "hostnamegenerators", Global, Global, Spec;
     Secret = "Secret", "secrets", Mesh, Global, Inline;
     GlobalSecret = "GlobalSecret", "globalsecrets", Global, Global, Inline;

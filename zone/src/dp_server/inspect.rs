@@ -82,7 +82,16 @@ async fn inspect(
     } else {
         None
     };
-    let rules = rules::compute_for(&dp, &destinations(&dp), scope.as_ref(), &policies);
+    let destinations = match &scope {
+        Some((_, backends)) => backends.clone(),
+        None => destinations(&dp),
+    };
+    let rules = rules::compute_for(
+        &dp,
+        &destinations,
+        scope.as_ref().map(|(s, _)| s),
+        &policies,
+    );
     Ok(Json(answer(&mesh, &name, &rules)).into_response())
 }
 
@@ -136,14 +145,15 @@ pub fn destinations(dp: &DataplaneSpec) -> Vec<String> {
 }
 
 /// The gateway's virtual hosts and routes, as the gateway generator lays them out (crossMesh
-/// listeners only in an mTLS mesh); `None` when no single MeshGateway binds the Dataplane.
+/// listeners only in an mTLS mesh), and the services its routes send to; `None` when no
+/// single MeshGateway binds the Dataplane.
 pub fn gateway_scope(
     mesh: &str,
     dp: &DataplaneSpec,
     mtls: bool,
     gateways: &[(String, Spec)],
     routes: &[(String, Spec)],
-) -> Option<GatewayScope> {
+) -> Option<(GatewayScope, Vec<String>)> {
     let net = dp.networking.as_ref()?;
     let tags = net.gateway.as_ref()?.tags.clone();
     let specs: Vec<(&String, &MeshGatewaySpec)> = gateways
@@ -176,10 +186,15 @@ pub fn gateway_scope(
         certificate: &resolve,
         cross_mesh_tls: mtls.then(Default::default),
     });
-    Some(GatewayScope {
-        gateway: name.clone(),
-        hosts: out.hosts,
-    })
+    let backends: std::collections::BTreeSet<String> =
+        out.backends.values().map(|b| b.name.clone()).collect();
+    Some((
+        GatewayScope {
+            gateway: name.clone(),
+            hosts: out.hosts,
+        },
+        backends.into_iter().collect(),
+    ))
 }
 
 fn origins(kind: Kind, mesh: &str, merged: &Merged) -> Value {
@@ -470,12 +485,39 @@ spec:
     default:
       http:
         requestTimeout: 500ms
+---
+type: MeshLoadBalancingStrategy
+mesh: default
+name: edge-balancing
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: MeshService
+      name: api
+    default:
+      loadBalancer:
+        type: LeastRequest
 ",
         ));
-        let scope = gateway_scope("default", &dp, false, &gateways, &routes).expect("bound");
+        let (scope, backends) =
+            gateway_scope("default", &dp, false, &gateways, &routes).expect("bound");
         assert_eq!(scope.gateway, "edge");
-        let rules = rules::compute_for(&dp, &destinations(&dp), Some(&scope), &policies);
+        assert_eq!(backends, ["api"]);
+        let rules = rules::compute_for(&dp, &backends, Some(&scope), &policies);
         let answer = answer("default", "edge-1", &rules);
+        // The gateway's balancing of the service its routes send to.
+        assert_eq!(
+            answer["rules"][1]["toRules"],
+            json!([{
+                "destination": "api",
+                "matchers": [{"key": "kuma.io/service", "value": "api"}],
+                "conf": {"loadBalancer": {"type": "LeastRequest"}},
+                "origins": [{"kind": "MeshLoadBalancingStrategy", "mesh": "default", "name": "edge-balancing"}],
+            }])
+        );
         assert_eq!(
             answer["rules"][0]["gatewayRules"],
             json!([{

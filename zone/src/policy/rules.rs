@@ -78,6 +78,9 @@ pub struct GatewayHost {
 /// The policy types a built-in gateway's routes honour; the others configure nothing there.
 pub const GATEWAY_ROUTE_KINDS: &[Kind] = &[Kind::MeshTimeout, Kind::MeshRetry];
 
+/// The policy types a built-in gateway honours per destination (`to[]`), on its clusters.
+pub const GATEWAY_CLUSTER_KINDS: &[Kind] = &[Kind::MeshLoadBalancingStrategy];
+
 /// Every policy type's effect on one proxy.
 pub type Rules = BTreeMap<Kind, KindRules>;
 
@@ -217,7 +220,17 @@ pub fn compute_for<'p>(
                 }
             }
         }
-        if !selects(top, dp) {
+        let on_this_gateway = match gateway {
+            Some(g) => {
+                GATEWAY_CLUSTER_KINDS.contains(&policy.kind)
+                    && (selects(top, dp)
+                        || top.is_some_and(|t| {
+                            t.kind == TargetKind::MeshGateway && t.name == g.gateway
+                        }))
+            }
+            None => selects(top, dp),
+        };
+        if !on_this_gateway {
             continue;
         }
         for destination in destinations {

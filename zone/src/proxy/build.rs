@@ -13,6 +13,7 @@ use envoy_types::pb::envoy::config::core::v3::TransportSocket;
 
 use super::deps::{Dep, ProxyId};
 use super::identity::Identities;
+use super::locality::{self, Destinations, Remote};
 use super::world::World;
 use super::{data_source, mesh_ca, outbound_routes};
 use crate::xds::gateway::{self, GatewayInput};
@@ -61,6 +62,8 @@ pub(super) struct Context<'a> {
     /// The destination service of each cluster built so far (mesh services, their subsets
     /// and ports, external services): what cluster-level policies are looked up by.
     pub(super) cluster_services: BTreeMap<String, String>,
+    /// Where each mesh-service cluster's instances are, for locality rules.
+    pub(super) cluster_endpoints: BTreeMap<String, Destinations>,
 }
 
 impl<'a> Context<'a> {
@@ -73,6 +76,7 @@ impl<'a> Context<'a> {
             mtls: false,
             permissive: false,
             cluster_services: BTreeMap::new(),
+            cluster_endpoints: BTreeMap::new(),
         }
     }
 }
@@ -217,7 +221,7 @@ impl Context<'_> {
             .insert(Dep::Service(mesh.clone(), service.to_string()));
         self.cluster_services
             .insert(cluster.to_string(), service.to_string());
-        let local: Vec<(String, u32, u32)> = self
+        let local: Vec<(String, u32, Tags)> = self
             .world
             .endpoints
             .get(&(mesh.clone(), service.to_string()))
@@ -225,11 +229,14 @@ impl Context<'_> {
                 set.values()
                     .filter(|e| port.is_none_or(|p| e.port == p || e.service_port == p))
                     .filter(|e| selects(subset, &e.tags))
-                    .map(|e| (e.address.clone(), e.port, 1))
+                    .map(|e| (e.address.clone(), e.port, e.tags.clone()))
                     .collect()
             })
             .unwrap_or_default();
-        let mut endpoints = Vec::new();
+        let mut found = Destinations {
+            local,
+            ..Default::default()
+        };
         // Other zones' instances, through their ingress, weighted by how many there are. Only
         // with mTLS: the ingress routes by the SNI of the mesh's TLS.
         if self.mtls && subset.is_empty() {
@@ -255,7 +262,15 @@ impl Context<'_> {
                     match self.world.local_egress() {
                         Some((address, port)) => {
                             let instances = remote.iter().map(|r| r.instances).sum();
-                            endpoints.push((address, port, instances));
+                            found.egress = Some((address, port, instances));
+                            // The zones behind it, for locality rules that name zones.
+                            found.remote = remote
+                                .into_iter()
+                                .map(|r| Remote {
+                                    zone: r.zone,
+                                    ..Default::default()
+                                })
+                                .collect();
                         }
                         None => {
                             let problem = format!(
@@ -274,14 +289,24 @@ impl Context<'_> {
                             if let Some((ip, port)) = endpoint.rsplit_once(':')
                                 && let Ok(port) = port.parse()
                             {
-                                endpoints.push((ip.trim_matches(['[', ']']).to_string(), port, 1));
+                                found.remote.push(Remote {
+                                    zone: r.zone.clone(),
+                                    address: ip.trim_matches(['[', ']']).to_string(),
+                                    port,
+                                    weight: 1,
+                                });
                             }
                         }
                     }
                 }
                 CrossZoneMode::Remote => {
                     for r in remote {
-                        endpoints.push((r.address, r.port, r.instances));
+                        found.remote.push(Remote {
+                            zone: r.zone,
+                            address: r.address,
+                            port: r.port,
+                            weight: r.instances,
+                        });
                     }
                 }
             }
@@ -289,15 +314,15 @@ impl Context<'_> {
         self.built
             .snapshot
             .add_cluster(&clusters::eds(cluster, self.upstream_tls(service, port)));
-        let assignment = if locality_aware(self.world, &mesh) {
-            // This zone's instances first; other zones' only while none is here.
-            clusters::load_assignment_by_priority(cluster, &[&local, &endpoints])
-        } else {
-            let mut all = local;
-            all.extend(endpoints);
-            clusters::load_assignment(cluster, &all)
-        };
-        self.built.snapshot.add_endpoints(&assignment);
+        let plan = locality::mesh_default(&found, locality_aware(self.world, &mesh));
+        self.built
+            .snapshot
+            .add_endpoints(&clusters::load_assignment_by_locality(
+                cluster,
+                &plan.tiers,
+                plan.overprovisioning,
+            ));
+        self.cluster_endpoints.insert(cluster.to_string(), found);
     }
 
     fn protocol_of(&self, service: &str) -> Protocol {
@@ -467,6 +492,7 @@ pub fn build(
         mtls: false,
         permissive: mesh_ca::permissive(world, mesh),
         cluster_services: BTreeMap::new(),
+        cluster_endpoints: BTreeMap::new(),
     };
     cx.built.snapshot.dataplane = Some(std::sync::Arc::new(dp.clone()));
     cx.built

@@ -2,6 +2,7 @@
 //! the builder, workload identities, the dependency index and the reconciler that ties them
 //! to the change feed, and the hub that hands configurations to ADS streams.
 
+mod balancing;
 pub mod build;
 mod cluster_policies;
 pub mod data_source;
@@ -10,6 +11,7 @@ mod egress;
 mod external;
 pub mod hub;
 pub mod identity;
+mod locality;
 pub mod mesh_ca;
 pub mod meta;
 mod outbound_routes;

@@ -31,12 +31,20 @@ impl Context<'_> {
     /// The rules of every policy of this gateway's mesh for the gateway `dp` in `scope`.
     pub(super) fn gateway_rules(&mut self, dp: &DataplaneSpec, scope: &GatewayScope) -> Rules {
         let policies = self.mesh_policies();
-        rules::compute_for(dp, &[], Some(scope), policies)
+        let destinations: Vec<String> = self
+            .cluster_services
+            .values()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        rules::compute_for(dp, &destinations, Some(scope), policies)
     }
 
-    /// Applies the policies to a gateway whose listeners are in the snapshot.
+    /// Applies the policies to a gateway whose listeners and clusters are in the snapshot.
     pub(super) fn apply_gateway_policies(&mut self, dp: &DataplaneSpec, scope: &GatewayScope) {
         let rules = self.gateway_rules(dp, scope);
+        self.apply_load_balancing(&rules, &super::balancing::own_tags(dp));
         if rules.values().all(|r| r.gateway_routes.is_empty()) {
             return;
         }

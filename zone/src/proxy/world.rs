@@ -82,7 +82,7 @@ pub struct RemoteIngress {
 }
 
 /// The kinds the builder reads.
-pub const KINDS: [Kind; 18] = [
+pub const KINDS: [Kind; 19] = [
     Kind::Mesh,
     Kind::MeshGateway,
     Kind::MeshHttpRoute,
@@ -101,6 +101,7 @@ pub const KINDS: [Kind; 18] = [
     Kind::MeshRateLimit,
     Kind::MeshFaultInjection,
     Kind::MeshAccessLog,
+    Kind::MeshLoadBalancingStrategy,
 ];
 
 fn gateway_target(target: Option<&atoll_model::types::TargetRef>) -> Option<&str> {
@@ -291,7 +292,8 @@ impl World {
             | Kind::MeshHealthCheck
             | Kind::MeshRateLimit
             | Kind::MeshFaultInjection
-            | Kind::MeshAccessLog => {
+            | Kind::MeshAccessLog
+            | Kind::MeshLoadBalancingStrategy => {
                 touched.insert(Dep::Policies(mesh_name.clone()));
                 let in_mesh = self.policies.entry(mesh_name.clone()).or_default();
                 match spec.and_then(|s| s.policy()) {

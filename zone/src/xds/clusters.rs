@@ -4,11 +4,13 @@
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, AggregatedConfigSource, ApiVersion, ConfigSource, Http2ProtocolOptions, SocketAddress,
-    TransportSocket, address, config_source, socket_address,
+    Address, AggregatedConfigSource, ApiVersion, ConfigSource, Http2ProtocolOptions,
+    Locality as EnvoyLocality, SocketAddress, TransportSocket, address, config_source,
+    socket_address,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
-    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, cluster_load_assignment,
+    lb_endpoint,
 };
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
@@ -104,26 +106,44 @@ pub fn load_assignment_by_priority(
     cluster: &str,
     tiers: &[&[(String, u32, u32)]],
 ) -> ClusterLoadAssignment {
+    let tiers: Vec<Vec<Locality>> = tiers
+        .iter()
+        .map(|endpoints| {
+            vec![Locality {
+                endpoints: endpoints.to_vec(),
+                ..Default::default()
+            }]
+        })
+        .collect();
+    load_assignment_by_locality(cluster, &tiers, None)
+}
+
+/// A group of endpoints sharing a place (a zone, a set of tags), weighted as a whole when the
+/// cluster balances by locality.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Locality {
+    pub zone: String,
+    pub sub_zone: String,
+    pub weight: Option<u32>,
+    /// (address, port, weight).
+    pub endpoints: Vec<(String, u32, u32)>,
+}
+
+/// Endpoints in tiers of localities, priorities as [`load_assignment_by_priority`];
+/// `overprovisioning` is Envoy's factor (140 = spill over below about 71% healthy).
+pub fn load_assignment_by_locality(
+    cluster: &str,
+    tiers: &[Vec<Locality>],
+    overprovisioning: Option<u32>,
+) -> ClusterLoadAssignment {
     let mut endpoints: Vec<LocalityLbEndpoints> = tiers
         .iter()
-        .filter(|tier| !tier.is_empty())
+        .filter(|tier| tier.iter().any(|l| !l.endpoints.is_empty()))
         .enumerate()
-        .map(|(priority, tier)| LocalityLbEndpoints {
-            lb_endpoints: tier
-                .iter()
-                .map(|(ip, port, weight)| LbEndpoint {
-                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                        address: Some(socket_address(ip, *port)),
-                        ..Default::default()
-                    })),
-                    load_balancing_weight: Some(UInt32Value {
-                        value: (*weight).max(1),
-                    }),
-                    ..Default::default()
-                })
-                .collect(),
-            priority: u32::try_from(priority).unwrap_or(u32::MAX),
-            ..Default::default()
+        .flat_map(|(priority, tier)| {
+            tier.iter()
+                .filter(|l| !l.endpoints.is_empty())
+                .map(move |l| locality_endpoints(l, priority))
         })
         .collect();
     if endpoints.is_empty() {
@@ -132,6 +152,40 @@ pub fn load_assignment_by_priority(
     ClusterLoadAssignment {
         cluster_name: cluster.to_string(),
         endpoints,
+        policy: overprovisioning.map(|factor| cluster_load_assignment::Policy {
+            overprovisioning_factor: Some(UInt32Value { value: factor }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn locality_endpoints(l: &Locality, priority: usize) -> LocalityLbEndpoints {
+    let place = !l.zone.is_empty() || !l.sub_zone.is_empty();
+    LocalityLbEndpoints {
+        locality: place.then(|| EnvoyLocality {
+            zone: l.zone.clone(),
+            sub_zone: l.sub_zone.clone(),
+            ..Default::default()
+        }),
+        lb_endpoints: l
+            .endpoints
+            .iter()
+            .map(|(ip, port, weight)| LbEndpoint {
+                host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                    address: Some(socket_address(ip, *port)),
+                    ..Default::default()
+                })),
+                load_balancing_weight: Some(UInt32Value {
+                    value: (*weight).max(1),
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        load_balancing_weight: l.weight.map(|value| UInt32Value {
+            value: value.max(1),
+        }),
+        priority: u32::try_from(priority).unwrap_or(u32::MAX),
         ..Default::default()
     }
 }

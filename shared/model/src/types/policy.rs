@@ -103,6 +103,15 @@ policy!(
     super::AccessLogConf
 );
 
+policy!(
+    /// MeshLoadBalancingStrategy: locality-aware balancing and the balancer of the
+    /// destinations (`to[]`).
+    MeshLoadBalancingStrategySpec,
+    LoadBalancingItem,
+    LoadBalancingRule,
+    super::LoadBalancingConf
+);
+
 model! {
     pub struct TrafficPermissionConf {
         #[serde(default, skip_serializing_if = "PermissionAction::is_unset")]
@@ -231,6 +240,7 @@ impl crate::Spec {
             crate::Spec::MeshRateLimit(s) => Some(view!(s)),
             crate::Spec::MeshFaultInjection(s) => Some(view!(s)),
             crate::Spec::MeshAccessLog(s) => Some(view!(s)),
+            crate::Spec::MeshLoadBalancingStrategy(s) => Some(view!(s)),
             _ => None,
         }
     }

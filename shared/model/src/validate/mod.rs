@@ -12,6 +12,7 @@ mod hostname_generator;
 mod mesh;
 mod meta;
 mod policies;
+mod policies_balancing;
 mod policies_gateway;
 mod policies_limits;
 mod policies_resilience;
@@ -129,6 +130,9 @@ pub fn validate(resource: &Resource) -> Result<(), Vec<Violation>> {
         Spec::MeshRateLimit(s) => policies_limits::rate_limit(s, &spec, &mut report),
         Spec::MeshFaultInjection(s) => policies_limits::fault_injection(s, &spec, &mut report),
         Spec::MeshAccessLog(s) => policies_limits::access_log(s, &spec, &mut report),
+        Spec::MeshLoadBalancingStrategy(s) => {
+            policies_balancing::load_balancing(s, &spec, &mut report)
+        }
         Spec::Secret(s) | Spec::GlobalSecret(s) => secret::validate(s, &root, &mut report),
         Spec::Dataplane(s) => dataplane::validate(s, &root, &mut report),
         Spec::ZoneIngress(s) => zone_proxies::validate_ingress(s, &root, &mut report),

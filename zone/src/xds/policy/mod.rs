@@ -3,6 +3,7 @@
 //! over Envoy messages, like the rest of `xds`.
 
 pub mod apply;
+pub mod balancer;
 pub mod circuit_breaker;
 pub mod health_check;
 pub mod limits;
