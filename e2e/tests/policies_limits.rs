@@ -473,3 +473,129 @@ spec:
     );
     assert!(line.contains("\"unknown\" \"web\" \"127.0.0.1\""), "{line}");
 }
+
+/// `atollctl apply` against a zone's API.
+fn apply_in_zone(zone: &Zone, yaml: &str) -> Result<(), String> {
+    let run = atoll_e2e::cli::atollctl(&["--api-address", &zone.api(), "apply", "-f", "-"], yaml)
+        .map_err(|e| format!("{e:#}"))?;
+    if run.code == 0 {
+        Ok(())
+    } else {
+        Err(format!("{}{}", run.stdout, run.stderr))
+    }
+}
+
+/// Kuma 2.x lets an operator apply a policy on a zone: it is in force in that zone only, the
+/// global gets a read-only copy labelled with the zone, and each side's copies can be changed
+/// only where they were written.
+#[test]
+fn a_policy_applied_in_a_zone_holds_there_only_and_is_synced_up() {
+    let (global, zone1) = start();
+    let zone2 = Zone::start("zone-2", &global, ZoneOptions::default()).unwrap();
+    for zone in [&zone1, &zone2] {
+        zone.wait_for("/meshes/default", DEADLINE)
+            .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
+    }
+    let web = Backend::start("web").unwrap();
+    let (_web1, in1) = sidecar(&zone1, "web-1", "web", "http", web.port, &[]);
+    let (_web2, in2) = sidecar(&zone2, "web-2", "web", "http", web.port, &[]);
+    let policy = "type: MeshFaultInjection
+mesh: default
+name: zone-faults
+labels:
+  kuma.io/origin: global
+spec:
+  targetRef:
+    kind: MeshService
+    name: web
+  from:
+  - targetRef:
+      kind: Mesh
+    default:
+      http:
+      - abort:
+          httpStatus: 418
+          percentage: 100
+";
+    apply_in_zone(&zone1, policy).unwrap();
+    eventually("zone-1's web aborts with 418", DEADLINE, || {
+        status(in1, "/") == Some(418)
+    })
+    .unwrap();
+    assert_eq!(status(in2, "/"), Some(200), "zone-2 is not affected");
+
+    // The global's copy, named and labelled after the zone whatever the document claimed.
+    let copy = "/meshes/default/meshfaultinjections/zone-1.zone-faults";
+    eventually("the global holds zone-1's policy", DEADLINE, || {
+        http_call(global.http_port, "global", "GET", copy, None).is_ok_and(|(s, _)| s == 200)
+    })
+    .unwrap();
+    let (_, body) = http_call(global.http_port, "global", "GET", copy, None).unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stored["labels"]["kuma.io/origin"], "zone", "{body}");
+    assert_eq!(stored["labels"]["kuma.io/zone"], "zone-1", "{body}");
+    assert_eq!(
+        stored["labels"]["kuma.io/display-name"], "zone-faults",
+        "{body}"
+    );
+    // Not sent down to zone-2.
+    let (status2, _) = http_call(
+        zone2.http_port,
+        "zone",
+        "GET",
+        "/meshes/default/meshfaultinjections/zone-1.zone-faults",
+        None,
+    )
+    .unwrap();
+    assert_eq!(status2, 404);
+
+    // Read-only where it was not written.
+    let (refused, why) = http_call(global.http_port, "global", "DELETE", copy, None).unwrap();
+    assert_eq!(refused, 400, "{why}");
+    assert!(why.contains("applied in zone \\\"zone-1\\\""), "{why}");
+    apply(
+        &global,
+        "type: MeshTimeout
+mesh: default
+name: from-global
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: Mesh
+    default:
+      idleTimeout: 1h
+",
+    );
+    zone1
+        .wait_for("/meshes/default/meshtimeouts/from-global", DEADLINE)
+        .unwrap();
+    let change = "type: MeshTimeout\nmesh: default\nname: from-global\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n  - targetRef:\n      kind: Mesh\n    default:\n      idleTimeout: 1m\n";
+    let why = apply_in_zone(&zone1, change).unwrap_err();
+    assert!(why.contains("applied on the global"), "{why}");
+
+    // Deleting it in the zone lifts it there and removes the global's copy.
+    let run = atoll_e2e::cli::atollctl(
+        &[
+            "--api-address",
+            &zone1.api(),
+            "delete",
+            "meshfaultinjection",
+            "zone-faults",
+            "-m",
+            "default",
+        ],
+        "",
+    )
+    .unwrap();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    eventually("zone-1's web answers again", DEADLINE, || {
+        status(in1, "/") == Some(200)
+    })
+    .unwrap();
+    eventually("the global's copy is gone", DEADLINE, || {
+        http_call(global.http_port, "global", "GET", copy, None).is_ok_and(|(s, _)| s == 404)
+    })
+    .unwrap();
+}

@@ -8,7 +8,7 @@
 use atoll_auth::names;
 use atoll_model::labels::{ORIGIN, ZONE};
 use atoll_model::types::SecretSpec;
-use atoll_model::{Kind, Resource, Spec};
+use atoll_model::{Kind, Resource, Spec, with_policies};
 use atoll_store::Key;
 
 use crate::wire;
@@ -17,30 +17,23 @@ use crate::wire;
 pub const DISPLAY_NAME: &str = "kuma.io/display-name";
 
 /// Types written on the global and synced down, plus other zones' ingresses. Of the
-/// GlobalSecrets, only what zones need to check tokens travels (see [`GlobalExport`]).
-pub const GLOBAL_TO_ZONE: &[Kind] = &[
+/// GlobalSecrets, only what zones need to check tokens travels (see [`GlobalExport`]); of the
+/// policies, only those written on the global.
+pub const GLOBAL_TO_ZONE: &[Kind] = &with_policies::<9, 18>([
     Kind::Mesh,
     Kind::MeshGateway,
     Kind::MeshHttpRoute,
     Kind::MeshTcpRoute,
     Kind::MeshExternalService,
-    Kind::MeshTrafficPermission,
-    Kind::MeshTimeout,
-    Kind::MeshRetry,
-    Kind::MeshCircuitBreaker,
-    Kind::MeshHealthCheck,
-    Kind::MeshRateLimit,
-    Kind::MeshFaultInjection,
-    Kind::MeshAccessLog,
-    Kind::MeshLoadBalancingStrategy,
     Kind::HostnameGenerator,
     Kind::Secret,
     Kind::GlobalSecret,
     Kind::ZoneIngress,
-];
+]);
 
-/// Types written in zones and synced up.
-pub const ZONE_TO_GLOBAL: &[Kind] = &[Kind::Dataplane, Kind::ZoneIngress, Kind::ZoneEgress];
+/// Types written in zones and synced up: a zone's proxies and the policies written there.
+pub const ZONE_TO_GLOBAL: &[Kind] =
+    &with_policies::<3, 12>([Kind::Dataplane, Kind::ZoneIngress, Kind::ZoneEgress]);
 
 pub trait Scope: Send + Sync {
     fn kinds(&self) -> &[Kind];
@@ -78,7 +71,7 @@ fn label<'a>(r: &'a Resource, key: &str) -> Option<&'a str> {
 }
 
 /// On the global, sending to zone `zone`: everything global-owned, and the ingresses of the
-/// other zones (never the zone's own back to it).
+/// other zones (never the zone's own back to it); not the policies written in zones.
 pub struct GlobalExport {
     pub zone: String,
 }
@@ -91,6 +84,8 @@ impl Scope for GlobalExport {
     fn export(&self, resource: &Resource) -> Option<Resource> {
         match resource.kind() {
             Kind::ZoneIngress if label(resource, ZONE) == Some(self.zone.as_str()) => None,
+            // A policy written in a zone is in force there only; the global keeps a copy.
+            kind if kind.is_policy() && label(resource, ORIGIN) == Some("zone") => None,
             Kind::GlobalSecret => export_global_secret(resource),
             _ => Some(resource.clone()),
         }

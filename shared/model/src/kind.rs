@@ -18,6 +18,9 @@ pub enum Owner {
     Global,
     /// Written in a zone, synced up to the global.
     Zone,
+    /// Written on the global (synced down to every zone) or in a zone (synced up to the
+    /// global, and in force in that zone only): policies, as in Kuma 2.x.
+    Either,
     /// Written by the control plane itself (insights); read-only through the API.
     ControlPlane,
 }
@@ -86,15 +89,15 @@ kinds! {
     MeshHttpRoute = "MeshHTTPRoute", "meshhttproutes", Mesh, Global, Spec;
     MeshTcpRoute = "MeshTCPRoute", "meshtcproutes", Mesh, Global, Spec;
     MeshExternalService = "MeshExternalService", "meshexternalservices", Mesh, Global, Spec;
-    MeshTrafficPermission = "MeshTrafficPermission", "meshtrafficpermissions", Mesh, Global, Spec;
-    MeshTimeout = "MeshTimeout", "meshtimeouts", Mesh, Global, Spec;
-    MeshRetry = "MeshRetry", "meshretries", Mesh, Global, Spec;
-    MeshCircuitBreaker = "MeshCircuitBreaker", "meshcircuitbreakers", Mesh, Global, Spec;
-    MeshHealthCheck = "MeshHealthCheck", "meshhealthchecks", Mesh, Global, Spec;
-    MeshRateLimit = "MeshRateLimit", "meshratelimits", Mesh, Global, Spec;
-    MeshFaultInjection = "MeshFaultInjection", "meshfaultinjections", Mesh, Global, Spec;
-    MeshAccessLog = "MeshAccessLog", "meshaccesslogs", Mesh, Global, Spec;
-    MeshLoadBalancingStrategy = "MeshLoadBalancingStrategy", "meshloadbalancingstrategies", Mesh, Global, Spec;
+    MeshTrafficPermission = "MeshTrafficPermission", "meshtrafficpermissions", Mesh, Either, Spec;
+    MeshTimeout = "MeshTimeout", "meshtimeouts", Mesh, Either, Spec;
+    MeshRetry = "MeshRetry", "meshretries", Mesh, Either, Spec;
+    MeshCircuitBreaker = "MeshCircuitBreaker", "meshcircuitbreakers", Mesh, Either, Spec;
+    MeshHealthCheck = "MeshHealthCheck", "meshhealthchecks", Mesh, Either, Spec;
+    MeshRateLimit = "MeshRateLimit", "meshratelimits", Mesh, Either, Spec;
+    MeshFaultInjection = "MeshFaultInjection", "meshfaultinjections", Mesh, Either, Spec;
+    MeshAccessLog = "MeshAccessLog", "meshaccesslogs", Mesh, Either, Spec;
+    MeshLoadBalancingStrategy = "MeshLoadBalancingStrategy", "meshloadbalancingstrategies", Mesh, Either, Spec;
     HostnameGenerator = "HostnameGenerator", "hostnamegenerators", Global, Global, Spec;
     Secret = "Secret", "secrets", Mesh, Global, Inline;
     GlobalSecret = "GlobalSecret", "globalsecrets", Global, Global, Inline;
@@ -105,7 +108,46 @@ kinds! {
     ZoneInsight = "ZoneInsight", "zoneinsights", Global, ControlPlane, Inline;
 }
 
+/// The policy types (Kuma 2.x's `targetRef` policies).
+pub const POLICIES: [Kind; 9] = [
+    Kind::MeshTrafficPermission,
+    Kind::MeshTimeout,
+    Kind::MeshRetry,
+    Kind::MeshCircuitBreaker,
+    Kind::MeshHealthCheck,
+    Kind::MeshRateLimit,
+    Kind::MeshFaultInjection,
+    Kind::MeshAccessLog,
+    Kind::MeshLoadBalancingStrategy,
+];
+
+/// `base` followed by every policy type, for lists of the types a component handles;
+/// `M` must be `N + POLICIES.len()` (checked when the constant is built).
+pub const fn with_policies<const N: usize, const M: usize>(base: [Kind; N]) -> [Kind; M] {
+    assert!(
+        M == N + POLICIES.len(),
+        "M must be N plus the number of policy types"
+    );
+    let mut out = [Kind::Mesh; M];
+    let mut i = 0;
+    while i < N {
+        out[i] = base[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < POLICIES.len() {
+        out[N + j] = POLICIES[j];
+        j += 1;
+    }
+    out
+}
+
 impl Kind {
+    /// Whether this is a policy type.
+    pub fn is_policy(self) -> bool {
+        POLICIES.contains(&self)
+    }
+
     /// A type as a user may spell it on a command line: its name or plural, any case.
     pub fn lookup(text: &str) -> Option<Kind> {
         Kind::ALL
@@ -161,6 +203,18 @@ mod tests {
             assert_eq!(Kind::from_plural(kind.plural()), Some(kind));
             assert_eq!(kind.plural(), kind.plural().to_lowercase());
         }
+    }
+
+    #[test]
+    fn the_policy_types_are_those_written_on_either_side() {
+        let either: Vec<Kind> = Kind::ALL
+            .iter()
+            .copied()
+            .filter(|k| k.owner() == Owner::Either)
+            .collect();
+        assert_eq!(either, POLICIES);
+        let listed: [Kind; 11] = with_policies([Kind::Mesh, Kind::Dataplane]);
+        assert_eq!(&listed[2..], &POLICIES);
     }
 
     #[test]

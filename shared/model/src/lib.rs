@@ -25,7 +25,7 @@ pub use codec::{
     DecodeError, Document, assemble_document, content_document, decode_stored, decode_value,
     encode_value, parse_documents, parse_first_document, to_json, to_yaml,
 };
-pub use kind::{Kind, Layout, Owner, Scope, UnknownKind};
+pub use kind::{Kind, Layout, Owner, POLICIES, Scope, UnknownKind, with_policies};
 pub use meta::{Meta, labels};
 pub use resource::{Resource, Spec};
 pub use validate::{Path, Violation, validate};

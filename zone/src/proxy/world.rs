@@ -82,7 +82,7 @@ pub struct RemoteIngress {
 }
 
 /// The kinds the builder reads.
-pub const KINDS: [Kind; 19] = [
+pub const KINDS: [Kind; 19] = atoll_model::with_policies([
     Kind::Mesh,
     Kind::MeshGateway,
     Kind::MeshHttpRoute,
@@ -93,16 +93,7 @@ pub const KINDS: [Kind; 19] = [
     Kind::ZoneEgress,
     Kind::MeshExternalService,
     Kind::HostnameGenerator,
-    Kind::MeshTrafficPermission,
-    Kind::MeshTimeout,
-    Kind::MeshRetry,
-    Kind::MeshCircuitBreaker,
-    Kind::MeshHealthCheck,
-    Kind::MeshRateLimit,
-    Kind::MeshFaultInjection,
-    Kind::MeshAccessLog,
-    Kind::MeshLoadBalancingStrategy,
-];
+]);
 
 fn gateway_target(target: Option<&atoll_model::types::TargetRef>) -> Option<&str> {
     target
@@ -285,15 +276,7 @@ impl World {
                     _ => self.hostname_generators.remove(name),
                 };
             }
-            Kind::MeshTrafficPermission
-            | Kind::MeshTimeout
-            | Kind::MeshRetry
-            | Kind::MeshCircuitBreaker
-            | Kind::MeshHealthCheck
-            | Kind::MeshRateLimit
-            | Kind::MeshFaultInjection
-            | Kind::MeshAccessLog
-            | Kind::MeshLoadBalancingStrategy => {
+            kind if kind.is_policy() => {
                 touched.insert(Dep::Policies(mesh_name.clone()));
                 let in_mesh = self.policies.entry(mesh_name.clone()).or_default();
                 match spec.and_then(|s| s.policy()) {

@@ -1,7 +1,7 @@
 //! Get, put and delete of one resource.
 
 use atoll_auth::{Action, User};
-use atoll_model::{Kind, Resource, Scope, Spec, decode_value, encode_value};
+use atoll_model::{Kind, Owner, Resource, Scope, Spec, decode_value, encode_value, labels};
 use atoll_store::{Key, Precondition, PutOutcome};
 use axum::Extension;
 use axum::body::Bytes;
@@ -129,9 +129,13 @@ async fn put(
     let expect = body::if_match(headers)?.map_or(Precondition::Any, Precondition::Version);
     let document = body::parse(headers, bytes)?;
     let document = align_with_path(document, &key)?;
-    let resource = decode_value(document).map_err(|err| ApiError::invalid(err.violations))?;
+    let mut resource = decode_value(document).map_err(|err| ApiError::invalid(err.violations))?;
     credential_secret_is_usable(&resource)?;
-    if key.kind.scope() == Scope::Mesh && state.mode == Mode::Global {
+    written_here(state, &key).await?;
+    stamp_origin(&state.mode, &mut resource);
+    if key.kind.scope() == Scope::Mesh
+        && (state.mode == Mode::Global || key.kind.owner() == Owner::Either)
+    {
         ensure_mesh_exists(state, key.mesh.as_deref().unwrap_or_default()).await?;
     }
     let initial = initial_policies(state, &resource);
@@ -162,6 +166,51 @@ async fn put(
         .headers_mut()
         .insert(OUTCOME_HEADER, axum::http::HeaderValue::from_static(word));
     Ok(response)
+}
+
+/// A type written on either side (policies) is changed only where it was written: a zone
+/// holds read-only copies of the global's, the global read-only copies of each zone's.
+async fn written_here(state: &ApiState, key: &Key) -> Result<(), ApiError> {
+    if key.kind.owner() != Owner::Either {
+        return Ok(());
+    }
+    let Some(existing) = state.store.get(key).await? else {
+        return Ok(());
+    };
+    let labels = &existing.resource.meta.labels;
+    let origin = labels.get(labels::ORIGIN).map(String::as_str);
+    let problem = match (&state.mode, origin) {
+        (Mode::Zone { .. }, Some("global")) => format!(
+            "{} was applied on the global control plane and synced here: change or delete it there",
+            describe(key)
+        ),
+        (Mode::Global, Some("zone")) => format!(
+            "{} was applied in zone {:?} and synced here: change or delete it in that zone",
+            describe(key),
+            labels
+                .get(labels::ZONE)
+                .map(String::as_str)
+                .unwrap_or_default()
+        ),
+        _ => return Ok(()),
+    };
+    Err(ApiError::bad_request(problem, Vec::new()))
+}
+
+/// Where a policy was written, as its labels say: in a zone, `kuma.io/origin: zone` and the
+/// zone's name (which is what syncs it up to the global); on the global, neither. A document
+/// cannot claim another origin.
+fn stamp_origin(mode: &Mode, resource: &mut Resource) {
+    if resource.kind().owner() != Owner::Either {
+        return;
+    }
+    let labels = &mut resource.meta.labels;
+    labels.remove(labels::ORIGIN);
+    labels.remove(labels::ZONE);
+    if let Mode::Zone { name } = mode {
+        labels.insert(labels::ORIGIN.into(), "zone".into());
+        labels.insert(labels::ZONE.into(), name.clone());
+    }
 }
 
 /// The policies a new Mesh gets on the global unless `skipCreatingInitialPolicies` names them
@@ -295,6 +344,7 @@ async fn delete(
     target::not_managed(key.kind, &key.name)?;
     state.auth.authorize(&conn, Action::AdminResources)?;
     let expect = body::if_match(headers)?;
+    written_here(state, &key).await?;
     if key.kind == Kind::Mesh {
         delete_mesh_contents(state, &key.name).await?;
     }

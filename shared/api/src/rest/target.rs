@@ -38,10 +38,13 @@ pub(super) fn mesh_kind(plural: &str) -> Result<Kind, ApiError> {
     Ok(kind)
 }
 
-/// Global-owned types are written on the global, zone-owned ones in zones (SPEC.md).
+/// Global-owned types are written on the global, zone-owned ones in zones (SPEC.md), policies
+/// on either.
 pub(super) fn writable(mode: &Mode, kind: Kind) -> Result<(), ApiError> {
     match (mode, kind.owner()) {
         (Mode::Global, Owner::Global) | (Mode::Zone { .. }, Owner::Zone) => Ok(()),
+        // Which side's copy it is is checked per resource (`resources::written_here`).
+        (_, Owner::Either) => Ok(()),
         (Mode::Global, Owner::Zone) => Err(ApiError::bad_request(
             format!(
                 "{kind} is owned by zones: register it with a zone control plane, which syncs it to the global"
