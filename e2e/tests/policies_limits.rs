@@ -599,3 +599,102 @@ spec:
     })
     .unwrap();
 }
+
+/// A TCP server collecting the lines it receives, on any number of connections.
+fn line_collector() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collected = lines.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let collected = collected.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    collected.lock().unwrap().push(line);
+                }
+            });
+        }
+    });
+    (port, lines)
+}
+
+/// MeshAccessLog TCP backends: Envoy formats each record and `atoll-dp` relays it to the
+/// backend as one line, plain or JSON as configured.
+#[test]
+fn access_logs_reach_a_tcp_backend_as_lines() {
+    let (global, zone) = start();
+    let (collector, received) = line_collector();
+    let web = Backend::start("web").unwrap();
+    let (_web_dp, _) = sidecar(&zone, "web-1", "web", "http", web.port, &[]);
+    let client = Backend::start("client").unwrap();
+    let outbound = free_port().unwrap();
+    let (client_dp, _) = sidecar(
+        &zone,
+        "client-1",
+        "client",
+        "http",
+        client.port,
+        &[(outbound, "web")],
+    );
+    eventually("client -> web", DEADLINE, || {
+        http_call(outbound, "web", "GET", "/", None).is_ok_and(|(c, _)| c == 200)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", client_dp.config_dump()));
+    apply(
+        &global,
+        &format!(
+            "type: MeshAccessLog
+mesh: default
+name: to-logstash
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: MeshService
+      name: web
+    default:
+      backends:
+      - tcp:
+          address: 127.0.0.1:{collector}
+          format:
+            type: Plain
+            plain: 'plain %KUMA_SOURCE_SERVICE%->%KUMA_DESTINATION_SERVICE% %REQ(:PATH)% %RESPONSE_CODE%'
+  from:
+  - targetRef:
+      kind: Mesh
+    default:
+      backends:
+      - tcp:
+          address: localhost:{collector}
+          format:
+            type: Json
+            json:
+            - key: direction
+              value: '%KUMA_TRAFFIC_DIRECTION%'
+            - key: path
+              value: '%REQ(:PATH)%'
+            - key: code
+              value: '%RESPONSE_CODE%'
+"
+        ),
+    );
+    let has = |wanted: &dyn Fn(&str) -> bool| received.lock().unwrap().iter().any(|l| wanted(l));
+    eventually("both records of /relayed at the backend", DEADLINE, || {
+        let _ = http_call(outbound, "web", "GET", "/relayed", None);
+        has(&|l| l == "plain client->web /relayed 200")
+            && has(&|l| l == r#"{"code":200,"direction":"INBOUND","path":"/relayed"}"#)
+    })
+    .unwrap_or_else(|e| panic!("{e}\nreceived: {:?}", received.lock().unwrap()));
+    // Nothing but records arrives: no relay envelope, no stray lines.
+    assert!(
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|l| l.starts_with("plain client->web ") || l.starts_with(r#"{"code":"#)),
+        "{:?}",
+        received.lock().unwrap()
+    );
+}

@@ -1,7 +1,7 @@
 //! `atoll-dp run`: registers a Dataplane (a sidecar or built-in gateway) or a ZoneEgress with
-//! the zone, fetches its bootstrap, runs Envoy and restarts it if it dies; on SIGTERM or
-//! Ctrl-C it drains Envoy's listeners, stops it and deregisters. It holds no mesh logic: the
-//! zone computes everything Envoy receives.
+//! the zone, fetches its bootstrap, runs Envoy and restarts it if it dies, relays access-log
+//! records to TCP backends; on SIGTERM or Ctrl-C it drains Envoy's listeners, stops it and
+//! deregisters. It holds no mesh logic: the zone computes everything Envoy receives.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -361,6 +361,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args,
         _dir: dir,
     };
+    // Records for MeshAccessLog TCP backends come through this pipe (see `log_relay`).
+    let pipe = work_dir.join(format!("access-logs-{}.pipe", launcher.identity.name));
+    crate::log_relay::create_pipe(&pipe)
+        .and_then(|()| crate::log_relay::start(&pipe))
+        .with_context(|| format!("setting up the access-log pipe {}", pipe.display()))?;
     let body = serde_json::json!({
         "dataplane": text,
         "xdsHost": host,
@@ -369,6 +374,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "delta": launcher.args.delta,
         "dnsPort": launcher.args.dns_port,
         "systemCaPath": system_ca_path(launcher.args.system_ca_path.as_deref())?,
+        "accessLogPipe": pipe,
     });
     let mut stop = atoll_runtime::shutdown_signal();
     // The zone may still be starting: retry registration with a capped backoff.

@@ -15,6 +15,7 @@ pub mod dp_server;
 pub mod external;
 pub mod ingress;
 pub mod kds_client;
+pub mod log_relay;
 pub mod policy;
 pub mod proxy;
 pub mod runtime;

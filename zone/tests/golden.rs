@@ -1237,6 +1237,7 @@ networking:
         atoll_zone::proxy::meta::ProxyMeta {
             dns_port: Some(15054),
             system_ca_path: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+            ..Default::default()
         },
     );
     let (snapshot, problems) = generate(&world, "default", "app-1");
@@ -2504,6 +2505,90 @@ spec:
     assert!(
         !text.contains("Random"),
         "the other gateway's strategy applied: {text}"
+    );
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}
+
+/// A MeshAccessLog TCP backend goes through `atoll-dp`'s pipe, as a JSON record naming the
+/// backend; a proxy that announced no pipe gets the file backends only and says why.
+#[test]
+fn tcp_access_log_backends_go_through_the_relay_pipe() {
+    let mut world = world(&format!(
+        "type: Mesh
+name: default
+---
+type: MeshAccessLog
+mesh: default
+name: logs
+spec:
+  targetRef:
+    kind: Mesh
+  from:
+  - targetRef:
+      kind: Mesh
+    default:
+      backends:
+      - tcp:
+          address: logstash.internal:5000
+      - file:
+          path: /tmp/in.log
+{SERVICES}"
+    ));
+    let (snapshot, problems) = generate(&world, "default", "web-1");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("not started by atoll-dp"),
+        "{problems:?}"
+    );
+    let paths = |snapshot: &Snapshot| -> Vec<(String, String)> {
+        snapshot
+            .decoded::<Listener>(LISTENER)
+            .iter()
+            .filter(|l| l.name.starts_with("inbound:"))
+            .flat_map(|l| l.filter_chains.iter().flat_map(|c| c.filters.clone()))
+            .filter_map(|f| match f.config_type {
+                Some(filter::ConfigType::TypedConfig(any)) => {
+                    HttpConnectionManager::decode(any.value.as_slice()).ok()
+                }
+                _ => None,
+            })
+            .flat_map(|hcm| hcm.access_log)
+            .filter_map(|log| match log.config_type {
+                Some(envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType::TypedConfig(any)) => {
+                    let file = envoy_types::pb::envoy::extensions::access_loggers::file::v3::FileAccessLog::decode(any.value.as_slice()).ok()?;
+                    Some((file.path.clone(), format!("{:?}", file.access_log_format)))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let logs = paths(&snapshot);
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0].0, "/tmp/in.log");
+
+    // Envoy opens the path when it validates: a directory that exists.
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = dir.path().join("access-logs-web-1.pipe");
+    world.proxy_meta.insert(
+        ("default".into(), "web-1".into()),
+        atoll_zone::proxy::meta::ProxyMeta {
+            access_log_pipe: Some(pipe.display().to_string()),
+            ..Default::default()
+        },
+    );
+    let (snapshot, problems) = generate(&world, "default", "web-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let logs = paths(&snapshot);
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    let (path, format) = &logs[0];
+    assert_eq!(path, &pipe.display().to_string());
+    assert!(
+        format.contains("@atoll.address") && format.contains("logstash.internal:5000"),
+        "{format}"
+    );
+    assert!(
+        format.contains("@atoll.line") && !format.contains("%KUMA_MESH%"),
+        "the default plain format as one field, placeholders filled: {format}"
     );
     envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
 }

@@ -528,10 +528,52 @@ fn access_log_fields() {
                     set(
                         v,
                         "spec.from[0].default.backends[0]",
-                        json!({"tcp": {"address": "127.0.0.1:5000"}}),
+                        json!({"tcp": {"address": "logstash.internal:5000", "format": {"type": "Json", "json": [{"key": "code", "value": "%RESPONSE_CODE%"}]}}}),
                     )
                 },
-                fail("spec.from[0].default.backends[0].tcp", "not supported yet"),
+                PASS,
+            ),
+            edit(
+                "TCP backend without a port",
+                |v| {
+                    set(
+                        v,
+                        "spec.from[0].default.backends[0]",
+                        json!({"tcp": {"address": "logstash.internal"}}),
+                    )
+                },
+                fail(
+                    "spec.from[0].default.backends[0].tcp.address",
+                    "is not host:port",
+                ),
+            ),
+            edit(
+                "TCP backend with a bad format",
+                |v| {
+                    set(
+                        v,
+                        "spec.from[0].default.backends[0]",
+                        json!({"tcp": {"address": "127.0.0.1:5000", "format": {"type": "Plain"}}}),
+                    )
+                },
+                fail(
+                    "spec.from[0].default.backends[0].tcp.format.plain",
+                    "must be set",
+                ),
+            ),
+            edit(
+                "TCP backend with a reserved key",
+                |v| {
+                    set(
+                        v,
+                        "spec.from[0].default.backends[0]",
+                        json!({"tcp": {"address": "127.0.0.1:5000", "format": {"type": "Json", "json": [{"key": "@atoll.address", "value": "x"}]}}}),
+                    )
+                },
+                fail(
+                    "spec.from[0].default.backends[0].tcp.format.json[0].key",
+                    "reserved",
+                ),
             ),
             edit(
                 "relative path",

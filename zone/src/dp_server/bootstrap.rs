@@ -53,6 +53,9 @@ pub struct BootstrapRequest {
     /// The host's system CA bundle, for TLS to external services without their own CA.
     #[serde(default)]
     pub system_ca_path: Option<String>,
+    /// The named pipe `atoll-dp` relays access-log records from to TCP backends.
+    #[serde(default)]
+    pub access_log_pipe: Option<String>,
 }
 
 #[derive(Clone)]
@@ -352,6 +355,7 @@ pub fn build(
             metadata: crate::proxy::meta::ProxyMeta {
                 dns_port: request.dns_port,
                 system_ca_path: request.system_ca_path.clone(),
+                access_log_pipe: request.access_log_pipe.clone(),
             }
             .to_struct(),
             ..Default::default()

@@ -1,7 +1,8 @@
 //! What a data plane tells the control plane about its host, through Envoy's node metadata
 //! (set by `atoll-dp` in the bootstrap, sent on every ADS stream): the port its DNS listener
-//! may bind and where the host keeps its system CA bundle. Both are facts of the host, not of
-//! the Dataplane resource, so they travel with the stream rather than through the store.
+//! may bind, where the host keeps its system CA bundle and the pipe `atoll-dp` relays access
+//! logs from. They are facts of the host, not of the Dataplane resource, so they travel with
+//! the stream rather than through the store.
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::{Struct, Value, value};
@@ -10,6 +11,8 @@ use envoy_types::pb::google::protobuf::{Struct, Value, value};
 pub const DNS_PORT: &str = "dataplane.dns.port";
 /// Node metadata key of the system CA bundle's path.
 pub const SYSTEM_CA_PATH: &str = "dataplane.systemCaPath";
+/// Node metadata key of the named pipe `atoll-dp` reads access-log records from.
+pub const ACCESS_LOG_PIPE: &str = "dataplane.accessLogs.pipe";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProxyMeta {
@@ -18,6 +21,9 @@ pub struct ProxyMeta {
     /// The system CA bundle on the data plane's host (TLS to external services without a
     /// `caCert`).
     pub system_ca_path: Option<String>,
+    /// A named pipe whose records `atoll-dp` sends on to MeshAccessLog TCP backends; `None`
+    /// when the proxy is not run by `atoll-dp` (TCP backends are then left out).
+    pub access_log_pipe: Option<String>,
 }
 
 fn text(value: &Value) -> Option<String> {
@@ -40,6 +46,7 @@ impl ProxyMeta {
                 .filter(|p| (1.0..=65535.0).contains(p) && p.fract() == 0.0)
                 .map(|p| p as u16),
             system_ca_path: get(SYSTEM_CA_PATH).filter(|p| !p.is_empty()),
+            access_log_pipe: get(ACCESS_LOG_PIPE).filter(|p| p.starts_with('/')),
         }
     }
 
@@ -54,13 +61,18 @@ impl ProxyMeta {
                 },
             );
         }
-        if let Some(path) = &self.system_ca_path {
-            fields.insert(
-                SYSTEM_CA_PATH.to_string(),
-                Value {
-                    kind: Some(value::Kind::StringValue(path.clone())),
-                },
-            );
+        for (key, path) in [
+            (SYSTEM_CA_PATH, &self.system_ca_path),
+            (ACCESS_LOG_PIPE, &self.access_log_pipe),
+        ] {
+            if let Some(path) = path {
+                fields.insert(
+                    key.to_string(),
+                    Value {
+                        kind: Some(value::Kind::StringValue(path.clone())),
+                    },
+                );
+            }
         }
         (!fields.is_empty()).then(|| Struct {
             fields: fields.into_iter().collect(),
@@ -77,6 +89,7 @@ mod tests {
         let meta = ProxyMeta {
             dns_port: Some(15054),
             system_ca_path: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+            access_log_pipe: Some("/run/atoll/access-logs.pipe".into()),
         };
         let node = Node {
             metadata: meta.to_struct(),

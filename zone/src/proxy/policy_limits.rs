@@ -31,6 +31,27 @@ fn logs(conf: &Option<AccessLogConf>, context: &LogContext) -> (Vec<AccessLog>, 
 }
 
 impl Context<'_> {
+    /// TCP backends need `atoll-dp`'s relay: a proxy run without it gets the file backends
+    /// only, and says why.
+    fn check_relay<'c>(&mut self, confs: impl Iterator<Item = &'c AccessLogConf>) {
+        let has_pipe = self
+            .world
+            .proxy_meta
+            .get(self.proxy)
+            .is_some_and(|m| m.access_log_pipe.is_some());
+        if has_pipe {
+            return;
+        }
+        for conf in confs {
+            for tcp in conf.backends.iter().filter_map(|b| b.tcp.as_ref()) {
+                self.problem(format!(
+                    "MeshAccessLog TCP backend {}: this proxy was not started by atoll-dp, which relays records to TCP backends; left out",
+                    tcp.address
+                ));
+            }
+        }
+    }
+
     pub(super) fn apply_limits(
         &mut self,
         rules: &Rules,
@@ -42,8 +63,20 @@ impl Context<'_> {
         let local = rate_limit.and_then(|r| r.local).unwrap_or_default();
         let fault: Option<FaultInjectionConf> = conf(from_any(Kind::MeshFaultInjection));
         let inbound_log: Option<AccessLogConf> = conf(from_any(Kind::MeshAccessLog));
+        let outbound_logs: Vec<AccessLogConf> = rules
+            .get(&Kind::MeshAccessLog)
+            .into_iter()
+            .flat_map(|r| r.to.values())
+            .filter_map(|m| conf(Some(m)))
+            .collect();
+        self.check_relay(inbound_log.iter().chain(&outbound_logs));
         let networking = dp.networking.clone().unwrap_or_default();
         let mesh = self.mesh().to_string();
+        let pipe = self
+            .world
+            .proxy_meta
+            .get(self.proxy)
+            .and_then(|m| m.access_log_pipe.clone());
         let own_service = networking
             .inbound
             .iter()
@@ -59,6 +92,7 @@ impl Context<'_> {
                 destination_service: inbound.tags.get(SERVICE_TAG).cloned().unwrap_or_default(),
                 source_address: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%".into(),
                 direction: "INBOUND",
+                access_log_pipe: pipe.clone(),
             };
             let (http_logs, tcp_logs) = logs(&inbound_log, &context);
             let stat = crate::xds::filters::stat(&name);
@@ -101,6 +135,7 @@ impl Context<'_> {
                 destination_service: outbound.service.clone(),
                 source_address: networking.address.clone(),
                 direction: "OUTBOUND",
+                access_log_pipe: pipe.clone(),
             };
             let (http_logs, tcp_logs) = logs(&log, &context);
             let http =

@@ -216,14 +216,38 @@ fn backend_rules(backend: &AccessLogBackend, path: &Path, report: &mut Report) {
     if backend.otel_logs.is_some() {
         report.add(
             &path.field("otelLogs"),
-            "is not supported yet: use a file backend",
+            "is not supported yet: use a file or tcp backend",
         );
     }
-    if backend.tcp.is_some() {
-        report.add(
-            &path.field("tcp"),
-            "is not supported yet: use a file backend",
-        );
+    if let Some(tcp) = &backend.tcp {
+        let at = path.field("tcp");
+        let port = tcp
+            .address
+            .rsplit_once(':')
+            .filter(|(host, _)| !host.is_empty())
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+            .filter(|port| *port > 0);
+        if port.is_none() {
+            report.add(
+                &at.field("address"),
+                format!(
+                    "{:?} is not host:port, e.g. logstash.internal:5000",
+                    tcp.address
+                ),
+            );
+        }
+        if let Some(format) = &tcp.format {
+            log_format(format, &at.field("format"), report);
+            // The relay's own keys carry each record's backend and plain text.
+            for (i, field) in format.json.iter().enumerate() {
+                if field.key.starts_with("@atoll.") {
+                    report.add(
+                        &at.field("format").field("json").index(i).field("key"),
+                        "keys starting with @atoll. are reserved",
+                    );
+                }
+            }
+        }
     }
     if let Some(file) = &backend.file {
         let at = path.field("file");

@@ -3,7 +3,7 @@
 //! listener's HTTP connection managers and TCP proxies.
 
 use atoll_model::types::{
-    AccessLogConf, FileBackend, HttpFault, HttpRateLimit, IntOrString, LogFormatType, Rate,
+    AccessLogConf, HttpFault, HttpRateLimit, IntOrString, LogFormat, LogFormatType, Rate,
     TcpRateLimit,
 };
 use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
@@ -201,6 +201,8 @@ pub struct LogContext {
     pub source_address: String,
     /// `INBOUND` or `OUTBOUND`.
     pub direction: &'static str,
+    /// `atoll-dp`'s pipe for records bound for TCP backends, when it announced one.
+    pub access_log_pipe: Option<String>,
 }
 
 impl LogContext {
@@ -262,51 +264,81 @@ mod sorted {
 
 const FILE_ACCESS_LOG: &str = "envoy.access_loggers.file";
 
-fn file_log(file: &FileBackend, context: &LogContext, default_format: &str) -> AccessLog {
-    let format = file.format.clone().unwrap_or_default();
+/// Envoy's file logger writing `format` to `path`. With `relay_to`, the path is `atoll-dp`'s
+/// pipe and each record is a JSON object naming that backend (see `log_relay`): a plain
+/// record travels as one string field, a JSON record as its own fields.
+fn file_log(
+    path: &str,
+    format: Option<&LogFormat>,
+    context: &LogContext,
+    default_format: &str,
+    relay_to: Option<&str>,
+) -> AccessLog {
+    let format = format.cloned().unwrap_or_default();
     let omit_empty_values = format.omit_empty_values;
-    let config = if format.format_type == LogFormatType::Json {
-        let mut fields: Vec<sorted::Field> = format
-            .json
-            .iter()
-            .map(|f| sorted::Field {
-                key: f.key.clone(),
-                value: Some(Value {
-                    kind: Some(value::Kind::StringValue(context.interpolate(&f.value))),
-                }),
-            })
-            .collect();
-        fields.sort_by(|a, b| a.key.cmp(&b.key));
-        let config = sorted::FileAccessLog {
-            path: file.path.clone(),
-            log_format: Some(sorted::JsonFormat {
-                json_format: Some(sorted::Struct { fields }),
-                omit_empty_values,
-            }),
-        };
-        Any {
-            type_url: format!("type.googleapis.com/{}", FileAccessLog::full_name()),
-            value: config.encode_to_vec(),
-        }
-    } else {
-        let plain = format.plain.as_deref().unwrap_or(default_format);
-        // Envoy writes records back to back: the line ends are the format's.
-        let text = format!("{}\n", context.interpolate(plain));
-        pack_any(FileAccessLog {
-            path: file.path.clone(),
-            access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(
-                SubstitutionFormatString {
-                    omit_empty_values,
-                    format: Some(substitution_format_string::Format::TextFormatSource(
-                        DataSource {
-                            specifier: Some(data_source::Specifier::InlineString(text)),
-                            ..Default::default()
-                        },
-                    )),
-                    ..Default::default()
-                },
+    let string = |text: String| Value {
+        kind: Some(value::Kind::StringValue(text)),
+    };
+    let json_fields: Option<Vec<sorted::Field>> = match (&format.format_type, relay_to) {
+        (LogFormatType::Json, _) => Some(
+            format
+                .json
+                .iter()
+                .map(|f| sorted::Field {
+                    key: f.key.clone(),
+                    value: Some(string(context.interpolate(&f.value))),
+                })
+                .collect(),
+        ),
+        (_, Some(_)) => Some(vec![sorted::Field {
+            key: crate::log_relay::LINE_KEY.into(),
+            value: Some(string(
+                context.interpolate(format.plain.as_deref().unwrap_or(default_format)),
             )),
-        })
+        }]),
+        _ => None,
+    };
+    let config = match json_fields {
+        Some(mut fields) => {
+            if let Some(address) = relay_to {
+                fields.push(sorted::Field {
+                    key: crate::log_relay::ADDRESS_KEY.into(),
+                    value: Some(string(address.to_string())),
+                });
+            }
+            fields.sort_by(|a, b| a.key.cmp(&b.key));
+            let config = sorted::FileAccessLog {
+                path: path.to_string(),
+                log_format: Some(sorted::JsonFormat {
+                    json_format: Some(sorted::Struct { fields }),
+                    omit_empty_values,
+                }),
+            };
+            Any {
+                type_url: format!("type.googleapis.com/{}", FileAccessLog::full_name()),
+                value: config.encode_to_vec(),
+            }
+        }
+        None => {
+            let plain = format.plain.as_deref().unwrap_or(default_format);
+            // Envoy writes records back to back: the line ends are the format's.
+            let text = format!("{}\n", context.interpolate(plain));
+            pack_any(FileAccessLog {
+                path: path.to_string(),
+                access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(
+                    SubstitutionFormatString {
+                        omit_empty_values,
+                        format: Some(substitution_format_string::Format::TextFormatSource(
+                            DataSource {
+                                specifier: Some(data_source::Specifier::InlineString(text)),
+                                ..Default::default()
+                            },
+                        )),
+                        ..Default::default()
+                    },
+                )),
+            })
+        }
     };
     AccessLog {
         name: FILE_ACCESS_LOG.into(),
@@ -315,7 +347,8 @@ fn file_log(file: &FileBackend, context: &LogContext, default_format: &str) -> A
     }
 }
 
-/// The access logs of `conf`'s backends (validation admits file backends only).
+/// The access logs of `conf`'s backends: files, and TCP backends through `atoll-dp`'s pipe
+/// when the context has one (otherwise they are left out; the caller reports it).
 pub fn access_logs(
     conf: &AccessLogConf,
     context: &LogContext,
@@ -323,15 +356,30 @@ pub fn access_logs(
 ) -> Vec<AccessLog> {
     conf.backends
         .iter()
-        .filter_map(|b| b.file.as_ref())
-        .map(|f| file_log(f, context, default_format))
+        .filter_map(|b| match (&b.file, &b.tcp, &context.access_log_pipe) {
+            (Some(file), _, _) => Some(file_log(
+                &file.path,
+                file.format.as_ref(),
+                context,
+                default_format,
+                None,
+            )),
+            (None, Some(tcp), Some(pipe)) => Some(file_log(
+                pipe,
+                tcp.format.as_ref(),
+                context,
+                default_format,
+                Some(&tcp.address),
+            )),
+            _ => None,
+        })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atoll_model::types::{AccessLogBackend, JsonField, LogFormat};
+    use atoll_model::types::{AccessLogBackend, FileBackend, JsonField, LogFormat};
 
     fn context() -> LogContext {
         LogContext {
@@ -340,6 +388,7 @@ mod tests {
             destination_service: "web".into(),
             source_address: "10.0.0.1".into(),
             direction: "OUTBOUND",
+            access_log_pipe: None,
         }
     }
 
