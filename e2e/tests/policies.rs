@@ -81,6 +81,24 @@ fn status(port: u16, path: &str) -> Option<u16> {
     http_get(port, path).ok().map(|(code, _)| code)
 }
 
+/// Deletes the mesh's initial allow-all permission.
+fn delete_allow_all(global: &Global) {
+    let run = atoll_e2e::cli::atollctl(
+        &[
+            "--api-address",
+            &global.api(),
+            "delete",
+            "meshtrafficpermission",
+            "allow-all-default",
+            "-m",
+            "default",
+        ],
+        "",
+    )
+    .unwrap();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
 fn echo_works(port: u16) -> bool {
     echo(port, "ping\n").is_ok_and(|got| got == "ping\n")
 }
@@ -163,20 +181,7 @@ spec:
     assert!(echo_works(other_out[1]), "and so is its TCP traffic");
 
     // Without the mesh-wide permission, nothing is allowed (Kuma 2.x).
-    let run = atoll_e2e::cli::atollctl(
-        &[
-            "--api-address",
-            &global.api(),
-            "delete",
-            "meshtrafficpermission",
-            "allow-all-default",
-            "-m",
-            "default",
-        ],
-        "",
-    )
-    .unwrap();
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    delete_allow_all(&global);
     eventually("no permission, no traffic", DEADLINE, || {
         status(other_out[0], "/") == Some(403) && !echo_works(other_out[1])
     })
@@ -274,6 +279,83 @@ spec:
         Some(3),
         "numRetries: 2 stops after three attempts"
     );
+}
+
+/// MeshTrafficPermission `rules[]` by SPIFFE identity: a deny matcher holds against the
+/// mesh-wide allow; once that allow is gone, a prefix matcher admits some callers and the
+/// rest are refused. An inbound policy written with `rules[]` (here a fault) applies to every
+/// caller.
+#[test]
+fn identity_rules_deny_first_then_admit_by_prefix() {
+    let (global, zone) = mesh_and_zone();
+    let api_app = http_server("api", |_| {});
+    let (_api, _) = sidecar(&zone, "api-1", "api", "http", api_app.port, &[]);
+    let idle = http_server("idle", |_| {});
+    let callers: Vec<(Dataplane, Vec<u16>)> = ["web", "worker-a", "worker-b"]
+        .iter()
+        .map(|s| sidecar(&zone, &format!("{s}-1"), s, "http", idle.port, &["api"]))
+        .collect();
+    let codes =
+        || -> Vec<Option<u16>> { callers.iter().map(|(_, out)| status(out[0], "/")).collect() };
+    eventually("everyone allowed at first", DEADLINE, || {
+        codes() == [Some(200); 3]
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", codes()));
+    global
+        .apply(
+            "type: MeshTrafficPermission
+mesh: default
+name: api-by-identity
+spec:
+  targetRef:
+    kind: MeshService
+    name: api
+  rules:
+  - default:
+      deny:
+      - spiffeID:
+          type: Exact
+          value: spiffe://default/web
+      allow:
+      - spiffeID:
+          type: Prefix
+          value: spiffe://default/worker-a
+",
+        )
+        .unwrap();
+    eventually("web denied despite the mesh-wide allow", DEADLINE, || {
+        codes() == [Some(403), Some(200), Some(200)]
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", codes()));
+    delete_allow_all(&global);
+    eventually("only the prefix is admitted", DEADLINE, || {
+        codes() == [Some(403), Some(200), Some(403)]
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", codes()));
+    global
+        .apply(
+            "type: MeshFaultInjection
+mesh: default
+name: api-faults
+spec:
+  targetRef:
+    kind: MeshService
+    name: api
+  rules:
+  - default:
+      http:
+      - abort:
+          httpStatus: 418
+          percentage: 100
+",
+        )
+        .unwrap();
+    eventually(
+        "the rules[] fault reaches the admitted caller",
+        DEADLINE,
+        || codes() == [Some(403), Some(418), Some(403)],
+    )
+    .unwrap_or_else(|e| panic!("{e}: {:?}", codes()));
 }
 
 /// Permissions hold for callers in another zone: the ingress passes the caller's mesh TLS

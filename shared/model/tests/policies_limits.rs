@@ -218,9 +218,40 @@ fn rate_limit_fields() {
                 ),
             ),
             edit(
-                "rules[] not supported",
-                |v| set(v, "spec.rules", json!([{"default": {}}])),
-                fail("spec.rules", "not supported yet"),
+                "rules[] beside from[]",
+                |v| {
+                    set(
+                        v,
+                        "spec.rules",
+                        json!([{"default": {"local": {"tcp": {"connectionRate": {"num": 1, "interval": "1s"}}}}}]),
+                    )
+                },
+                fail("spec.rules", "cannot be combined with from[]"),
+            ),
+            edit(
+                "rules[] instead of from[]",
+                |v| {
+                    let from = get(v, "spec.from[0].default");
+                    remove(v, "spec.from");
+                    set(v, "spec.rules", json!([{"default": from}]));
+                },
+                PASS,
+            ),
+            edit(
+                "a rule is checked like a from[] entry",
+                |v| {
+                    remove(v, "spec.from");
+                    set(v, "spec.rules", json!([{"default": {"local": {}}}]));
+                },
+                fail("spec.rules[0].default.local", "must set http, tcp or both"),
+            ),
+            edit(
+                "a rule without default",
+                |v| {
+                    remove(v, "spec.from");
+                    set(v, "spec.rules", json!([{}]));
+                },
+                fail("spec.rules[0].default", "must be set"),
             ),
         ],
     );

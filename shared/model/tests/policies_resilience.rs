@@ -172,7 +172,7 @@ fn circuit_breaker_shape() {
                         json!([{"default": {"connectionLimits": {"maxConnections": 1}}}]),
                     )
                 },
-                fail("spec.rules", "not supported yet"),
+                fail("spec.rules", "does not configure inbound traffic"),
             ),
             edit(
                 "no default",

@@ -254,6 +254,12 @@ pub fn answer(mesh: &str, name: &str, rules: &Rules) -> Value {
                 if !gateway.is_empty() {
                     entry["gatewayRules"] = Value::Array(gateway);
                 }
+                if let Some(m) = &r.identities {
+                    entry["inboundRules"] = json!([{
+                        "conf": m.conf,
+                        "origins": origins(*kind, mesh, m),
+                    }]);
+                }
                 entry
             })
             .collect();

@@ -36,6 +36,30 @@ impl Merged {
             self.conf = Value::Object(Default::default());
         }
         merge(&mut self.conf, conf);
+        self.record(origin);
+    }
+
+    /// Adds the lists of `conf` to those already here instead of replacing them.
+    fn append(&mut self, conf: &Value, origin: &str) {
+        if self.conf.is_null() {
+            self.conf = Value::Object(Default::default());
+        }
+        if let (Value::Object(into), Value::Object(from)) = (&mut self.conf, conf) {
+            for (key, value) in from {
+                match (into.get_mut(key), value) {
+                    (Some(Value::Array(list)), Value::Array(more)) => {
+                        list.extend(more.iter().cloned())
+                    }
+                    _ => {
+                        into.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        self.record(origin);
+    }
+
+    fn record(&mut self, origin: &str) {
         if !self.origins.iter().any(|o| o == origin) {
             self.origins.push(origin.to_string());
         }
@@ -54,6 +78,9 @@ pub struct KindRules {
     /// A built-in gateway: per (virtual host, MeshHTTPRoute) its routes' `to[]` entries of
     /// kind `Mesh`.
     pub gateway_routes: BTreeMap<(String, String), Merged>,
+    /// MeshTrafficPermission `rules[]`: callers by SPIFFE identity, every policy's matchers
+    /// together (a deny cannot be undone by another policy).
+    pub identities: Option<Merged>,
 }
 
 /// A built-in gateway as policies see it: the MeshGateway it binds to and, per Envoy virtual
@@ -162,8 +189,14 @@ pub fn compute<'p>(
 /// (entry specificity, top-level specificity, policy name, entry index): weakest first.
 type Key<'a> = (u8, u8, &'a str, usize);
 
-/// One `to` or `from` entry with its rank.
-type Ranked<'a> = (Key<'a>, &'a Policy, &'a (Option<TargetRef>, Value));
+/// One `to` or `from` entry with its rank: (rank, policy, entry target, configuration).
+type Ranked<'a> = (Key<'a>, &'a Policy, Option<&'a TargetRef>, &'a Value);
+
+/// What a `rules[]` entry of an inbound policy stands for: a `from[]` entry for every caller.
+static EVERY_CALLER: std::sync::LazyLock<TargetRef> = std::sync::LazyLock::new(|| TargetRef {
+    kind: TargetKind::Mesh,
+    ..Default::default()
+});
 
 /// [`compute`], and for a built-in gateway the rules of its routes.
 pub fn compute_for<'p>(
@@ -174,6 +207,7 @@ pub fn compute_for<'p>(
 ) -> Rules {
     let mut to: Vec<Ranked<'p>> = Vec::new();
     let mut from: Vec<Ranked<'p>> = Vec::new();
+    let mut identity_rules: Vec<Ranked<'p>> = Vec::new();
     for policy in policies {
         let top = policy.view.target_ref.as_ref();
         let on_gateway = gateway.is_some()
@@ -184,25 +218,46 @@ pub fn compute_for<'p>(
             continue;
         }
         let top = specificity(policy.view.target_ref.as_ref());
-        for (i, entry) in policy.view.to.iter().enumerate() {
+        for (i, (target, conf)) in policy.view.to.iter().enumerate() {
             to.push((
-                (specificity(entry.0.as_ref()), top, &policy.name, i),
+                (specificity(target.as_ref()), top, &policy.name, i),
                 policy,
-                entry,
+                target.as_ref(),
+                conf,
             ));
         }
-        for (i, entry) in policy.view.from.iter().enumerate() {
+        for (i, (target, conf)) in policy.view.from.iter().enumerate() {
             from.push((
-                (specificity(entry.0.as_ref()), top, &policy.name, i),
+                (specificity(target.as_ref()), top, &policy.name, i),
                 policy,
-                entry,
+                target.as_ref(),
+                conf,
             ));
+        }
+        for (i, conf) in policy.view.rules.iter().enumerate() {
+            if policy.kind == Kind::MeshTrafficPermission {
+                identity_rules.push(((0, top, &policy.name, i), policy, None, conf));
+            } else {
+                let target: &'p TargetRef = &EVERY_CALLER;
+                from.push(((0, top, &policy.name, i), policy, Some(target), conf));
+            }
         }
     }
     to.sort_by(|a, b| (a.0, a.1.kind).cmp(&(b.0, b.1.kind)));
     from.sort_by(|a, b| (a.0, a.1.kind).cmp(&(b.0, b.1.kind)));
+    identity_rules.sort_by(|a, b| a.0.cmp(&b.0));
     let mut rules = Rules::new();
-    for (_, policy, (target, conf)) in &to {
+    for (_, policy, _, conf) in &identity_rules {
+        if selects(policy.view.target_ref.as_ref(), dp) {
+            rules
+                .entry(policy.kind)
+                .or_default()
+                .identities
+                .get_or_insert_with(Merged::default)
+                .append(conf, &policy.name);
+        }
+    }
+    for (_, policy, target, conf) in &to {
         let kind = rules.entry(policy.kind).or_default();
         let top = policy.view.target_ref.as_ref();
         if let Some(gateway) = gateway
@@ -249,7 +304,7 @@ pub fn compute_for<'p>(
             }
         }
     }
-    for (_, policy, (target, conf)) in &from {
+    for (_, policy, target, conf) in &from {
         let kind = rules.entry(policy.kind).or_default();
         if !selects(policy.view.target_ref.as_ref(), dp) {
             continue;
@@ -490,5 +545,58 @@ mod tests {
             &canary
         ));
         assert!(!selects(None, &canary));
+    }
+
+    #[test]
+    fn rules_entries_are_inbound_for_every_caller_and_identity_matchers_accumulate() {
+        let policies = [
+            policy(
+                Kind::MeshTimeout,
+                "inbound-rules",
+                json!({"targetRef": {"kind": "Mesh"}, "rules": [{"default": {"idleTimeout": "7s"}}]}),
+            ),
+            policy(
+                Kind::MeshTimeout,
+                "web-from",
+                json!({"targetRef": {"kind": "MeshService", "name": "web"}, "from": [{"targetRef": {"kind": "Mesh"}, "default": {"connectionTimeout": "2s"}}]}),
+            ),
+            policy(
+                Kind::MeshTrafficPermission,
+                "deny-legacy",
+                json!({"targetRef": {"kind": "Mesh"}, "rules": [{"default": {"deny": [{"spiffeID": {"type": "Exact", "value": "spiffe://default/legacy"}}]}}]}),
+            ),
+            policy(
+                Kind::MeshTrafficPermission,
+                "allow-mesh",
+                json!({"targetRef": {"kind": "MeshService", "name": "web"}, "rules": [{"default": {"allow": [{"spiffeID": {"type": "Prefix", "value": "spiffe://default/"}}], "deny": [{"spiffeID": {"type": "Exact", "value": "spiffe://default/old"}}]}}]}),
+            ),
+        ];
+        let rules = compute(&dp("web", &[]), &[], &policies);
+        let timeout = rules[&Kind::MeshTimeout].from_any.as_ref().unwrap();
+        assert_eq!(
+            timeout.conf,
+            json!({"idleTimeout": "7s", "connectionTimeout": "2s"})
+        );
+        assert_eq!(timeout.origins, ["inbound-rules", "web-from"]);
+        let identities = rules[&Kind::MeshTrafficPermission]
+            .identities
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            identities.conf["deny"],
+            json!([
+                {"spiffeID": {"type": "Exact", "value": "spiffe://default/legacy"}},
+                {"spiffeID": {"type": "Exact", "value": "spiffe://default/old"}},
+            ]),
+            "a deny is never replaced by another policy's"
+        );
+        assert_eq!(identities.origins, ["deny-legacy", "allow-mesh"]);
+        // Another service's proxy gets only the mesh-wide ones.
+        let other = compute(&dp("api", &[]), &[], &policies);
+        let identities = other[&Kind::MeshTrafficPermission]
+            .identities
+            .as_ref()
+            .unwrap();
+        assert_eq!(identities.origins, ["deny-legacy"]);
     }
 }

@@ -5,7 +5,8 @@
 
 use atoll_model::Kind;
 use atoll_model::types::{
-    DataplaneSpec, PROTOCOL_TAG, PermissionAction, RetryConf, TimeoutConf, TrafficPermissionConf,
+    DataplaneSpec, IdentityMatcher, PROTOCOL_TAG, PermissionAction, RetryConf, SpiffeIdMatchType,
+    TimeoutConf, TrafficPermissionConf, TrafficPermissionRuleConf,
 };
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
@@ -16,7 +17,7 @@ use super::deps::Dep;
 use super::world::World;
 use crate::policy::rules::{self, Merged, Policy, Rules};
 use crate::xds::policy::apply::{Edits, edit};
-use crate::xds::policy::rbac::{Permissions, rbac};
+use crate::xds::policy::rbac::{IdMatch, Identities, Permissions, rbac};
 use crate::xds::policy::{retry, timeout};
 use crate::xds::sidecar::OutboundTarget;
 use crate::xds::snapshot::{CLUSTER, LISTENER};
@@ -24,6 +25,25 @@ use crate::xds::snapshot::{CLUSTER, LISTENER};
 /// A merged configuration as its policy type's struct (validation guarantees the shape).
 pub(super) fn conf<T: DeserializeOwned + Default>(merged: Option<&Merged>) -> Option<T> {
     merged.and_then(|m| serde_json::from_value(m.conf.clone()).ok())
+}
+
+/// MeshTrafficPermission `rules[]` matchers as the RBAC builder takes them.
+fn identities(conf: &TrafficPermissionRuleConf) -> Identities {
+    let list = |matchers: &[IdentityMatcher]| -> Vec<IdMatch> {
+        matchers
+            .iter()
+            .filter_map(|m| m.spiffe_id.as_ref())
+            .map(|id| match id.match_type {
+                SpiffeIdMatchType::Prefix => IdMatch::Prefix(id.value.clone()),
+                _ => IdMatch::Exact(id.value.clone()),
+            })
+            .collect()
+    };
+    Identities {
+        deny: list(&conf.deny),
+        allow: list(&conf.allow),
+        allow_with_shadow_deny: list(&conf.allow_with_shadow_deny),
+    }
 }
 
 impl<'a> Context<'a> {
@@ -95,6 +115,10 @@ impl Context<'_> {
                             .filter_map(|(s, m)| Some((s.clone(), action(m)?)))
                             .collect()
                     })
+                    .unwrap_or_default(),
+                identities: permission
+                    .and_then(|p| conf::<TrafficPermissionRuleConf>(p.identities.as_ref()))
+                    .map(|c| identities(&c))
                     .unwrap_or_default(),
             }
         });

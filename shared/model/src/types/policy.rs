@@ -8,6 +8,9 @@ use crate::enums::string_enum;
 /// Declares a policy's spec, its `to`/`from` entries and its `rules` entries around `$conf`.
 macro_rules! policy {
     ($(#[$meta:meta])* $spec:ident, $item:ident, $rule:ident, $conf:ty) => {
+        policy!($(#[$meta])* $spec, $item, $rule, $conf, $conf);
+    };
+    ($(#[$meta:meta])* $spec:ident, $item:ident, $rule:ident, $conf:ty, $rule_conf:ty) => {
         model! {
             $(#[$meta])*
             pub struct $spec {
@@ -29,21 +32,23 @@ macro_rules! policy {
                 pub default: Option<$conf>,
             }
 
-            /// A `rules[]` entry (Kuma's newer shape for inbound policies).
+            /// A `rules[]` entry (Kuma's newer shape for inbound policies): for every caller.
             pub struct $rule {
                 #[serde(default, skip_serializing_if = "Option::is_none")]
-                pub default: Option<$conf>,
+                pub default: Option<$rule_conf>,
             }
         }
     };
 }
 
 policy!(
-    /// MeshTrafficPermission: who may call the proxies chosen by `targetRef` (`from[]`).
+    /// MeshTrafficPermission: who may call the proxies chosen by `targetRef`, by caller
+    /// service (`from[]`) or by SPIFFE identity (`rules[]`).
     MeshTrafficPermissionSpec,
     TrafficPermissionItem,
     TrafficPermissionRule,
-    TrafficPermissionConf
+    TrafficPermissionConf,
+    TrafficPermissionRuleConf
 );
 
 policy!(
@@ -118,6 +123,30 @@ model! {
         pub action: PermissionAction,
     }
 
+    /// A `rules[]` entry of MeshTrafficPermission: callers by SPIFFE identity. A caller any
+    /// `deny` matches is refused whatever else allows it; one that `allow` or
+    /// `allowWithShadowDeny` matches is let in; anyone else is refused.
+    pub struct TrafficPermissionRuleConf {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub deny: Vec<IdentityMatcher>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub allow: Vec<IdentityMatcher>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub allow_with_shadow_deny: Vec<IdentityMatcher>,
+    }
+
+    pub struct IdentityMatcher {
+        #[serde(rename = "spiffeID", default, skip_serializing_if = "Option::is_none")]
+        pub spiffe_id: Option<SpiffeIdMatch>,
+    }
+
+    pub struct SpiffeIdMatch {
+        #[serde(rename = "type", default, skip_serializing_if = "SpiffeIdMatchType::is_unset")]
+        pub match_type: SpiffeIdMatchType,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pub value: String,
+    }
+
     pub struct TimeoutConf {
         /// Time to establish a connection upstream, e.g. `5s`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,6 +212,13 @@ model! {
 }
 
 string_enum! {
+    SpiffeIdMatchType {
+        Exact = "Exact",
+        Prefix = "Prefix",
+    }
+}
+
+string_enum! {
     PermissionAction {
         Allow = "Allow",
         Deny = "Deny",
@@ -206,11 +242,11 @@ pub struct PolicyView {
 macro_rules! view {
     ($spec:expr) => {{
         let spec = $spec;
-        let conf = |c: &Option<_>| {
+        fn conf<T: serde::Serialize>(c: &Option<T>) -> serde_json::Value {
             c.as_ref()
                 .and_then(|c| serde_json::to_value(c).ok())
                 .unwrap_or(serde_json::Value::Object(Default::default()))
-        };
+        }
         PolicyView {
             target_ref: spec.target_ref.clone(),
             to: spec

@@ -26,11 +26,11 @@ pub(super) struct Sections {
     pub(super) targets: &'static [TargetKind],
 }
 
-/// A policy's entries: `to[]`, `from[]` and how many `rules[]`.
+/// A policy's entries: `to[]`, `from[]` and, per `rules[]` entry, whether it has a `default`.
 pub(super) struct Entries<'a, I> {
     pub(super) to: &'a [I],
     pub(super) from: &'a [I],
-    pub(super) rules: usize,
+    pub(super) rules: &'a [bool],
 }
 
 /// Top-level targets of the policy types that also configure built-in gateways.
@@ -51,7 +51,11 @@ macro_rules! policy_shape {
             $crate::validate::policies::Entries {
                 to: &$spec.to,
                 from: &$spec.from,
-                rules: $spec.rules.len(),
+                rules: &$spec
+                    .rules
+                    .iter()
+                    .map(|r| r.default.is_some())
+                    .collect::<Vec<_>>(),
             },
             |i| (i.target_ref.as_ref(), i.default.is_some()),
             $sections,
@@ -61,6 +65,43 @@ macro_rules! policy_shape {
     };
 }
 pub(super) use policy_shape;
+
+/// Each configuration of a spec declared with `policy!` with where it sits: the `default` of
+/// every `to[]` entry (when `$to`), `from[]` entry and `rules[]` entry.
+macro_rules! defaults {
+    ($spec:expr, $path:expr, to: $to:expr) => {{
+        let (spec, path): (_, &$crate::validate::Path) = ($spec, $path);
+        let sections: [(&str, Vec<_>); 2] = [
+            (
+                "to",
+                if $to {
+                    spec.to.iter().map(|i| i.default.as_ref()).collect()
+                } else {
+                    Vec::new()
+                },
+            ),
+            (
+                "from",
+                spec.from.iter().map(|i| i.default.as_ref()).collect(),
+            ),
+        ];
+        let mut out = Vec::new();
+        for (name, confs) in sections {
+            for (i, conf) in confs.into_iter().enumerate() {
+                if let Some(conf) = conf {
+                    out.push((path.field(name).index(i).field("default"), conf));
+                }
+            }
+        }
+        for (i, rule) in spec.rules.iter().enumerate() {
+            if let Some(conf) = &rule.default {
+                out.push((path.field("rules").index(i).field("default"), conf));
+            }
+        }
+        out
+    }};
+}
+pub(super) use defaults;
 
 /// Validates the shared shape: the targets, and each entry's target and `default`.
 pub(super) fn shape<I>(
@@ -77,11 +118,24 @@ pub(super) fn shape<I>(
         None => report.add(&target_path, "must be set"),
         Some(t) => reference(t, sections.targets, &target_path, report),
     }
-    if rules > 0 {
-        report.add(
-            &path.field("rules"),
-            "is not supported yet: use to[] for outbound and from[] for inbound traffic",
-        );
+    let rules_path = path.field("rules");
+    if !rules.is_empty() {
+        if !sections.from {
+            report.add(
+                &rules_path,
+                "this policy type does not configure inbound traffic, which rules[] are for",
+            );
+        } else if !from.is_empty() {
+            report.add(
+                &rules_path,
+                "cannot be combined with from[] in one policy (as in Kuma): use one or the other",
+            );
+        }
+    }
+    for (i, has_default) in rules.iter().enumerate() {
+        if !has_default {
+            report.add(&rules_path.index(i).field("default"), "must be set");
+        }
     }
     for (name, entries, used, allowed, hint) in [
         ("to", to, sections.to, DESTINATIONS, "outbound (to[])"),
@@ -107,12 +161,16 @@ pub(super) fn shape<I>(
             }
         }
     }
-    if sections.to && sections.from && to.is_empty() && from.is_empty() {
-        report.add(path, "must have to[] or from[] entries");
+    let inbound = !from.is_empty() || !rules.is_empty();
+    if sections.to && sections.from && to.is_empty() && !inbound {
+        report.add(path, "must have to[] or from[] entries, or rules[]");
     } else if sections.to && !sections.from && to.is_empty() {
         report.add(&path.field("to"), "must have at least one entry");
-    } else if sections.from && !sections.to && from.is_empty() {
-        report.add(&path.field("from"), "must have at least one entry");
+    } else if sections.from && !sections.to && !inbound {
+        report.add(
+            &path.field("from"),
+            "must have at least one entry (or use rules[])",
+        );
     }
 }
 
@@ -207,6 +265,40 @@ pub(super) fn traffic_permission(
             one_of(report, &at, &conf.action, true);
         }
     }
+    for (i, rule) in spec.rules.iter().enumerate() {
+        let Some(conf) = &rule.default else { continue };
+        let at = path.field("rules").index(i).field("default");
+        let lists = [
+            ("deny", &conf.deny),
+            ("allow", &conf.allow),
+            ("allowWithShadowDeny", &conf.allow_with_shadow_deny),
+        ];
+        if lists.iter().all(|(_, l)| l.is_empty()) {
+            report.add(
+                &at,
+                "must set at least one of deny, allow, allowWithShadowDeny",
+            );
+        }
+        for (name, matchers) in lists {
+            for (j, matcher) in matchers.iter().enumerate() {
+                let m = at.field(name).index(j).field("spiffeID");
+                let Some(id) = &matcher.spiffe_id else {
+                    report.add(&m, "must be set");
+                    continue;
+                };
+                one_of(report, &m.field("type"), &id.match_type, true);
+                if !id.value.starts_with("spiffe://") {
+                    report.add(
+                        &m.field("value"),
+                        format!(
+                            "{:?} is not a SPIFFE ID: Atoll's are spiffe://<mesh>/<service>",
+                            id.value
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }
 
 pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) {
@@ -221,10 +313,8 @@ pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) 
         path,
         report
     );
-    for (name, entries) in [("to", &spec.to), ("from", &spec.from)] {
-        for (i, item) in entries.iter().enumerate() {
-            let Some(conf) = &item.default else { continue };
-            let at = path.field(name).index(i).field("default");
+    {
+        for (at, conf) in defaults!(spec, path, to: true) {
             duration(
                 report,
                 &at.field("connectionTimeout"),

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{not_empty, one_of};
-use super::policies::{PROXY_TARGETS, Sections, policy_shape};
+use super::policies::{PROXY_TARGETS, Sections, defaults, policy_shape};
 use super::{Path, Report};
 use crate::duration;
 use crate::types::*;
@@ -81,9 +81,8 @@ pub(super) fn rate_limit(spec: &MeshRateLimitSpec, path: &Path, report: &mut Rep
         path,
         report
     );
-    for (i, item) in spec.from.iter().enumerate() {
-        let Some(conf) = &item.default else { continue };
-        let at = path.field("from").index(i).field("default").field("local");
+    for (at, conf) in defaults!(spec, path, to: false) {
+        let at = at.field("local");
         let Some(local) = &conf.local else {
             report.add(&at, "must be set");
             continue;
@@ -139,9 +138,8 @@ fn percentage(value: &Option<IntOrString>, path: &Path, report: &mut Report) {
 
 pub(super) fn fault_injection(spec: &MeshFaultInjectionSpec, path: &Path, report: &mut Report) {
     common_shape!(spec, false, "fault injection", path, report);
-    for (i, item) in spec.from.iter().enumerate() {
-        let Some(conf) = &item.default else { continue };
-        let at = path.field("from").index(i).field("default").field("http");
+    for (at, conf) in defaults!(spec, path, to: false) {
+        let at = at.field("http");
         if conf.http.is_empty() {
             report.add(&at, "must have at least one entry");
         }
@@ -190,10 +188,9 @@ pub(super) fn fault_injection(spec: &MeshFaultInjectionSpec, path: &Path, report
 
 pub(super) fn access_log(spec: &MeshAccessLogSpec, path: &Path, report: &mut Report) {
     common_shape!(spec, true, "access logs", path, report);
-    for (name, entries) in [("to", &spec.to), ("from", &spec.from)] {
-        for (i, item) in entries.iter().enumerate() {
-            let Some(conf) = &item.default else { continue };
-            let at = path.field(name).index(i).field("default").field("backends");
+    {
+        for (at, conf) in defaults!(spec, path, to: true) {
+            let at = at.field("backends");
             if conf.backends.is_empty() {
                 report.add(&at, "must have at least one entry");
             }

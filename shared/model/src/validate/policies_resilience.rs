@@ -42,7 +42,11 @@ pub(super) fn circuit_breaker(spec: &MeshCircuitBreakerSpec, path: &Path, report
         Entries {
             to: &spec.to,
             from: no_from,
-            rules: spec.rules.len(),
+            rules: &spec
+                .rules
+                .iter()
+                .map(|r| r.default.is_some())
+                .collect::<Vec<_>>(),
         },
         |i| (i.target_ref.as_ref(), i.default.is_some()),
         Sections {
