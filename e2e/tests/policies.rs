@@ -358,6 +358,87 @@ spec:
     .unwrap_or_else(|e| panic!("{e}: {:?}", codes()));
 }
 
+/// A MeshTimeout `to[]` entry naming one MeshHTTPRoute times out that route's requests and
+/// leaves the outbound's other requests alone.
+#[test]
+fn a_timeout_on_one_sidecar_route_leaves_the_rest_alone() {
+    let (global, zone) = mesh_and_zone();
+    let slow_app = http_server("slow", |o| o.delay_ms = 1500);
+    let (_slow, _) = sidecar(&zone, "slow-1", "slow", "http", slow_app.port, &[]);
+    let idle = http_server("idle", |_| {});
+    let (client, out) = sidecar(&zone, "web-1", "web", "http", idle.port, &["slow"]);
+    global
+        .apply(
+            "type: MeshHTTPRoute
+mesh: default
+name: impatient-callers
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: MeshService
+      name: slow
+    rules:
+    - matches:
+      - path:
+          type: PathPrefix
+          value: /
+        headers:
+        - type: Exact
+          name: x-impatient
+          value: \"yes\"
+      default:
+        backendRefs:
+        - kind: MeshService
+          name: slow
+---
+type: MeshTimeout
+mesh: default
+name: impatient-route
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: MeshHTTPRoute
+      name: impatient-callers
+    default:
+      http:
+        requestTimeout: 300ms
+",
+        )
+        .unwrap();
+    let call = |impatient: bool| {
+        let headers: &[(&str, &str)] = if impatient {
+            &[("x-impatient", "yes")]
+        } else {
+            &[]
+        };
+        let started = Instant::now();
+        let code = atoll_e2e::process::http_call_with(out[0], "slow", "GET", "/", None, headers)
+            .map(|(c, _)| c)
+            .ok();
+        (code, started.elapsed())
+    };
+    eventually("the route's requests time out", DEADLINE, || {
+        call(true).0 == Some(504)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", client.config_dump()));
+    let (code, took) = call(true);
+    assert_eq!(code, Some(504));
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1400),
+        "timed out after {took:?}"
+    );
+    let (code, took) = call(false);
+    assert_eq!(code, Some(200), "other requests wait for the answer");
+    assert!(
+        took >= Duration::from_millis(1400),
+        "answered after {took:?}"
+    );
+}
+
 /// Permissions hold for callers in another zone: the ingress passes the caller's mesh TLS
 /// through untouched, so the destination sidecar still sees who calls.
 #[test]

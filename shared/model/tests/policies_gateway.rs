@@ -156,3 +156,56 @@ spec:
         );
     }
 }
+
+/// On sidecars, MeshTimeout and MeshRetry `to[]` may name one MeshHTTPRoute (its routes) or a
+/// MeshExternalService; a gateway's routes take `to[]` of kind Mesh only, and no `rules[]`.
+#[test]
+fn timeouts_and_retries_to_routes_and_external_services() {
+    for kind in ["MeshTimeout", "MeshRetry"] {
+        let conf = if kind == "MeshTimeout" {
+            json!({"http": {"requestTimeout": "1s"}})
+        } else {
+            json!({"http": {"numRetries": 2}})
+        };
+        for target in [
+            json!({"kind": "MeshHTTPRoute", "name": "r"}),
+            json!({"kind": "MeshExternalService", "name": "httpbin"}),
+        ] {
+            let value = json!({
+                "type": kind, "mesh": "default", "name": "p",
+                "spec": {"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": target, "default": conf}]},
+            });
+            assert_exact_violations(kind, value, &[]);
+        }
+        let on_gateway = json!({
+            "type": kind, "mesh": "default", "name": "p",
+            "spec": {
+                "targetRef": {"kind": "MeshGateway", "name": "edge"},
+                "to": [{"targetRef": {"kind": "MeshHTTPRoute", "name": "r"}, "default": conf}],
+            },
+        });
+        assert_exact_violations(
+            kind,
+            on_gateway,
+            &[(
+                "spec.to[0].targetRef.kind",
+                "must be Mesh with a top-level targetRef of kind MeshGateway",
+            )],
+        );
+    }
+    let gateway_rules = json!({
+        "type": "MeshTimeout", "mesh": "default", "name": "p",
+        "spec": {
+            "targetRef": {"kind": "MeshGateway", "name": "edge"},
+            "rules": [{"default": {"idleTimeout": "1s"}}],
+        },
+    });
+    assert_exact_violations(
+        "rules on a gateway",
+        gateway_rules,
+        &[(
+            "spec.rules",
+            "is not supported with a top-level targetRef of kind MeshGateway",
+        )],
+    );
+}

@@ -145,6 +145,28 @@ fn circuit_breaker_shape() {
                         json!({"kind": "MeshExternalService", "name": "httpbin"}),
                     )
                 },
+                PASS,
+            ),
+            edit(
+                "to a MeshExternalService without a name",
+                |v| {
+                    set(
+                        v,
+                        "spec.to[0].targetRef",
+                        json!({"kind": "MeshExternalService"}),
+                    )
+                },
+                fail("spec.to[0].targetRef.name", "must be set"),
+            ),
+            edit(
+                "to a MeshHTTPRoute",
+                |v| {
+                    set(
+                        v,
+                        "spec.to[0].targetRef",
+                        json!({"kind": "MeshHTTPRoute", "name": "r"}),
+                    )
+                },
                 fail("spec.to[0].targetRef.kind", "not supported here yet"),
             ),
             edit(

@@ -86,9 +86,16 @@ async fn inspect(
         Some((_, backends)) => backends.clone(),
         None => destinations(&dp),
     };
-    let rules = rules::compute_for(
+    let external: std::collections::BTreeSet<String> =
+        list(store.as_ref(), Kind::MeshExternalService, &mesh)
+            .await?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+    let rules = rules::compute_full(
         &dp,
         &destinations,
+        &external,
         scope.as_ref().map(|(s, _)| s),
         &policies,
     );
@@ -253,6 +260,20 @@ pub fn answer(mesh: &str, name: &str, rules: &Rules) -> Value {
                 let mut entry = json!({"type": kind.name(), "toRules": to, "fromRules": from});
                 if !gateway.is_empty() {
                     entry["gatewayRules"] = Value::Array(gateway);
+                }
+                let routes: Vec<Value> = r
+                    .to_routes
+                    .iter()
+                    .map(|(route, m)| {
+                        json!({
+                            "route": route,
+                            "conf": m.conf,
+                            "origins": origins(*kind, mesh, m),
+                        })
+                    })
+                    .collect();
+                if !routes.is_empty() {
+                    entry["toRouteRules"] = Value::Array(routes);
                 }
                 if let Some(m) = &r.identities {
                     entry["inboundRules"] = json!([{

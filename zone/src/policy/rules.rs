@@ -7,7 +7,7 @@
 //! ([`merge`](super::merge::merge)): the merge applies entries from the weakest to the
 //! strongest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use atoll_model::Kind;
 use atoll_model::types::{DataplaneSpec, PolicyView, SERVICE_TAG, TargetKind, TargetRef};
@@ -78,6 +78,9 @@ pub struct KindRules {
     /// A built-in gateway: per (virtual host, MeshHTTPRoute) its routes' `to[]` entries of
     /// kind `Mesh`.
     pub gateway_routes: BTreeMap<(String, String), Merged>,
+    /// Outbound, per MeshHTTPRoute: its `to[]` entries, for the sidecar routes it made (on
+    /// top of the destination's own configuration).
+    pub to_routes: BTreeMap<String, Merged>,
     /// MeshTrafficPermission `rules[]`: callers by SPIFFE identity, every policy's matchers
     /// together (a deny cannot be undone by another policy).
     pub identities: Option<Merged>,
@@ -205,6 +208,19 @@ pub fn compute_for<'p>(
     gateway: Option<&GatewayScope>,
     policies: impl IntoIterator<Item = &'p Policy>,
 ) -> Rules {
+    compute_full(dp, destinations, &BTreeSet::new(), gateway, policies)
+}
+
+/// [`compute_for`] knowing which `destinations` are MeshExternalServices (`external`): a
+/// `to[]` entry of kind MeshService names mesh services only, one of kind
+/// MeshExternalService external services only.
+pub fn compute_full<'p>(
+    dp: &DataplaneSpec,
+    destinations: &[String],
+    external: &BTreeSet<String>,
+    gateway: Option<&GatewayScope>,
+    policies: impl IntoIterator<Item = &'p Policy>,
+) -> Rules {
     let mut to: Vec<Ranked<'p>> = Vec::new();
     let mut from: Vec<Ranked<'p>> = Vec::new();
     let mut identity_rules: Vec<Ranked<'p>> = Vec::new();
@@ -288,12 +304,21 @@ pub fn compute_for<'p>(
         if !on_this_gateway {
             continue;
         }
+        if gateway.is_none()
+            && GATEWAY_ROUTE_KINDS.contains(&policy.kind)
+            && let Some(route) = target.filter(|t| t.kind == TargetKind::MeshHttpRoute)
+        {
+            kind.to_routes
+                .entry(route.name.clone())
+                .or_default()
+                .add(conf, &policy.name);
+        }
         for destination in destinations {
+            let named = || target.as_ref().is_some_and(|t| t.name == *destination);
             let applies = match target.as_ref().map(|t| &t.kind) {
                 Some(TargetKind::Mesh) => true,
-                Some(TargetKind::MeshService) => {
-                    target.as_ref().is_some_and(|t| t.name == *destination)
-                }
+                Some(TargetKind::MeshService) => named() && !external.contains(destination),
+                Some(TargetKind::MeshExternalService) => named() && external.contains(destination),
                 _ => false,
             };
             if applies {
@@ -598,5 +623,45 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(identities.origins, ["deny-legacy"]);
+    }
+
+    #[test]
+    fn kinds_of_destination_and_route_entries() {
+        let policies = [
+            policy(
+                Kind::MeshTimeout,
+                "to-external",
+                json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "MeshExternalService", "name": "httpbin"}, "default": {"idleTimeout": "1s"}}]}),
+            ),
+            policy(
+                Kind::MeshTimeout,
+                "to-service",
+                json!({"targetRef": {"kind": "Mesh"}, "to": [{"targetRef": {"kind": "MeshService", "name": "httpbin"}, "default": {"idleTimeout": "2s"}}, {"targetRef": {"kind": "MeshService", "name": "api"}, "default": {"idleTimeout": "3s"}}]}),
+            ),
+            policy(
+                Kind::MeshRetry,
+                "to-route",
+                json!({"targetRef": {"kind": "MeshService", "name": "web"}, "to": [{"targetRef": {"kind": "MeshHTTPRoute", "name": "canary"}, "default": {"http": {"numRetries": 1}}}]}),
+            ),
+        ];
+        let destinations = ["api".to_string(), "httpbin".to_string()];
+        let external = BTreeSet::from(["httpbin".to_string()]);
+        let rules = compute_full(&dp("web", &[]), &destinations, &external, None, &policies);
+        let timeouts = &rules[&Kind::MeshTimeout].to;
+        assert_eq!(
+            timeouts["httpbin"].conf,
+            json!({"idleTimeout": "1s"}),
+            "a MeshService entry does not name an external service"
+        );
+        assert_eq!(timeouts["api"].conf, json!({"idleTimeout": "3s"}));
+        let retries = &rules[&Kind::MeshRetry];
+        assert!(retries.to.is_empty());
+        assert_eq!(
+            retries.to_routes["canary"].conf,
+            json!({"http": {"numRetries": 1}})
+        );
+        // The route entry belongs to the proxies the policy selects.
+        let other = compute_full(&dp("api", &[]), &destinations, &external, None, &policies);
+        assert!(!other.contains_key(&Kind::MeshRetry));
     }
 }

@@ -28,7 +28,11 @@ pub(super) fn for_outbounds(
     let http = client.applicable(in_mesh(&world.http_routes, &mesh, |r| {
         r.target_ref.as_ref()
     }));
-    let tcp = client.applicable(in_mesh(&world.tcp_routes, &mesh, |r| r.target_ref.as_ref()));
+    let tcp: Vec<_> = client
+        .applicable(in_mesh(&world.tcp_routes, &mesh, |r| r.target_ref.as_ref()))
+        .into_iter()
+        .map(|(_, route)| route)
+        .collect();
     let mut out = BTreeMap::new();
     if http.is_empty() && tcp.is_empty() {
         return out;

@@ -10,6 +10,7 @@ use atoll_model::types::{
 };
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::Route;
 use serde::de::DeserializeOwned;
 
 use super::build::Context;
@@ -25,6 +26,28 @@ use crate::xds::snapshot::{CLUSTER, LISTENER};
 /// A merged configuration as its policy type's struct (validation guarantees the shape).
 pub(super) fn conf<T: DeserializeOwned + Default>(merged: Option<&Merged>) -> Option<T> {
     merged.and_then(|m| serde_json::from_value(m.conf.clone()).ok())
+}
+
+/// The configuration of `kind` for the sidecar route `route` to `service`: the service's,
+/// with the `to[]` entries naming the route's MeshHTTPRoute merged over it.
+fn on_route<T: DeserializeOwned>(
+    rules: &Rules,
+    kind: Kind,
+    service: &str,
+    route: &str,
+) -> Option<T> {
+    let of_kind = rules.get(&kind)?;
+    let base = of_kind.to.get(service).map(|m| m.conf.clone());
+    let conf = match (base, of_kind.to_routes.get(route)) {
+        (base, Some(named)) if !route.is_empty() => {
+            let mut conf = base.unwrap_or_else(|| serde_json::json!({}));
+            crate::policy::merge::merge(&mut conf, &named.conf);
+            conf
+        }
+        (Some(base), _) => base,
+        (None, _) => return None,
+    };
+    serde_json::from_value(conf).ok()
 }
 
 /// MeshTrafficPermission `rules[]` matchers as the RBAC builder takes them.
@@ -64,7 +87,15 @@ impl Context<'_> {
     /// The rules of every policy of this proxy's mesh for the proxy `dp`.
     pub(super) fn policy_rules(&mut self, dp: &DataplaneSpec, destinations: &[String]) -> Rules {
         let policies = self.mesh_policies();
-        rules::compute(dp, destinations, policies)
+        let mesh = self.mesh().to_string();
+        let external: std::collections::BTreeSet<String> = self
+            .world
+            .external_services
+            .keys()
+            .filter(|(m, _)| *m == mesh)
+            .map(|(_, name)| name.clone())
+            .collect();
+        rules::compute_full(dp, destinations, &external, None, policies)
     }
 
     /// Applies the policies to a sidecar built with `outbounds`.
@@ -148,6 +179,9 @@ impl Context<'_> {
                 .snapshot
                 .update::<Listener>(LISTENER, &name, |l| edit(l, &edits));
         }
+        let per_route = [Kind::MeshTimeout, Kind::MeshRetry]
+            .iter()
+            .any(|k| rules.get(k).is_some_and(|r| !r.to_routes.is_empty()));
         for outbound in outbounds {
             let timeout_conf: Option<TimeoutConf> = conf(
                 rules
@@ -159,7 +193,7 @@ impl Context<'_> {
                     .get(&Kind::MeshRetry)
                     .and_then(|r| r.to.get(&outbound.service)),
             );
-            if timeout_conf.is_none() && retry_conf.is_none() {
+            if timeout_conf.is_none() && retry_conf.is_none() && !per_route {
                 continue;
             }
             let grpc = self.service_protocol(&outbound.service).as_deref() == Some("grpc");
@@ -168,11 +202,15 @@ impl Context<'_> {
                     timeout::http_manager(hcm, t)
                 }
             };
-            let route = |r: &mut _| {
-                if let Some(t) = &timeout_conf {
+            let route = |r: &mut Route| {
+                let (timeout, retry): (Option<TimeoutConf>, Option<RetryConf>) = (
+                    on_route(&rules, Kind::MeshTimeout, &outbound.service, &r.name),
+                    on_route(&rules, Kind::MeshRetry, &outbound.service, &r.name),
+                );
+                if let Some(t) = &timeout {
                     timeout::route(r, t)
                 }
-                if let Some(c) = &retry_conf {
+                if let Some(c) = &retry {
                     retry::route(r, c, grpc)
                 }
             };

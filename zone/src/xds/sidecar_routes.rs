@@ -57,13 +57,16 @@ impl Client<'_> {
     pub fn applicable<'r, R>(
         &self,
         all: impl IntoIterator<Item = (&'r str, Option<&'r TargetRef>, &'r R)>,
-    ) -> Vec<&'r R> {
+    ) -> Vec<(&'r str, &'r R)> {
         let mut selected: Vec<(u8, &str, &R)> = all
             .into_iter()
             .filter_map(|(name, target, route)| Some((self.specificity(target?)?, name, route)))
             .collect();
         selected.sort_by_key(|(specificity, name, _)| (*specificity, *name));
-        selected.into_iter().map(|(_, _, route)| route).collect()
+        selected
+            .into_iter()
+            .map(|(_, name, route)| (name, route))
+            .collect()
     }
 }
 
@@ -86,14 +89,17 @@ fn itself(service: &str) -> BackendRef {
 pub fn http(
     service: &str,
     cluster: &str,
-    specs: &[&MeshHttpRouteSpec],
+    specs: &[(&str, &MeshHttpRouteSpec)],
 ) -> Option<(Vec<Route>, Vec<BackendRef>)> {
-    let mut rules: Vec<HttpRule> = Vec::new();
-    let entries = specs
-        .iter()
-        .flat_map(|s| &s.to)
-        .filter(|to| names(to.target_ref.as_ref(), service));
-    for rule in entries.flat_map(|to| &to.rules) {
+    // Each rule with the MeshHTTPRoute it came from: Envoy routes are named after it, which
+    // is how a policy's `to[]` entry of kind MeshHTTPRoute finds them.
+    let mut rules: Vec<(&str, HttpRule)> = Vec::new();
+    let entries = specs.iter().flat_map(|(name, s)| {
+        s.to.iter()
+            .filter(|to| names(to.target_ref.as_ref(), service))
+            .flat_map(move |to| to.rules.iter().map(move |rule| (*name, rule)))
+    });
+    for (name, rule) in entries {
         let mut rule = rule.clone();
         let conf = rule.default.get_or_insert_with(HttpRuleConf::default);
         let redirects = conf
@@ -103,25 +109,37 @@ pub fn http(
         if conf.backend_refs.is_empty() && !redirects {
             conf.backend_refs.push(itself(service));
         }
-        match rules.iter_mut().find(|r| r.matches == rule.matches) {
-            Some(less_specific) => *less_specific = rule,
-            None => rules.push(rule),
+        match rules.iter_mut().find(|(_, r)| r.matches == rule.matches) {
+            Some(less_specific) => *less_specific = (name, rule),
+            None => rules.push((name, rule)),
         }
     }
     if rules.is_empty() {
         return None;
     }
-    let merged = MeshHttpRouteSpec {
-        target_ref: None,
-        to: vec![HttpRouteTo {
-            target_ref: None,
-            hostnames: Vec::new(),
-            rules,
-        }],
-    };
-    let mut envoy_routes = routes::for_host("*", &[&merged]);
+    let merged: Vec<(&str, MeshHttpRouteSpec)> = rules
+        .into_iter()
+        .map(|(name, rule)| {
+            (
+                name,
+                MeshHttpRouteSpec {
+                    target_ref: None,
+                    to: vec![HttpRouteTo {
+                        target_ref: None,
+                        hostnames: Vec::new(),
+                        rules: vec![rule],
+                    }],
+                },
+            )
+        })
+        .collect();
+    let named: Vec<(&str, &MeshHttpRouteSpec)> = merged.iter().map(|(n, s)| (*n, s)).collect();
+    let mut envoy_routes = routes::for_host_named("*", &named);
     envoy_routes.push(sidecar::route_all(cluster));
-    let backends = routes::backends(&merged).cloned().collect();
+    let backends = merged
+        .iter()
+        .flat_map(|(_, spec)| routes::backends(spec).cloned())
+        .collect();
     Some((envoy_routes, backends))
 }
 

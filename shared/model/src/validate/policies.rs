@@ -14,7 +14,23 @@ pub(super) const PROXY_TARGETS: &[TargetKind] = &[
 ];
 
 /// `to[]` targets: the destinations of outbound traffic.
-const DESTINATIONS: &[TargetKind] = &[TargetKind::Mesh, TargetKind::MeshService];
+pub(super) const DESTINATIONS: &[TargetKind] = &[TargetKind::Mesh, TargetKind::MeshService];
+
+/// `to[]` targets of the types that also configure MeshExternalServices' outbounds and
+/// clusters.
+pub(super) const WITH_EXTERNAL: &[TargetKind] = &[
+    TargetKind::Mesh,
+    TargetKind::MeshService,
+    TargetKind::MeshExternalService,
+];
+
+/// `to[]` targets of the types that also configure one MeshHTTPRoute's routes on a sidecar.
+pub(super) const WITH_ROUTES: &[TargetKind] = &[
+    TargetKind::Mesh,
+    TargetKind::MeshService,
+    TargetKind::MeshExternalService,
+    TargetKind::MeshHttpRoute,
+];
 
 /// `from[]` targets: callers, known by their service identity.
 const CALLERS: &[TargetKind] = &[TargetKind::Mesh, TargetKind::MeshService];
@@ -24,6 +40,8 @@ pub(super) struct Sections {
     pub(super) to: bool,
     pub(super) from: bool,
     pub(super) targets: &'static [TargetKind],
+    /// What `to[]` entries may name.
+    pub(super) destinations: &'static [TargetKind],
 }
 
 /// A policy's entries: `to[]`, `from[]` and, per `rules[]` entry, whether it has a `default`.
@@ -138,7 +156,13 @@ pub(super) fn shape<I>(
         }
     }
     for (name, entries, used, allowed, hint) in [
-        ("to", to, sections.to, DESTINATIONS, "outbound (to[])"),
+        (
+            "to",
+            to,
+            sections.to,
+            sections.destinations,
+            "outbound (to[])",
+        ),
         ("from", from, sections.from, CALLERS, "inbound (from[])"),
     ] {
         let section = path.field(name);
@@ -205,6 +229,7 @@ fn reference(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &m
     let named = matches!(
         target.kind,
         TargetKind::MeshService
+            | TargetKind::MeshExternalService
             | TargetKind::MeshServiceSubset
             | TargetKind::MeshGateway
             | TargetKind::MeshHttpRoute
@@ -255,6 +280,7 @@ pub(super) fn traffic_permission(
             to: false,
             from: true,
             targets: PROXY_TARGETS,
+            destinations: DESTINATIONS,
         },
         path,
         report
@@ -309,6 +335,7 @@ pub(super) fn timeout(spec: &MeshTimeoutSpec, path: &Path, report: &mut Report) 
             to: true,
             from: true,
             targets: PROXY_AND_GATEWAY_TARGETS,
+            destinations: WITH_ROUTES,
         },
         path,
         report
@@ -381,6 +408,7 @@ pub(super) fn retry(spec: &MeshRetrySpec, path: &Path, report: &mut Report) {
             to: true,
             from: false,
             targets: PROXY_AND_GATEWAY_TARGETS,
+            destinations: WITH_ROUTES,
         },
         path,
         report

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::common::{duration, one_of};
-use super::policies::{Sections, policy_shape};
+use super::policies::{DESTINATIONS, Sections, policy_shape};
 use super::{Path, Report};
 use crate::types::*;
 
@@ -35,6 +35,7 @@ pub(super) fn load_balancing(
             to: true,
             from: false,
             targets: TARGETS,
+            destinations: DESTINATIONS,
         },
         path,
         report

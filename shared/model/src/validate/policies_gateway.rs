@@ -11,7 +11,7 @@ use crate::types::*;
 fn on_gateway<'s, C>(
     target: Option<&'s TargetRef>,
     to: impl Iterator<Item = (Option<&'s TargetRef>, Option<&'s C>)>,
-    from_len: usize,
+    (from_len, rules_len): (usize, usize),
     path: &Path,
     report: &mut Report,
 ) -> Option<(&'s str, Vec<(Path, &'s C)>)> {
@@ -19,11 +19,13 @@ fn on_gateway<'s, C>(
         .map(|t| &t.kind)
         .filter(|k| matches!(k, TargetKind::MeshGateway | TargetKind::MeshHttpRoute))?
         .as_str();
-    if from_len > 0 {
-        report.add(
-            &path.field("from"),
-            format!("is not supported with a top-level targetRef of kind {kind}: a gateway's routes are configured with to[]"),
-        );
+    for (section, len) in [("from", from_len), ("rules", rules_len)] {
+        if len > 0 {
+            report.add(
+                &path.field(section),
+                format!("is not supported with a top-level targetRef of kind {kind}: a gateway's routes are configured with to[]"),
+            );
+        }
     }
     let mut confs = Vec::new();
     for (i, (entry, conf)) in to.enumerate() {
@@ -50,7 +52,7 @@ macro_rules! gateway_confs {
                 .to
                 .iter()
                 .map(|i| (i.target_ref.as_ref(), i.default.as_ref())),
-            $spec.from.len(),
+            ($spec.from.len(), $spec.rules.len()),
             $path,
             $report,
         )

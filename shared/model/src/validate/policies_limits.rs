@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{not_empty, one_of};
-use super::policies::{PROXY_TARGETS, Sections, defaults, policy_shape};
+use super::policies::{PROXY_TARGETS, Sections, WITH_EXTERNAL, defaults, policy_shape};
 use super::{Path, Report};
 use crate::duration;
 use crate::types::*;
@@ -31,6 +31,7 @@ macro_rules! common_shape {
                 to: $to,
                 from: true,
                 targets: PROXY_TARGETS,
+                destinations: WITH_EXTERNAL,
             },
             path,
             report

@@ -3,7 +3,9 @@
 //! honour yet refused by name.
 
 use super::common::duration;
-use super::policies::{Entries, PROXY_TARGETS, Sections, policy_shape, shape};
+use super::policies::{
+    DESTINATIONS, Entries, PROXY_TARGETS, Sections, WITH_EXTERNAL, policy_shape, shape,
+};
 use super::{Path, Report};
 use crate::duration as durations;
 use crate::types::*;
@@ -53,6 +55,7 @@ pub(super) fn circuit_breaker(spec: &MeshCircuitBreakerSpec, path: &Path, report
             to: true,
             from: false,
             targets: PROXY_TARGETS,
+            destinations: WITH_EXTERNAL,
         },
         path,
         report,
@@ -171,6 +174,7 @@ pub(super) fn health_check(spec: &MeshHealthCheckSpec, path: &Path, report: &mut
             to: true,
             from: false,
             targets: PROXY_TARGETS,
+            destinations: DESTINATIONS,
         },
         path,
         report
