@@ -48,13 +48,13 @@ fn sidecar(
     name: &str,
     service: &str,
     protocol: &str,
-    app: &Backend,
+    app: u16,
     outbounds: &[(u16, &str)],
 ) -> Dataplane {
     let (admin, inbound) = (free_port().unwrap(), free_port().unwrap());
     let mut yaml = format!(
         "type: Dataplane\nmesh: {MESH}\nname: {name}\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin}\n  inbound:\n  - port: {inbound}\n    servicePort: {}\n    tags:\n      kuma.io/service: {service}\n      kuma.io/protocol: {protocol}\n",
-        app.port
+        app
     );
     if !outbounds.is_empty() {
         yaml.push_str("  outbound:\n");
@@ -116,8 +116,8 @@ fn outlier_detection_ejects_the_instance_answering_503() {
     let good = Backend::start("good").unwrap();
     let bad = Backend::start("bad").unwrap();
     bad.set_status(503);
-    let _echo_1 = sidecar(&zone, "echo-1", "echo", "http", &good, &[]);
-    let _echo_2 = sidecar(&zone, "echo-2", "echo", "http", &bad, &[]);
+    let _echo_1 = sidecar(&zone, "echo-1", "echo", "http", good.port, &[]);
+    let _echo_2 = sidecar(&zone, "echo-2", "echo", "http", bad.port, &[]);
     let client_app = Backend::start("client").unwrap();
     let outbound = free_port().unwrap();
     let client = sidecar(
@@ -125,7 +125,7 @@ fn outlier_detection_ejects_the_instance_answering_503() {
         "client-1",
         "client",
         "http",
-        &client_app,
+        client_app.port,
         &[(outbound, "echo")],
     );
     eventually("both instances answer", DEADLINE, || {
@@ -188,8 +188,8 @@ fn an_instance_failing_its_health_check_gets_no_traffic_until_it_recovers() {
     let sick = Backend::start("sick").unwrap();
     // Its application answers requests, but reports itself unhealthy.
     sick.set_health(503);
-    let _echo_1 = sidecar(&zone, "echo-1", "echo", "http", &good, &[]);
-    let _echo_2 = sidecar(&zone, "echo-2", "echo", "http", &sick, &[]);
+    let _echo_1 = sidecar(&zone, "echo-1", "echo", "http", good.port, &[]);
+    let _echo_2 = sidecar(&zone, "echo-2", "echo", "http", sick.port, &[]);
     let client_app = Backend::start("client").unwrap();
     let outbound = free_port().unwrap();
     let client = sidecar(
@@ -197,7 +197,7 @@ fn an_instance_failing_its_health_check_gets_no_traffic_until_it_recovers() {
         "client-1",
         "client",
         "http",
-        &client_app,
+        client_app.port,
         &[(outbound, "echo")],
     );
     eventually("both instances answer", DEADLINE, || {
@@ -288,9 +288,9 @@ fn read_until(stream: &mut TcpStream, needle: &str) {
 fn connection_limits_turn_away_what_is_beyond_them() {
     let (global, zone) = mesh();
     let slow = Backend::start("slow").unwrap();
-    let _echo = sidecar(&zone, "echo-1", "echo", "http", &slow, &[]);
+    let _echo = sidecar(&zone, "echo-1", "echo", "http", slow.port, &[]);
     let store_app = Backend::start("store").unwrap();
-    let _store = sidecar(&zone, "store-1", "store", "tcp", &store_app, &[]);
+    let _store = sidecar(&zone, "store-1", "store", "tcp", store_app.port, &[]);
     let client_app = Backend::start("client").unwrap();
     let (http_out, tcp_out) = (free_port().unwrap(), free_port().unwrap());
     let client = sidecar(
@@ -298,7 +298,7 @@ fn connection_limits_turn_away_what_is_beyond_them() {
         "client-1",
         "client",
         "http",
-        &client_app,
+        client_app.port,
         &[(http_out, "echo"), (tcp_out, "store")],
     );
     eventually("echo answers", DEADLINE, || who(http_out, "/") == "slow")
@@ -389,4 +389,106 @@ spec:
     // The held connection still works.
     write!(held, "GET /again HTTP/1.1\r\nHost: store\r\n\r\n").unwrap();
     read_until(&mut held, "store /again");
+}
+
+/// A gRPC server offering the standard health service, reporting `svc` as `status`.
+fn grpc_app(runtime: &tokio::runtime::Runtime, status: tonic_health::ServingStatus) -> u16 {
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    runtime.spawn(async move {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter.set_service_status("svc", status).await;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await;
+    });
+    port
+}
+
+/// `grpc.health.v1.Health/Check` for `svc` through `port`: the status, or why it failed.
+fn grpc_check(runtime: &tokio::runtime::Runtime, port: u16) -> Result<i32, String> {
+    runtime.block_on(async move {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        let reply = client
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "svc".into(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(reply.into_inner().status)
+    })
+}
+
+/// gRPC between sidecars (HTTP/2 end to end), and a MeshHealthCheck `grpc` check: the
+/// instance whose health service says NOT_SERVING gets no traffic.
+#[test]
+fn grpc_travels_the_mesh_and_a_grpc_health_check_ejects_the_unhealthy_instance() {
+    const SERVING: i32 = 1;
+    const NOT_SERVING: i32 = 2;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (global, zone) = mesh();
+    let healthy = grpc_app(&runtime, tonic_health::ServingStatus::Serving);
+    let failing = grpc_app(&runtime, tonic_health::ServingStatus::NotServing);
+    let _a = sidecar(&zone, "grpc-1", "checked", "grpc", healthy, &[]);
+    let _b = sidecar(&zone, "grpc-2", "checked", "grpc", failing, &[]);
+    let client_app = Backend::start("client").unwrap();
+    let outbound = free_port().unwrap();
+    let client = sidecar(
+        &zone,
+        "client-1",
+        "client",
+        "http",
+        client_app.port,
+        &[(outbound, "checked")],
+    );
+    let statuses = |n: usize| -> Vec<Result<i32, String>> {
+        (0..n).map(|_| grpc_check(&runtime, outbound)).collect()
+    };
+    eventually(
+        "both instances answer gRPC through the mesh",
+        DEADLINE,
+        || {
+            let seen = statuses(10);
+            seen.contains(&Ok(SERVING)) && seen.contains(&Ok(NOT_SERVING))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", statuses(4), client.config_dump()));
+    apply(
+        &global,
+        "type: MeshHealthCheck
+mesh: m
+name: grpc-checks
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: MeshService
+      name: checked
+    default:
+      interval: 1s
+      timeout: 1s
+      unhealthyThreshold: 1
+      healthyThreshold: 1
+      noTrafficInterval: 1s
+      grpc:
+        serviceName: svc
+",
+    );
+    configured(&client, "grpc_health_check");
+    eventually("only the serving instance gets traffic", DEADLINE, || {
+        statuses(10).iter().all(|s| *s == Ok(SERVING))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", statuses(6)));
 }

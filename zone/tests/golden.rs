@@ -2592,3 +2592,62 @@ spec:
     );
     envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
 }
+
+/// MeshHealthCheck's `failTrafficOnPanic` lives in zone-aware balancing settings, which
+/// affinity tags replace with locality weights: the proxy says so instead of dropping it
+/// silently.
+#[test]
+fn affinity_tags_over_fail_traffic_on_panic_are_reported() {
+    let world = world(&format!(
+        "type: Mesh
+name: default
+---
+type: MeshHealthCheck
+mesh: default
+name: panic
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: MeshService
+      name: api
+    default:
+      failTrafficOnPanic: true
+      http: {{}}
+---
+type: MeshLoadBalancingStrategy
+mesh: default
+name: affinity
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+  - targetRef:
+      kind: MeshService
+      name: api
+    default:
+      localityAwareness:
+        localZone:
+          affinityTags:
+          - key: rack
+{SERVICES}---
+type: Dataplane
+mesh: default
+name: caller-1
+networking:
+  address: 10.0.0.9
+  inbound:
+  - port: 8080
+    tags:
+      kuma.io/service: caller
+  outbound:
+  - port: 10080
+    tags:
+      kuma.io/service: api
+"
+    ));
+    let (_, problems) = generate(&world, "default", "caller-1");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("failTrafficOnPanic"), "{problems:?}");
+}

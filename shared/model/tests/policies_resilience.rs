@@ -623,10 +623,10 @@ fn health_check_shape() {
                     set(
                         v,
                         "spec.to[0].default.grpc",
-                        json!({"serviceName": "health"}),
+                        json!({"serviceName": "health", "authority": "grpc.internal"}),
                     )
                 },
-                fail("spec.to[0].default.grpc", "not supported yet"),
+                PASS,
             ),
             edit(
                 "grpc disabled (tcp checks gRPC services, as in Kuma)",
@@ -968,7 +968,7 @@ fn every_violation_at_once() {
         "spec.to[0].default.http.expectedStatuses",
         json!([700]),
     );
-    set(&mut doc, "spec.to[0].default.grpc", json!({}));
+    set(&mut doc, "spec.to[0].default.healthyThreshold", json!(-1));
     assert_exact_violations(
         "four broken rules",
         doc,
@@ -976,7 +976,7 @@ fn every_violation_at_once() {
             ("spec.to[0].default.interval", "greater than 0"),
             ("spec.to[0].default.unhealthyThreshold", "greater than 0"),
             ("spec.to[0].default.http.expectedStatuses[0]", "100 to 599"),
-            ("spec.to[0].default.grpc", "not supported yet"),
+            ("spec.to[0].default.healthyThreshold", "greater than 0"),
         ],
     );
 }

@@ -96,11 +96,18 @@ impl Context<'_> {
                 );
                 self.built.snapshot.add_endpoints(&assignment);
             }
+            let mut panic_setting_lost = false;
             self.built
                 .snapshot
                 .update::<Cluster>(CLUSTER, &cluster, |c| {
+                    panic_setting_lost = by_locality && balancer::fails_on_panic(c);
                     balancer::cluster(c, lb.load_balancer.as_ref(), by_locality)
                 });
+            if panic_setting_lost {
+                self.problem(format!(
+                    "{cluster}: MeshHealthCheck failTrafficOnPanic does not combine with MeshLoadBalancingStrategy affinityTags (Envoy balances by locality weight then, which has no such setting); the affinity tags win"
+                ));
+            }
             if let Some(policies) = lb.load_balancer.as_ref().map(|b| b.hash_policies())
                 && !policies.is_empty()
             {

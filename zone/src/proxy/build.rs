@@ -311,9 +311,13 @@ impl Context<'_> {
                 }
             }
         }
-        self.built
-            .snapshot
-            .add_cluster(&clusters::eds(cluster, self.upstream_tls(service, port)));
+        let eds = clusters::eds(cluster, self.upstream_tls(service, port));
+        let eds = if sidecar::speaks_http2(self.service_protocol(service).as_ref()) {
+            clusters::with_http2(eds)
+        } else {
+            eds
+        };
+        self.built.snapshot.add_cluster(&eds);
         let plan = locality::mesh_default(&found, locality_aware(self.world, &mesh));
         self.built
             .snapshot

@@ -24,6 +24,12 @@ pub enum Protocol {
     Tcp,
 }
 
+/// Whether a `kuma.io/protocol` tag says the service speaks HTTP/2 (`http2`, `grpc`): its
+/// clusters then speak HTTP/2 upstream too, which gRPC's trailers and health checks need.
+pub fn speaks_http2(tag: Option<&String>) -> bool {
+    matches!(tag.map(String::as_str), Some("http2" | "grpc"))
+}
+
 impl Protocol {
     pub fn from_tag(tag: Option<&String>) -> Self {
         match tag.map(String::as_str) {
@@ -178,9 +184,14 @@ pub fn generate(input: &SidecarInput<'_>) -> SidecarOutput {
         let app_port = inbound.service_port.unwrap_or(inbound.port);
         let app_address = inbound.service_address.as_deref().unwrap_or("127.0.0.1");
         let local = format!("localhost:{app_port}");
-        out.clusters
-            .push(clusters::fixed(&local, app_address, app_port));
-        let protocol = Protocol::from_tag(inbound.tags.get(atoll_model::types::PROTOCOL_TAG));
+        let tag = inbound.tags.get(atoll_model::types::PROTOCOL_TAG);
+        let app = clusters::fixed(&local, app_address, app_port);
+        out.clusters.push(if speaks_http2(tag) {
+            clusters::with_http2(app)
+        } else {
+            app
+        });
+        let protocol = Protocol::from_tag(tag);
         let chains = inbound_chains(input, &name, proxy_filter(&name, protocol, &local));
         out.listeners
             .push(filters::listener(&name, address, inbound.port, chains));

@@ -248,14 +248,6 @@ fn health_check_conf(conf: &HealthCheckConf, at: &Path, report: &mut Report) {
             }
         }
     }
-    if let Some(grpc) = &conf.grpc
-        && grpc.disabled != Some(true)
-    {
-        report.add(
-            &at.field("grpc"),
-            "is not supported yet: check gRPC services with tcp (and set grpc.disabled: true)",
-        );
-    }
 }
 
 /// Envoy's `HTTP_HEADER_NAME`: an RFC 7230 token.

@@ -76,6 +76,19 @@ pub fn cluster(cluster: &mut Cluster, lb: Option<&LoadBalancer>, by_locality: bo
     cluster.lb_config = config;
 }
 
+/// Whether the cluster fails traffic in panic mode (MeshHealthCheck `failTrafficOnPanic`), a
+/// setting of zone-aware balancing that locality-weighted balancing replaces.
+pub fn fails_on_panic(cluster: &Cluster) -> bool {
+    matches!(
+        cluster
+            .common_lb_config
+            .as_ref()
+            .and_then(|c| c.locality_config_specifier.as_ref()),
+        Some(cluster::common_lb_config::LocalityConfigSpecifier::ZoneAwareLbConfig(z))
+            if z.fail_traffic_on_panic
+    )
+}
+
 /// The hash policies of an HTTP route.
 pub fn route_hash(policies: &[HashPolicy]) -> Vec<route_action::HashPolicy> {
     policies

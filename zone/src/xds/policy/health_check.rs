@@ -1,12 +1,12 @@
-//! MeshHealthCheck on a destination's cluster: an active health check (HTTP or TCP, chosen by
-//! the destination's protocol as Kuma chooses), and the cluster's panic settings.
+//! MeshHealthCheck on a destination's cluster: an active health check (HTTP, gRPC or TCP,
+//! chosen by the destination's protocol as Kuma chooses), and the cluster's panic settings.
 //!
 //! The checker opens its connections with the cluster's own transport socket, so with mesh
 //! mTLS a check reaches the destination sidecar's inbound exactly like a request does (the
 //! same client certificate, the same SNI) and is subject to its permissions; an HTTP check is
 //! then answered by the application behind it.
 
-use atoll_model::types::{HealthCheckConf, HttpHealthCheck, TcpHealthCheck};
+use atoll_model::types::{GrpcHealthCheck, HealthCheckConf, HttpHealthCheck, TcpHealthCheck};
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
     HeaderValue, HeaderValueOption, HealthCheck, TypedExtensionConfig, header_value_option,
@@ -29,6 +29,8 @@ const DEFAULT_HEALTHY_THRESHOLD: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Checker<'a> {
     Http(&'a HttpHealthCheck, CodecClientType),
+    /// `grpc.health.v1.Health/Check` over the cluster's HTTP/2.
+    Grpc(&'a GrpcHealthCheck),
     Tcp(&'a TcpHealthCheck),
 }
 
@@ -58,8 +60,11 @@ pub fn checker<'a>(conf: &'a HealthCheckConf, protocol: &str) -> Option<Checker<
                 _ => None,
             }
         }
-        // gRPC checks are refused by validation; `grpc: {disabled: true}` falls back to tcp.
-        "grpc" => tcp.filter(|_| grpc_off).map(Checker::Tcp),
+        "grpc" => match (on(&conf.grpc, |g| g.disabled), tcp) {
+            (Some(g), _) => Some(Checker::Grpc(g)),
+            (None, Some(t)) if grpc_off => Some(Checker::Tcp(t)),
+            _ => None,
+        },
         _ => tcp.map(Checker::Tcp),
     }
 }
@@ -99,6 +104,13 @@ pub fn cluster(cluster: &mut Cluster, conf: &HealthCheckConf, protocol: &str) ->
             Checker::Http(http, codec) => {
                 health_check::HealthChecker::HttpHealthCheck(http_check(http, codec))
             }
+            Checker::Grpc(grpc) => {
+                health_check::HealthChecker::GrpcHealthCheck(health_check::GrpcHealthCheck {
+                    service_name: grpc.service_name.clone().unwrap_or_default(),
+                    authority: grpc.authority.clone().unwrap_or_default(),
+                    ..Default::default()
+                })
+            }
             Checker::Tcp(tcp) => health_check::HealthChecker::TcpHealthCheck(tcp_check(tcp)),
         }),
         ..Default::default()
@@ -130,8 +142,8 @@ fn panic_settings(cluster: &mut Cluster, conf: &HealthCheckConf) {
         let common = cluster
             .common_lb_config
             .get_or_insert_with(Default::default);
-        // Locality-aware load balancing is done with priorities, never with
-        // locality-weighted load balancing (which has no such setting).
+        // Zone-aware settings carry it; MeshLoadBalancingStrategy's affinity tags replace them
+        // with locality weights later, and report the loss.
         if let cluster::common_lb_config::LocalityConfigSpecifier::ZoneAwareLbConfig(zone) =
             common.locality_config_specifier.get_or_insert_with(|| {
                 cluster::common_lb_config::LocalityConfigSpecifier::ZoneAwareLbConfig(
@@ -234,8 +246,13 @@ mod tests {
         // ... unless http is there and disabled.
         let http_off = conf(json!({"http": {"disabled": true}, "tcp": {}}));
         assert!(matches!(checker(&http_off, "http"), Some(Checker::Tcp(_))));
-        // gRPC: tcp only when grpc is disabled.
+        // gRPC: its own check; tcp only when grpc is disabled.
         assert_eq!(checker(&tcp_only, "grpc"), None);
+        let grpc = conf(json!({"grpc": {"serviceName": "svc"}, "tcp": {}}));
+        assert!(
+            matches!(checker(&grpc, "grpc"), Some(Checker::Grpc(g)) if g.service_name.as_deref() == Some("svc"))
+        );
+        assert!(matches!(checker(&grpc, "tcp"), Some(Checker::Tcp(_))));
         let grpc_off = conf(json!({"grpc": {"disabled": true}, "tcp": {}}));
         assert!(matches!(checker(&grpc_off, "grpc"), Some(Checker::Tcp(_))));
         // A TCP service with only http: nothing.
