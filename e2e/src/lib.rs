@@ -16,6 +16,7 @@ pub mod dataplane;
 pub mod envoy;
 pub mod external;
 pub mod global;
+pub mod grpc;
 pub mod ingress;
 pub mod postgres;
 pub mod process;

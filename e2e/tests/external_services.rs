@@ -11,6 +11,7 @@ use atoll_e2e::dataplane::Dataplane;
 use atoll_e2e::external::{ExternalServer, ServerOptions, TestPki, echo};
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
+use atoll_e2e::grpc::{ServingStatus, health_check, health_server};
 use atoll_e2e::postgres::TempPostgres;
 use atoll_e2e::process::http_get;
 use atoll_e2e::proxy::FaultProxy;
@@ -277,46 +278,6 @@ fn start_h2_server(runtime: &tokio::runtime::Runtime) -> u16 {
     port
 }
 
-/// A gRPC server offering the standard health service, with `external` SERVING.
-fn start_grpc_server(runtime: &tokio::runtime::Runtime) -> u16 {
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    runtime.spawn(async move {
-        let (reporter, service) = tonic_health::server::health_reporter();
-        reporter
-            .set_service_status("external", tonic_health::ServingStatus::Serving)
-            .await;
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let _ = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(incoming)
-            .await;
-    });
-    port
-}
-
-fn grpc_health(runtime: &tokio::runtime::Runtime, port: u16) -> Result<i32, String> {
-    runtime.block_on(async move {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
-        let reply = client
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: "external".into(),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(reply.into_inner().status)
-    })
-}
-
 #[test]
 fn protocols_endpoint_kinds_and_the_mesh_switch() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -343,7 +304,7 @@ fn protocols_endpoint_kinds_and_the_mesh_switch() {
     })
     .unwrap();
     let h2 = start_h2_server(&runtime);
-    let grpc = start_grpc_server(&runtime);
+    let grpc = health_server(&runtime, "external", ServingStatus::Serving).unwrap();
     let resources = [
         mes("tcp", "127.0.0.1", Some(tcp.port), "tcp", ""),
         // A DNS name, resolved by Envoy.
@@ -394,9 +355,15 @@ fn protocols_endpoint_kinds_and_the_mesh_switch() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", log()));
     eventually("grpc", DEADLINE, || {
-        grpc_health(&runtime, grpc_out) == Ok(1)
+        health_check(&runtime, grpc_out, "external") == Ok(1)
     })
-    .unwrap_or_else(|e| panic!("{e}\n{:?}\n{}", grpc_health(&runtime, grpc_out), log()));
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{:?}\n{}",
+            health_check(&runtime, grpc_out, "external"),
+            log()
+        )
+    });
 
     // The Mesh switch: every external service becomes unreachable.
     apply(
@@ -406,7 +373,7 @@ fn protocols_endpoint_kinds_and_the_mesh_switch() {
     eventually("external traffic forbidden", DEADLINE, || {
         !echo_works(tcp_out)
             && http_get(http_out, "/").is_err()
-            && grpc_health(&runtime, grpc_out).is_err()
+            && health_check(&runtime, grpc_out, "external").is_err()
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", log()));
     let insight = http_get(zone.http_port, "/meshes/default/dataplanes+insights/client")

@@ -12,6 +12,7 @@ use atoll_e2e::backend::Backend;
 use atoll_e2e::dataplane::Dataplane;
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
+use atoll_e2e::grpc::{ServingStatus, health_check, health_server};
 use atoll_e2e::process::http_call;
 use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
 
@@ -391,45 +392,6 @@ spec:
     read_until(&mut held, "store /again");
 }
 
-/// A gRPC server offering the standard health service, reporting `svc` as `status`.
-fn grpc_app(runtime: &tokio::runtime::Runtime, status: tonic_health::ServingStatus) -> u16 {
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    runtime.spawn(async move {
-        let (reporter, service) = tonic_health::server::health_reporter();
-        reporter.set_service_status("svc", status).await;
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let _ = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(incoming)
-            .await;
-    });
-    port
-}
-
-/// `grpc.health.v1.Health/Check` for `svc` through `port`: the status, or why it failed.
-fn grpc_check(runtime: &tokio::runtime::Runtime, port: u16) -> Result<i32, String> {
-    runtime.block_on(async move {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
-        let reply = client
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: "svc".into(),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(reply.into_inner().status)
-    })
-}
-
 /// gRPC between sidecars (HTTP/2 end to end), and a MeshHealthCheck `grpc` check: the
 /// instance whose health service says NOT_SERVING gets no traffic.
 #[test]
@@ -438,8 +400,8 @@ fn grpc_travels_the_mesh_and_a_grpc_health_check_ejects_the_unhealthy_instance()
     const NOT_SERVING: i32 = 2;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (global, zone) = mesh();
-    let healthy = grpc_app(&runtime, tonic_health::ServingStatus::Serving);
-    let failing = grpc_app(&runtime, tonic_health::ServingStatus::NotServing);
+    let healthy = health_server(&runtime, "svc", ServingStatus::Serving).unwrap();
+    let failing = health_server(&runtime, "svc", ServingStatus::NotServing).unwrap();
     let _a = sidecar(&zone, "grpc-1", "checked", "grpc", healthy, &[]);
     let _b = sidecar(&zone, "grpc-2", "checked", "grpc", failing, &[]);
     let client_app = Backend::start("client").unwrap();
@@ -453,7 +415,9 @@ fn grpc_travels_the_mesh_and_a_grpc_health_check_ejects_the_unhealthy_instance()
         &[(outbound, "checked")],
     );
     let statuses = |n: usize| -> Vec<Result<i32, String>> {
-        (0..n).map(|_| grpc_check(&runtime, outbound)).collect()
+        (0..n)
+            .map(|_| health_check(&runtime, outbound, "svc"))
+            .collect()
     };
     eventually(
         "both instances answer gRPC through the mesh",
