@@ -456,3 +456,73 @@ spec:
     })
     .unwrap_or_else(|e| panic!("{e}: {:?}", statuses(6)));
 }
+
+/// MeshCircuitBreaker `from[]`: the limits go on the destination sidecar's cluster to its
+/// application, so callers that each open their own connections are still held to them.
+#[test]
+fn inbound_connection_limits_hold_whoever_calls() {
+    let (global, zone) = mesh();
+    let slow = Backend::start("slow").unwrap();
+    let echo = sidecar(&zone, "echo-1", "echo", "http", slow.port, &[]);
+    let client_app = Backend::start("client").unwrap();
+    let outbound = free_port().unwrap();
+    let client = sidecar(
+        &zone,
+        "client-1",
+        "client",
+        "http",
+        client_app.port,
+        &[(outbound, "echo")],
+    );
+    eventually("echo answers", DEADLINE, || who(outbound, "/") == "slow")
+        .unwrap_or_else(|e| panic!("{e}\n{}", client.config_dump()));
+    apply(
+        &global,
+        "type: MeshCircuitBreaker
+mesh: m
+name: inbound-one-at-a-time
+spec:
+  targetRef:
+    kind: MeshService
+    name: echo
+  from:
+  - targetRef:
+      kind: Mesh
+    default:
+      connectionLimits:
+        maxConnections: 1
+        maxPendingRequests: 1
+        maxRequests: 1
+",
+    );
+    configured(&echo, "\"track_remaining\": true");
+    // Envoy writes the cluster `localhost:<port>` as `localhost_<port>` in stat names.
+    let local = format!("cluster.localhost_{}", slow.port);
+    let received = slow.received();
+    let first = in_background(outbound, "/slow/4000");
+    eventually("the first request at the application", DEADLINE, || {
+        slow.received() > received
+    })
+    .unwrap();
+    let second = in_background(outbound, "/slow/0");
+    eventually(
+        "the second request waiting at echo's sidecar",
+        DEADLINE,
+        || echo.stat(&format!("{local}.upstream_rq_pending_active")) == Some(1),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (status, body) = call(outbound, "/third");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(first.join().unwrap().0, 200);
+    assert_eq!(second.join().unwrap().0, 200);
+    assert!(
+        echo.stat(&format!("{local}.upstream_rq_pending_overflow"))
+            .is_some_and(|n| n >= 1),
+        "the overflow happened at echo's inbound"
+    );
+    assert_eq!(
+        client.stat("cluster.echo.upstream_rq_pending_overflow"),
+        Some(0),
+        "not at the caller"
+    );
+}

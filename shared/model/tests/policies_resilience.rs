@@ -170,9 +170,9 @@ fn circuit_breaker_shape() {
                 fail("spec.to[0].targetRef.kind", "not supported here yet"),
             ),
             edit(
-                "no to",
+                "no entries",
                 |v| remove(v, "spec.to"),
-                fail("spec.to", "at least one entry"),
+                fail("spec", "must have to[] or from[] entries"),
             ),
             edit(
                 "from[] (inbound clusters)",
@@ -183,7 +183,29 @@ fn circuit_breaker_shape() {
                         json!([{"targetRef": {"kind": "Mesh"}, "default": {"connectionLimits": {"maxConnections": 1}}}]),
                     )
                 },
-                fail("spec.from", "not supported yet"),
+                PASS,
+            ),
+            edit(
+                "from[] naming one caller",
+                |v| {
+                    set(
+                        v,
+                        "spec.from",
+                        json!([{"targetRef": {"kind": "MeshService", "name": "web"}, "default": {"connectionLimits": {"maxConnections": 1}}}]),
+                    )
+                },
+                fail("spec.from[0].targetRef.kind", "every caller shares"),
+            ),
+            edit(
+                "a from[] entry is checked like a to[] one",
+                |v| {
+                    set(
+                        v,
+                        "spec.from",
+                        json!([{"targetRef": {"kind": "Mesh"}, "default": {}}]),
+                    )
+                },
+                fail("spec.from[0].default", "at least one of connectionLimits"),
             ),
             edit(
                 "rules[]",
@@ -194,7 +216,7 @@ fn circuit_breaker_shape() {
                         json!([{"default": {"connectionLimits": {"maxConnections": 1}}}]),
                     )
                 },
-                fail("spec.rules", "does not configure inbound traffic"),
+                PASS,
             ),
             edit(
                 "no default",

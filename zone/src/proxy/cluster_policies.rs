@@ -1,10 +1,11 @@
 //! Policies that act on a sidecar's clusters rather than its listeners: MeshCircuitBreaker
 //! (connection limits, outlier detection) and MeshHealthCheck (active checks). Each applies
 //! to every cluster of its destination service: the outbound's own, and those of the
-//! service's subsets, ports and route backends, so a route cannot route around them.
+//! service's subsets, ports and route backends, so a route cannot route around them; inbound
+//! circuit breakers apply to the clusters to the application.
 
 use atoll_model::Kind;
-use atoll_model::types::{CircuitBreakerConf, HealthCheckConf};
+use atoll_model::types::{CircuitBreakerConf, DataplaneSpec, HealthCheckConf};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 
 use super::build::Context;
@@ -47,6 +48,24 @@ impl Context<'_> {
                     "MeshHealthCheck for {service}: no check for its protocol {protocol} (http and http2 take http, tcp takes tcp; tcp replaces http or grpc only when that one is present and disabled); {cluster} is not health checked"
                 ));
             }
+        }
+    }
+
+    /// MeshCircuitBreaker `from[]` (or `rules[]`): on the cluster from each inbound to its
+    /// application, which every caller shares (so only entries for every caller exist).
+    pub(super) fn apply_inbound_breakers(&mut self, rules: &Rules, dp: &DataplaneSpec) {
+        let Some(breaker): Option<CircuitBreakerConf> = conf(
+            rules
+                .get(&Kind::MeshCircuitBreaker)
+                .and_then(|r| r.from_any.as_ref()),
+        ) else {
+            return;
+        };
+        for inbound in dp.networking.iter().flat_map(|n| &n.inbound) {
+            let local = format!("localhost:{}", inbound.service_port.unwrap_or(inbound.port));
+            self.built
+                .snapshot
+                .update::<Cluster>(CLUSTER, &local, |c| circuit_breaker::cluster(c, &breaker));
         }
     }
 

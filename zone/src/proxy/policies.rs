@@ -239,6 +239,7 @@ impl Context<'_> {
             }
         }
         self.apply_cluster_policies(&rules);
+        self.apply_inbound_breakers(&rules, dp);
         self.apply_load_balancing(&rules, &super::balancing::own_tags(dp));
         self.apply_limits(&rules, dp, outbounds);
     }

@@ -4,7 +4,7 @@
 
 use super::common::duration;
 use super::policies::{
-    DESTINATIONS, Entries, PROXY_TARGETS, Sections, WITH_EXTERNAL, policy_shape, shape,
+    DESTINATIONS, PROXY_TARGETS, Sections, WITH_EXTERNAL, defaults, policy_shape,
 };
 use super::{Path, Report};
 use crate::duration as durations;
@@ -36,39 +36,30 @@ fn positive_duration(report: &mut Report, path: &Path, value: &Option<String>) {
 }
 
 pub(super) fn circuit_breaker(spec: &MeshCircuitBreakerSpec, path: &Path, report: &mut Report) {
-    // Kuma configures inbound clusters from `from[]` too; Atoll's inbounds have no policy
-    // hook for it yet, so it is refused rather than accepted and ignored.
-    let no_from: &[CircuitBreakerItem] = &[];
-    shape(
-        spec.target_ref.as_ref(),
-        Entries {
-            to: &spec.to,
-            from: no_from,
-            rules: &spec
-                .rules
-                .iter()
-                .map(|r| r.default.is_some())
-                .collect::<Vec<_>>(),
-        },
-        |i| (i.target_ref.as_ref(), i.default.is_some()),
+    policy_shape!(
+        spec,
         Sections {
             to: true,
-            from: false,
+            from: true,
             targets: PROXY_TARGETS,
             destinations: WITH_EXTERNAL,
         },
         path,
-        report,
+        report
     );
-    if !spec.from.is_empty() {
-        report.add(
-            &path.field("from"),
-            "is not supported yet: MeshCircuitBreaker applies to outbound traffic (to[]) only",
-        );
+    // Inbound, the limits go on the cluster to the application, which every caller shares.
+    for (i, item) in spec.from.iter().enumerate() {
+        if let Some(t) = &item.target_ref
+            && t.kind == TargetKind::MeshService
+        {
+            report.add(
+                &path.field("from").index(i).field("targetRef").field("kind"),
+                "MeshService is not supported for MeshCircuitBreaker: inbound limits apply to the application's cluster, which every caller shares; use kind Mesh",
+            );
+        }
     }
-    for (i, item) in spec.to.iter().enumerate() {
-        let Some(conf) = &item.default else { continue };
-        circuit_breaker_conf(conf, &path.field("to").index(i).field("default"), report);
+    for (at, conf) in defaults!(spec, path, to: true) {
+        circuit_breaker_conf(conf, &at, report);
     }
 }
 
