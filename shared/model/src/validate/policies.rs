@@ -121,6 +121,40 @@ macro_rules! defaults {
 }
 pub(super) use defaults;
 
+/// The shape of the inbound policies that cannot tell callers apart (`to[]` only when `$to`):
+/// `from[]` entries naming one caller are refused, saying why with `$what`.
+macro_rules! common_shape {
+    ($spec:expr, $to:expr, $what:expr, $path:expr, $report:expr) => {{
+        let (spec, path, report): (_, &$crate::validate::Path, &mut $crate::validate::Report) =
+            ($spec, $path, $report);
+        $crate::validate::policies::policy_shape!(
+            spec,
+            $crate::validate::policies::Sections {
+                to: $to,
+                from: true,
+                targets: $crate::validate::policies::PROXY_TARGETS,
+                destinations: $crate::validate::policies::WITH_EXTERNAL,
+            },
+            path,
+            report
+        );
+        for (i, item) in spec.from.iter().enumerate() {
+            if let Some(t) = &item.target_ref
+                && t.kind == $crate::types::TargetKind::MeshService
+            {
+                report.add(
+                    &path.field("from").index(i).field("targetRef").field("kind"),
+                    format!(
+                        "MeshService is not supported yet for {}: use kind Mesh (every caller)",
+                        $what
+                    ),
+                );
+            }
+        }
+    }};
+}
+pub(super) use common_shape;
+
 /// Validates the shared shape: the targets, and each entry's target and `default`.
 pub(super) fn shape<I>(
     target: Option<&TargetRef>,

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{not_empty, one_of};
-use super::policies::{PROXY_TARGETS, Sections, WITH_EXTERNAL, defaults, policy_shape};
+use super::policies::{common_shape, defaults};
 use super::{Path, Report};
 use crate::duration;
 use crate::types::*;
@@ -19,38 +19,6 @@ const ENVOY_STATUSES: &[u32] = &[
     400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421,
     422, 423, 424, 426, 428, 429, 431, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
 ];
-
-/// The shared shape (`to[]` only when `$to`), with `from[]` entries naming one caller
-/// refused: these filters cannot tell callers apart yet.
-macro_rules! common_shape {
-    ($spec:expr, $to:expr, $what:expr, $path:expr, $report:expr) => {{
-        let (spec, path, report): (_, &Path, &mut Report) = ($spec, $path, $report);
-        policy_shape!(
-            spec,
-            Sections {
-                to: $to,
-                from: true,
-                targets: PROXY_TARGETS,
-                destinations: WITH_EXTERNAL,
-            },
-            path,
-            report
-        );
-        for (i, item) in spec.from.iter().enumerate() {
-            if let Some(t) = &item.target_ref
-                && t.kind == TargetKind::MeshService
-            {
-                report.add(
-                    &path.field("from").index(i).field("targetRef").field("kind"),
-                    format!(
-                        "MeshService is not supported yet for {}: use kind Mesh (every caller)",
-                        $what
-                    ),
-                );
-            }
-        }
-    }};
-}
 
 fn rate(rate: &Option<Rate>, name: &str, disabled: bool, path: &Path, report: &mut Report) {
     let at = path.field(name);

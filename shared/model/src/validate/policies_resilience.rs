@@ -4,7 +4,7 @@
 
 use super::common::duration;
 use super::policies::{
-    DESTINATIONS, PROXY_TARGETS, Sections, WITH_EXTERNAL, defaults, policy_shape,
+    DESTINATIONS, PROXY_TARGETS, Sections, common_shape, defaults, policy_shape,
 };
 use super::{Path, Report};
 use crate::duration as durations;
@@ -36,28 +36,13 @@ fn positive_duration(report: &mut Report, path: &Path, value: &Option<String>) {
 }
 
 pub(super) fn circuit_breaker(spec: &MeshCircuitBreakerSpec, path: &Path, report: &mut Report) {
-    policy_shape!(
+    common_shape!(
         spec,
-        Sections {
-            to: true,
-            from: true,
-            targets: PROXY_TARGETS,
-            destinations: WITH_EXTERNAL,
-        },
+        true,
+        "inbound circuit breakers (they limit the application's cluster, which every caller shares)",
         path,
         report
     );
-    // Inbound, the limits go on the cluster to the application, which every caller shares.
-    for (i, item) in spec.from.iter().enumerate() {
-        if let Some(t) = &item.target_ref
-            && t.kind == TargetKind::MeshService
-        {
-            report.add(
-                &path.field("from").index(i).field("targetRef").field("kind"),
-                "MeshService is not supported for MeshCircuitBreaker: inbound limits apply to the application's cluster, which every caller shares; use kind Mesh",
-            );
-        }
-    }
     for (at, conf) in defaults!(spec, path, to: true) {
         circuit_breaker_conf(conf, &at, report);
     }
