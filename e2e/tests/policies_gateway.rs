@@ -1,6 +1,8 @@
 //! Policies on a built-in gateway, with traffic: a MeshTimeout on one MeshHTTPRoute cuts that
 //! route's requests to a slow backend short while another route to the same backend still
-//! waits for it; the zone's `_rules` API and `atollctl inspect dataplane` say why.
+//! waits for it (the zone's `_rules` API and `atollctl inspect dataplane` say why); a
+//! MeshRateLimit limits one route only; a MeshHealthCheck on the gateway's clusters keeps its
+//! traffic off a failing instance.
 
 use std::time::{Duration, Instant};
 
@@ -211,4 +213,133 @@ spec:
     assert_eq!(code, 401);
     let (code, _) = http_get(zone.http_port, "/meshes/default/dataplanes/nobody/_rules").unwrap();
     assert_eq!(code, 404);
+}
+
+/// A MeshRateLimit on one gateway route answers 429 beyond its rate there only; a
+/// MeshHealthCheck aimed at the gateway keeps its traffic off the instance failing its checks.
+#[test]
+fn a_rate_limit_on_one_gateway_route_and_health_checks_on_its_clusters() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    let zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    let http = free_port().unwrap();
+    let backend_route =
+        |name: &str, path: &str| route(name, path).replace("name: slow", "name: api");
+    let resources = format!(
+        "type: Mesh
+name: default
+---
+type: MeshGateway
+mesh: default
+name: edge
+selectors:
+- match:
+    kuma.io/service: edge
+conf:
+  listeners:
+  - port: {http}
+    protocol: HTTP
+---
+{}---
+{}---
+type: MeshRateLimit
+mesh: default
+name: limited-route
+spec:
+  targetRef:
+    kind: MeshHTTPRoute
+    name: limited
+  to:
+  - targetRef:
+      kind: Mesh
+    default:
+      local:
+        http:
+          requestRate:
+            num: 2
+            interval: 1m
+          onRateLimit:
+            status: 429
+            headers:
+              set:
+              - name: x-limited
+                value: route
+---
+type: MeshHealthCheck
+mesh: default
+name: edge-checks
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: MeshService
+      name: api
+    default:
+      interval: 1s
+      timeout: 1s
+      unhealthyThreshold: 1
+      healthyThreshold: 1
+      noTrafficInterval: 1s
+      http:
+        path: /health
+",
+        backend_route("limited", "/limited"),
+        backend_route("free", "/free")
+    );
+    global.apply(&resources).unwrap_or_else(|e| panic!("{e:#}"));
+    zone.wait_for("/meshes/default/meshhealthchecks/edge-checks", DEADLINE)
+        .unwrap();
+    let good = atoll_e2e::backend::Backend::start("good").unwrap();
+    let sick = atoll_e2e::backend::Backend::start("sick").unwrap();
+    sick.set_health(503);
+    let (_good_dp, _) =
+        Dataplane::start_sidecar(&zone, "default", "api-1", "api", good.port, &[], &[])
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", zone.log()));
+    let (_sick_dp, _) =
+        Dataplane::start_sidecar(&zone, "default", "api-2", "api", sick.port, &[], &[])
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", zone.log()));
+    let mut gateway = Dataplane::start_gateway(&zone, "default", "edge-1", "edge").unwrap();
+    gateway.wait_listener(http).unwrap();
+    let who = |path: &str| -> String {
+        match http_call(http, "edge", "GET", path, None) {
+            Ok((200, body)) => body.split(' ').next().unwrap_or_default().to_string(),
+            Ok((code, body)) => format!("{code}: {body}"),
+            Err(e) => format!("{e}"),
+        }
+    };
+    // Health checks keep the free route on the instance that passes them.
+    eventually("only the healthy instance answers", DEADLINE, || {
+        (0..10).all(|_| who("/free/x") == "good")
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}\n{}", who("/free/x"), gateway.config_dump()));
+
+    // The limited route: two requests a minute, then 429 with the configured header.
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let (code, _) = http_call(http, "edge", "GET", "/limited/x", None).unwrap();
+        codes.push(code);
+    }
+    assert_eq!(codes, [200, 200, 429, 429], "{}", gateway.config_dump());
+    let head = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /limited/x HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer.to_lowercase()
+    };
+    assert!(
+        head.starts_with("http/1.1 429") && head.contains("x-limited: route"),
+        "{head}"
+    );
+    // The other route is not limited.
+    assert!((0..10).all(|_| who("/free/y") == "good"));
 }

@@ -97,7 +97,7 @@ fn load_balancing_strategy_rules() {
                         json!({"kind": "MeshGateway", "name": "edge", "tags": {"port": "80"}}),
                     )
                 },
-                fail("spec.targetRef.tags", "share its clusters"),
+                fail("spec.targetRef.tags", "its listeners share them"),
             ),
             edit(
                 "a route target",

@@ -209,3 +209,52 @@ fn timeouts_and_retries_to_routes_and_external_services() {
         )],
     );
 }
+
+/// MeshRateLimit on a gateway: request rates on its routes through `to[]` (kind Mesh); no
+/// connection rates, no inbound sections; a sidecar's rate limits stay inbound.
+#[test]
+fn rate_limits_on_a_gateway() {
+    let limit = |top: Value, to_kind: &str, local: Value| {
+        json!({
+            "type": "MeshRateLimit", "mesh": "default", "name": "p",
+            "spec": {"targetRef": top, "to": [{"targetRef": {"kind": to_kind}, "default": {"local": local}}]},
+        })
+    };
+    let http = json!({"http": {"requestRate": {"num": 2, "interval": "1s"}}});
+    for top in [
+        json!({"kind": "MeshGateway", "name": "edge"}),
+        json!({"kind": "MeshGateway", "name": "edge", "tags": {"listener": "public"}}),
+        json!({"kind": "MeshHTTPRoute", "name": "r"}),
+    ] {
+        assert_exact_violations("per route", limit(top, "Mesh", http.clone()), &[]);
+    }
+    let gateway = json!({"kind": "MeshGateway", "name": "edge"});
+    assert_exact_violations(
+        "connection rates",
+        limit(
+            gateway.clone(),
+            "Mesh",
+            json!({"tcp": {"connectionRate": {"num": 2, "interval": "1s"}}}),
+        ),
+        &[(
+            "spec.to[0].default.local.tcp",
+            "not supported yet with a top-level targetRef of kind MeshGateway",
+        )],
+    );
+    assert_exact_violations(
+        "per backend",
+        json!({
+            "type": "MeshRateLimit", "mesh": "default", "name": "p",
+            "spec": {"targetRef": gateway, "to": [{"targetRef": {"kind": "MeshService", "name": "api"}, "default": {"local": http}}]},
+        }),
+        &[("spec.to[0].targetRef.kind", "must be Mesh")],
+    );
+    assert_exact_violations(
+        "to[] on a sidecar",
+        limit(json!({"kind": "Mesh"}), "Mesh", http),
+        &[
+            ("spec.to", "does not configure outbound"),
+            ("spec.from", "at least one entry"),
+        ],
+    );
+}

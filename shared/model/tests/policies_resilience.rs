@@ -118,7 +118,7 @@ fn circuit_breaker_shape() {
                 fail("spec.targetRef", "must be set"),
             ),
             edit(
-                "top-level MeshGateway",
+                "top-level MeshGateway (its clusters)",
                 |v| {
                     set(
                         v,
@@ -126,10 +126,48 @@ fn circuit_breaker_shape() {
                         json!({"kind": "MeshGateway", "name": "edge"}),
                     )
                 },
+                PASS,
+            ),
+            edit(
+                "a gateway's listener",
+                |v| {
+                    set(
+                        v,
+                        "spec.targetRef",
+                        json!({"kind": "MeshGateway", "name": "edge", "tags": {"port": "80"}}),
+                    )
+                },
+                fail("spec.targetRef.tags", "its listeners share them"),
+            ),
+            edit(
+                "inbound on a gateway",
+                |v| {
+                    set(
+                        v,
+                        "spec.targetRef",
+                        json!({"kind": "MeshGateway", "name": "edge"}),
+                    );
+                    set(
+                        v,
+                        "spec.from",
+                        json!([{"targetRef": {"kind": "Mesh"}, "default": {"connectionLimits": {"maxConnections": 1}}}]),
+                    );
+                },
                 fail(
-                    "spec.targetRef.kind",
-                    "cannot be targeted by this policy type",
+                    "spec.from",
+                    "with a top-level targetRef of kind MeshGateway",
                 ),
+            ),
+            edit(
+                "a route of a gateway",
+                |v| {
+                    set(
+                        v,
+                        "spec.targetRef",
+                        json!({"kind": "MeshHTTPRoute", "name": "r"}),
+                    )
+                },
+                fail("spec.targetRef.kind", "not supported here yet"),
             ),
             edit(
                 "to Mesh",

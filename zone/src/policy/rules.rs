@@ -106,10 +106,14 @@ pub struct GatewayHost {
 }
 
 /// The policy types a built-in gateway's routes honour; the others configure nothing there.
-pub const GATEWAY_ROUTE_KINDS: &[Kind] = &[Kind::MeshTimeout, Kind::MeshRetry];
+pub const GATEWAY_ROUTE_KINDS: &[Kind] = &[Kind::MeshTimeout, Kind::MeshRetry, Kind::MeshRateLimit];
 
 /// The policy types a built-in gateway honours per destination (`to[]`), on its clusters.
-pub const GATEWAY_CLUSTER_KINDS: &[Kind] = &[Kind::MeshLoadBalancingStrategy];
+pub const GATEWAY_CLUSTER_KINDS: &[Kind] = &[
+    Kind::MeshCircuitBreaker,
+    Kind::MeshHealthCheck,
+    Kind::MeshLoadBalancingStrategy,
+];
 
 /// Every policy type's effect on one proxy.
 pub type Rules = BTreeMap<Kind, KindRules>;

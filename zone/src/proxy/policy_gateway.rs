@@ -1,24 +1,24 @@
-//! Policies on a built-in gateway: MeshTimeout and MeshRetry `to[]` entries of kind `Mesh`
-//! on the routes of the virtual hosts and MeshHTTPRoutes they select. Each Envoy route is
-//! named after its MeshHTTPRoute, which is how a per-route policy finds its routes.
+//! Policies on a built-in gateway: MeshTimeout, MeshRetry and MeshRateLimit `to[]` entries of
+//! kind `Mesh` on the routes of the virtual hosts and MeshHTTPRoutes they select (each Envoy
+//! route is named after its MeshHTTPRoute, which is how a per-route policy finds its routes),
+//! and the cluster policies (MeshCircuitBreaker, MeshHealthCheck, MeshLoadBalancingStrategy)
+//! on the clusters its routes send to.
 
 use atoll_model::Kind;
-use atoll_model::types::{DataplaneSpec, RetryConf, TimeoutConf};
+use atoll_model::types::{DataplaneSpec, RateLimitConf, RetryConf, TimeoutConf};
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::Route;
 
 use super::build::Context;
 use crate::policy::rules::{self, GatewayScope, Merged, Rules};
+use crate::xds::policy::apply::{Edits, edit};
 use crate::xds::policy::routes::edit_routes;
-use crate::xds::policy::{retry, timeout};
+use crate::xds::policy::{limits, retry, timeout};
 use crate::xds::snapshot::LISTENER;
 
 /// The merged configuration of one kind for (virtual host, route), as its struct.
 fn route_conf<T: serde::de::DeserializeOwned>(
-    rules: &Rules,
-    kind: Kind,
-    host: &str,
-    route: &str,
+    (rules, kind, host, route): (&Rules, Kind, &str, &str),
 ) -> Option<T> {
     let merged: &Merged = rules
         .get(&kind)?
@@ -44,23 +44,40 @@ impl Context<'_> {
     /// Applies the policies to a gateway whose listeners and clusters are in the snapshot.
     pub(super) fn apply_gateway_policies(&mut self, dp: &DataplaneSpec, scope: &GatewayScope) {
         let rules = self.gateway_rules(dp, scope);
+        self.apply_cluster_policies(&rules);
         self.apply_load_balancing(&rules, &super::balancing::own_tags(dp));
         if rules.values().all(|r| r.gateway_routes.is_empty()) {
             return;
         }
-        let apply = |host: &str, route: &mut Route| {
-            let name = route.name.clone();
-            if let Some(t) = route_conf::<TimeoutConf>(&rules, Kind::MeshTimeout, host, &name) {
-                timeout::route(route, &t);
-            }
-            if let Some(c) = route_conf::<RetryConf>(&rules, Kind::MeshRetry, host, &name) {
-                retry::route(route, &c, false);
-            }
-        };
         for name in self.built.snapshot.names(LISTENER) {
+            let stat = crate::xds::filters::stat(&name);
+            let apply = |host: &str, route: &mut Route| {
+                let route_name = route.name.clone();
+                let conf = |kind| (&rules, kind, host, route_name.as_str());
+                if let Some(t) = route_conf::<TimeoutConf>(conf(Kind::MeshTimeout)) {
+                    timeout::route(route, &t);
+                }
+                if let Some(c) = route_conf::<RetryConf>(conf(Kind::MeshRetry)) {
+                    retry::route(route, &c, false);
+                }
+                if let Some(http) = route_conf::<RateLimitConf>(conf(Kind::MeshRateLimit))
+                    .and_then(|r| r.local)
+                    .and_then(|l| l.http)
+                {
+                    limits::route_rate_limit(route, &http, &stat);
+                }
+            };
+            let filter = |hcm: &mut _| limits::rate_limit_filter(hcm, &stat);
+            let edits = Edits {
+                http: Some(&filter),
+                ..Default::default()
+            };
             self.built
                 .snapshot
-                .update::<Listener>(LISTENER, &name, |l| edit_routes(l, &apply));
+                .update::<Listener>(LISTENER, &name, |l| {
+                    edit_routes(l, &apply);
+                    edit(l, &edits);
+                });
         }
     }
 }

@@ -51,6 +51,42 @@ pub(super) struct Entries<'a, I> {
     pub(super) rules: &'a [bool],
 }
 
+/// Top-level targets of the policy types that configure a gateway's clusters: a MeshGateway
+/// by name (its listeners share the clusters, so listener `tags` are refused).
+pub(super) const PROXY_AND_GATEWAY_CLUSTER_TARGETS: &[TargetKind] = &[
+    TargetKind::Mesh,
+    TargetKind::MeshSubset,
+    TargetKind::MeshService,
+    TargetKind::MeshServiceSubset,
+    TargetKind::MeshGateway,
+];
+
+/// For a cluster policy aimed at a gateway: no listener `tags`, no inbound sections.
+pub(super) fn gateway_clusters(
+    target: Option<&TargetRef>,
+    (from, rules): (usize, usize),
+    path: &Path,
+    report: &mut Report,
+) {
+    let Some(t) = target.filter(|t| t.kind == TargetKind::MeshGateway) else {
+        return;
+    };
+    if !t.tags.is_empty() {
+        report.add(
+            &path.field("targetRef").field("tags"),
+            "must not be set for a policy on a gateway's clusters: its listeners share them",
+        );
+    }
+    for (section, len) in [("from", from), ("rules", rules)] {
+        if len > 0 {
+            report.add(
+                &path.field(section),
+                "is not supported with a top-level targetRef of kind MeshGateway: a gateway's clusters are configured with to[]",
+            );
+        }
+    }
+}
+
 /// Top-level targets of the policy types that also configure built-in gateways.
 pub(super) const PROXY_AND_GATEWAY_TARGETS: &[TargetKind] = &[
     TargetKind::Mesh,
@@ -124,7 +160,17 @@ pub(super) use defaults;
 /// The shape of the inbound policies that cannot tell callers apart (`to[]` only when `$to`):
 /// `from[]` entries naming one caller are refused, saying why with `$what`.
 macro_rules! common_shape {
-    ($spec:expr, $to:expr, $what:expr, $path:expr, $report:expr) => {{
+    ($spec:expr, $to:expr, $what:expr, $path:expr, $report:expr) => {
+        common_shape!(
+            $spec,
+            $to,
+            $what,
+            $path,
+            $report,
+            $crate::validate::policies::PROXY_TARGETS
+        )
+    };
+    ($spec:expr, $to:expr, $what:expr, $path:expr, $report:expr, $targets:expr) => {{
         let (spec, path, report): (_, &$crate::validate::Path, &mut $crate::validate::Report) =
             ($spec, $path, $report);
         $crate::validate::policies::policy_shape!(
@@ -132,7 +178,7 @@ macro_rules! common_shape {
             $crate::validate::policies::Sections {
                 to: $to,
                 from: true,
-                targets: $crate::validate::policies::PROXY_TARGETS,
+                targets: $targets,
                 destinations: $crate::validate::policies::WITH_EXTERNAL,
             },
             path,
@@ -244,7 +290,7 @@ fn reference(target: &TargetRef, allowed: &[TargetKind], path: &Path, report: &m
         report.add(
             &kind_path,
             format!(
-                "{} cannot be targeted by this policy type: it does not configure built-in gateways (as in Kuma); use one of {}",
+                "{} cannot be targeted by this policy type: it does not configure built-in gateways; use one of {}",
                 target.kind,
                 names.join(", ")
             ),

@@ -4,18 +4,11 @@
 use std::collections::BTreeSet;
 
 use super::common::{duration, one_of};
-use super::policies::{DESTINATIONS, Sections, policy_shape};
+use super::policies::{
+    DESTINATIONS, PROXY_AND_GATEWAY_CLUSTER_TARGETS, Sections, gateway_clusters, policy_shape,
+};
 use super::{Path, Report};
 use crate::types::*;
-
-/// Proxies and built-in gateways: a gateway's clusters are balanced like a sidecar's.
-const TARGETS: &[TargetKind] = &[
-    TargetKind::Mesh,
-    TargetKind::MeshSubset,
-    TargetKind::MeshService,
-    TargetKind::MeshServiceSubset,
-    TargetKind::MeshGateway,
-];
 
 /// Envoy's bounds on a ring's size.
 const MAX_RING: u32 = 8_388_608;
@@ -34,21 +27,18 @@ pub(super) fn load_balancing(
         Sections {
             to: true,
             from: false,
-            targets: TARGETS,
+            targets: PROXY_AND_GATEWAY_CLUSTER_TARGETS,
             destinations: DESTINATIONS,
         },
         path,
         report
     );
-    if let Some(t) = &spec.target_ref
-        && t.kind == TargetKind::MeshGateway
-        && !t.tags.is_empty()
-    {
-        report.add(
-            &path.field("targetRef").field("tags"),
-            "must not be set for MeshLoadBalancingStrategy: a gateway's listeners share its clusters",
-        );
-    }
+    gateway_clusters(
+        spec.target_ref.as_ref(),
+        (spec.from.len(), spec.rules.len()),
+        path,
+        report,
+    );
     for (i, item) in spec.to.iter().enumerate() {
         let Some(conf) = &item.default else { continue };
         let at = path.field("to").index(i).field("default");

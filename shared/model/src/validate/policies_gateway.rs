@@ -1,6 +1,7 @@
-//! MeshTimeout and MeshRetry aimed at a built-in gateway (top-level `targetRef` of kind
-//! MeshGateway or MeshHTTPRoute): they configure the gateway's routes, so only `to[]` entries
-//! of kind `Mesh` and the fields an Envoy route carries are honoured; the rest is refused.
+//! MeshTimeout, MeshRetry and MeshRateLimit aimed at a built-in gateway (top-level
+//! `targetRef` of kind MeshGateway or MeshHTTPRoute): they configure the gateway's routes, so
+//! only `to[]` entries of kind `Mesh` and the fields an Envoy route carries are honoured; the
+//! rest is refused.
 
 use super::{Path, Report};
 use crate::types::*;
@@ -112,4 +113,17 @@ pub(super) fn retry(spec: &MeshRetrySpec, path: &Path, report: &mut Report) {
         refuse(report, &at.field("tcp"), conf.tcp.is_some(), kind);
         refuse(report, &at.field("grpc"), conf.grpc.is_some(), kind);
     }
+}
+
+/// MeshRateLimit on a gateway's routes: request rates only (`local.http`); true when the
+/// policy is aimed at a gateway.
+pub(super) fn rate_limit(spec: &MeshRateLimitSpec, path: &Path, report: &mut Report) -> bool {
+    let Some((kind, confs)) = gateway_confs!(spec, path, report) else {
+        return false;
+    };
+    for (at, conf) in confs {
+        let tcp = conf.local.as_ref().is_some_and(|l| l.tcp.is_some());
+        refuse(report, &at.field("local").field("tcp"), tcp, kind);
+    }
+    true
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{not_empty, one_of};
-use super::policies::{common_shape, defaults};
+use super::policies::{
+    DESTINATIONS, PROXY_AND_GATEWAY_TARGETS, Sections, common_shape, defaults, policy_shape,
+};
 use super::{Path, Report};
 use crate::duration;
 use crate::types::*;
@@ -43,14 +45,30 @@ fn rate(rate: &Option<Rate>, name: &str, disabled: bool, path: &Path, report: &m
 }
 
 pub(super) fn rate_limit(spec: &MeshRateLimitSpec, path: &Path, report: &mut Report) {
-    common_shape!(
-        spec,
-        false,
-        "rate limits (they are per proxy, not per caller)",
-        path,
-        report
-    );
-    for (at, conf) in defaults!(spec, path, to: false) {
+    // A gateway's routes take `to[]` entries (of kind Mesh); sidecars' inbounds `from[]`.
+    let on_gateway = super::policies_gateway::rate_limit(spec, path, report);
+    if on_gateway {
+        policy_shape!(
+            spec,
+            Sections {
+                to: true,
+                from: false,
+                targets: PROXY_AND_GATEWAY_TARGETS,
+                destinations: DESTINATIONS,
+            },
+            path,
+            report
+        );
+    } else {
+        common_shape!(
+            spec,
+            false,
+            "rate limits (they are per proxy, not per caller)",
+            path,
+            report
+        );
+    }
+    for (at, conf) in defaults!(spec, path, to: on_gateway) {
         let at = at.field("local");
         let Some(local) = &conf.local else {
             report.add(&at, "must be set");

@@ -4,7 +4,8 @@
 
 use super::common::duration;
 use super::policies::{
-    DESTINATIONS, PROXY_TARGETS, Sections, common_shape, defaults, policy_shape,
+    DESTINATIONS, PROXY_AND_GATEWAY_CLUSTER_TARGETS, Sections, common_shape, defaults,
+    gateway_clusters, policy_shape,
 };
 use super::{Path, Report};
 use crate::duration as durations;
@@ -41,7 +42,14 @@ pub(super) fn circuit_breaker(spec: &MeshCircuitBreakerSpec, path: &Path, report
         true,
         "inbound circuit breakers (they limit the application's cluster, which every caller shares)",
         path,
-        report
+        report,
+        PROXY_AND_GATEWAY_CLUSTER_TARGETS
+    );
+    gateway_clusters(
+        spec.target_ref.as_ref(),
+        (spec.from.len(), spec.rules.len()),
+        path,
+        report,
     );
     for (at, conf) in defaults!(spec, path, to: true) {
         circuit_breaker_conf(conf, &at, report);
@@ -149,11 +157,17 @@ pub(super) fn health_check(spec: &MeshHealthCheckSpec, path: &Path, report: &mut
         Sections {
             to: true,
             from: false,
-            targets: PROXY_TARGETS,
+            targets: PROXY_AND_GATEWAY_CLUSTER_TARGETS,
             destinations: DESTINATIONS,
         },
         path,
         report
+    );
+    gateway_clusters(
+        spec.target_ref.as_ref(),
+        (spec.from.len(), spec.rules.len()),
+        path,
+        report,
     );
     for (i, item) in spec.to.iter().enumerate() {
         let Some(conf) = &item.default else { continue };

@@ -12,6 +12,7 @@ use envoy_types::pb::envoy::config::core::v3::{
     data_source, header_value_option, substitution_format_string,
 };
 use envoy_types::pb::envoy::config::listener::v3::{Filter, Listener, filter};
+use envoy_types::pb::envoy::config::route::v3::Route;
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
     FileAccessLog, file_access_log,
 };
@@ -23,7 +24,7 @@ use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
 };
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit as HttpLocalRateLimit;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, http_filter,
+    HttpConnectionManager, HttpFilter, http_connection_manager, http_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::network::local_ratelimit::v3::LocalRateLimit as NetworkLocalRateLimit;
 use envoy_types::pb::envoy::r#type::v3::{
@@ -75,14 +76,58 @@ fn all_requests() -> Option<RuntimeFractionalPercent> {
     })
 }
 
+const HTTP_LOCAL_RATE_LIMIT: &str = "envoy.filters.http.local_ratelimit";
+
 /// The HTTP local rate limit filter, before the router; nothing when disabled.
 pub fn http_rate_limit(hcm: &mut HttpConnectionManager, conf: &HttpRateLimit, stat: &str) {
-    if conf.disabled {
-        return;
+    if let Some(limit) = http_limit(conf, stat) {
+        before_router(hcm, HTTP_LOCAL_RATE_LIMIT, pack_any(limit));
     }
-    let Some(token_bucket) = conf.request_rate.as_ref().and_then(bucket) else {
-        return;
+}
+
+/// A limit of one route's requests (a gateway's), in the route's own filter configuration;
+/// the connection manager needs [`rate_limit_filter`] for it to take effect.
+pub fn route_rate_limit(route: &mut Route, conf: &HttpRateLimit, stat: &str) {
+    if let Some(limit) = http_limit(conf, stat) {
+        route
+            .typed_per_filter_config
+            .insert(HTTP_LOCAL_RATE_LIMIT.into(), pack_any(limit));
+    }
+}
+
+/// The local rate limit filter limiting nothing by itself, for routes that carry a limit;
+/// added once, and only to a connection manager with such a route.
+pub fn rate_limit_filter(hcm: &mut HttpConnectionManager, stat: &str) {
+    let limited = match &hcm.route_specifier {
+        Some(http_connection_manager::RouteSpecifier::RouteConfig(config)) => {
+            config.virtual_hosts.iter().any(|h| {
+                h.routes.iter().any(|r| {
+                    r.typed_per_filter_config
+                        .contains_key(HTTP_LOCAL_RATE_LIMIT)
+                })
+            })
+        }
+        _ => false,
     };
+    if limited
+        && !hcm
+            .http_filters
+            .iter()
+            .any(|f| f.name == HTTP_LOCAL_RATE_LIMIT)
+    {
+        let config = HttpLocalRateLimit {
+            stat_prefix: format!("{stat}_rate_limit"),
+            ..Default::default()
+        };
+        before_router(hcm, HTTP_LOCAL_RATE_LIMIT, pack_any(config));
+    }
+}
+
+fn http_limit(conf: &HttpRateLimit, stat: &str) -> Option<HttpLocalRateLimit> {
+    if conf.disabled {
+        return None;
+    }
+    let token_bucket = conf.request_rate.as_ref().and_then(bucket)?;
     let on = conf.on_rate_limit.clone().unwrap_or_default();
     let headers = on.headers.unwrap_or_default();
     let header = |h: &atoll_model::types::HeaderValue, action| HeaderValueOption {
@@ -106,7 +151,7 @@ pub fn http_rate_limit(hcm: &mut HttpConnectionManager, conf: &HttpRateLimit, st
                 .map(|h| header(h, OverwriteIfExistsOrAdd)),
         )
         .collect();
-    let limit = HttpLocalRateLimit {
+    Some(HttpLocalRateLimit {
         stat_prefix: format!("{stat}_rate_limit"),
         status: Some(HttpStatus {
             code: i32::try_from(on.status.unwrap_or(429)).unwrap_or(429),
@@ -116,8 +161,7 @@ pub fn http_rate_limit(hcm: &mut HttpConnectionManager, conf: &HttpRateLimit, st
         filter_enforced: all_requests(),
         response_headers_to_add,
         ..Default::default()
-    };
-    before_router(hcm, "envoy.filters.http.local_ratelimit", pack_any(limit));
+    })
 }
 
 /// The network local rate limit filter, before each TCP proxy of `listener`.
