@@ -108,6 +108,9 @@ pub struct GatewayHost {
 /// The policy types a built-in gateway's routes honour; the others configure nothing there.
 pub const GATEWAY_ROUTE_KINDS: &[Kind] = &[Kind::MeshTimeout, Kind::MeshRetry, Kind::MeshRateLimit];
 
+/// The policy types whose `to[]` entries may name one MeshHTTPRoute on a sidecar.
+pub const SIDECAR_ROUTE_KINDS: &[Kind] = &[Kind::MeshTimeout, Kind::MeshRetry];
+
 /// The policy types a built-in gateway honours per destination (`to[]`), on its clusters.
 pub const GATEWAY_CLUSTER_KINDS: &[Kind] = &[
     Kind::MeshCircuitBreaker,
@@ -309,7 +312,7 @@ pub fn compute_full<'p>(
             continue;
         }
         if gateway.is_none()
-            && GATEWAY_ROUTE_KINDS.contains(&policy.kind)
+            && SIDECAR_ROUTE_KINDS.contains(&policy.kind)
             && let Some(route) = target.filter(|t| t.kind == TargetKind::MeshHttpRoute)
         {
             kind.to_routes

@@ -64,6 +64,7 @@ pub(super) struct Context<'a> {
     pub(super) cluster_services: BTreeMap<String, String>,
     /// Where each mesh-service cluster's instances are, for locality rules.
     pub(super) cluster_endpoints: BTreeMap<String, Destinations>,
+    has_balancing: Option<bool>,
 }
 
 impl<'a> Context<'a> {
@@ -77,6 +78,7 @@ impl<'a> Context<'a> {
             permissive: false,
             cluster_services: BTreeMap::new(),
             cluster_endpoints: BTreeMap::new(),
+            has_balancing: None,
         }
     }
 }
@@ -326,7 +328,25 @@ impl Context<'_> {
                 &plan.tiers,
                 plan.overprovisioning,
             ));
-        self.cluster_endpoints.insert(cluster.to_string(), found);
+        if self.balancing_policies() {
+            self.cluster_endpoints.insert(cluster.to_string(), found);
+        }
+    }
+
+    /// Whether the mesh has a MeshLoadBalancingStrategy, which needs where each cluster's
+    /// instances are; without one that is not kept.
+    fn balancing_policies(&mut self) -> bool {
+        let world = self.world;
+        let mesh = &self.proxy.0;
+        *self.has_balancing.get_or_insert_with(|| {
+            let kind = atoll_model::Kind::MeshLoadBalancingStrategy;
+            world.policies.get(mesh).is_some_and(|policies| {
+                policies
+                    .range((kind, String::new())..)
+                    .next()
+                    .is_some_and(|((k, _), _)| *k == kind)
+            })
+        })
     }
 
     fn protocol_of(&self, service: &str) -> Protocol {
@@ -497,6 +517,7 @@ pub fn build(
         permissive: mesh_ca::permissive(world, mesh),
         cluster_services: BTreeMap::new(),
         cluster_endpoints: BTreeMap::new(),
+        has_balancing: None,
     };
     cx.built.snapshot.dataplane = Some(std::sync::Arc::new(dp.clone()));
     cx.built
