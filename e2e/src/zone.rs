@@ -18,6 +18,8 @@ pub struct Zone {
     pub http_port: u16,
     /// The DP server (ADS, bootstrap).
     pub dp_port: u16,
+    /// MADS, for Prometheus.
+    pub mads_port: u16,
     /// The in-process zone ingress, when started with one.
     pub ingress_port: Option<u16>,
     /// The in-process zone egress, when started with one.
@@ -103,7 +105,7 @@ impl Zone {
             .zone_certificate(cert_zone, dir.path())
             .context("issuing the zone certificate")?;
         let (http_port, https_port, diagnostics_port) = (free_port()?, free_port()?, free_port()?);
-        let dp_port = free_port()?;
+        let (dp_port, mads_port) = (free_port()?, free_port()?);
         let kds_port = options.kds_port.unwrap_or(global.kds_port);
         let root_ca = options.root_ca.clone().unwrap_or(certs.ca.clone());
         let mut env: BTreeMap<String, String> = [
@@ -136,6 +138,14 @@ impl Zone {
             ("KUMA_DIAGNOSTICS_SERVER_INTERFACE", "127.0.0.1".into()),
             ("KUMA_DP_SERVER_PORT", dp_port.to_string()),
             ("KUMA_DP_SERVER_INTERFACE", "127.0.0.1".into()),
+            (
+                "KUMA_MONITORING_ASSIGNMENT_SERVER_PORT",
+                mads_port.to_string(),
+            ),
+            (
+                "KUMA_MONITORING_ASSIGNMENT_SERVER_INTERFACE",
+                "127.0.0.1".into(),
+            ),
             ("RUST_LOG", "info,atoll_kds=debug".into()),
         ]
         .into_iter()
@@ -185,6 +195,7 @@ impl Zone {
             name: name.to_string(),
             http_port,
             dp_port,
+            mads_port,
             ingress_port,
             egress_port,
             diagnostics_port,

@@ -107,6 +107,36 @@ pub const ZONE_OPTIONS: &[Opt] = &[
         help: "where MeshExternalService VIPs come from; each VIP is derived from the service's mesh and name, so it is the same in every zone and after every restart",
     },
     Opt {
+        env: "KUMA_MONITORING_ASSIGNMENT_SERVER_PORT",
+        yaml: "monitoringAssignmentServer.port",
+        default: "5676",
+        help: "MADS: the Prometheus endpoints of this zone's proxies, for kuma_sd_configs (HTTP long polling)",
+    },
+    Opt {
+        env: "KUMA_MONITORING_ASSIGNMENT_SERVER_INTERFACE",
+        yaml: "monitoringAssignmentServer.interface",
+        default: "0.0.0.0",
+        help: "interface MADS listens on (Atoll addition)",
+    },
+    Opt {
+        env: "KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_ENABLED",
+        yaml: "monitoringAssignmentServer.tlsEnabled",
+        default: "false",
+        help: "serve MADS over TLS, with the certificate below or one generated in the work directory",
+    },
+    Opt {
+        env: "KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_CERT_FILE",
+        yaml: "monitoringAssignmentServer.tlsCertFile",
+        default: "",
+        help: "MADS certificate (PEM); with the key file, instead of a generated one",
+    },
+    Opt {
+        env: "KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_KEY_FILE",
+        yaml: "monitoringAssignmentServer.tlsKeyFile",
+        default: "",
+        help: "MADS private key (PEM)",
+    },
+    Opt {
         env: "KUMA_DP_SERVER_PORT",
         yaml: "dpServer.port",
         default: "5678",
@@ -195,6 +225,15 @@ pub struct ZoneConfig {
     pub ingress: IngressSettings,
     pub egress: IngressSettings,
     pub vip_cidr: crate::external::vip::Cidr,
+    pub mads: MadsSettings,
+}
+
+/// Where MADS listens, and its TLS when enabled: `None` for plain HTTP, `Some(None)` for a
+/// generated certificate, `Some(Some((cert, key)))` for the operator's.
+#[derive(Debug, Clone)]
+pub struct MadsSettings {
+    pub listen: std::net::SocketAddr,
+    pub tls: Option<Option<(PathBuf, PathBuf)>>,
 }
 
 /// Where the zone ingress listens and what it advertises.
@@ -311,8 +350,37 @@ impl ZoneConfig {
                 .require::<String>("KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR")?
                 .parse()
                 .map_err(|why| anyhow::anyhow!("KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR: {why}"))?,
+            mads: mads(s)?,
         })
     }
+}
+
+fn mads(s: &Settings) -> anyhow::Result<MadsSettings> {
+    let listen = std::net::SocketAddr::new(
+        s.require::<std::net::IpAddr>("KUMA_MONITORING_ASSIGNMENT_SERVER_INTERFACE")?,
+        s.require::<u16>("KUMA_MONITORING_ASSIGNMENT_SERVER_PORT")?,
+    );
+    let enabled = s.require::<bool>("KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_ENABLED")?;
+    let file = |name: &str| s.get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let files = match (
+        file("KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_CERT_FILE"),
+        file("KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_KEY_FILE"),
+    ) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_CERT_FILE and _KEY_FILE go together: set both or neither"
+        ),
+    };
+    if files.is_some() && !enabled {
+        anyhow::bail!(
+            "KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_CERT_FILE is set but KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_ENABLED is false"
+        );
+    }
+    Ok(MadsSettings {
+        listen,
+        tls: enabled.then_some(files),
+    })
 }
 
 #[cfg(test)]
@@ -345,6 +413,35 @@ mod tests {
         assert_eq!(kds.endpoint, "https://global.example:5685");
         assert_eq!(kds.host, "global.example");
         assert_eq!(kds.liveness, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn mads_settings() {
+        let c = load(&[("KUMA_MULTIZONE_ZONE_NAME", "z")]).unwrap();
+        assert_eq!(c.mads.listen.port(), 5676);
+        assert!(c.mads.tls.is_none(), "plain HTTP by default");
+        let c = load(&[
+            ("KUMA_MULTIZONE_ZONE_NAME", "z"),
+            ("KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_ENABLED", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.mads.tls, Some(None), "a generated certificate");
+        let err = load(&[
+            ("KUMA_MULTIZONE_ZONE_NAME", "z"),
+            ("KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_CERT_FILE", "/c"),
+            ("KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_KEY_FILE", "/k"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("TLS_ENABLED is false"), "{err}");
+        let err = load(&[
+            ("KUMA_MULTIZONE_ZONE_NAME", "z"),
+            ("KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_ENABLED", "true"),
+            ("KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_CERT_FILE", "/c"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("go together"), "{err}");
     }
 
     #[test]

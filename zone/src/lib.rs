@@ -16,6 +16,7 @@ pub mod external;
 pub mod ingress;
 pub mod kds_client;
 pub mod log_relay;
+pub mod mads;
 pub mod policy;
 pub mod proxy;
 pub mod runtime;

@@ -38,6 +38,7 @@ pub async fn run(
         return Ok(());
     };
     let _ = store_slot.set(started.store.clone());
+    serve_mads(&common, &zone, &started, stop.clone()).await?;
     let kds = match zone.kds.clone() {
         Some(kds) => Some(tokio::spawn(crate::kds_client::run(
             zone.name.clone(),
@@ -185,5 +186,44 @@ pub async fn run(
     if let Some(kds) = kds {
         let _ = kds.await;
     }
+    Ok(())
+}
+
+/// MADS, over TLS when enabled (with a generated certificate unless files are given).
+async fn serve_mads(
+    common: &Common,
+    zone: &ZoneConfig,
+    started: &atoll_runtime::Started,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(zone.mads.listen)
+        .await
+        .with_context(|| format!("binding MADS on {}", zone.mads.listen))?;
+    let tls = match &zone.mads.tls {
+        None => None,
+        Some(files) => {
+            let configured = files.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            let identity = atoll_tls::ensure_server_identity(
+                &common.work_dir,
+                "mads-server",
+                &zone.dp_server_hostnames,
+                configured,
+            )
+            .context("preparing the MADS certificate")?;
+            Some(atoll_tls::server_config(
+                &identity.cert_pem,
+                &identity.key_pem,
+                &identity.cert_file.display().to_string(),
+            )?)
+        }
+    };
+    tracing::info!(listen = %zone.mads.listen, tls = tls.is_some(), "MADS serving");
+    tokio::spawn(atoll_api::serve(
+        listener,
+        tls,
+        crate::mads::server::router(started.store.clone(), zone.name.clone()),
+        stop,
+        common.limits("mads"),
+    ));
     Ok(())
 }

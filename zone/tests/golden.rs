@@ -2651,3 +2651,56 @@ networking:
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("failTrafficOnPanic"), "{problems:?}");
 }
+
+/// MeshMetric's Prometheus endpoint: a listener on the Dataplane's address whose one route
+/// goes to Envoy's own statistics on its admin port; Envoy accepts it.
+#[test]
+fn mesh_metric_endpoint_serves_envoy_statistics() {
+    let world = world(&format!(
+        "type: Mesh
+name: default
+---
+type: MeshMetric
+mesh: default
+name: metrics
+spec:
+  targetRef:
+    kind: MeshService
+    name: web
+  default:
+    backends:
+    - type: Prometheus
+      prometheus:
+        port: 5670
+        path: /custom
+{SERVICES}"
+    ));
+    let (snapshot, problems) = generate(&world, "default", "web-1");
+    assert!(problems.is_empty(), "{problems:?}");
+    let listener = snapshot
+        .decoded::<Listener>(LISTENER)
+        .into_iter()
+        .find(|l| l.name == "prometheus:10.0.0.2:5670")
+        .expect("the metrics listener");
+    let text = describe_listener(&listener);
+    assert!(
+        text.contains("/custom") && text.contains("/stats/prometheus?usedonly"),
+        "{text}"
+    );
+    assert!(text.contains("atoll:admin"), "{text}");
+    let admin = snapshot
+        .decoded::<Cluster>(CLUSTER)
+        .into_iter()
+        .find(|c| c.name == "atoll:admin")
+        .expect("the admin cluster");
+    assert!(format!("{admin:?}").contains("9901"));
+    // Another service's proxy gets no endpoint.
+    let (other, _) = generate(&world, "default", "api-1");
+    assert!(
+        other
+            .decoded::<Listener>(LISTENER)
+            .iter()
+            .all(|l| !l.name.starts_with("prometheus:"))
+    );
+    envoy_validate(&snapshot).unwrap_or_else(|log| panic!("envoy rejected it:\n{log}"));
+}

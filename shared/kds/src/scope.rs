@@ -19,7 +19,7 @@ pub const DISPLAY_NAME: &str = "kuma.io/display-name";
 /// Types written on the global and synced down, plus other zones' ingresses. Of the
 /// GlobalSecrets, only what zones need to check tokens travels (see [`GlobalExport`]); of the
 /// policies, only those written on the global.
-pub const GLOBAL_TO_ZONE: &[Kind] = &with_policies::<9, 18>([
+pub const GLOBAL_TO_ZONE: &[Kind] = &with_policies::<9, 19>([
     Kind::Mesh,
     Kind::MeshGateway,
     Kind::MeshHttpRoute,
@@ -33,7 +33,7 @@ pub const GLOBAL_TO_ZONE: &[Kind] = &with_policies::<9, 18>([
 
 /// Types written in zones and synced up: a zone's proxies and the policies written there.
 pub const ZONE_TO_GLOBAL: &[Kind] =
-    &with_policies::<3, 12>([Kind::Dataplane, Kind::ZoneIngress, Kind::ZoneEgress]);
+    &with_policies::<3, 13>([Kind::Dataplane, Kind::ZoneIngress, Kind::ZoneEgress]);
 
 pub trait Scope: Send + Sync {
     fn kinds(&self) -> &[Kind];

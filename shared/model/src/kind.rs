@@ -98,6 +98,7 @@ kinds! {
     MeshFaultInjection = "MeshFaultInjection", "meshfaultinjections", Mesh, Either, Spec;
     MeshAccessLog = "MeshAccessLog", "meshaccesslogs", Mesh, Either, Spec;
     MeshLoadBalancingStrategy = "MeshLoadBalancingStrategy", "meshloadbalancingstrategies", Mesh, Either, Spec;
+    MeshMetric = "MeshMetric", "meshmetrics", Mesh, Either, Spec;
     HostnameGenerator = "HostnameGenerator", "hostnamegenerators", Global, Global, Spec;
     Secret = "Secret", "secrets", Mesh, Global, Inline;
     GlobalSecret = "GlobalSecret", "globalsecrets", Global, Global, Inline;
@@ -109,7 +110,7 @@ kinds! {
 }
 
 /// The policy types (Kuma 2.x's `targetRef` policies).
-pub const POLICIES: [Kind; 9] = [
+pub const POLICIES: [Kind; 10] = [
     Kind::MeshTrafficPermission,
     Kind::MeshTimeout,
     Kind::MeshRetry,
@@ -119,6 +120,7 @@ pub const POLICIES: [Kind; 9] = [
     Kind::MeshFaultInjection,
     Kind::MeshAccessLog,
     Kind::MeshLoadBalancingStrategy,
+    Kind::MeshMetric,
 ];
 
 /// `base` followed by every policy type, for lists of the types a component handles;
@@ -213,7 +215,7 @@ mod tests {
             .filter(|k| k.owner() == Owner::Either)
             .collect();
         assert_eq!(either, POLICIES);
-        let listed: [Kind; 11] = with_policies([Kind::Mesh, Kind::Dataplane]);
+        let listed: [Kind; 12] = with_policies([Kind::Mesh, Kind::Dataplane]);
         assert_eq!(&listed[2..], &POLICIES);
     }
 

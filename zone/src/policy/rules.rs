@@ -81,6 +81,8 @@ pub struct KindRules {
     /// Outbound, per MeshHTTPRoute: its `to[]` entries, for the sidecar routes it made (on
     /// top of the destination's own configuration).
     pub to_routes: BTreeMap<String, Merged>,
+    /// The whole proxy (MeshMetric's `default`).
+    pub proxy: Option<Merged>,
     /// MeshTrafficPermission `rules[]`: callers by SPIFFE identity, every policy's matchers
     /// together (a deny cannot be undone by another policy).
     pub identities: Option<Merged>,
@@ -231,6 +233,7 @@ pub fn compute_full<'p>(
     let mut to: Vec<Ranked<'p>> = Vec::new();
     let mut from: Vec<Ranked<'p>> = Vec::new();
     let mut identity_rules: Vec<Ranked<'p>> = Vec::new();
+    let mut whole: Vec<Ranked<'p>> = Vec::new();
     for policy in policies {
         let top = policy.view.target_ref.as_ref();
         let on_gateway = gateway.is_some()
@@ -257,6 +260,9 @@ pub fn compute_full<'p>(
                 conf,
             ));
         }
+        if let Some(conf) = &policy.view.proxy {
+            whole.push(((0, top, &policy.name, 0), policy, None, conf));
+        }
         for (i, conf) in policy.view.rules.iter().enumerate() {
             if policy.kind == Kind::MeshTrafficPermission {
                 identity_rules.push(((0, top, &policy.name, i), policy, None, conf));
@@ -269,7 +275,18 @@ pub fn compute_full<'p>(
     to.sort_by(|a, b| (a.0, a.1.kind).cmp(&(b.0, b.1.kind)));
     from.sort_by(|a, b| (a.0, a.1.kind).cmp(&(b.0, b.1.kind)));
     identity_rules.sort_by(|a, b| a.0.cmp(&b.0));
+    whole.sort_by(|a, b| (a.0, a.1.kind).cmp(&(b.0, b.1.kind)));
     let mut rules = Rules::new();
+    for (_, policy, _, conf) in &whole {
+        if selects(policy.view.target_ref.as_ref(), dp) {
+            rules
+                .entry(policy.kind)
+                .or_default()
+                .proxy
+                .get_or_insert_with(Merged::default)
+                .add(conf, &policy.name);
+        }
+    }
     for (_, policy, _, conf) in &identity_rules {
         if selects(policy.view.target_ref.as_ref(), dp) {
             rules

@@ -46,7 +46,7 @@ fn tcp_cluster(proxy: &TcpProxy) -> Option<&str> {
 
 /// A proxy's own tags: its inbounds' (the first inbound's value when they differ) or its
 /// gateway's.
-pub(super) fn own_tags(dp: &DataplaneSpec) -> Tags {
+pub(crate) fn own_tags(dp: &DataplaneSpec) -> Tags {
     let mut tags = Tags::new();
     if let Some(net) = &dp.networking {
         for t in net

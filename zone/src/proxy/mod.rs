@@ -2,7 +2,7 @@
 //! the builder, workload identities, the dependency index and the reconciler that ties them
 //! to the change feed, and the hub that hands configurations to ADS streams.
 
-mod balancing;
+pub(crate) mod balancing;
 pub mod build;
 mod cluster_policies;
 pub mod data_source;
@@ -18,5 +18,6 @@ mod outbound_routes;
 mod policies;
 mod policy_gateway;
 mod policy_limits;
+pub mod policy_metrics;
 pub mod reconciler;
 pub mod world;

@@ -242,6 +242,7 @@ impl Context<'_> {
         self.apply_inbound_breakers(&rules, dp);
         self.apply_load_balancing(&rules, &super::balancing::own_tags(dp));
         self.apply_limits(&rules, dp, outbounds);
+        self.apply_metrics(&rules, dp);
     }
 
     /// A service's `kuma.io/protocol` tag, from any of its instances.

@@ -46,6 +46,7 @@ impl Context<'_> {
         let rules = self.gateway_rules(dp, scope);
         self.apply_cluster_policies(&rules);
         self.apply_load_balancing(&rules, &super::balancing::own_tags(dp));
+        self.apply_metrics(&rules, dp);
         if rules.values().all(|r| r.gateway_routes.is_empty()) {
             return;
         }

@@ -82,7 +82,7 @@ pub struct RemoteIngress {
 }
 
 /// The kinds the builder reads.
-pub const KINDS: [Kind; 19] = atoll_model::with_policies([
+pub const KINDS: [Kind; 20] = atoll_model::with_policies([
     Kind::Mesh,
     Kind::MeshGateway,
     Kind::MeshHttpRoute,

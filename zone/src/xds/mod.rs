@@ -7,6 +7,7 @@ pub mod egress;
 pub mod external;
 pub mod filters;
 pub mod gateway;
+pub mod metrics;
 pub mod policy;
 pub mod routes;
 pub mod sidecar;

@@ -236,6 +236,8 @@ pub struct PolicyView {
     pub to: Vec<(Option<TargetRef>, serde_json::Value)>,
     pub from: Vec<(Option<TargetRef>, serde_json::Value)>,
     pub rules: Vec<serde_json::Value>,
+    /// The one configuration of a policy for the whole proxy (MeshMetric's `default`).
+    pub proxy: Option<serde_json::Value>,
 }
 
 /// Builds a [`PolicyView`] from a typed policy spec.
@@ -260,6 +262,7 @@ macro_rules! view {
                 .map(|i| (i.target_ref.clone(), conf(&i.default)))
                 .collect(),
             rules: spec.rules.iter().map(|r| conf(&r.default)).collect(),
+            proxy: None,
         }
     }};
 }
@@ -277,6 +280,14 @@ impl crate::Spec {
             crate::Spec::MeshFaultInjection(s) => Some(view!(s)),
             crate::Spec::MeshAccessLog(s) => Some(view!(s)),
             crate::Spec::MeshLoadBalancingStrategy(s) => Some(view!(s)),
+            crate::Spec::MeshMetric(s) => Some(PolicyView {
+                target_ref: s.target_ref.clone(),
+                proxy: s
+                    .default
+                    .as_ref()
+                    .and_then(|d| serde_json::to_value(d).ok()),
+                ..Default::default()
+            }),
             _ => None,
         }
     }

@@ -15,6 +15,7 @@ mod policies;
 mod policies_balancing;
 mod policies_gateway;
 mod policies_limits;
+mod policies_metric;
 mod policies_resilience;
 mod routes;
 mod secret;
@@ -133,6 +134,7 @@ pub fn validate(resource: &Resource) -> Result<(), Vec<Violation>> {
         Spec::MeshLoadBalancingStrategy(s) => {
             policies_balancing::load_balancing(s, &spec, &mut report)
         }
+        Spec::MeshMetric(s) => policies_metric::metric(s, &spec, &mut report),
         Spec::Secret(s) | Spec::GlobalSecret(s) => secret::validate(s, &root, &mut report),
         Spec::Dataplane(s) => dataplane::validate(s, &root, &mut report),
         Spec::ZoneIngress(s) => zone_proxies::validate_ingress(s, &root, &mut report),

@@ -1,0 +1,224 @@
+//! MADS and MeshMetric with a real Prometheus (Debian's 2.42) and real Envoys: Prometheus
+//! finds every data plane a MeshMetric gives a Prometheus endpoint, from two zones' MADS
+//! (plain HTTP and TLS), scrapes Envoy's statistics there, sees the traffic the test sent, and
+//! drops a data plane that leaves. Debian builds Prometheus without xDS discovery, so it reads
+//! MADS through its HTTP service discovery form; the MADS protocol `kuma_sd_configs` speaks
+//! (protojson DiscoveryRequest, versions, the long poll's 304 and its wake-up on a change) is
+//! exercised here directly.
+
+use std::time::Duration;
+
+use atoll_e2e::backend::Backend;
+use atoll_e2e::dataplane::Dataplane;
+use atoll_e2e::free_port;
+use atoll_e2e::global::{Global, GlobalOptions};
+use atoll_e2e::process::{http_call, http_call_with};
+use atoll_e2e::prometheus::{Prometheus, http_sd_job};
+use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A MeshMetric giving `service`'s proxies a Prometheus endpoint on `port`.
+fn metric(service: &str, port: u16) -> String {
+    format!(
+        "type: MeshMetric
+mesh: default
+name: {service}-metrics
+spec:
+  targetRef:
+    kind: MeshService
+    name: {service}
+  default:
+    backends:
+    - type: Prometheus
+      prometheus:
+        port: {port}
+        path: /metrics
+"
+    )
+}
+
+fn mads(zone: &Zone, version: &str, timeout: &str) -> (u16, Value) {
+    let body = json!({
+        "node": {"id": "test"},
+        "version_info": version,
+        "type_url": "type.googleapis.com/kuma.observability.v1.MonitoringAssignment",
+    })
+    .to_string();
+    let (status, text) = http_call(
+        zone.mads_port,
+        "mads",
+        "POST",
+        &format!("/v3/discovery:monitoringassignments?fetch-timeout={timeout}"),
+        Some(&body),
+    )
+    .unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    global.apply("type: Mesh\nname: default\n").unwrap();
+    let zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    let tls_zone = Zone::start(
+        "zone-2",
+        &global,
+        ZoneOptions {
+            env: [(
+                "KUMA_MONITORING_ASSIGNMENT_SERVER_TLS_ENABLED".to_string(),
+                "true".to_string(),
+            )]
+            .into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (web_metrics, api_metrics, db_metrics) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    global
+        .apply(&format!(
+            "{}---\n{}---\n{}",
+            metric("web", web_metrics),
+            metric("api", api_metrics),
+            metric("db", db_metrics)
+        ))
+        .unwrap();
+    zone.wait_for("/meshes/default/meshmetrics/api-metrics", DEADLINE)
+        .unwrap();
+    tls_zone
+        .wait_for("/meshes/default/meshmetrics/db-metrics", DEADLINE)
+        .unwrap();
+    let api_app = Backend::start("api").unwrap();
+    let (mut api, _) =
+        Dataplane::start_sidecar(&zone, "default", "api-1", "api", api_app.port, &[], &[]).unwrap();
+    let outbound = free_port().unwrap();
+    let (web, _) = Dataplane::start_sidecar(
+        &zone,
+        "default",
+        "web-1",
+        "web",
+        api_app.port,
+        &[(outbound, &[("kuma.io/service", "api")])],
+        &[],
+    )
+    .unwrap();
+    let db_app = Backend::start("db").unwrap();
+    let (_db, _) =
+        Dataplane::start_sidecar(&tls_zone, "default", "db-1", "db", db_app.port, &[], &[])
+            .unwrap();
+
+    // MADS itself: both of zone-1's proxies, then a long poll that times out unchanged.
+    let mut answer = Value::Null;
+    eventually("MADS lists api and web", DEADLINE, || {
+        let (status, body) = mads(&zone, "", "1s");
+        answer = body;
+        status == 200 && answer["resources"].as_array().is_some_and(|r| r.len() == 2)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {answer}"));
+    let api_target = answer["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "api")
+        .unwrap()["targets"][0]
+        .clone();
+    assert_eq!(api_target["name"], "api-1");
+    assert_eq!(api_target["address"], format!("127.0.0.1:{api_metrics}"));
+    assert_eq!(api_target["labels"]["kuma.io/zone"], "zone-1");
+    assert_eq!(
+        answer["type_url"],
+        "type.googleapis.com/kuma.observability.v1.MonitoringAssignment"
+    );
+    assert_eq!(answer["resources"][0]["@type"], answer["type_url"]);
+    let version = answer["version_info"].as_str().unwrap().to_string();
+    let (status, _) = mads(&zone, &version, "1s");
+    assert_eq!(status, 304, "nothing changed");
+
+    let ca = tls_zone.dir().join("work").join("mads-server-ca.crt");
+    let prometheus = Prometheus::start(&format!(
+        "{}{}",
+        http_sd_job(
+            "zone-1",
+            &format!("http://127.0.0.1:{}", zone.mads_port),
+            None
+        ),
+        http_sd_job(
+            "zone-2",
+            &format!("https://127.0.0.1:{}", tls_zone.mads_port),
+            Some(&ca)
+        ),
+    ))
+    .unwrap();
+    let healthy = |wanted: &[&str]| {
+        let targets = prometheus.targets().unwrap_or_default();
+        wanted
+            .iter()
+            .all(|w| targets.iter().any(|(i, h, _)| i == w && h == "up"))
+    };
+    eventually("Prometheus scrapes all three data planes", DEADLINE, || {
+        healthy(&["api-1", "web-1", "db-1"])
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: {:?}\n{}",
+            prometheus.targets(),
+            prometheus.process.log_tail(30)
+        )
+    });
+
+    for i in 0..5 {
+        let (status, _) =
+            http_call_with(outbound, "api", "GET", &format!("/counted/{i}"), None, &[]).unwrap();
+        assert_eq!(status, 200);
+    }
+    let query =
+        r#"sum(envoy_cluster_upstream_rq_total{instance="web-1",envoy_cluster_name="api"})"#;
+    eventually("the requests counted by web-1's Envoy", DEADLINE, || {
+        prometheus
+            .scalar(query)
+            .ok()
+            .flatten()
+            .is_some_and(|n| n >= 5.0)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", prometheus.scalar(query), web.config_dump()));
+
+    // api-1 leaves: a long poll holding the current version is answered with the change,
+    // and Prometheus forgets api-1.
+    let (status, current) = mads(&zone, "", "1s");
+    assert_eq!(status, 200);
+    let current = current["version_info"].as_str().unwrap().to_string();
+    let waiting = {
+        let zone_port = zone.mads_port;
+        let current = current.clone();
+        std::thread::spawn(move || {
+            let body = json!({"node": {"id": "test"}, "version_info": current}).to_string();
+            http_call(
+                zone_port,
+                "mads",
+                "POST",
+                "/v3/discovery:monitoringassignments?fetch-timeout=50s",
+                Some(&body),
+            )
+        })
+    };
+    api.process.terminate(Duration::from_secs(10));
+    let (status, text) = waiting.join().unwrap().unwrap();
+    assert_eq!(status, 200, "the long poll answers the change: {text}");
+    let changed: Value = serde_json::from_str(&text).unwrap();
+    assert_ne!(changed["version_info"], current.as_str());
+    assert_eq!(
+        changed["resources"].as_array().map(Vec::len),
+        Some(1),
+        "{text}"
+    );
+    eventually("api-1 dropped from the targets", DEADLINE, || {
+        let targets = prometheus.targets().unwrap_or_default();
+        !targets.iter().any(|(i, _, _)| i == "api-1") && healthy(&["web-1", "db-1"])
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", prometheus.targets()));
+}

@@ -1,0 +1,157 @@
+//! MADS over HTTP as Kuma serves it (`GET` on the same path gives the targets in Prometheus'
+//! HTTP service discovery format): `POST /v3/discovery:monitoringassignments` with a
+//! protojson DiscoveryRequest. A request whose `version_info` is the current one waits (up to
+//! `?fetch-timeout`, default 30 s) for the assignments to change and is answered 304 when
+//! they do not; otherwise the whole set comes back at once with its version. Kuma leaves
+//! MADS unauthenticated (it names scrape addresses, nothing secret); so does Atoll, behind
+//! the same connection cap and timeouts as every server.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use atoll_store::Store;
+
+use super::assignments::{self, TYPE_URL};
+
+/// The path Prometheus posts to.
+pub const PATH: &str = "/v3/discovery:monitoringassignments";
+const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longer holds are cut to this, so a connection is never held for ever.
+const MAX_FETCH_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Clone)]
+struct Mads {
+    store: Arc<dyn Store>,
+    zone: String,
+}
+
+pub fn router(store: Arc<dyn Store>, zone: String) -> Router {
+    Router::new()
+        .route(PATH, post(fetch).get(http_sd))
+        .with_state(Mads { store, zone })
+}
+
+/// `GET` on the same path: the targets in Prometheus' HTTP service discovery format
+/// (`http_sd_configs`), for the Prometheus builds that leave `kuma_sd_configs` out;
+/// `?client_id=` selects like a MADS node id.
+#[tracing::instrument(name = "mads.http_sd", skip_all)]
+async fn http_sd(
+    State(mads): State<Mads>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    match assignments::compute(mads.store.as_ref(), &mads.zone).await {
+        Ok(a) => {
+            let client = query
+                .get("client_id")
+                .map(String::as_str)
+                .unwrap_or_default();
+            metrics::counter!("atoll_mads_responses_total", "status" => "http_sd").increment(1);
+            axum::Json(Value::Array(assignments::http_sd(&a, client))).into_response()
+        }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+fn bad_request(why: String) -> Response {
+    (StatusCode::BAD_REQUEST, why).into_response()
+}
+
+/// A field of the request in protojson's snake_case or camelCase spelling.
+fn field<'a>(body: &'a Value, snake: &str, camel: &str) -> Option<&'a Value> {
+    body.get(snake).or_else(|| body.get(camel))
+}
+
+#[tracing::instrument(name = "mads.fetch", skip_all, fields(client, wait_ms))]
+async fn fetch(
+    State(mads): State<Mads>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let request: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return bad_request(format!("the body is not a JSON DiscoveryRequest: {e}")),
+        }
+    };
+    if let Some(url) = field(&request, "type_url", "typeUrl").and_then(Value::as_str)
+        && !url.is_empty()
+        && url != TYPE_URL
+    {
+        return bad_request(format!(
+            "type_url {url:?} is not served here; use {TYPE_URL}"
+        ));
+    }
+    let client = request
+        .get("node")
+        .and_then(|n| n.get("id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let known = field(&request, "version_info", "versionInfo")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let wait = match query.get("fetch-timeout") {
+        None => DEFAULT_FETCH_TIMEOUT,
+        Some(text) => match atoll_model::duration::parse(text) {
+            Ok(d) => d.min(MAX_FETCH_TIMEOUT),
+            Err(e) => return bad_request(format!("fetch-timeout {text:?} is not a duration: {e}")),
+        },
+    };
+    tracing::Span::current()
+        .record("client", client.as_str())
+        .record("wait_ms", wait.as_millis() as u64);
+    // Subscribed before reading, so no change between the read and the wait is missed.
+    let mut changes = mads.store.watch();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let assignments = match assignments::compute(mads.store.as_ref(), &mads.zone).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the monitoring assignments");
+                return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
+            }
+        };
+        let resources = assignments::resources(&assignments, &client);
+        let version = version_of(&resources);
+        if version != known {
+            metrics::counter!("atoll_mads_responses_total", "status" => "200").increment(1);
+            return axum::Json(json!({
+                "version_info": version,
+                "resources": resources,
+                "type_url": TYPE_URL,
+            }))
+            .into_response();
+        }
+        match tokio::time::timeout_at(deadline, changes.recv()).await {
+            Err(_) => {
+                metrics::counter!("atoll_mads_responses_total", "status" => "304").increment(1);
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            Ok(_) => {
+                // One read for a burst of changes.
+                while changes.try_recv().is_ok() {}
+            }
+        }
+    }
+}
+
+/// A version that changes exactly when the answer does.
+fn version_of(resources: &[Value]) -> String {
+    let mut hasher = std::hash::DefaultHasher::new();
+    Value::Array(resources.to_vec())
+        .to_string()
+        .hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}

@@ -1,0 +1,56 @@
+//! MeshMetric on a proxy: the Prometheus endpoints its backends ask for, each a listener on
+//! the Dataplane's address serving Envoy's statistics.
+
+use atoll_model::Kind;
+use atoll_model::types::{DataplaneSpec, MetricConf};
+
+use super::build::Context;
+use super::policies::conf;
+use crate::policy::rules::Rules;
+use crate::xds::metrics;
+
+/// Envoy's admin port when the Dataplane names none (as `atoll-dp` and the bootstrap use).
+pub const DEFAULT_ADMIN_PORT: u32 = 9901;
+
+/// The port of a Dataplane's Envoy admin interface.
+pub fn admin_port(dp: &DataplaneSpec) -> u32 {
+    dp.networking
+        .as_ref()
+        .and_then(|n| n.admin.as_ref())
+        .map(|a| a.port)
+        .filter(|p| *p != 0)
+        .unwrap_or(DEFAULT_ADMIN_PORT)
+}
+
+/// The merged MeshMetric configuration `rules` give a proxy.
+pub fn metric_conf(rules: &Rules) -> Option<MetricConf> {
+    conf(rules.get(&Kind::MeshMetric).and_then(|r| r.proxy.as_ref()))
+}
+
+impl Context<'_> {
+    pub(super) fn apply_metrics(&mut self, rules: &Rules, dp: &DataplaneSpec) {
+        let Some(metric) = metric_conf(rules) else {
+            return;
+        };
+        let Some(address) = dp.networking.as_ref().map(|n| n.address.clone()) else {
+            return;
+        };
+        let endpoints = metric.prometheus_endpoints();
+        if endpoints.is_empty() {
+            return;
+        }
+        self.built
+            .snapshot
+            .add_cluster(&metrics::admin_cluster(admin_port(dp)));
+        for (port, path, _) in endpoints {
+            self.built
+                .snapshot
+                .add_listener(&metrics::prometheus_listener(
+                    &address,
+                    port,
+                    path,
+                    metric.include_unused(),
+                ));
+        }
+    }
+}
