@@ -222,3 +222,71 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
     })
     .unwrap_or_else(|e| panic!("{e}: {:?}", prometheus.targets()));
 }
+
+/// The global knows each zone's data planes and whether they are online: DataplaneInsights
+/// sync up, `GET /meshes/{mesh}/dataplanes+insights` and `atollctl inspect dataplanes` show
+/// them, and a data plane that leaves is gone from there too.
+#[test]
+fn the_global_lists_every_zones_data_planes_and_their_status() {
+    let global = Global::start(GlobalOptions::default()).unwrap();
+    global.apply("type: Mesh\nname: default\n").unwrap();
+    let zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    zone.wait_for("/meshes/default", DEADLINE).unwrap();
+    let app = Backend::start("web").unwrap();
+    let (mut web, _) =
+        Dataplane::start_sidecar(&zone, "default", "web-1", "web", app.port, &[], &[]).unwrap();
+    let overview = || -> Value {
+        let (_, text) =
+            atoll_e2e::process::http_get(global.http_port, "/meshes/default/dataplanes+insights")
+                .unwrap();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    };
+    eventually("the global sees web-1 online", DEADLINE, || {
+        let o = overview();
+        o["items"].as_array().is_some_and(|items| {
+            items.iter().any(|i| {
+                i["name"] == "zone-1.web-1"
+                    && i["online"] == true
+                    && i["labels"]["kuma.io/zone"] == "zone-1"
+                    && i["dataplaneInsight"]["responsesSent"].as_u64() > Some(0)
+            })
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", overview()));
+    let run = atoll_e2e::cli::atollctl(
+        &[
+            "--api-address",
+            &global.api(),
+            "inspect",
+            "dataplanes",
+            "-m",
+            "default",
+        ],
+        "",
+    )
+    .unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("zone-1.web-1"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        row.contains("zone-1") && row.contains("web") && row.contains("Online"),
+        "{row}"
+    );
+
+    web.process.terminate(Duration::from_secs(10));
+    eventually("web-1 gone from the global", DEADLINE, || {
+        overview()["items"].as_array().is_some_and(|i| i.is_empty())
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", overview()));
+    eventually("its insight deleted too", DEADLINE, || {
+        atoll_e2e::process::http_get(
+            global.http_port,
+            "/meshes/default/dataplaneinsights/zone-1.web-1",
+        )
+        .is_ok_and(|(status, _)| status == 404)
+    })
+    .unwrap();
+}

@@ -69,6 +69,11 @@ pub async fn run(
         &identity.key_pem,
         &identity.cert_file.display().to_string(),
     )?;
+    tokio::spawn(crate::proxy::insight_sync::run(
+        hub.clone(),
+        started.store.clone(),
+        stop.clone(),
+    ));
     tokio::spawn(crate::proxy::reconciler::run(
         zone.name.clone(),
         zone.vip_cidr,

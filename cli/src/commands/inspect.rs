@@ -1,5 +1,7 @@
 //! `atollctl inspect zones`: each zone's KDS status from the global; `atollctl inspect
-//! dataplane NAME -m MESH`: the policies applied to a proxy, from its zone.
+//! dataplanes -m MESH`: a mesh's data planes and whether they are online (on the global,
+//! every zone's); `atollctl inspect dataplane NAME -m MESH`: the policies applied to a proxy,
+//! from its zone.
 
 use std::process::ExitCode;
 
@@ -16,6 +18,13 @@ pub enum What {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Data planes of a mesh with their status (on the global: every zone's).
+    Dataplanes {
+        #[arg(short, long, default_value = "default")]
+        mesh: String,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// The policies applied to a Dataplane (asks its zone control plane).
     Dataplane {
         name: String,
@@ -27,13 +36,28 @@ pub enum What {
 }
 
 pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
-    let output = match what {
-        What::Zones { output } => output,
+    match what {
+        What::Zones { output } => list(api, "/zones/_overview", *output, table),
         What::Dataplane { name, mesh, output } => {
-            return super::inspect_dataplane::run(api, mesh, name, *output);
+            super::inspect_dataplane::run(api, mesh, name, *output)
         }
-    };
-    let response = api.connect()?.get("/zones/_overview")?;
+        What::Dataplanes { mesh, output } => list(
+            api,
+            &format!("/meshes/{mesh}/dataplanes+insights"),
+            *output,
+            dataplane_table,
+        ),
+    }
+}
+
+/// The `items` of a list at `path`, printed as `output` (`table` makes the table).
+fn list(
+    api: &ApiArgs,
+    path: &str,
+    output: Output,
+    table: fn(&[Value]) -> String,
+) -> anyhow::Result<ExitCode> {
+    let response = api.connect()?.get(path)?;
     if !response.status().is_success() {
         eprintln!("Error: {}", describe_error(response));
         return Ok(ExitCode::FAILURE);
@@ -82,6 +106,46 @@ fn table(items: &[Value]) -> String {
             text(&insight["connectTime"]),
             text(&insight["lastSeen"]),
             nack,
+        ]);
+    }
+    align(&rows)
+}
+
+fn dataplane_table(items: &[Value]) -> String {
+    let mut rows = vec![
+        [
+            "NAME", "ZONE", "SERVICE", "STATUS", "SINCE", "SENT", "REJECTED", "PROBLEMS",
+        ]
+        .map(String::from),
+    ];
+    for item in items {
+        let insight = &item["dataplaneInsight"];
+        let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+        let networking = &item["dataplane"]["networking"];
+        let service = networking["inbound"][0]["tags"]["kuma.io/service"]
+            .as_str()
+            .or_else(|| networking["gateway"]["tags"]["kuma.io/service"].as_str())
+            .unwrap_or("-");
+        let online = item["online"].as_bool() == Some(true);
+        rows.push([
+            text(&item["name"]),
+            text(&item["labels"]["kuma.io/zone"]),
+            service.to_string(),
+            if online { "Online" } else { "Offline" }.to_string(),
+            text(if online {
+                &insight["connectTime"]
+            } else {
+                &insight["disconnectTime"]
+            }),
+            insight["responsesSent"].as_u64().unwrap_or(0).to_string(),
+            insight["responsesRejected"]
+                .as_u64()
+                .unwrap_or(0)
+                .to_string(),
+            insight["problems"]
+                .as_array()
+                .map_or(0, Vec::len)
+                .to_string(),
         ]);
     }
     align(&rows)

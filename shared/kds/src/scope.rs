@@ -31,9 +31,14 @@ pub const GLOBAL_TO_ZONE: &[Kind] = &with_policies::<9, 19>([
     Kind::ZoneIngress,
 ]);
 
-/// Types written in zones and synced up: a zone's proxies and the policies written there.
-pub const ZONE_TO_GLOBAL: &[Kind] =
-    &with_policies::<3, 13>([Kind::Dataplane, Kind::ZoneIngress, Kind::ZoneEgress]);
+/// Types written in zones and synced up: a zone's proxies, their insights and the policies
+/// written there.
+pub const ZONE_TO_GLOBAL: &[Kind] = &with_policies::<4, 14>([
+    Kind::Dataplane,
+    Kind::DataplaneInsight,
+    Kind::ZoneIngress,
+    Kind::ZoneEgress,
+]);
 
 pub trait Scope: Send + Sync {
     fn kinds(&self) -> &[Kind];

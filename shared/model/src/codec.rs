@@ -240,6 +240,7 @@ fn decode_spec(
         ZoneEgress => ZoneEgress,
         Zone => Zone,
         ZoneInsight => ZoneInsight,
+        DataplaneInsight => DataplaneInsight,
     }
 }
 
@@ -447,6 +448,7 @@ fn spec_value(spec: &Spec) -> Value {
         Spec::ZoneEgress(s) => serde_json::to_value(s),
         Spec::Zone(s) => serde_json::to_value(s),
         Spec::ZoneInsight(s) => serde_json::to_value(s),
+        Spec::DataplaneInsight(s) => serde_json::to_value(s),
     };
     // The model holds only strings, integers, booleans, lists and string-keyed maps, which
     // serde_json always represents.

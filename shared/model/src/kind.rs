@@ -107,6 +107,7 @@ kinds! {
     ZoneEgress = "ZoneEgress", "zoneegresses", Global, Zone, Inline;
     Zone = "Zone", "zones", Global, Global, Inline;
     ZoneInsight = "ZoneInsight", "zoneinsights", Global, ControlPlane, Inline;
+    DataplaneInsight = "DataplaneInsight", "dataplaneinsights", Mesh, ControlPlane, Inline;
 }
 
 /// The policy types (Kuma 2.x's `targetRef` policies).

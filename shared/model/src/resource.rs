@@ -35,6 +35,7 @@ pub enum Spec {
     ZoneEgress(ZoneEgressSpec),
     Zone(ZoneSpec),
     ZoneInsight(ZoneInsightSpec),
+    DataplaneInsight(DataplaneInsightSpec),
 }
 
 impl Spec {
@@ -63,6 +64,7 @@ impl Spec {
             Spec::ZoneEgress(_) => Kind::ZoneEgress,
             Spec::Zone(_) => Kind::Zone,
             Spec::ZoneInsight(_) => Kind::ZoneInsight,
+            Spec::DataplaneInsight(_) => Kind::DataplaneInsight,
         }
     }
 }

@@ -170,6 +170,11 @@ impl Hub {
         lock(&self.insights).get(proxy).cloned()
     }
 
+    /// Every proxy's insight, for publishing them.
+    pub fn insights(&self) -> BTreeMap<ProxyId, ProxyInsight> {
+        lock(&self.insights).clone()
+    }
+
     /// Forgets the insight of a Dataplane that was deregistered.
     pub fn forget(&self, proxy: &ProxyId) {
         lock(&self.insights).remove(proxy);

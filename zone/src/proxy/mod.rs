@@ -11,6 +11,7 @@ mod egress;
 mod external;
 pub mod hub;
 pub mod identity;
+pub mod insight_sync;
 mod locality;
 pub mod mesh_ca;
 pub mod meta;

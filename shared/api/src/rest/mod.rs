@@ -2,6 +2,7 @@
 
 mod body;
 mod certificates;
+mod dataplane_overview;
 mod errors;
 mod list;
 pub mod openapi;
@@ -57,7 +58,20 @@ pub struct ApiState {
 pub type StatusFn = Arc<dyn Fn(&atoll_model::Resource) -> Option<serde_json::Value> + Send + Sync>;
 
 pub fn router(state: ApiState) -> Router {
+    // A zone answers one proxy's overview from its live streams (its own extra route).
+    let one_overview = match state.mode {
+        Mode::Global => Router::new().route(
+            "/meshes/{mesh}/dataplanes+insights/{name}",
+            get(dataplane_overview::get),
+        ),
+        Mode::Zone { .. } => Router::new(),
+    };
     Router::new()
+        .merge(one_overview)
+        .route(
+            "/meshes/{mesh}/dataplanes+insights",
+            get(dataplane_overview::list),
+        )
         .route("/", get(index))
         .route("/tokens/dataplane", axum::routing::post(tokens::dataplane))
         .route("/tokens/zone", axum::routing::post(tokens::zone))

@@ -40,6 +40,7 @@ where
 
 pub mod common;
 pub mod dataplane;
+pub mod dataplane_insight;
 pub mod external_service;
 pub mod gateway;
 pub mod hostname_generator;
@@ -59,6 +60,7 @@ pub mod zone_insight;
 
 pub use common::*;
 pub use dataplane::*;
+pub use dataplane_insight::*;
 pub use external_service::*;
 pub use gateway::*;
 pub use hostname_generator::*;

@@ -139,7 +139,7 @@ pub fn validate(resource: &Resource) -> Result<(), Vec<Violation>> {
         Spec::Dataplane(s) => dataplane::validate(s, &root, &mut report),
         Spec::ZoneIngress(s) => zone_proxies::validate_ingress(s, &root, &mut report),
         Spec::ZoneEgress(s) => zone_proxies::validate_egress(s, &root, &mut report),
-        Spec::Zone(_) | Spec::ZoneInsight(_) => {}
+        Spec::Zone(_) | Spec::ZoneInsight(_) | Spec::DataplaneInsight(_) => {}
     }
     if report.0.is_empty() {
         Ok(())
