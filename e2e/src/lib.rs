@@ -11,6 +11,7 @@ use std::net::{Ipv4Addr, TcpListener};
 
 pub mod backend;
 pub mod binaries;
+pub mod browser;
 pub mod cli;
 pub mod dataplane;
 pub mod envoy;

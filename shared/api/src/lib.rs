@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod diagnostics;
+pub mod gui;
 pub mod listen;
 pub mod rest;
 pub mod serve;

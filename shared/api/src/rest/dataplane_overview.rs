@@ -24,9 +24,26 @@ async fn overview(state: &ApiState, mesh: &str, name: &str) -> Result<Option<Val
         .store
         .get(&Key::new(Kind::DataplaneInsight, Some(mesh), name))
         .await?;
+    // On the global, a data plane of a zone that went away is not online, whatever its last
+    // insight said.
+    let zone_up = match (
+        &state.mode,
+        dataplane.resource.meta.labels.get("kuma.io/zone"),
+    ) {
+        (super::Mode::Global, Some(zone)) => matches!(
+            state
+                .store
+                .get(&Key::new(Kind::ZoneInsight, None, zone))
+                .await?
+                .map(|s| s.resource.spec),
+            Some(Spec::ZoneInsight(z)) if super::overview::zone_online(&z)
+        ),
+        _ => true,
+    };
     let (online, insight) = match insight.map(|s| s.resource) {
         Some(resource) => {
-            let online = matches!(&resource.spec, Spec::DataplaneInsight(s) if s.connected);
+            let online =
+                zone_up && matches!(&resource.spec, Spec::DataplaneInsight(s) if s.connected);
             let mut value = encode_value(&resource);
             if let Value::Object(map) = &mut value {
                 for envelope in ["type", "mesh", "name"] {

@@ -101,6 +101,8 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             crate::auth::authenticate,
         ))
+        // The page holds no data: it reads the API above with the browser's credentials.
+        .merge(crate::gui::router())
         .layer(axum::middleware::from_fn(observe))
         .with_state(state)
 }

@@ -14,6 +14,16 @@ use super::{ApiState, body};
 /// A connected insight not refreshed for this long belongs to a global replica that died.
 const STALE_AFTER_SECONDS: i64 = 15;
 
+/// Whether a ZoneInsight says its zone is connected to a live global replica.
+pub(super) fn zone_online(spec: &atoll_model::types::ZoneInsightSpec) -> bool {
+    let fresh = spec
+        .last_seen
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| (chrono::Utc::now() - t.to_utc()).num_seconds() < STALE_AFTER_SECONDS);
+    spec.connected && fresh
+}
+
 pub(super) async fn zones(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -35,18 +45,11 @@ pub(super) async fn zones(
             .await?;
         let (online, detail) = match insight.as_ref().map(|s| &s.resource.spec) {
             Some(Spec::ZoneInsight(spec)) => {
-                let fresh = spec
-                    .last_seen
-                    .as_deref()
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                    .is_some_and(|t| {
-                        (chrono::Utc::now() - t.to_utc()).num_seconds() < STALE_AFTER_SECONDS
-                    });
                 let insight = insight
                     .as_ref()
                     .map(|s| encode_value(&s.resource))
                     .unwrap_or(Value::Null);
-                (spec.connected && fresh, insight)
+                (zone_online(spec), insight)
             }
             _ => (false, Value::Null),
         };
