@@ -486,11 +486,35 @@ def check_docker(tables: dict[str, set[str]]) -> None:
             fail(".dockerignore", f"does not exclude {want}")
 
 
+def check_dashboard(_tables: dict[str, set[str]]) -> None:
+    """The Grafana dashboard parses, and every metric it queries is one Atoll records."""
+    import json
+    import re
+    path = ROOT / "deploy/grafana/atoll-dashboard.json"
+    try:
+        dashboard = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        fail(rel(path), f"not a readable JSON dashboard: {e}")
+        return
+    recorded = set()
+    for source in ROOT.glob("**/src/**/*.rs"):
+        if "target" in source.parts:
+            continue
+        recorded |= set(re.findall(r'(?:counter|gauge|histogram)!\(\s*"(atoll_[a-z_]+)"', source.read_text()))
+    for panel in dashboard.get("panels", []):
+        for target in panel.get("targets", []):
+            for name in re.findall(r"\b(atoll_[a-z_]+)", target.get("expr", "")):
+                base = re.sub(r"_(bucket|sum|count)$", "", name)
+                if name not in recorded and base not in recorded:
+                    fail(rel(path), f"panel {panel.get('title')!r} queries {name}, which no Atoll code records")
+
+
 def main() -> int:
     tables = option_tables()
     every = set().union(*tables.values())
     steps = [("Dockerfile", check_docker), ("systemd units", check_systemd),
-             ("Terraform module", check_terraform), ("Helm chart", check_helm)]
+             ("Terraform module", check_terraform), ("Helm chart", check_helm),
+             ("Grafana dashboard", check_dashboard)]
     for name, step in steps:
         before = len(failures)
         try:

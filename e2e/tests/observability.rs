@@ -187,6 +187,19 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
     })
     .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", prometheus.scalar(query), web.config_dump()));
 
+    // The zone's own metrics: real histograms of its store operations, and MADS' answers.
+    let (_, metrics) = atoll_e2e::process::http_get(zone.diagnostics_port, "/metrics").unwrap();
+    for wanted in [
+        "atoll_store_operation_seconds_bucket{",
+        "atoll_mads_responses_total{status=\"304\"}",
+        "atoll_mads_responses_total{status=\"http_sd\"}",
+    ] {
+        assert!(
+            metrics.contains(wanted),
+            "{wanted} missing from:\n{metrics}"
+        );
+    }
+
     // api-1 leaves: a long poll holding the current version is answered with the change,
     // and Prometheus forgets api-1.
     let (status, current) = mads(&zone, "", "1s");

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod entry;
+mod instrumented;
 pub mod options;
 mod servers;
 mod signal;

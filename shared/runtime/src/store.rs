@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::instrumented::{Instrumented, report_pool};
+
 use atoll_store::Store;
 use tokio::sync::watch;
 
@@ -16,7 +18,9 @@ pub(crate) async fn open(
     match config {
         StoreConfig::Memory => {
             tracing::info!("using the memory store: resources are lost when the process exits");
-            Some(Arc::new(atoll_store::MemoryStore::new()))
+            Some(Arc::new(Instrumented::new(Arc::new(
+                atoll_store::MemoryStore::new(),
+            ))))
         }
         StoreConfig::Postgres(pg) => {
             let shown = pg.redacted_url();
@@ -25,7 +29,8 @@ pub(crate) async fn open(
                 match atoll_store::PostgresStore::connect(pg.clone()).await {
                     Ok(store) => {
                         tracing::info!(store = %shown, "connected to PostgreSQL");
-                        return Some(Arc::new(store));
+                        tokio::spawn(report_pool(store.clone(), stop.clone()));
+                        return Some(Arc::new(Instrumented::new(Arc::new(store))));
                     }
                     Err(err) => {
                         tracing::warn!(store = %shown, %err, retry_in = ?delay, "PostgreSQL not available yet")

@@ -49,6 +49,18 @@ pub struct PostgresStore {
     inner: Arc<Inner>,
 }
 
+impl PostgresStore {
+    /// The connection pool now: (open connections, idle among them, the maximum).
+    pub fn pool_usage(&self) -> (u32, usize, u32) {
+        let pool = &self.inner.pool;
+        (
+            pool.size(),
+            pool.num_idle(),
+            pool.options().get_max_connections(),
+        )
+    }
+}
+
 struct Inner {
     pool: PgPool,
     options: PgConnectOptions,
