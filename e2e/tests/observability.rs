@@ -61,7 +61,15 @@ fn mads(zone: &Zone, version: &str, timeout: &str) -> (u16, Value) {
 fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
     let global = Global::start(GlobalOptions::default()).unwrap();
     global.apply("type: Mesh\nname: default\n").unwrap();
-    let zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    let zone = Zone::start(
+        "zone-1",
+        &global,
+        ZoneOptions {
+            ingress: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let tls_zone = Zone::start(
         "zone-2",
         &global,
@@ -114,10 +122,10 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
 
     // MADS itself: both of zone-1's proxies, then a long poll that times out unchanged.
     let mut answer = Value::Null;
-    eventually("MADS lists api and web", DEADLINE, || {
+    eventually("MADS lists api, web and the zone ingress", DEADLINE, || {
         let (status, body) = mads(&zone, "", "1s");
         answer = body;
-        status == 200 && answer["resources"].as_array().is_some_and(|r| r.len() == 2)
+        status == 200 && answer["resources"].as_array().is_some_and(|r| r.len() == 3)
     })
     .unwrap_or_else(|e| panic!("{e}: {answer}"));
     let api_target = answer["resources"]
@@ -160,9 +168,11 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
             .iter()
             .all(|w| targets.iter().any(|(i, h, _)| i == w && h == "up"))
     };
-    eventually("Prometheus scrapes all three data planes", DEADLINE, || {
-        healthy(&["api-1", "web-1", "db-1"])
-    })
+    eventually(
+        "Prometheus scrapes the three data planes and the ingress",
+        DEADLINE,
+        || healthy(&["api-1", "web-1", "db-1", "zone-1.zone-ingress"]),
+    )
     .unwrap_or_else(|e| {
         panic!(
             "{e}: {:?}\n{}",
@@ -226,7 +236,7 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
     assert_ne!(changed["version_info"], current.as_str());
     assert_eq!(
         changed["resources"].as_array().map(Vec::len),
-        Some(1),
+        Some(2),
         "{text}"
     );
     eventually("api-1 dropped from the targets", DEADLINE, || {

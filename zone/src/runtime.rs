@@ -38,7 +38,14 @@ pub async fn run(
         return Ok(());
     };
     let _ = store_slot.set(started.store.clone());
-    serve_mads(&common, &zone, &started, stop.clone()).await?;
+    serve_mads(
+        &common,
+        &zone,
+        &started,
+        (with_ingress, with_egress),
+        stop.clone(),
+    )
+    .await?;
     let kds = match zone.kds.clone() {
         Some(kds) => Some(tokio::spawn(crate::kds_client::run(
             zone.name.clone(),
@@ -199,8 +206,21 @@ async fn serve_mads(
     common: &Common,
     zone: &ZoneConfig,
     started: &atoll_runtime::Started,
+    (ingress, egress): (bool, bool),
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    // The in-process ingress and egress count in this process's metrics, at the address the
+    // ingress advertises (where Prometheus can reach this host).
+    let own = crate::mads::assignments::zone_proxies(
+        &zone.name,
+        &format!(
+            "{}:{}",
+            zone.ingress.advertised_address,
+            common.diagnostics.port()
+        ),
+        ingress,
+        egress,
+    );
     let listener = tokio::net::TcpListener::bind(zone.mads.listen)
         .await
         .with_context(|| format!("binding MADS on {}", zone.mads.listen))?;
@@ -226,7 +246,7 @@ async fn serve_mads(
     tokio::spawn(atoll_api::serve(
         listener,
         tls,
-        crate::mads::server::router(started.store.clone(), zone.name.clone()),
+        crate::mads::server::router(started.store.clone(), zone.name.clone(), own),
         stop,
         common.limits("mads"),
     ));

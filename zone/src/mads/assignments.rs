@@ -95,6 +95,32 @@ pub async fn compute(store: &dyn Store, zone: &str) -> Result<Assignments, Store
     Ok(out)
 }
 
+/// The in-process zone proxies' metrics: they are the zone control plane's own, on its
+/// diagnostics `/metrics` at `address` (`host:port`), listed under mesh `""` and service
+/// `zone-ingress` or `zone-egress`.
+pub fn zone_proxies(zone: &str, address: &str, ingress: bool, egress: bool) -> Assignments {
+    let mut out = Assignments::new();
+    for (on, service) in [(ingress, "zone-ingress"), (egress, "zone-egress")] {
+        if !on {
+            continue;
+        }
+        out.insert(
+            (String::new(), service.to_string()),
+            vec![Target {
+                name: format!("{zone}.{service}"),
+                address: address.to_string(),
+                path: "/metrics".into(),
+                labels: BTreeMap::from([
+                    ("kuma.io/zone".to_string(), zone.to_string()),
+                    ("kuma.io/service".to_string(), service.to_string()),
+                ]),
+                client: None,
+            }],
+        );
+    }
+    out
+}
+
 /// A Dataplane's own tags and the zone.
 fn labels(dp: &DataplaneSpec, zone: &str) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> = own_tags(dp).into_iter().collect();

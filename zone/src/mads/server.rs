@@ -32,12 +32,28 @@ const MAX_FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 struct Mads {
     store: Arc<dyn Store>,
     zone: String,
+    /// The control plane's own targets (the in-process ingress and egress).
+    own: Arc<assignments::Assignments>,
 }
 
-pub fn router(store: Arc<dyn Store>, zone: String) -> Router {
+/// MADS for zone `zone`; `own` are targets of the control plane itself, listed with the
+/// proxies'.
+pub fn router(store: Arc<dyn Store>, zone: String, own: assignments::Assignments) -> Router {
     Router::new()
         .route(PATH, post(fetch).get(http_sd))
-        .with_state(Mads { store, zone })
+        .with_state(Mads {
+            store,
+            zone,
+            own: Arc::new(own),
+        })
+}
+
+impl Mads {
+    async fn assignments(&self) -> Result<assignments::Assignments, atoll_store::StoreError> {
+        let mut all = assignments::compute(self.store.as_ref(), &self.zone).await?;
+        all.extend(self.own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(all)
+    }
 }
 
 /// `GET` on the same path: the targets in Prometheus' HTTP service discovery format
@@ -48,7 +64,7 @@ async fn http_sd(
     State(mads): State<Mads>,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    match assignments::compute(mads.store.as_ref(), &mads.zone).await {
+    match mads.assignments().await {
         Ok(a) => {
             let client = query
                 .get("client_id")
@@ -116,7 +132,7 @@ async fn fetch(
     let mut changes = mads.store.watch();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let assignments = match assignments::compute(mads.store.as_ref(), &mads.zone).await {
+        let assignments = match mads.assignments().await {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the monitoring assignments");
