@@ -150,16 +150,37 @@ async fn fetch(
             }))
             .into_response();
         }
-        match tokio::time::timeout_at(deadline, changes.recv()).await {
-            Err(_) => {
-                metrics::counter!("atoll_mads_responses_total", "status" => "304").increment(1);
-                return StatusCode::NOT_MODIFIED.into_response();
-            }
-            Ok(_) => {
-                // One read for a burst of changes.
-                while changes.try_recv().is_ok() {}
+        // Wait for a change that can matter (a Dataplane or a MeshMetric), not for the many
+        // that cannot (insights, other policies).
+        loop {
+            match tokio::time::timeout_at(deadline, changes.recv()).await {
+                Err(_) => {
+                    metrics::counter!("atoll_mads_responses_total", "status" => "304").increment(1);
+                    return StatusCode::NOT_MODIFIED.into_response();
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                    return (StatusCode::SERVICE_UNAVAILABLE, "the store is closing")
+                        .into_response();
+                }
+                Ok(event) if relevant(&event) => break,
+                Ok(_) => {}
             }
         }
+        // One read for a burst of changes.
+        while changes.try_recv().is_ok() {}
+    }
+}
+
+/// Whether a store event can change the assignments. A lagging or closed feed counts: the
+/// assignments are read again rather than missed.
+fn relevant(event: &Result<atoll_store::Event, tokio::sync::broadcast::error::RecvError>) -> bool {
+    use atoll_model::Kind;
+    use atoll_store::Event;
+    match event {
+        Ok(Event::Put { key, .. } | Event::Deleted { key, .. }) => {
+            matches!(key.kind, Kind::Dataplane | Kind::MeshMetric)
+        }
+        Ok(Event::Resync) | Err(_) => true,
     }
 }
 
