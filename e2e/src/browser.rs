@@ -51,6 +51,7 @@ impl Browser {
                 "--headless=new".into(),
                 "--no-sandbox".into(),
                 "--disable-gpu".into(),
+                "--disable-dev-shm-usage".into(),
                 "--no-first-run".into(),
                 "--hide-scrollbars".into(),
                 format!("--user-data-dir={}", dir.path().join("profile").display()),
