@@ -2,7 +2,7 @@
 //! route's requests to a slow backend short while another route to the same backend still
 //! waits for it (the zone's `_rules` API and `atollctl inspect dataplane` say why); a
 //! MeshRateLimit limits one route only; a MeshHealthCheck on the gateway's clusters keeps its
-//! traffic off a failing instance.
+//! traffic off a failing instance; a MeshAccessLog on the gateway records its requests.
 
 use std::time::{Duration, Instant};
 
@@ -287,6 +287,30 @@ spec:
         backend_route("limited", "/limited"),
         backend_route("free", "/free")
     );
+    let logs = tempfile::tempdir().unwrap();
+    let log_file = logs.path().join("edge.log");
+    let resources = format!(
+        "{resources}---
+type: MeshAccessLog
+mesh: default
+name: edge-logs
+spec:
+  targetRef:
+    kind: MeshGateway
+    name: edge
+  to:
+  - targetRef:
+      kind: Mesh
+    default:
+      backends:
+      - file:
+          path: {}
+          format:
+            type: Plain
+            plain: '%KUMA_DESTINATION_SERVICE% %REQ(:PATH)% %RESPONSE_CODE%'
+",
+        log_file.display()
+    );
     global.apply(&resources).unwrap_or_else(|e| panic!("{e:#}"));
     zone.wait_for("/meshes/default/meshhealthchecks/edge-checks", DEADLINE)
         .unwrap();
@@ -342,4 +366,15 @@ spec:
     );
     // The other route is not limited.
     assert!((0..10).all(|_| who("/free/y") == "good"));
+    // The gateway's access log has its requests, in the configured format.
+    eventually(
+        "access log lines for the gateway's requests",
+        DEADLINE,
+        || {
+            let _ = who("/free/logged");
+            std::fs::read_to_string(&log_file)
+                .is_ok_and(|text| text.lines().any(|l| l == "edge /free/logged 200"))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {:?}", std::fs::read_to_string(&log_file)));
 }

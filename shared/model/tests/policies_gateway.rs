@@ -258,3 +258,45 @@ fn rate_limits_on_a_gateway() {
         ],
     );
 }
+
+/// MeshAccessLog on a gateway: its listeners (optionally by tags) with `to[]` of kind Mesh.
+#[test]
+fn access_logs_on_a_gateway() {
+    let logs = |top: Value, section: &str, entry: Value| {
+        json!({
+            "type": "MeshAccessLog", "mesh": "default", "name": "p",
+            "spec": {"targetRef": top, section: [entry]},
+        })
+    };
+    let mesh_entry = json!({"targetRef": {"kind": "Mesh"}, "default": {"backends": [{"file": {"path": "/tmp/g.log"}}]}});
+    assert_exact_violations(
+        "a gateway's listeners",
+        logs(
+            json!({"kind": "MeshGateway", "name": "edge", "tags": {"listener": "public"}}),
+            "to",
+            mesh_entry.clone(),
+        ),
+        &[],
+    );
+    assert_exact_violations(
+        "inbound on a gateway",
+        logs(
+            json!({"kind": "MeshGateway", "name": "edge"}),
+            "from",
+            mesh_entry.clone(),
+        ),
+        &[(
+            "spec.from",
+            "with a top-level targetRef of kind MeshGateway",
+        )],
+    );
+    assert_exact_violations(
+        "one route",
+        logs(
+            json!({"kind": "MeshHTTPRoute", "name": "r"}),
+            "to",
+            mesh_entry,
+        ),
+        &[("spec.targetRef.kind", "not supported here yet")],
+    );
+}

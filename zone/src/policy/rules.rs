@@ -108,7 +108,12 @@ pub struct GatewayHost {
 }
 
 /// The policy types a built-in gateway's routes honour; the others configure nothing there.
-pub const GATEWAY_ROUTE_KINDS: &[Kind] = &[Kind::MeshTimeout, Kind::MeshRetry, Kind::MeshRateLimit];
+pub const GATEWAY_ROUTE_KINDS: &[Kind] = &[
+    Kind::MeshTimeout,
+    Kind::MeshRetry,
+    Kind::MeshRateLimit,
+    Kind::MeshAccessLog,
+];
 
 /// The policy types whose `to[]` entries may name one MeshHTTPRoute on a sidecar.
 pub const SIDECAR_ROUTE_KINDS: &[Kind] = &[Kind::MeshTimeout, Kind::MeshRetry];

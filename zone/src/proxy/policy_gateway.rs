@@ -5,13 +5,20 @@
 //! on the clusters its routes send to.
 
 use atoll_model::Kind;
-use atoll_model::types::{DataplaneSpec, RateLimitConf, RetryConf, TimeoutConf};
+use atoll_model::types::{
+    AccessLogConf, DataplaneSpec, RateLimitConf, RetryConf, SERVICE_TAG, TimeoutConf,
+};
+use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::Route;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, http_connection_manager,
+};
 
 use super::build::Context;
 use crate::policy::rules::{self, GatewayScope, Merged, Rules};
 use crate::xds::policy::apply::{Edits, edit};
+use crate::xds::policy::limits::LogContext;
 use crate::xds::policy::routes::edit_routes;
 use crate::xds::policy::{limits, retry, timeout};
 use crate::xds::snapshot::LISTENER;
@@ -28,6 +35,50 @@ fn route_conf<T: serde::de::DeserializeOwned>(
 }
 
 impl Context<'_> {
+    /// Per virtual host, the access logs MeshAccessLog gives it (the `to[]` entries of kind
+    /// Mesh of policies on the gateway or its listeners).
+    fn gateway_access_logs(
+        &self,
+        rules: &Rules,
+        dp: &DataplaneSpec,
+    ) -> Vec<(String, Vec<AccessLog>)> {
+        let Some(by_route) = rules.get(&Kind::MeshAccessLog).map(|r| &r.gateway_routes) else {
+            return Vec::new();
+        };
+        let service = dp
+            .networking
+            .as_ref()
+            .and_then(|n| n.gateway.as_ref())
+            .and_then(|g| g.tags.get(SERVICE_TAG).cloned())
+            .unwrap_or_default();
+        let context = LogContext {
+            mesh: self.mesh().to_string(),
+            // A gateway's callers are outside the mesh.
+            source_service: "unknown".into(),
+            destination_service: service,
+            source_address: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%".into(),
+            direction: "INBOUND",
+            access_log_pipe: self
+                .world
+                .proxy_meta
+                .get(self.proxy)
+                .and_then(|m| m.access_log_pipe.clone()),
+        };
+        let mut out: Vec<(String, Vec<AccessLog>)> = Vec::new();
+        for ((host, _), merged) in by_route {
+            if out.iter().any(|(h, _)| h == host) {
+                continue;
+            }
+            if let Ok(conf) = serde_json::from_value::<AccessLogConf>(merged.conf.clone()) {
+                out.push((
+                    host.clone(),
+                    limits::access_logs(&conf, &context, limits::DEFAULT_HTTP_FORMAT),
+                ));
+            }
+        }
+        out
+    }
+
     /// The rules of every policy of this gateway's mesh for the gateway `dp` in `scope`.
     pub(super) fn gateway_rules(&mut self, dp: &DataplaneSpec, scope: &GatewayScope) -> Rules {
         let policies = self.mesh_policies();
@@ -50,6 +101,7 @@ impl Context<'_> {
         if rules.values().all(|r| r.gateway_routes.is_empty()) {
             return;
         }
+        let logs = self.gateway_access_logs(&rules, dp);
         for name in self.built.snapshot.names(LISTENER) {
             let stat = crate::xds::filters::stat(&name);
             let apply = |host: &str, route: &mut Route| {
@@ -68,7 +120,21 @@ impl Context<'_> {
                     limits::route_rate_limit(route, &http, &stat);
                 }
             };
-            let filter = |hcm: &mut _| limits::rate_limit_filter(hcm, &stat);
+            let filter = |hcm: &mut HttpConnectionManager| {
+                limits::rate_limit_filter(hcm, &stat);
+                // Access logs belong to the connection manager: the first of its virtual
+                // hosts that a MeshAccessLog configures decides.
+                if let Some(http_connection_manager::RouteSpecifier::RouteConfig(config)) =
+                    &hcm.route_specifier
+                    && let Some(conf) = config
+                        .virtual_hosts
+                        .iter()
+                        .find_map(|h| logs.iter().find(|(host, _)| *host == h.name))
+                        .map(|(_, c)| c.clone())
+                {
+                    hcm.access_log.extend(conf);
+                }
+            };
             let edits = Edits {
                 http: Some(&filter),
                 ..Default::default()

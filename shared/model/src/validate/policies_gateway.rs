@@ -115,6 +115,11 @@ pub(super) fn retry(spec: &MeshRetrySpec, path: &Path, report: &mut Report) {
     }
 }
 
+/// MeshAccessLog on a gateway's listeners: `to[]` of kind Mesh; true when aimed at a gateway.
+pub(super) fn access_log(spec: &MeshAccessLogSpec, path: &Path, report: &mut Report) -> bool {
+    gateway_confs!(spec, path, report).is_some()
+}
+
 /// MeshRateLimit on a gateway's routes: request rates only (`local.http`); true when the
 /// policy is aimed at a gateway.
 pub(super) fn rate_limit(spec: &MeshRateLimitSpec, path: &Path, report: &mut Report) -> bool {

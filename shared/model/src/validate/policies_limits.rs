@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::common::{not_empty, one_of};
 use super::policies::{
-    DESTINATIONS, PROXY_AND_GATEWAY_TARGETS, Sections, common_shape, defaults, policy_shape,
+    DESTINATIONS, PROXY_AND_GATEWAY_CLUSTER_TARGETS, PROXY_AND_GATEWAY_TARGETS, Sections,
+    common_shape, defaults, policy_shape,
 };
 use super::{Path, Report};
 use crate::duration;
@@ -174,7 +175,15 @@ pub(super) fn fault_injection(spec: &MeshFaultInjectionSpec, path: &Path, report
 }
 
 pub(super) fn access_log(spec: &MeshAccessLogSpec, path: &Path, report: &mut Report) {
-    common_shape!(spec, true, "access logs", path, report);
+    super::policies_gateway::access_log(spec, path, report);
+    common_shape!(
+        spec,
+        true,
+        "access logs",
+        path,
+        report,
+        PROXY_AND_GATEWAY_CLUSTER_TARGETS
+    );
     {
         for (at, conf) in defaults!(spec, path, to: true) {
             let at = at.field("backends");
