@@ -252,8 +252,20 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
 #[test]
 fn the_global_lists_every_zones_data_planes_and_their_status() {
     let global = Global::start(GlobalOptions::default()).unwrap();
-    global.apply("type: Mesh\nname: default\n").unwrap();
-    let zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
+    global
+        .apply(
+            "type: Mesh\nname: default\n---\ntype: MeshGateway\nmesh: default\nname: edge\nselectors:\n- match:\n    kuma.io/service: edge\nconf:\n  listeners:\n  - port: 8080\n    protocol: HTTP\n",
+        )
+        .unwrap();
+    let zone = Zone::start(
+        "zone-1",
+        &global,
+        ZoneOptions {
+            ingress: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     zone.wait_for("/meshes/default", DEADLINE).unwrap();
     let app = Backend::start("web").unwrap();
     let (mut web, _) =
@@ -298,6 +310,30 @@ fn the_global_lists_every_zones_data_planes_and_their_status() {
         row.contains("zone-1") && row.contains("web") && row.contains("Online"),
         "{row}"
     );
+    let inspect = |what: &str| {
+        let run = atoll_e2e::cli::atollctl(&["--api-address", &global.api(), "inspect", what], "")
+            .unwrap();
+        assert_eq!(run.code, 0, "{what}: {}", run.stderr);
+        run.stdout
+    };
+    let meshes = inspect("meshes");
+    assert!(
+        meshes
+            .lines()
+            .any(|l| l.starts_with("default") && l.ends_with("1/1")),
+        "{meshes}"
+    );
+    let gateways = inspect("gateways");
+    assert!(
+        gateways.contains("edge") && gateways.contains("HTTP:8080"),
+        "{gateways}"
+    );
+    eventually("zone-1's ingress listed on the global", DEADLINE, || {
+        inspect("zoneingresses")
+            .lines()
+            .any(|l| l.contains("zone-1"))
+    })
+    .unwrap();
 
     web.process.terminate(Duration::from_secs(10));
     eventually("web-1 gone from the global", DEADLINE, || {

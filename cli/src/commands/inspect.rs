@@ -25,6 +25,26 @@ pub enum What {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Meshes with their mTLS backend and how many data planes are online.
+    Meshes {
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// MeshGateways with their listeners and attached MeshHTTPRoutes.
+    Gateways {
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Zone ingresses with their addresses and the services they offer.
+    Zoneingresses {
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Zone egresses with their addresses.
+    Zoneegresses {
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// The policies applied to a Dataplane (asks its zone control plane).
     Dataplane {
         name: String,
@@ -40,6 +60,14 @@ pub fn run(api: &ApiArgs, what: &What) -> anyhow::Result<ExitCode> {
         What::Zones { output } => list(api, "/zones/_overview", *output, table),
         What::Dataplane { name, mesh, output } => {
             super::inspect_dataplane::run(api, mesh, name, *output)
+        }
+        What::Meshes { output } => super::inspect_mesh::meshes(api, *output),
+        What::Gateways { output } => super::inspect_mesh::gateways(api, *output),
+        What::Zoneingresses { output } => {
+            super::inspect_mesh::zone_proxies(api, "zoneingresses", *output)
+        }
+        What::Zoneegresses { output } => {
+            super::inspect_mesh::zone_proxies(api, "zoneegresses", *output)
         }
         What::Dataplanes { mesh, output } => list(
             api,

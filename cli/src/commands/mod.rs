@@ -7,4 +7,5 @@ pub mod get;
 pub mod input;
 pub mod inspect;
 pub mod inspect_dataplane;
+pub mod inspect_mesh;
 pub mod validate;
