@@ -1,4 +1,4 @@
-//! Compiles the KDS and zone-proxy protos with protox (pure Rust, no system `protoc`), mapping Envoy's and
+//! Compiles the KDS, zone-proxy and MADS protos with protox (pure Rust, no system `protoc`), mapping Envoy's and
 //! Google's types onto envoy-types so KDS messages nest inside Envoy's discovery messages.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         [
             "kuma/mesh/v1alpha1/kds.proto",
             "atoll/zoneproxy/v1/table.proto",
+            "kuma/observability/v1/mads.proto",
         ],
         ["proto"],
     )?;

@@ -147,6 +147,42 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
     let (status, _) = mads(&zone, &version, "1s");
     assert_eq!(status, 304, "nothing changed");
 
+    // The gRPC variant on the same port: the same assignments and version.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let reply = runtime
+        .block_on(async {
+            use atoll_proto::mads::monitoring_assignment_discovery_service_client::MonitoringAssignmentDiscoveryServiceClient;
+            let mut client = MonitoringAssignmentDiscoveryServiceClient::connect(format!(
+                "http://127.0.0.1:{}",
+                zone.mads_port
+            ))
+            .await?;
+            let request = envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest {
+                node: Some(envoy_types::pb::envoy::config::core::v3::Node {
+                    id: "test".into(),
+                    ..Default::default()
+                }),
+                type_url: "type.googleapis.com/kuma.observability.v1.MonitoringAssignment".into(),
+                ..Default::default()
+            };
+            Ok::<_, Box<dyn std::error::Error>>(
+                client.fetch_monitoring_assignments(request).await?.into_inner(),
+            )
+        })
+        .unwrap_or_else(|e| panic!("gRPC fetch: {e}"));
+    assert_eq!(reply.version_info, version, "one version for both forms");
+    let services: Vec<String> = reply
+        .resources
+        .iter()
+        .map(|any| {
+            use prost::Message;
+            atoll_proto::mads::MonitoringAssignment::decode(any.value.as_slice())
+                .unwrap()
+                .service
+        })
+        .collect();
+    assert_eq!(services, ["zone-ingress", "api", "web"], "{services:?}");
+
     let ca = tls_zone.dir().join("work").join("mads-server-ca.crt");
     let prometheus = Prometheus::start(&format!(
         "{}{}",

@@ -1,7 +1,8 @@
 //! The protocols between Atoll's control planes and proxies.
 //!
 //! Owns the generated `kuma.mesh.v1alpha1` messages and the `KDSSyncService` client and server
-//! stubs (global ↔ zone), the `atoll.zoneproxy.v1` table stream (zone → its ingress and egress
+//! stubs (global ↔ zone), the `kuma.observability.v1` MADS service (zone → Prometheus), the
+//! `atoll.zoneproxy.v1` table stream (zone → its ingress and egress
 //! processes), and re-exports the envoy-types pieces KDS is built from. It holds no logic: the
 //! sync state machines live in the KDS and zone crates, sockets in the binaries.
 #![forbid(unsafe_code)]
@@ -10,6 +11,12 @@
 pub mod kds {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("kuma.mesh.v1alpha1");
+}
+
+/// Generated from `proto/kuma/observability/v1/mads.proto`.
+pub mod mads {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("kuma.observability.v1");
 }
 
 /// Generated from `proto/atoll/zoneproxy/v1/table.proto`.

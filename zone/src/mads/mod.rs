@@ -4,4 +4,5 @@
 //! endpoint; it must not write anything.
 
 pub mod assignments;
+pub mod grpc;
 pub mod server;

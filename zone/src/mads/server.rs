@@ -1,5 +1,5 @@
 //! MADS over HTTP as Kuma serves it (`GET` on the same path gives the targets in Prometheus'
-//! HTTP service discovery format): `POST /v3/discovery:monitoringassignments` with a
+//! HTTP service discovery format; the gRPC variant shares the port, see `grpc`): `POST /v3/discovery:monitoringassignments` with a
 //! protojson DiscoveryRequest. A request whose `version_info` is the current one waits (up to
 //! `?fetch-timeout`, default 30 s) for the assignments to change and is answered 304 when
 //! they do not; otherwise the whole set comes back at once with its version. Kuma leaves
@@ -29,7 +29,7 @@ const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
-struct Mads {
+pub(super) struct Mads {
     store: Arc<dyn Store>,
     zone: String,
     /// The control plane's own targets (the in-process ingress and egress).
@@ -39,17 +39,21 @@ struct Mads {
 /// MADS for zone `zone`; `own` are targets of the control plane itself, listed with the
 /// proxies'.
 pub fn router(store: Arc<dyn Store>, zone: String, own: assignments::Assignments) -> Router {
+    let mads = Mads {
+        store,
+        zone,
+        own: Arc::new(own),
+    };
     Router::new()
         .route(PATH, post(fetch).get(http_sd))
-        .with_state(Mads {
-            store,
-            zone,
-            own: Arc::new(own),
-        })
+        .route_service(super::grpc::FETCH_PATH, super::grpc::service(mads.clone()))
+        .with_state(mads)
 }
 
 impl Mads {
-    async fn assignments(&self) -> Result<assignments::Assignments, atoll_store::StoreError> {
+    pub(super) async fn assignments(
+        &self,
+    ) -> Result<assignments::Assignments, atoll_store::StoreError> {
         let mut all = assignments::compute(self.store.as_ref(), &self.zone).await?;
         all.extend(self.own.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(all)
@@ -185,7 +189,7 @@ fn relevant(event: &Result<atoll_store::Event, tokio::sync::broadcast::error::Re
 }
 
 /// A version that changes exactly when the answer does.
-fn version_of(resources: &[Value]) -> String {
+pub(super) fn version_of(resources: &[Value]) -> String {
     let mut hasher = std::hash::DefaultHasher::new();
     Value::Array(resources.to_vec())
         .to_string()
