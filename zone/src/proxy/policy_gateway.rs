@@ -1,8 +1,9 @@
 //! Policies on a built-in gateway: MeshTimeout, MeshRetry and MeshRateLimit `to[]` entries of
 //! kind `Mesh` on the routes of the virtual hosts and MeshHTTPRoutes they select (each Envoy
 //! route is named after its MeshHTTPRoute, which is how a per-route policy finds its routes),
-//! and the cluster policies (MeshCircuitBreaker, MeshHealthCheck, MeshLoadBalancingStrategy)
-//! on the clusters its routes send to.
+//! MeshAccessLog on its connection managers, the cluster policies (MeshCircuitBreaker,
+//! MeshHealthCheck, MeshLoadBalancingStrategy) on the clusters its routes send to, and
+//! MeshMetric's endpoint.
 
 use atoll_model::Kind;
 use atoll_model::types::{
@@ -38,7 +39,7 @@ impl Context<'_> {
     /// Per virtual host, the access logs MeshAccessLog gives it (the `to[]` entries of kind
     /// Mesh of policies on the gateway or its listeners).
     fn gateway_access_logs(
-        &self,
+        &mut self,
         rules: &Rules,
         dp: &DataplaneSpec,
     ) -> Vec<(String, Vec<AccessLog>)> {
@@ -64,6 +65,11 @@ impl Context<'_> {
                 .get(self.proxy)
                 .and_then(|m| m.access_log_pipe.clone()),
         };
+        let confs: Vec<AccessLogConf> = by_route
+            .values()
+            .filter_map(|m| serde_json::from_value(m.conf.clone()).ok())
+            .collect();
+        self.check_relay(confs.iter());
         let mut out: Vec<(String, Vec<AccessLog>)> = Vec::new();
         for ((host, _), merged) in by_route {
             if out.iter().any(|(h, _)| h == host) {

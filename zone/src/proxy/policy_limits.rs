@@ -33,7 +33,7 @@ fn logs(conf: &Option<AccessLogConf>, context: &LogContext) -> (Vec<AccessLog>, 
 impl Context<'_> {
     /// TCP backends need `atoll-dp`'s relay: a proxy run without it gets the file backends
     /// only, and says why.
-    fn check_relay<'c>(&mut self, confs: impl Iterator<Item = &'c AccessLogConf>) {
+    pub(super) fn check_relay<'c>(&mut self, confs: impl Iterator<Item = &'c AccessLogConf>) {
         let has_pipe = self
             .world
             .proxy_meta
