@@ -131,7 +131,7 @@ fn identity(text: &str, file: &str) -> anyhow::Result<Identity> {
     Ok(Identity {
         mesh: resource.meta.mesh.clone().unwrap_or_default(),
         name: resource.meta.name.clone(),
-        admin_port: admin.map(|a| a.port).filter(|p| *p != 0).unwrap_or(9901),
+        admin_port: atoll_model::types::AdminConf::port_of(admin),
     })
 }
 

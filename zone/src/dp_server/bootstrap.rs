@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use atoll_api::rest::{ApiError, Cause};
+use atoll_model::types::{AdminConf, DEFAULT_ADMIN_PORT};
 use atoll_model::{Kind, Resource, Spec};
 use atoll_store::{Key, Precondition, Store, StoreError};
 use axum::Json;
@@ -138,15 +139,10 @@ async fn register(
         .record("name", name.as_str());
     let (admin_port, admitted) = match &resource.spec {
         Spec::Dataplane(dp) => (
-            dp.networking
-                .as_ref()
-                .and_then(|n| n.admin.as_ref())
-                .map(|a| a.port)
-                .filter(|p| *p != 0)
-                .unwrap_or(9901),
+            AdminConf::port_of(dp.networking.as_ref().and_then(|n| n.admin.as_ref())),
             grant.admits(&mesh, &name, dp),
         ),
-        _ => (9901, Ok(())),
+        _ => (DEFAULT_ADMIN_PORT, Ok(())),
     };
     if let Err(denied) = admitted {
         tracing::warn!(?denied, jti = ?grant.jti(), "registration refused");
@@ -201,13 +197,7 @@ async fn register_egress(
         return ApiError::bad_request("not a ZoneEgress", Vec::new()).into_response();
     };
     spec.zone = Some(state.auth.zone.clone());
-    let admin_port = spec
-        .networking
-        .as_ref()
-        .and_then(|n| n.admin.as_ref())
-        .map(|a| a.port)
-        .filter(|p| *p != 0)
-        .unwrap_or(9901);
+    let admin_port = AdminConf::port_of(spec.networking.as_ref().and_then(|n| n.admin.as_ref()));
     match state.store.put(resource, Precondition::Any).await {
         Err(err) => return ApiError::from(err).into_response(),
         Ok(atoll_store::PutOutcome::Created(_)) => tracing::info!("ZoneEgress registered"),

@@ -2,24 +2,16 @@
 //! the Dataplane's address serving Envoy's statistics.
 
 use atoll_model::Kind;
-use atoll_model::types::{DataplaneSpec, MetricConf};
+use atoll_model::types::{AdminConf, DataplaneSpec, MetricConf};
 
 use super::build::Context;
 use super::policies::conf;
 use crate::policy::rules::Rules;
 use crate::xds::metrics;
 
-/// Envoy's admin port when the Dataplane names none (as `atoll-dp` and the bootstrap use).
-pub const DEFAULT_ADMIN_PORT: u32 = 9901;
-
 /// The port of a Dataplane's Envoy admin interface.
-pub fn admin_port(dp: &DataplaneSpec) -> u32 {
-    dp.networking
-        .as_ref()
-        .and_then(|n| n.admin.as_ref())
-        .map(|a| a.port)
-        .filter(|p| *p != 0)
-        .unwrap_or(DEFAULT_ADMIN_PORT)
+fn admin_port(dp: &DataplaneSpec) -> u32 {
+    AdminConf::port_of(dp.networking.as_ref().and_then(|n| n.admin.as_ref()))
 }
 
 /// The merged MeshMetric configuration `rules` give a proxy.

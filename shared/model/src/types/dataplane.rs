@@ -104,3 +104,16 @@ string_enum! {
         Builtin = "BUILTIN",
     }
 }
+
+/// Envoy's admin port when a Dataplane or zone egress names none (Kuma's default).
+pub const DEFAULT_ADMIN_PORT: u32 = 9901;
+
+impl AdminConf {
+    /// The admin port `admin` names, or the default when it names none (or 0).
+    pub fn port_of(admin: Option<&AdminConf>) -> u32 {
+        admin
+            .map(|a| a.port)
+            .filter(|p| *p != 0)
+            .unwrap_or(DEFAULT_ADMIN_PORT)
+    }
+}
