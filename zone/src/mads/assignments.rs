@@ -128,15 +128,30 @@ fn labels(dp: &DataplaneSpec, zone: &str) -> BTreeMap<String, String> {
     labels
 }
 
-/// The DiscoveryResponse resources for the Prometheus whose `client_id` is `client`: only
-/// the targets meant for it (or for every client), in the protojson form Prometheus reads.
-pub fn resources(assignments: &Assignments, client: &str) -> Vec<Value> {
+/// What the Prometheus whose `client_id` is `client` gets: per (mesh, service) the targets
+/// meant for it or for every client; services left without targets are left out.
+pub fn for_client<'a>(
+    assignments: &'a Assignments,
+    client: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a str, Vec<&'a Target>)> + 'a {
     assignments
         .iter()
-        .filter_map(|((mesh, service), targets)| {
-            let targets: Vec<Value> = targets
+        .filter_map(move |((mesh, service), targets)| {
+            let targets: Vec<&Target> = targets
                 .iter()
                 .filter(|t| t.client.as_deref().is_none_or(|c| c == client))
+                .collect();
+            (!targets.is_empty()).then_some((mesh.as_str(), service.as_str(), targets))
+        })
+}
+
+/// The DiscoveryResponse resources for the Prometheus whose `client_id` is `client`, in the
+/// protojson form Prometheus reads.
+pub fn resources(assignments: &Assignments, client: &str) -> Vec<Value> {
+    for_client(assignments, client)
+        .map(|(mesh, service, targets)| {
+            let targets: Vec<Value> = targets
+                .iter()
                 .map(|t| {
                     json!({
                         "name": t.name,
@@ -147,13 +162,11 @@ pub fn resources(assignments: &Assignments, client: &str) -> Vec<Value> {
                     })
                 })
                 .collect();
-            (!targets.is_empty()).then(|| {
-                json!({
-                    "@type": TYPE_URL,
-                    "mesh": mesh,
-                    "service": service,
-                    "targets": targets,
-                })
+            json!({
+                "@type": TYPE_URL,
+                "mesh": mesh,
+                "service": service,
+                "targets": targets,
             })
         })
         .collect()
@@ -176,30 +189,26 @@ fn label_name(key: &str) -> String {
 /// with the labels `kuma_sd_configs` would give: for Prometheus builds without it (Debian's
 /// disables xDS discovery).
 pub fn http_sd(assignments: &Assignments, client: &str) -> Vec<Value> {
-    assignments
-        .iter()
-        .flat_map(|((mesh, service), targets)| {
-            targets
-                .iter()
-                .filter(|t| t.client.as_deref().is_none_or(|c| c == client))
-                .map(move |t| {
-                    let mut labels: serde_json::Map<String, Value> = t
-                        .labels
-                        .iter()
-                        .map(|(k, v)| (format!("__meta_kuma_label_{}", label_name(k)), json!(v)))
-                        .collect();
-                    for (k, v) in [
-                        ("__meta_kuma_mesh", mesh.as_str()),
-                        ("__meta_kuma_service", service.as_str()),
-                        ("__meta_kuma_dataplane", t.name.as_str()),
-                        ("__metrics_path__", t.path.as_str()),
-                        ("__scheme__", "http"),
-                        ("instance", t.name.as_str()),
-                    ] {
-                        labels.insert(k.into(), json!(v));
-                    }
-                    json!({"targets": [t.address], "labels": labels})
-                })
+    for_client(assignments, client)
+        .flat_map(|(mesh, service, targets)| {
+            targets.into_iter().map(move |t| {
+                let mut labels: serde_json::Map<String, Value> = t
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (format!("__meta_kuma_label_{}", label_name(k)), json!(v)))
+                    .collect();
+                for (k, v) in [
+                    ("__meta_kuma_mesh", mesh),
+                    ("__meta_kuma_service", service),
+                    ("__meta_kuma_dataplane", t.name.as_str()),
+                    ("__metrics_path__", t.path.as_str()),
+                    ("__scheme__", "http"),
+                    ("instance", t.name.as_str()),
+                ] {
+                    labels.insert(k.into(), json!(v));
+                }
+                json!({"targets": [t.address], "labels": labels})
+            })
         })
         .collect()
 }

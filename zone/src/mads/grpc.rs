@@ -48,12 +48,10 @@ impl MonitoringAssignmentDiscoveryService for Grpc {
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let version = version_of(&assignments::resources(&all, &client));
-        let resources = all
-            .iter()
-            .filter_map(|((mesh, service), targets)| {
+        let resources = assignments::for_client(&all, &client)
+            .map(|(mesh, service, targets)| {
                 let targets: Vec<Target> = targets
-                    .iter()
-                    .filter(|t| t.client.as_deref().is_none_or(|c| c == client))
+                    .into_iter()
                     .map(|t| Target {
                         name: t.name.clone(),
                         scheme: "http".into(),
@@ -62,16 +60,16 @@ impl MonitoringAssignmentDiscoveryService for Grpc {
                         labels: t.labels.clone().into_iter().collect(),
                     })
                     .collect();
-                (!targets.is_empty()).then(|| Any {
+                Any {
                     type_url: TYPE_URL.into(),
                     value: MonitoringAssignment {
-                        mesh: mesh.clone(),
-                        service: service.clone(),
+                        mesh: mesh.to_string(),
+                        service: service.to_string(),
                         targets,
                         labels: Default::default(),
                     }
                     .encode_to_vec(),
-                })
+                }
             })
             .collect();
         metrics::counter!("atoll_mads_responses_total", "status" => "grpc").increment(1);
