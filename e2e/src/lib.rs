@@ -19,6 +19,7 @@ pub mod external;
 pub mod global;
 pub mod grpc;
 pub mod ingress;
+pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;

@@ -12,6 +12,8 @@ use atoll_e2e::backend::Backend;
 use atoll_e2e::dataplane::Dataplane;
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
+use atoll_e2e::otlp::{OtlpReceiver, ReceivedSpan};
+use atoll_e2e::postgres::TempPostgres;
 use atoll_e2e::process::{http_call, http_call_with};
 use atoll_e2e::prometheus::{Prometheus, http_sd_job};
 use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
@@ -183,6 +185,25 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
         .collect();
     assert_eq!(services, ["zone-ingress", "api", "web"], "{services:?}");
 
+    // An Envoy egress run by atoll-dp in zone-2, with a Prometheus endpoint of its own.
+    let (egress_port, egress_admin, egress_metrics) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let mut egress = Dataplane::launch(
+        &tls_zone,
+        "egress-1",
+        &format!(
+            "type: ZoneEgress\nname: egress-1\nnetworking:\n  address: 127.0.0.1\n  port: {egress_port}\n  admin:\n    port: {egress_admin}\n  prometheus:\n    port: {egress_metrics}\n"
+        ),
+        &[],
+        atoll_e2e::dataplane::Credential::Token(global.zone_token("zone-2", "egress").unwrap()),
+    )
+    .unwrap();
+    egress.admin_port = egress_admin;
+    egress.wait_listener(egress_metrics).unwrap();
+
     let ca = tls_zone.dir().join("work").join("mads-server-ca.crt");
     let prometheus = Prometheus::start(&format!(
         "{}{}",
@@ -205,9 +226,9 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
             .all(|w| targets.iter().any(|(i, h, _)| i == w && h == "up"))
     };
     eventually(
-        "Prometheus scrapes the three data planes and the ingress",
+        "Prometheus scrapes the three data planes, the ingress and the Envoy egress",
         DEADLINE,
-        || healthy(&["api-1", "web-1", "db-1", "zone-1.zone-ingress"]),
+        || healthy(&["api-1", "web-1", "db-1", "zone-1.zone-ingress", "egress-1"]),
     )
     .unwrap_or_else(|e| {
         panic!(
@@ -232,6 +253,12 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
             .is_some_and(|n| n >= 5.0)
     })
     .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", prometheus.scalar(query), web.config_dump()));
+    // What is scraped at the egress's endpoint is its Envoy's own statistics.
+    let live = r#"envoy_server_live{instance="egress-1",job="zone-2"}"#;
+    eventually("the egress Envoy's server.live", DEADLINE, || {
+        prometheus.scalar(live).ok().flatten() == Some(1.0)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", prometheus.scalar(live)));
 
     // The zone's own metrics: real histograms of its store operations, and MADS' answers.
     let (_, metrics) = atoll_e2e::process::http_get(zone.diagnostics_port, "/metrics").unwrap();
@@ -278,6 +305,13 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
     eventually("api-1 dropped from the targets", DEADLINE, || {
         let targets = prometheus.targets().unwrap_or_default();
         !targets.iter().any(|(i, _, _)| i == "api-1") && healthy(&["web-1", "db-1"])
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", prometheus.targets()));
+    // So does the egress once it stops and its ZoneEgress is gone.
+    egress.process.terminate(Duration::from_secs(10));
+    eventually("egress-1 dropped from the targets", DEADLINE, || {
+        let targets = prometheus.targets().unwrap_or_default();
+        !targets.iter().any(|(i, _, _)| i == "egress-1") && healthy(&["db-1"])
     })
     .unwrap_or_else(|e| panic!("{e}: {:?}", prometheus.targets()));
 }
@@ -384,4 +418,121 @@ fn the_global_lists_every_zones_data_planes_and_their_status() {
         .is_ok_and(|(status, _)| status == 404)
     })
     .unwrap();
+}
+
+/// The one span named `name` exported by `service` among `spans`.
+fn span<'a>(spans: &'a [ReceivedSpan], service: &str, name: &str) -> &'a ReceivedSpan {
+    let found: Vec<_> = spans
+        .iter()
+        .filter(|s| s.service == service && s.name == name)
+        .collect();
+    let all: Vec<String> = spans
+        .iter()
+        .map(|s| {
+            format!(
+                "{}/{} {}<-{}",
+                s.service, s.name, s.span_id, s.parent_span_id
+            )
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{service}/{name} in {all:#?}");
+    found[0]
+}
+
+#[test]
+fn one_global_write_is_traced_through_kds_to_the_push_it_causes() {
+    let otlp = OtlpReceiver::start().unwrap();
+    let postgres = TempPostgres::start().unwrap();
+    let global = Global::start(GlobalOptions {
+        postgres_url: Some(postgres.url()),
+        env: otlp.env(),
+        ..Default::default()
+    })
+    .unwrap();
+    global.apply("type: Mesh\nname: default\n").unwrap();
+    let zone = Zone::start(
+        "zone-1",
+        &global,
+        ZoneOptions {
+            env: otlp.env(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let app = Backend::start("web").unwrap();
+    let (web, _) =
+        Dataplane::start_sidecar(&zone, "default", "web-1", "web", app.port, &[], &[]).unwrap();
+    let (_api, _) =
+        Dataplane::start_sidecar(&zone, "default", "api-1", "api", app.port, &[], &[]).unwrap();
+
+    // The caller's own trace: the write continues it (W3C traceparent on the request).
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let policy = json!({
+        "type": "MeshTimeout", "mesh": "default", "name": "web-timeout",
+        "spec": {
+            "targetRef": {"kind": "MeshService", "name": "web"},
+            "from": [{"targetRef": {"kind": "Mesh"}, "default": {"idleTimeout": "17s"}}],
+        },
+    })
+    .to_string();
+    let token = format!("Bearer {}", global.admin_token().unwrap());
+    let traceparent = format!("00-{trace_id}-{caller_span}-01");
+    let (status, body) = http_call_with(
+        global.http_port,
+        "global",
+        "PUT",
+        "/meshes/default/meshtimeouts/web-timeout",
+        Some(&policy),
+        &[("Authorization", &token), ("traceparent", &traceparent)],
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+
+    let spans = otlp
+        .wait_trace(trace_id, DEADLINE, |spans| {
+            // Each process exports on its own schedule: wait for every step.
+            [
+                ("atoll-global", "api"),
+                ("atoll-global", "kds.send"),
+                ("atoll-zone", "kds.apply"),
+                ("atoll-zone", "xds.reconcile"),
+                ("atoll-zone", "xds.push"),
+            ]
+            .iter()
+            .all(|(service, name)| {
+                spans
+                    .iter()
+                    .any(|s| s.service == *service && s.name == *name)
+            })
+        })
+        .unwrap();
+    // One chain of parents: caller → REST write → KDS send → KDS apply → reconcile → push.
+    let api = span(&spans, "atoll-global", "api");
+    assert_eq!(api.parent_span_id, caller_span);
+    assert_eq!(api.attributes["method"], "PUT");
+    let send = span(&spans, "atoll-global", "kds.send");
+    assert_eq!(send.parent_span_id, api.span_id);
+    assert_eq!(send.attributes["resource"], "web-timeout.default");
+    let apply = span(&spans, "atoll-zone", "kds.apply");
+    assert_eq!(apply.parent_span_id, send.span_id);
+    let reconcile = span(&spans, "atoll-zone", "xds.reconcile");
+    assert_eq!(reconcile.parent_span_id, apply.span_id);
+    let push = span(&spans, "atoll-zone", "xds.push");
+    assert_eq!(push.parent_span_id, reconcile.span_id);
+    assert_eq!(push.attributes["proxy"], "web-1");
+    assert!(push.attributes["types"].contains("Listener"), "{push:?}");
+    // The policy reached Envoy, and only the proxy it targets was pushed.
+    eventually(
+        "web-1's Envoy holds the 17 s idle timeout",
+        DEADLINE,
+        || web.config_dump().contains("17s"),
+    )
+    .unwrap();
+    assert!(
+        !spans
+            .iter()
+            .any(|s| s.attributes.get("proxy").map(String::as_str) == Some("api-1")),
+        "api-1 is not affected by the write: {spans:#?}"
+    );
 }

@@ -25,10 +25,13 @@ pub mod zoneproxy {
     tonic::include_proto!("atoll.zoneproxy.v1");
 }
 
+pub use envoy_types::pb::envoy::config::core::v3::Metadata;
 pub use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
 };
-pub use envoy_types::pb::google::protobuf::Any;
+pub use envoy_types::pb::google::protobuf::{
+    Any, Struct, Value as ProtoValue, value as proto_value,
+};
 pub use kds::KumaResource;
 pub use kds::kds_sync_service_client::KdsSyncServiceClient;
 pub use kds::kds_sync_service_server::{KdsSyncService, KdsSyncServiceServer};

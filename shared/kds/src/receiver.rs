@@ -18,6 +18,7 @@ use envoy_types::pb::google::rpc::Status;
 use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::wire::{self, HEARTBEAT_TYPE};
 use crate::{KdsError, Scope, SyncObserver};
@@ -282,10 +283,30 @@ impl Receiver {
     /// Writes unless identical; counts 1 for a real write.
     async fn upsert(
         &self,
-        resource: atoll_model::Resource,
+        mut resource: atoll_model::Resource,
         errors: &mut Vec<String>,
     ) -> Result<usize, KdsError> {
         let key = Key::of(&resource);
+        // A change that carries its trace is applied in a span of that trace, and stored with
+        // this span's context, so what the store's readers do next continues the same trace.
+        let span = match resource.meta.trace.take() {
+            Some(parent) => {
+                let span = tracing::info_span!("kds.apply", kind = %key.kind, name = %key.name, mesh = ?key.mesh);
+                atoll_telemetry::propagation::continue_from(&span, &parent);
+                resource.meta.trace = atoll_telemetry::propagation::traceparent(&span);
+                span
+            }
+            None => tracing::Span::none(),
+        };
+        self.write(key, resource, errors).instrument(span).await
+    }
+
+    async fn write(
+        &self,
+        key: Key,
+        resource: atoll_model::Resource,
+        errors: &mut Vec<String>,
+    ) -> Result<usize, KdsError> {
         if let Some(existing) = self.store.get(&key).await?
             && !self.scope.owns(&existing.resource)
         {

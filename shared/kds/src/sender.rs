@@ -279,9 +279,12 @@ impl Sender {
             let state = self.kinds.entry(kind).or_default();
             match exported {
                 Some(resource) => {
-                    let delta = wire::to_delta(&resource);
+                    let mut delta = wire::to_delta(&resource);
                     if state.sent.get(&delta.name) != Some(&delta.version) {
                         state.sent.insert(delta.name.clone(), delta.version.clone());
+                        if let Some(parent) = &resource.meta.trace {
+                            traced(&mut delta, kind, parent);
+                        }
                         changed.push(delta);
                     }
                 }
@@ -375,5 +378,16 @@ impl Sender {
     fn nonce(&mut self) -> String {
         self.next_nonce += 1;
         self.next_nonce.to_string()
+    }
+}
+
+/// Continues the trace of the write that changed a resource: a `kds.send` span whose context
+/// the peer receives with the resource. Only live changes carry one; a full set does not
+/// belong to any single write.
+fn traced(delta: &mut DeltaResource, kind: Kind, parent: &str) {
+    let span = tracing::info_span!("kds.send", %kind, resource = %delta.name);
+    atoll_telemetry::propagation::continue_from(&span, parent);
+    if let Some(own) = atoll_telemetry::propagation::traceparent(&span) {
+        wire::set_trace(delta, &own);
     }
 }

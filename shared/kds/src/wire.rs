@@ -8,13 +8,53 @@
 
 use atoll_model::{Kind, Resource, decode_value};
 use atoll_proto::kds::kuma_resource::Meta;
-use atoll_proto::{Any, DeltaResource, KumaResource};
+use atoll_proto::{Any, DeltaResource, KumaResource, Metadata, ProtoValue, Struct, proto_value};
 use prost::Message;
 use serde_json::{Map, Value};
 
 /// `type_url` of the heartbeat a sender emits when it has had nothing to send for a while.
 pub const HEARTBEAT_TYPE: &str = "atoll.Heartbeat";
 const KUMA_RESOURCE_TYPE: &str = "type.googleapis.com/kuma.mesh.v1alpha1.KumaResource";
+
+/// `Resource.metadata` filter under which a change carries the trace it belongs to.
+const TRACE_METADATA: &str = "atoll.trace";
+const TRACEPARENT: &str = "traceparent";
+
+/// Marks `delta` as part of the trace `traceparent` names (docs/kds.md, "Trace context").
+pub fn set_trace(delta: &mut DeltaResource, traceparent: &str) {
+    let fields = [(
+        TRACEPARENT.to_string(),
+        ProtoValue {
+            kind: Some(proto_value::Kind::StringValue(traceparent.to_string())),
+        },
+    )];
+    delta.metadata = Some(Metadata {
+        filter_metadata: [(
+            TRACE_METADATA.to_string(),
+            Struct {
+                fields: fields.into_iter().collect(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    });
+}
+
+/// The `traceparent` a received delta carries, if any.
+pub fn trace_of(delta: &DeltaResource) -> Option<&str> {
+    let value = delta
+        .metadata
+        .as_ref()?
+        .filter_metadata
+        .get(TRACE_METADATA)?
+        .fields
+        .get(TRACEPARENT)?;
+    match &value.kind {
+        Some(proto_value::Kind::StringValue(s)) => Some(s),
+        _ => None,
+    }
+}
 
 /// The delta name: `<name>.<mesh>` or `<name>`.
 pub fn delta_name(resource: &Resource) -> String {
@@ -114,7 +154,9 @@ pub fn from_delta(kind: Kind, delta: &DeltaResource) -> Result<Resource, String>
     let mesh = (!meta.mesh.is_empty()).then_some(meta.mesh.as_str());
     let labels = meta.labels.into_iter().collect();
     let document = atoll_model::assemble_document(kind, &meta.name, mesh, &labels, &doc);
-    decode_value(document).map_err(|e| e.to_string())
+    let mut resource = decode_value(document).map_err(|e| e.to_string())?;
+    resource.meta.trace = trace_of(delta).map(str::to_string);
+    Ok(resource)
 }
 
 /// `system_version_info` of chunk `part` (1-based) of `parts` of a full set.
@@ -180,6 +222,21 @@ mod tests {
                 .unwrap_err()
                 .contains("name")
         );
+    }
+
+    #[test]
+    fn trace_context_travels_beside_the_content() {
+        let r = zone("zone-1");
+        let mut delta = to_delta(&r);
+        let version = delta.version.clone();
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        set_trace(&mut delta, parent);
+        assert_eq!(trace_of(&delta), Some(parent));
+        let received = from_delta(Kind::Zone, &delta).expect("decodes");
+        assert_eq!(received.meta.trace.as_deref(), Some(parent));
+        assert_eq!(delta.version, version, "the trace is not content");
+        let decoded = DeltaResource::decode(delta.encode_to_vec().as_slice()).expect("decodes");
+        assert_eq!(trace_of(&decoded), Some(parent));
     }
 
     #[test]

@@ -178,6 +178,7 @@ fn decode_meta(map: &mut Map<String, Value>, violations: &mut Vec<Violation>) ->
         labels: doc.labels,
         creation_time: doc.creation_time,
         modification_time: doc.modification_time,
+        trace: None,
     })
 }
 

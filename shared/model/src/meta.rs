@@ -14,6 +14,11 @@ pub struct Meta {
     pub creation_time: Option<String>,
     /// RFC 3339, set by the server that stores the resource.
     pub modification_time: Option<String>,
+    /// W3C `traceparent` of the operation that made the last change, when traces are exported:
+    /// kept by the store with the change and carried by KDS, so a change's trace continues in
+    /// every process it reaches. Not part of the document users read or write.
+    #[cfg_attr(any(test, feature = "arbitrary"), proptest(value = "None"))]
+    pub trace: Option<String>,
 }
 
 /// Labels the control planes set on synced copies (SPEC.md, "Resources").

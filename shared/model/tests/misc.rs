@@ -423,6 +423,46 @@ fn zone_egress() {
                 |v| set(v, "networking.admin", json!({"port": 0})),
                 fail("networking.admin.port", "1-65535"),
             ),
+            edit(
+                "prometheus endpoint",
+                |v| {
+                    set(
+                        v,
+                        "networking.prometheus",
+                        json!({"port": 9102, "path": "/stats"}),
+                    )
+                },
+                PASS,
+            ),
+            edit(
+                "prometheus port missing",
+                |v| set(v, "networking.prometheus", json!({})),
+                fail("networking.prometheus.port", "1-65535"),
+            ),
+            edit(
+                "prometheus on the traffic port",
+                |v| set(v, "networking.prometheus", json!({"port": 10002})),
+                fail("networking.prometheus.port", "must differ"),
+            ),
+            edit(
+                "prometheus on the admin port",
+                |v| {
+                    set(v, "networking.admin", json!({"port": 9901}));
+                    set(v, "networking.prometheus", json!({"port": 9901}))
+                },
+                fail("networking.prometheus.port", "must differ"),
+            ),
+            edit(
+                "prometheus path without a slash",
+                |v| {
+                    set(
+                        v,
+                        "networking.prometheus",
+                        json!({"port": 9102, "path": "metrics"}),
+                    )
+                },
+                fail("networking.prometheus.path", "must start with /"),
+            ),
         ],
     );
 }

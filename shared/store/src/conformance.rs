@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
             version_preconditions,
             concurrent_writers_one_wins,
             identical_put_is_unchanged,
+            trace_context_is_kept_with_the_change,
             list_pages,
             list_filters,
             watch_in_commit_order,
@@ -324,6 +325,31 @@ pub async fn identical_put_is_unchanged(store: &dyn Store) {
             version: other.version
         }
     );
+}
+
+/// Each write keeps the trace of the operation that made it, and only the last write's: a
+/// change made outside any trace clears it. A trace alone is not a change.
+pub async fn trace_context_is_kept_with_the_change(store: &dyn Store) {
+    let key = Key::new(Kind::Zone, None, "traced");
+    let traced = |trace: Option<&str>, enabled: bool| {
+        let mut r = zone("traced", &[], enabled);
+        r.meta.trace = trace.map(str::to_string);
+        r
+    };
+    let first = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    create(store, traced(Some(first), true)).await;
+    let stored = get(store, &key).await.expect("stored");
+    assert_eq!(stored.resource.meta.trace.as_deref(), Some(first));
+    let other = "00-11111111111111111111111111111111-2222222222222222-01";
+    assert!(matches!(
+        put(store, traced(Some(other), true), Precondition::Any).await,
+        PutOutcome::Unchanged(_)
+    ));
+    let after = get(store, &key).await.expect("stored");
+    assert_eq!(after.resource.meta.trace.as_deref(), Some(first));
+    put(store, traced(None, false), Precondition::Any).await;
+    let untraced = get(store, &key).await.expect("stored");
+    assert_eq!(untraced.resource.meta.trace, None);
 }
 
 /// Eight resources of three types, in the store's order (type, mesh, name).

@@ -358,11 +358,22 @@ async fn push<S, R>(
         tracing::warn!(mesh = %proxy.0, proxy = %proxy.1, ?denied, "the stream's token does not admit the proxy's Dataplane; ending the stream");
         return Err(denied.into_status());
     }
+    // Opened at the first response, so a request answered with nothing leaves no span.
+    let mut traced: Option<tracing::Span> = None;
+    let mut pushed = Vec::new();
     for type_url in PUSH_ORDER {
         let Some(state) = types.get_mut(type_url) else {
             continue;
         };
         if let Some(response) = respond(&snapshot, type_url, state, nonce) {
+            if traced.is_none()
+                && let Some(parent) = &snapshot.trace
+            {
+                let span = tracing::info_span!("xds.push", mesh = %proxy.0, proxy = %proxy.1, types = tracing::field::Empty);
+                atoll_telemetry::propagation::continue_from(&span, parent);
+                traced = Some(span);
+            }
+            pushed.push(type_url);
             tx.send(Ok(response))
                 .await
                 .map_err(|_| Status::cancelled("the stream closed"))?;
@@ -373,6 +384,9 @@ async fn push<S, R>(
                 resend(endpoints);
             }
         }
+    }
+    if let Some(span) = traced {
+        span.record("types", pushed.join(","));
     }
     Ok(())
 }

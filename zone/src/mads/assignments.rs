@@ -89,10 +89,39 @@ pub async fn compute(store: &dyn Store, zone: &str) -> Result<Assignments, Store
                 });
         }
     }
+    for egress in all(store, Kind::ZoneEgress).await? {
+        if let Some(target) = egress_target(&egress, zone) {
+            out.entry((String::new(), EGRESS_SERVICE.to_string()))
+                .or_default()
+                .push(target);
+        }
+    }
     for targets in out.values_mut() {
         targets.sort();
     }
     Ok(out)
+}
+
+/// The service every zone egress is listed under.
+const EGRESS_SERVICE: &str = "zone-egress";
+
+/// An egress run by `atoll-dp` whose ZoneEgress names a Prometheus endpoint.
+fn egress_target(resource: &atoll_model::Resource, zone: &str) -> Option<Target> {
+    let Spec::ZoneEgress(spec) = &resource.spec else {
+        return None;
+    };
+    let net = spec.networking.as_ref()?;
+    let prometheus = net.prometheus.as_ref()?;
+    Some(Target {
+        name: resource.name().to_string(),
+        address: format!("{}:{}", net.address, prometheus.port),
+        path: prometheus.path().to_string(),
+        labels: BTreeMap::from([
+            ("kuma.io/zone".to_string(), zone.to_string()),
+            ("kuma.io/service".to_string(), EGRESS_SERVICE.to_string()),
+        ]),
+        client: None,
+    })
 }
 
 /// The in-process zone proxies' metrics: they are the zone control plane's own, on its
@@ -100,7 +129,7 @@ pub async fn compute(store: &dyn Store, zone: &str) -> Result<Assignments, Store
 /// `zone-ingress` or `zone-egress`.
 pub fn zone_proxies(zone: &str, address: &str, ingress: bool, egress: bool) -> Assignments {
     let mut out = Assignments::new();
-    for (on, service) in [(ingress, "zone-ingress"), (egress, "zone-egress")] {
+    for (on, service) in [(ingress, "zone-ingress"), (egress, EGRESS_SERVICE)] {
         if !on {
             continue;
         }
@@ -258,5 +287,28 @@ mod tests {
         assert_eq!(labels["__meta_kuma_label_kuma_io_zone"], "zone-1");
         assert_eq!(labels["__metrics_path__"], "/metrics");
         assert_eq!(labels["instance"], "web-1");
+    }
+
+    #[test]
+    fn an_envoy_egress_is_listed_only_with_a_prometheus_endpoint() {
+        let egress = |extra: &str| {
+            atoll_model::parse_documents(&format!(
+                "type: ZoneEgress\nname: egress-1\nnetworking:\n  address: 10.0.0.9\n  port: 10002\n{extra}"
+            ))
+            .remove(0)
+            .outcome
+            .expect("valid")
+        };
+        assert_eq!(egress_target(&egress(""), "zone-1"), None);
+        let target = egress_target(
+            &egress("  prometheus:\n    port: 9102\n    path: /stats\n"),
+            "zone-1",
+        )
+        .expect("listed");
+        assert_eq!(target.name, "egress-1");
+        assert_eq!(target.address, "10.0.0.9:9102");
+        assert_eq!(target.path, "/stats");
+        assert_eq!(target.labels["kuma.io/service"], "zone-egress");
+        assert_eq!(target.labels["kuma.io/zone"], "zone-1");
     }
 }

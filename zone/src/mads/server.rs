@@ -55,7 +55,12 @@ impl Mads {
         &self,
     ) -> Result<assignments::Assignments, atoll_store::StoreError> {
         let mut all = assignments::compute(self.store.as_ref(), &self.zone).await?;
-        all.extend(self.own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // Added to, not replacing: Envoy egresses share `zone-egress` with the in-process one.
+        for (key, targets) in self.own.iter() {
+            let listed = all.entry(key.clone()).or_default();
+            listed.extend(targets.iter().cloned());
+            listed.sort();
+        }
         Ok(all)
     }
 }
@@ -154,8 +159,8 @@ async fn fetch(
             }))
             .into_response();
         }
-        // Wait for a change that can matter (a Dataplane or a MeshMetric), not for the many
-        // that cannot (insights, other policies).
+        // Wait for a change that can matter (a Dataplane, a MeshMetric or a ZoneEgress), not
+        // for the many that cannot (insights, other policies).
         loop {
             match tokio::time::timeout_at(deadline, changes.recv()).await {
                 Err(_) => {
@@ -182,7 +187,10 @@ fn relevant(event: &Result<atoll_store::Event, tokio::sync::broadcast::error::Re
     use atoll_store::Event;
     match event {
         Ok(Event::Put { key, .. } | Event::Deleted { key, .. }) => {
-            matches!(key.kind, Kind::Dataplane | Kind::MeshMetric)
+            matches!(
+                key.kind,
+                Kind::Dataplane | Kind::MeshMetric | Kind::ZoneEgress
+            )
         }
         Ok(Event::Resync) | Err(_) => true,
     }

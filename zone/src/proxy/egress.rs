@@ -11,7 +11,8 @@ use super::build::{Built, Context, mtls_backend};
 use super::deps::{Dep, ProxyId};
 use super::identity::Identities;
 use super::world::World;
-use crate::xds::{egress, external};
+use crate::xds::{egress, external, metrics};
+use atoll_model::types::AdminConf;
 
 /// `proxy` is `("", name)`; `None` when no such egress is registered.
 pub fn build(
@@ -71,6 +72,20 @@ pub fn build(
         cx.built
             .snapshot
             .add_listener(&egress::listener(name, &net.address, net.port, chains));
+    }
+    if let Some(prometheus) = &net.prometheus {
+        let admin = AdminConf::port_of(net.admin.as_ref());
+        cx.built
+            .snapshot
+            .add_cluster(&metrics::admin_cluster(admin));
+        cx.built
+            .snapshot
+            .add_listener(&metrics::prometheus_listener(
+                &net.address,
+                prometheus.port,
+                prometheus.path(),
+                false,
+            ));
     }
     Some(cx.built)
 }

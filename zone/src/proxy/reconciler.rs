@@ -57,6 +57,8 @@ struct Reconciler {
     world: World,
     index: Index,
     identities: Identities,
+    /// `traceparent` of the reconcile step under way, for the snapshots it publishes.
+    cause: Option<String>,
 }
 
 impl Reconciler {
@@ -78,7 +80,9 @@ impl Reconciler {
             Some(built) => {
                 self.index.set(proxy, built.deps);
                 let problems = built.problems;
-                let changed = self.hub.publish(proxy, built.snapshot);
+                let mut snapshot = built.snapshot;
+                snapshot.trace = self.cause.clone();
+                let changed = self.hub.publish(proxy, snapshot);
                 if changed && !problems.is_empty() {
                     tracing::warn!(mesh = %proxy.0, proxy = %proxy.1, ?problems, "configuration is incomplete");
                 }
@@ -113,6 +117,7 @@ impl Reconciler {
     async fn apply(&mut self, events: Vec<Event>) -> bool {
         let mut touched = BTreeSet::new();
         let mut complete = true;
+        let mut traces = Vec::new();
         for event in events {
             let (key, present) = match event {
                 Event::Put { key, .. } => (key, true),
@@ -137,6 +142,9 @@ impl Reconciler {
             } else {
                 None
             };
+            if let Some(trace) = resource.as_ref().and_then(|r| r.meta.trace.clone()) {
+                traces.push(trace);
+            }
             let Key { kind, mesh, name } = key;
             if kind == atoll_model::Kind::Dataplane
                 && !present
@@ -156,9 +164,13 @@ impl Reconciler {
         }
         let affected = self.index.affected(&touched);
         metrics::counter!("atoll_xds_recomputations_total").increment(affected.len() as u64);
+        let span = reconcile_span(&traces, affected.len());
+        self.cause = atoll_telemetry::propagation::traceparent(&span);
+        let _entered = span.enter();
         for proxy in affected {
             self.recompute(&proxy);
         }
+        self.cause = None;
         complete
     }
 
@@ -182,6 +194,17 @@ impl Reconciler {
     }
 }
 
+/// A span for a batch of changes when one of them carries a trace: the batch continues the
+/// first such trace (a batch is one step, so it has one parent) and counts the others.
+fn reconcile_span(traces: &[String], proxies: usize) -> tracing::Span {
+    let Some(first) = traces.first() else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!("xds.reconcile", proxies, traced_changes = traces.len());
+    atoll_telemetry::propagation::continue_from(&span, first);
+    span
+}
+
 /// Runs until `stop`.
 pub async fn run(
     zone: String,
@@ -202,6 +225,7 @@ pub async fn run(
         world: World::default(),
         index: Index::default(),
         identities: Identities::default(),
+        cause: None,
     };
     let mut in_sync = r.resync().await;
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);

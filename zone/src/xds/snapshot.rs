@@ -64,6 +64,9 @@ pub struct Snapshot {
     pub types: BTreeMap<&'static str, TypeSet>,
     /// The Dataplane this was computed for: a stream sends it only to a token that admits it.
     pub dataplane: Option<std::sync::Arc<atoll_model::types::DataplaneSpec>>,
+    /// `traceparent` of the change that caused this configuration, when traces are exported:
+    /// the stream's push continues that trace. Not part of the fingerprint.
+    pub trace: Option<String>,
 }
 
 fn hash(bytes: &[u8]) -> String {

@@ -145,6 +145,14 @@ async fn observe(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let span = tracing::info_span!("api", %method, path = %request.uri().path(), user = tracing::field::Empty, status = tracing::field::Empty);
+    // A caller that traces its own work (W3C Trace Context) sees the write continue its trace.
+    if let Some(parent) = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        atoll_telemetry::propagation::continue_from(&span, parent);
+    }
     let started = Instant::now();
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();

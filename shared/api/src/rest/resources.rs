@@ -139,6 +139,7 @@ async fn put(
         ensure_mesh_exists(state, key.mesh.as_deref().unwrap_or_default()).await?;
     }
     let initial = initial_policies(state, &resource);
+    resource.meta.trace = atoll_telemetry::propagation::current();
     let outcome = state.store.put(resource, expect).await?;
     if matches!(outcome, PutOutcome::Created(_)) {
         for policy in initial {

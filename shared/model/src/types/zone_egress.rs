@@ -18,5 +18,23 @@ model! {
         pub port: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub admin: Option<AdminConf>,
+        /// Atoll: where an egress run by `atoll-dp` serves its Envoy's statistics to
+        /// Prometheus, on `address`; MADS lists it as service `zone-egress`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub prometheus: Option<EgressPrometheus>,
+    }
+
+    pub struct EgressPrometheus {
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pub port: u32,
+        /// Default `/metrics`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub path: Option<String>,
+    }
+}
+
+impl EgressPrometheus {
+    pub fn path(&self) -> &str {
+        self.path.as_deref().unwrap_or("/metrics")
     }
 }

@@ -54,6 +54,20 @@ pub(super) fn validate_egress(spec: &ZoneEgressSpec, root: &Path, report: &mut R
             if let Some(admin) = &net.admin {
                 port(report, &path.field("admin").field("port"), admin.port);
             }
+            if let Some(prometheus) = &net.prometheus {
+                let at = path.field("prometheus");
+                port(report, &at.field("port"), prometheus.port);
+                let admin = net.admin.as_ref().map(|a| a.port);
+                if prometheus.port == net.port || Some(prometheus.port) == admin {
+                    report.add(
+                        &at.field("port"),
+                        "must differ from networking.port and networking.admin.port",
+                    );
+                }
+                if !prometheus.path().starts_with('/') {
+                    report.add(&at.field("path"), "must start with /");
+                }
+            }
         }
     }
 }

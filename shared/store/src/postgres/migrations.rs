@@ -9,11 +9,18 @@ use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::postgres::PgPool;
 
 /// Every migration, in order. Append only: an applied migration must never change.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "resources",
-    include_str!("../../migrations/0001_resources.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "resources",
+        include_str!("../../migrations/0001_resources.sql"),
+    ),
+    (
+        2,
+        "trace context",
+        include_str!("../../migrations/0002_trace_context.sql"),
+    ),
+];
 
 /// Brings the schema up to date. Safe to run from several replicas at once: the migrator
 /// serialises them with an advisory lock, and skips what is already applied.

@@ -41,7 +41,8 @@ use crate::{
 /// are a separate key space from the one-bigint keys leadership uses.
 const WRITE_LOCK: (i32, i32) = (0x4154_4f4c, 1);
 
-const COLUMNS: &str = "type, mesh, name, spec, labels, version, creation_time, modification_time";
+const COLUMNS: &str =
+    "type, mesh, name, spec, labels, version, creation_time, modification_time, trace_context";
 
 /// A [`Store`] on PostgreSQL. Clones share the pool and the change feed.
 #[derive(Clone)]
@@ -254,13 +255,14 @@ impl Store for PostgresStore {
         let statement = if existing.is_some() {
             "UPDATE resources \
              SET spec = $4, labels = $5, version = nextval('resource_versions'), \
-                 modification_time = clock_timestamp() \
+                 modification_time = clock_timestamp(), trace_context = $6 \
              WHERE type = $1 AND mesh = $2 AND name = $3 \
              RETURNING version, creation_time, modification_time"
         } else {
             "INSERT INTO resources \
-                 (type, mesh, name, spec, labels, version, creation_time, modification_time) \
-             SELECT $1, $2, $3, $4, $5, nextval('resource_versions'), stamp.at, stamp.at \
+                 (type, mesh, name, spec, labels, version, creation_time, modification_time, \
+                  trace_context) \
+             SELECT $1, $2, $3, $4, $5, nextval('resource_versions'), stamp.at, stamp.at, $6 \
              FROM clock_timestamp() AS stamp(at) \
              RETURNING version, creation_time, modification_time"
         };
@@ -271,6 +273,7 @@ impl Store for PostgresStore {
                 .bind(name)
                 .bind(Json(&spec))
                 .bind(labels)
+                .bind(resource.meta.trace.as_deref())
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| self.error(e))?;

@@ -14,7 +14,7 @@ use crate::rules::{stamped, timestamp};
 use crate::{StoreError, Stored};
 
 /// A whole stored resource, as `SELECT type, mesh, name, spec, labels, version, creation_time,
-/// modification_time` returns it.
+/// modification_time, trace_context` returns it.
 pub(crate) struct ResourceRow {
     kind: String,
     mesh: String,
@@ -24,6 +24,7 @@ pub(crate) struct ResourceRow {
     version: i64,
     creation_time: DateTime<Utc>,
     modification_time: DateTime<Utc>,
+    trace: Option<String>,
 }
 
 impl<'r> FromRow<'r, PgRow> for ResourceRow {
@@ -39,6 +40,7 @@ impl<'r> FromRow<'r, PgRow> for ResourceRow {
             version: row.try_get("version")?,
             creation_time: row.try_get("creation_time")?,
             modification_time: row.try_get("modification_time")?,
+            trace: row.try_get("trace_context")?,
         })
     }
 }
@@ -60,7 +62,8 @@ impl ResourceRow {
             .map_err(|e: atoll_model::UnknownKind| corrupt(e.to_string()))?;
         let mesh = (!self.mesh.is_empty()).then_some(self.mesh.as_str());
         let document = assemble_document(kind, &self.name, mesh, &self.labels, fields);
-        let resource = decode_stored(document).map_err(|err| corrupt(err.to_string()))?;
+        let mut resource = decode_stored(document).map_err(|err| corrupt(err.to_string()))?;
+        resource.meta.trace = self.trace;
         let version = u64::try_from(self.version)
             .map_err(|_| corrupt(format!("negative version {}", self.version)))?;
         Ok(Stored {
