@@ -358,6 +358,20 @@ fn the_global_lists_every_zones_data_planes_and_their_status() {
         })
     })
     .unwrap_or_else(|e| panic!("{e}: {}", overview()));
+    // Kuma's `_overview` spellings answer the same.
+    let (status, listed) =
+        atoll_e2e::process::http_get(global.http_port, "/meshes/default/dataplanes/_overview")
+            .unwrap();
+    assert_eq!(status, 200, "{listed}");
+    assert!(listed.contains("zone-1.web-1"), "{listed}");
+    let (status, one) = atoll_e2e::process::http_get(
+        global.http_port,
+        "/meshes/default/dataplanes/zone-1.web-1/_overview",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{one}");
+    let one: Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(one["name"], "zone-1.web-1", "{one}");
     let run = atoll_e2e::cli::atollctl(
         &[
             "--api-address",

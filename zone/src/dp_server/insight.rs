@@ -18,6 +18,7 @@ use crate::proxy::hub::Hub;
 pub fn router(hub: Arc<Hub>) -> axum::Router {
     axum::Router::new()
         .route("/meshes/{mesh}/dataplanes+insights/{name}", get(insight))
+        .route("/meshes/{mesh}/dataplanes/{name}/_overview", get(insight))
         .with_state(hub)
 }
 

@@ -60,16 +60,26 @@ pub type StatusFn = Arc<dyn Fn(&atoll_model::Resource) -> Option<serde_json::Val
 pub fn router(state: ApiState) -> Router {
     // A zone answers one proxy's overview from its live streams (its own extra route).
     let one_overview = match state.mode {
-        Mode::Global => Router::new().route(
-            "/meshes/{mesh}/dataplanes+insights/{name}",
-            get(dataplane_overview::get),
-        ),
+        Mode::Global => Router::new()
+            .route(
+                "/meshes/{mesh}/dataplanes+insights/{name}",
+                get(dataplane_overview::get),
+            )
+            .route(
+                "/meshes/{mesh}/dataplanes/{name}/_overview",
+                get(dataplane_overview::get),
+            ),
         Mode::Zone { .. } => Router::new(),
     };
     Router::new()
         .merge(one_overview)
         .route(
             "/meshes/{mesh}/dataplanes+insights",
+            get(dataplane_overview::list),
+        )
+        // Kuma's other spelling of the same overview.
+        .route(
+            "/meshes/{mesh}/dataplanes/_overview",
             get(dataplane_overview::list),
         )
         .route("/", get(index))
