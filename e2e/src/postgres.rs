@@ -28,11 +28,23 @@ pub struct TempPostgres {
     bin: PathBuf,
     as_postgres_user: bool,
     running: bool,
+    durable: bool,
 }
 
 impl TempPostgres {
     /// Creates a cluster in a new temporary directory and starts it on a free loopback port.
     pub fn start() -> anyhow::Result<TempPostgres> {
+        Self::start_with(false)
+    }
+
+    /// [`TempPostgres::start`] with PostgreSQL's default durability (`fsync`,
+    /// `synchronous_commit`, full-page writes on): for benchmarks of the write path, whose
+    /// figures must hold on a real server.
+    pub fn start_durable() -> anyhow::Result<TempPostgres> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> anyhow::Result<TempPostgres> {
         let bin = std::env::var_os("ATOLL_PG_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
@@ -61,6 +73,7 @@ impl TempPostgres {
             bin,
             as_postgres_user,
             running: false,
+            durable,
         };
         pg.initdb()?;
         let mut last_error = None;
@@ -116,9 +129,13 @@ impl TempPostgres {
     }
 
     fn pg_ctl_start(&mut self) -> anyhow::Result<()> {
+        let durability = if self.durable {
+            ""
+        } else {
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let options = format!(
-            "-p {port} -k '{socket_dir}' -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off",
+            "-p {port} -k '{socket_dir}' -c listen_addresses=127.0.0.1{durability}",
             port = self.port,
             socket_dir = self.dir.path().display(),
         );

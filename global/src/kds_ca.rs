@@ -33,7 +33,7 @@ pub async fn ensure_kds_ca(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Authority>> {
     let started = std::time::Instant::now();
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = atoll_retry::Backoff::new(Duration::from_millis(100), MAX_POLL);
     loop {
         match attempt(store).await {
             Ok(Some(ca)) => return Ok(Some(ca)),
@@ -48,11 +48,9 @@ pub async fn ensure_kds_ca(
             ),
             Err(Failure::Fatal(err)) => return Err(err),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.wait_for(|s| *s) => return Ok(None),
+        if !backoff.wait(&mut stop).await {
+            return Ok(None);
         }
-        delay = (delay * 2).min(MAX_POLL);
     }
 }
 

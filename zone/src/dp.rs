@@ -378,7 +378,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     let mut stop = atoll_runtime::shutdown_signal();
     // The zone may still be starting: retry registration with a capped backoff.
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = atoll_retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         match launcher.register(&body).await {
             Ok(()) => break,
@@ -387,11 +387,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 tracing::warn!(error = %format!("{err:#}"), "cannot register yet; retrying")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
+        if !backoff.wait(&mut stop).await {
+            return Ok(());
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
     tracing::info!(mesh = %launcher.identity.mesh, name = %launcher.identity.name, "registered; starting Envoy");
     let mut restarts = 0u32;

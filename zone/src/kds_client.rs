@@ -31,7 +31,7 @@ pub async fn run(
     store: Arc<dyn Store>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut backoff = MIN_BACKOFF;
+    let mut backoff = atoll_retry::Backoff::new(MIN_BACKOFF, MAX_BACKOFF).jittered(0.5, 1.5);
     loop {
         let started = tokio::time::Instant::now();
         match connect_once(&zone, &config, store.clone(), stop.clone()).await {
@@ -43,14 +43,11 @@ pub async fn run(
         }
         // A connection that lasted a while resets the backoff.
         if started.elapsed() > Duration::from_secs(30) {
-            backoff = MIN_BACKOFF;
+            backoff.reset();
         }
-        let jittered = backoff.mul_f64(0.5 + fastrand::f64());
-        tokio::select! {
-            _ = tokio::time::sleep(jittered) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if !backoff.wait(&mut stop).await {
+            return;
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

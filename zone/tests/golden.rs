@@ -186,10 +186,16 @@ fn check_golden(name: &str, text: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(format!("{name}.txt"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() || !path.exists() {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, text).unwrap();
         return;
     }
+    // A missing file is a failure, not a new golden: CI must never bless what it generated.
+    assert!(
+        path.exists(),
+        "{} is missing; create it with UPDATE_GOLDEN=1 and review it",
+        path.display()
+    );
     let expected = std::fs::read_to_string(&path).unwrap();
     if expected != text {
         let first = expected

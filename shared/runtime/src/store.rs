@@ -24,7 +24,8 @@ pub(crate) async fn open(
         }
         StoreConfig::Postgres(pg) => {
             let shown = pg.redacted_url();
-            let mut delay = Duration::from_millis(250);
+            let mut backoff =
+                atoll_retry::Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
             loop {
                 match atoll_store::PostgresStore::connect(pg.clone()).await {
                     Ok(store) => {
@@ -33,14 +34,12 @@ pub(crate) async fn open(
                         return Some(Arc::new(Instrumented::new(Arc::new(store))));
                     }
                     Err(err) => {
-                        tracing::warn!(store = %shown, %err, retry_in = ?delay, "PostgreSQL not available yet")
+                        tracing::warn!(store = %shown, %err, retry_in = ?backoff.upcoming(), "PostgreSQL not available yet")
                     }
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return None,
+                if !backoff.wait(&mut stop).await {
+                    return None;
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
     }

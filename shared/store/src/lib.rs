@@ -67,8 +67,8 @@ impl Key {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
     pub resource: Resource,
-    /// Store-wide revision of the last change to this resource. Every committed write gets a
-    /// revision greater than every earlier one, across all resources and all replicas.
+    /// Revision of the last change to this resource: unique across the store, and greater
+    /// than every earlier revision of the same resource, whichever replica wrote it.
     pub version: u64,
 }
 

@@ -266,7 +266,9 @@ pub async fn follow(
     tables: watch::Sender<Arc<Table>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff =
+        atoll_retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(10))
+            .jittered(1.0, 1.5);
     let mut table: Table = (**tables.borrow()).clone();
     let mut known = String::new();
     loop {
@@ -286,12 +288,9 @@ pub async fn follow(
                 metrics::counter!("atoll_ingress_feed_reconnects_total").increment(1);
             }
         }
-        let jitter = Duration::from_millis(fastrand::u64(0..=delay.as_millis() as u64 / 2));
-        tokio::select! {
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
-            _ = tokio::time::sleep(delay + jitter) => {}
+        if !backoff.wait(&mut stop).await {
+            return;
         }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 

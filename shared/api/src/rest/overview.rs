@@ -2,7 +2,7 @@
 //! acknowledged, what it last rejected.
 
 use atoll_model::{Kind, Spec, encode_value};
-use atoll_store::{Key, ListQuery};
+use atoll_store::ListQuery;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -35,18 +35,26 @@ pub(super) async fn zones(
             ..Default::default()
         })
         .await?;
+    // Two reads however many zones there are, not one more per zone.
+    let insights: std::collections::HashMap<String, atoll_store::Stored> = state
+        .store
+        .list(&ListQuery {
+            kind: Some(Kind::ZoneInsight),
+            ..Default::default()
+        })
+        .await?
+        .items
+        .into_iter()
+        .map(|s| (s.resource.name().to_string(), s))
+        .collect();
     let mut items = Vec::new();
     for zone in &zones.items {
         let name = zone.resource.name();
         let enabled = matches!(&zone.resource.spec, Spec::Zone(z) if z.is_enabled());
-        let insight = state
-            .store
-            .get(&Key::new(Kind::ZoneInsight, None, name))
-            .await?;
-        let (online, detail) = match insight.as_ref().map(|s| &s.resource.spec) {
+        let insight = insights.get(name);
+        let (online, detail) = match insight.map(|s| &s.resource.spec) {
             Some(Spec::ZoneInsight(spec)) => {
                 let insight = insight
-                    .as_ref()
                     .map(|s| encode_value(&s.resource))
                     .unwrap_or(Value::Null);
                 (zone_online(spec), insight)

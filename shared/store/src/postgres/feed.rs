@@ -179,17 +179,16 @@ impl Feed {
     }
 
     async fn reconnect(&self) -> PgListener {
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = atoll_retry::Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         let mut attempt = 1u32;
         loop {
-            tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+            tokio::time::sleep(backoff.next_delay()).await;
             match listen(&self.options, self.timeout, &self.probe_channel).await {
                 Ok(listener) => return listener,
                 Err(err) => tracing::warn!(
                     attempt,
                     error = %self.target.error(err, None),
-                    retry_in = ?backoff,
+                    retry_in = ?backoff.upcoming(),
                     "change feed cannot reconnect to PostgreSQL"
                 ),
             }

@@ -2,12 +2,19 @@
 //! writes of the `resources` table, and wiring of the change feed ([`feed`]), leadership
 //! ([`leader`]) and schema ([`migrations`]).
 //!
-//! Every write runs in a transaction that first takes one store-wide transaction-level advisory
-//! lock. Writes therefore commit one at a time, so the revisions they take from the
-//! `resource_versions` sequence increase in commit order, which is the order the change feed
-//! delivers them in (with concurrent writers a sequence alone only orders by start). Control
-//! planes write little; a consistent revision order is worth more than parallel writes.
+//! Writes take no store-wide lock. A put first reads the row without locking it: an unchanged
+//! write (the common case: every proxy re-registers every few seconds) ends there, having
+//! written nothing. A change is then one statement (`UPDATE`, with `AND version = <read>` for
+//! a conditional write, or `INSERT ... ON CONFLICT DO NOTHING`); a writer whose premise no
+//! longer holds reads again. Writes to different resources commit in parallel and share WAL
+//! flushes.
+//!
+//! Order: the change feed (NOTIFY) delivers changes in commit order, and the revisions of one
+//! resource increase with each change (row locks order writers of one row). Revisions of
+//! different resources are unique but, with concurrent writers, may commit out of revision
+//! order; nothing compares them across resources.
 
+mod batch;
 mod config;
 mod error;
 mod feed;
@@ -20,8 +27,7 @@ use std::time::Duration;
 
 use atoll_model::Resource;
 use chrono::{DateTime, Utc};
-use sqlx::Transaction;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -37,9 +43,10 @@ use crate::{
     Event, FEED_CAPACITY, Key, ListQuery, Page, Precondition, PutOutcome, Store, StoreError, Stored,
 };
 
-/// The two-int advisory lock key every write holds until it commits ("ATOL", 1). Two-int keys
-/// are a separate key space from the one-bigint keys leadership uses.
-const WRITE_LOCK: (i32, i32) = (0x4154_4f4c, 1);
+/// How often a write reads again after losing a race for the same resource before it gives
+/// up as unavailable: each lost race means another writer succeeded, so this is only reached
+/// under a storm of writes to one resource.
+const MAX_WRITE_ATTEMPTS: usize = 16;
 
 const COLUMNS: &str =
     "type, mesh, name, spec, labels, version, creation_time, modification_time, trace_context";
@@ -69,6 +76,7 @@ struct Inner {
     target: Target,
     events: broadcast::Sender<Event>,
     feed: JoinHandle<()>,
+    batcher: batch::Batcher,
 }
 
 impl Drop for Inner {
@@ -109,8 +117,10 @@ impl PostgresStore {
             events.clone(),
         )
         .await?;
+        let batcher = batch::Batcher::start(pool.clone(), target.clone());
         Ok(PostgresStore {
             inner: Arc::new(Inner {
+                batcher,
                 pool,
                 options,
                 acquire_timeout: config.acquire_timeout,
@@ -136,18 +146,6 @@ impl PostgresStore {
 
     fn error(&self, err: sqlx::Error) -> StoreError {
         self.inner.target.error(err, Some(&self.inner.pool))
-    }
-
-    /// A transaction holding the store-wide write lock (see the module docs).
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.inner.pool.begin().await.map_err(|e| self.error(e))?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(WRITE_LOCK.0)
-            .bind(WRITE_LOCK.1)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(tx)
     }
 }
 
@@ -224,111 +222,129 @@ impl Store for PostgresStore {
         let (kind, mesh, name) = columns(&key);
         let spec = atoll_model::content_document(&resource);
         let labels = Json(&resource.meta.labels);
+        let pool = &self.inner.pool;
 
-        let mut tx = self.begin_write().await?;
-        let existing: Option<(i64, bool, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT version, spec = $4 AND labels = $5, creation_time, modification_time \
-             FROM resources WHERE type = $1 AND mesh = $2 AND name = $3 FOR UPDATE",
-        )
-        .bind(kind)
-        .bind(mesh)
-        .bind(name)
-        .bind(Json(&spec))
-        .bind(labels)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| self.error(e))?;
-        let existing_version = existing.map(|row| version(row.0)).transpose()?;
-        // On refusal the transaction is dropped, which rolls it back.
-        check(&key, existing_version, expect)?;
-
-        if let Some((stored_version, true, created, modified)) = existing {
-            // Nothing to write; ending the transaction only releases the write lock.
-            let _ = tx.rollback().await;
-            tracing::debug!(version = stored_version, "unchanged");
-            return Ok(PutOutcome::Unchanged(Stored {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            // A plain read: an unchanged write (every re-registration of a proxy) takes no lock
+            // and writes nothing. It is as if it happened at the moment of this read.
+            let existing: Option<(i64, bool, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+                "SELECT version, spec = $4 AND labels = $5, creation_time, modification_time \
+                 FROM resources WHERE type = $1 AND mesh = $2 AND name = $3",
+            )
+            .bind(kind)
+            .bind(mesh)
+            .bind(name)
+            .bind(Json(&spec))
+            .bind(labels)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| self.error(e))?;
+            let existing_version = existing.map(|row| version(row.0)).transpose()?;
+            check(&key, existing_version, expect)?;
+            if let Some((stored_version, true, created, modified)) = existing {
+                tracing::debug!(version = stored_version, "unchanged");
+                return Ok(PutOutcome::Unchanged(Stored {
+                    resource: stamped(resource, timestamp(created), timestamp(modified)),
+                    version: version(stored_version)?,
+                }));
+            }
+            let row = batch::Row {
+                kind,
+                mesh: mesh.to_string(),
+                name: name.to_string(),
+            };
+            let (spec, labels, trace) = (
+                spec.clone(),
+                serde_json::to_value(&resource.meta.labels).unwrap_or_default(),
+                resource.meta.trace.clone(),
+            );
+            // One statement, committed with whatever other changes are queued. When what was
+            // read no longer holds (the row went, came, or moved past the expected version) it
+            // writes nothing and the loop reads again, which re-checks the precondition.
+            let change = match existing {
+                Some((read_version, ..)) => batch::Change::Update {
+                    row,
+                    spec,
+                    labels,
+                    trace,
+                    // Only a conditional write needs the row as read; an unconditional one
+                    // waits for a concurrent writer of the row and then replaces its change,
+                    // as writes to one row in commit order do.
+                    version: matches!(expect, Precondition::Version(_)).then_some(read_version),
+                },
+                None => batch::Change::Insert {
+                    row,
+                    spec,
+                    labels,
+                    trace,
+                },
+            };
+            let batch::Outcome::Written {
+                version: new_version,
+                created,
+                modified,
+            } = self.inner.batcher.submit(change).await?
+            else {
+                tracing::debug!("written concurrently; reading again");
+                continue;
+            };
+            let stored = Stored {
                 resource: stamped(resource, timestamp(created), timestamp(modified)),
-                version: version(stored_version)?,
-            }));
+                version: version(new_version)?,
+            };
+            tracing::debug!(
+                version = stored.version,
+                update = existing.is_some(),
+                "stored"
+            );
+            return Ok(if existing.is_some() {
+                PutOutcome::Updated(stored)
+            } else {
+                PutOutcome::Created(stored)
+            });
         }
-
-        let statement = if existing.is_some() {
-            "UPDATE resources \
-             SET spec = $4, labels = $5, version = nextval('resource_versions'), \
-                 modification_time = clock_timestamp(), trace_context = $6 \
-             WHERE type = $1 AND mesh = $2 AND name = $3 \
-             RETURNING version, creation_time, modification_time"
-        } else {
-            "INSERT INTO resources \
-                 (type, mesh, name, spec, labels, version, creation_time, modification_time, \
-                  trace_context) \
-             SELECT $1, $2, $3, $4, $5, nextval('resource_versions'), stamp.at, stamp.at, $6 \
-             FROM clock_timestamp() AS stamp(at) \
-             RETURNING version, creation_time, modification_time"
-        };
-        let (new_version, created, modified): (i64, DateTime<Utc>, DateTime<Utc>) =
-            sqlx::query_as(statement)
-                .bind(kind)
-                .bind(mesh)
-                .bind(name)
-                .bind(Json(&spec))
-                .bind(labels)
-                .bind(resource.meta.trace.as_deref())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.error(e))?;
-        tx.commit().await.map_err(|e| self.error(e))?;
-
-        let stored = Stored {
-            resource: stamped(resource, timestamp(created), timestamp(modified)),
-            version: version(new_version)?,
-        };
-        tracing::debug!(
-            version = stored.version,
-            update = existing.is_some(),
-            "stored"
-        );
-        Ok(if existing.is_some() {
-            PutOutcome::Updated(stored)
-        } else {
-            PutOutcome::Created(stored)
-        })
+        Err(contended(&key))
     }
 
     #[instrument(level = "debug", skip_all, fields(kind = %key.kind, mesh = ?key.mesh, name = %key.name, ?expect))]
     async fn delete(&self, key: &Key, expect: Option<u64>) -> Result<Stored, StoreError> {
         let (kind, mesh, name) = columns(key);
-        let mut tx = self.begin_write().await?;
-        let row: Option<ResourceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM resources \
-             WHERE type = $1 AND mesh = $2 AND name = $3 FOR UPDATE"
-        )))
-        .bind(kind)
-        .bind(mesh)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| self.error(e))?;
-        let Some(row) = row else {
-            return Err(not_found(key));
-        };
-        // Decoded before deleting: a row this build cannot read is refused, not half-deleted.
-        let stored = row.into_stored()?;
-        check(
-            key,
-            Some(stored.version),
-            expect.map_or(Precondition::Any, Precondition::Version),
-        )?;
-        sqlx::query("DELETE FROM resources WHERE type = $1 AND mesh = $2 AND name = $3")
+        let pool = &self.inner.pool;
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let row: Option<ResourceRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM resources WHERE type = $1 AND mesh = $2 AND name = $3"
+            )))
             .bind(kind)
             .bind(mesh)
             .bind(name)
-            .execute(&mut *tx)
+            .fetch_optional(pool)
             .await
             .map_err(|e| self.error(e))?;
-        tx.commit().await.map_err(|e| self.error(e))?;
-        tracing::debug!(version = stored.version, "deleted");
-        Ok(stored)
+            let Some(row) = row else {
+                return Err(not_found(key));
+            };
+            // Decoded before deleting: a row this build cannot read is refused, not deleted.
+            let stored = row.into_stored()?;
+            check(
+                key,
+                Some(stored.version),
+                expect.map_or(Precondition::Any, Precondition::Version),
+            )?;
+            let change = batch::Change::Delete {
+                row: batch::Row {
+                    kind,
+                    mesh: mesh.to_string(),
+                    name: name.to_string(),
+                },
+                version: i64::try_from(stored.version).unwrap_or(i64::MAX),
+            };
+            if let batch::Outcome::Deleted = self.inner.batcher.submit(change).await? {
+                tracing::debug!(version = stored.version, "deleted");
+                return Ok(stored);
+            }
+            tracing::debug!("changed concurrently; reading again");
+        }
+        Err(contended(key))
     }
 
     /// Changes from every writer to this database, via LISTEN/NOTIFY; see `feed` for how a
@@ -361,6 +377,14 @@ impl std::fmt::Debug for PostgresStore {
             .field("address", &self.inner.target.address())
             .finish_non_exhaustive()
     }
+}
+
+/// A write that kept losing races for one resource: retryable, as the other writers won.
+fn contended(key: &Key) -> StoreError {
+    StoreError::Unavailable(format!(
+        "{} {:?}: written concurrently {MAX_WRITE_ATTEMPTS} times in a row; retry",
+        key.kind, key.name
+    ))
 }
 
 fn columns(key: &Key) -> (&'static str, &str, &str) {
