@@ -9,6 +9,7 @@
 
 use std::net::{Ipv4Addr, TcpListener};
 
+pub mod ads;
 pub mod backend;
 pub mod binaries;
 pub mod browser;
@@ -24,6 +25,7 @@ pub mod postgres;
 pub mod process;
 pub mod prometheus;
 pub mod proxy;
+pub mod scale;
 pub mod tls;
 pub mod zone;
 

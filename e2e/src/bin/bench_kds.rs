@@ -10,7 +10,8 @@
 //!    once N zones are connected and synced, and the zones' own RSS.
 //!
 //! Environment: `ATOLL_BENCH_ZONES` (10), `ATOLL_BENCH_CHANGES` (1000),
-//! `ATOLL_BENCH_STORE=postgres` for the global on a throwaway PostgreSQL (memory otherwise).
+//! `ATOLL_BENCH_STORE` (`postgres`, the default: the global on a throwaway PostgreSQL, as
+//! in production; `memory` for the memory store).
 
 use std::time::{Duration, Instant};
 
@@ -263,7 +264,7 @@ fn memory(postgres: bool, zones_n: usize, changes: usize) -> anyhow::Result<Memo
 fn main() -> anyhow::Result<()> {
     let zones_n = env_number("ATOLL_BENCH_ZONES", 10).max(1);
     let changes = env_number("ATOLL_BENCH_CHANGES", 1000).max(1);
-    let postgres = std::env::var("ATOLL_BENCH_STORE").as_deref() == Ok("postgres");
+    let postgres = std::env::var("ATOLL_BENCH_STORE").as_deref() != Ok("memory");
     let store = if postgres { "postgres" } else { "memory" };
     let profile = if cfg!(debug_assertions) {
         "debug"

@@ -14,7 +14,7 @@ use atoll_model::types::{
 };
 use atoll_model::{Kind, Meta, Resource, Spec};
 use atoll_store::{Event, Precondition, Store};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 
 use super::table::{Table, egress_table, ingress_table};
@@ -137,19 +137,24 @@ pub async fn run(
     let mut world: Option<World> = None;
     let mut written: Option<Resource> = None;
     let mut egress_written = false;
+    // Whether the world changed since the tables were last computed: most feed events (insights,
+    // policies) do not touch it, and a table costs a pass over every Dataplane.
+    let mut dirty = true;
     loop {
         if world.is_none() {
             match crate::proxy::reconciler::load(store.as_ref()).await {
                 Ok(mut w) => {
                     w.local_zone = zone.clone();
                     world = Some(w);
+                    dirty = true;
                 }
                 Err(err) => {
                     tracing::warn!(%err, "cannot read the zone's Dataplanes; the ingress keeps its last table")
                 }
             }
         }
-        if let Some(w) = &world {
+        if let Some(w) = world.as_ref().filter(|_| dirty) {
+            dirty = false;
             let table = ingress_table(w);
             let services = table.len();
             if publish(&tables, table) {
@@ -163,7 +168,10 @@ pub async fn run(
                         .await
                     {
                         Ok(_) => egress_written = true,
-                        Err(err) => tracing::warn!(%err, "cannot write the ZoneEgress yet"),
+                        Err(err) => {
+                            dirty = true;
+                            tracing::warn!(%err, "cannot write the ZoneEgress yet")
+                        }
                     }
                 }
             }
@@ -173,7 +181,10 @@ pub async fn run(
                 if written.as_ref() != Some(&resource) {
                     match store.put(resource.clone(), Precondition::Any).await {
                         Ok(_) => written = Some(resource),
-                        Err(err) => tracing::warn!(%err, "cannot write the ZoneIngress yet"),
+                        Err(err) => {
+                            dirty = true;
+                            tracing::warn!(%err, "cannot write the ZoneIngress yet")
+                        }
                     }
                 }
             }
@@ -189,28 +200,72 @@ pub async fn run(
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
             _ = tokio::time::sleep(retry) => {}
-            changed = advertisement.changed() => if changed.is_err() { return },
-            event = feed.recv() => match event {
-                Ok(Event::Put { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress | Kind::MeshGateway | Kind::Mesh) => {
-                    if let Some(w) = world.as_mut() {
-                        match store.get(&key).await {
-                            Ok(stored) => {
-                                w.apply(key.kind, key.mesh.as_deref(), &key.name, stored.map(|s| s.resource).as_ref());
-                            }
-                            // Re-read everything once the store answers; keep the table meanwhile.
-                            Err(_) => world = None,
-                        }
-                    }
+            changed = advertisement.changed() => {
+                if changed.is_err() {
+                    return;
                 }
-                Ok(Event::Deleted { key, .. }) if matches!(key.kind, Kind::Dataplane | Kind::ZoneIngress | Kind::MeshGateway | Kind::Mesh) => {
-                    if let Some(w) = world.as_mut() {
-                        w.apply(key.kind, key.mesh.as_deref(), &key.name, None);
+                dirty = true;
+            }
+            event = feed.recv() => {
+                // A burst (thousands of proxies registering) is applied whole, then the tables
+                // are computed once.
+                let mut next = Some(event);
+                while let Some(event) = next {
+                    match event {
+                        Err(RecvError::Closed) => return,
+                        event => dirty |= apply(store.as_ref(), &mut world, event).await,
                     }
+                    next = match feed.try_recv() {
+                        Ok(event) => Some(Ok(event)),
+                        Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                        Err(_) => None,
+                    };
                 }
-                Ok(Event::Resync) | Err(RecvError::Lagged(_)) => world = None,
-                Err(RecvError::Closed) => return,
-                Ok(_) => {}
-            },
+            }
         }
+    }
+}
+
+/// Applies one feed event to `world`; true when the world changed (or must be re-read).
+async fn apply(
+    store: &dyn Store,
+    world: &mut Option<World>,
+    event: Result<Event, RecvError>,
+) -> bool {
+    let relevant = |kind: Kind| {
+        matches!(
+            kind,
+            Kind::Dataplane | Kind::ZoneIngress | Kind::MeshGateway | Kind::Mesh
+        )
+    };
+    match event {
+        Ok(Event::Put { key, .. }) if relevant(key.kind) => {
+            if let Some(w) = world.as_mut() {
+                match store.get(&key).await {
+                    Ok(stored) => {
+                        w.apply(
+                            key.kind,
+                            key.mesh.as_deref(),
+                            &key.name,
+                            stored.map(|s| s.resource).as_ref(),
+                        );
+                    }
+                    // Re-read everything once the store answers; keep the table meanwhile.
+                    Err(_) => *world = None,
+                }
+            }
+            true
+        }
+        Ok(Event::Deleted { key, .. }) if relevant(key.kind) => {
+            if let Some(w) = world.as_mut() {
+                w.apply(key.kind, key.mesh.as_deref(), &key.name, None);
+            }
+            true
+        }
+        Ok(Event::Resync) | Err(RecvError::Lagged(_)) => {
+            *world = None;
+            true
+        }
+        Ok(_) | Err(RecvError::Closed) => false,
     }
 }

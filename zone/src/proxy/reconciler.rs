@@ -260,15 +260,26 @@ pub async fn run(
             },
             event = feed.recv() => {
                 let mut batch = Vec::new();
+                let lagged = |missed: u64| {
+                    // Every proxy is recomputed after this: worth knowing about at scale.
+                    tracing::warn!(missed, "the reconciler fell behind the store's change feed; re-reading everything");
+                    metrics::counter!("atoll_xds_feed_lagged_total").increment(1);
+                };
                 match event {
                     Ok(e) => batch.push(e),
-                    Err(RecvError::Lagged(_)) => in_sync = false,
+                    Err(RecvError::Lagged(n)) => {
+                        lagged(n);
+                        in_sync = false;
+                    }
                     Err(RecvError::Closed) => return,
                 }
                 loop {
                     match feed.try_recv() {
                         Ok(e) => batch.push(e),
-                        Err(TryRecvError::Lagged(_)) => in_sync = false,
+                        Err(TryRecvError::Lagged(n)) => {
+                            lagged(n);
+                            in_sync = false;
+                        }
                         Err(_) => break,
                     }
                 }
