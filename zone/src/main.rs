@@ -63,12 +63,20 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            // Spawned, not run by block_on: the accept loop then runs on the runtime's workers
+            // like every connection, and the main thread only waits. With
+            // TOKIO_WORKER_THREADS=1 the router is exactly one thread busy.
             let outcome = runtime.block_on(async {
-                let _telemetry = atoll_telemetry::init(
-                    "atoll-zone-ingress",
-                    atoll_telemetry::LogFormat::from_env(),
-                )?;
-                atoll_zone::crosszone::process::run(args).await
+                let router = tokio::spawn(async move {
+                    let _telemetry = atoll_telemetry::init(
+                        "atoll-zone-ingress",
+                        atoll_telemetry::LogFormat::from_env(),
+                    )?;
+                    atoll_zone::crosszone::process::run(args).await
+                });
+                router
+                    .await
+                    .unwrap_or_else(|err| Err(anyhow::anyhow!("the zone ingress stopped: {err}")))
             });
             match outcome {
                 Ok(()) => ExitCode::SUCCESS,

@@ -293,7 +293,9 @@ impl Receiver {
             Some(parent) => {
                 let span = tracing::info_span!("kds.apply", kind = %key.kind, name = %key.name, mesh = ?key.mesh);
                 atoll_telemetry::propagation::continue_from(&span, &parent);
-                resource.meta.trace = atoll_telemetry::propagation::traceparent(&span);
+                // A zone that exports no spans still passes the trace on.
+                resource.meta.trace =
+                    atoll_telemetry::propagation::traceparent(&span).or(Some(parent));
                 span
             }
             None => tracing::Span::none(),

@@ -387,7 +387,7 @@ impl Sender {
 fn traced(delta: &mut DeltaResource, kind: Kind, parent: &str) {
     let span = tracing::info_span!("kds.send", %kind, resource = %delta.name);
     atoll_telemetry::propagation::continue_from(&span, parent);
-    if let Some(own) = atoll_telemetry::propagation::traceparent(&span) {
-        wire::set_trace(delta, &own);
-    }
+    // A sender that exports no spans still passes the trace on.
+    let own = atoll_telemetry::propagation::traceparent(&span);
+    wire::set_trace(delta, own.as_deref().unwrap_or(parent));
 }
