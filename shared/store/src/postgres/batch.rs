@@ -145,7 +145,7 @@ async fn run(requests: Arc<Mutex<mpsc::Receiver<Request>>>, pool: PgPool, target
                 for request in batch {
                     let outcome = commit(&pool, &[&request.change])
                         .await
-                        .map(|mut o| o.remove(0))
+                        .map(|o| o.into_iter().next().unwrap_or(Outcome::Missed))
                         .map_err(|e| target.error(e, Some(&pool)));
                     let _ = request.reply.send(outcome);
                 }
