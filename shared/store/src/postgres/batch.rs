@@ -231,10 +231,10 @@ async fn statements_of(
 ) -> Result<std::collections::HashMap<RowKey, Outcome>, sqlx::Error> {
     let mut done = std::collections::HashMap::new();
     if !updates.is_empty() {
-        done.extend(update(conn, updates).await?);
+        done.extend(write(conn, UPDATE, updates).await?);
     }
     if !inserts.is_empty() {
-        done.extend(insert(conn, inserts).await?);
+        done.extend(write(conn, INSERT, inserts).await?);
     }
     if !deletes.is_empty() {
         done.extend(delete(conn, deletes).await?);
@@ -315,59 +315,46 @@ fn written(rows: Vec<Returned>) -> impl Iterator<Item = (RowKey, Outcome)> {
         })
 }
 
-async fn update(
-    conn: &mut PgConnection,
-    changes: &[&Change],
-) -> Result<Vec<(RowKey, Outcome)>, sqlx::Error> {
-    let c = Columns::of(changes);
-    let rows: Vec<Returned> = sqlx::query_as(
-        "UPDATE resources AS r \
-         SET spec = v.spec::jsonb, labels = v.labels::jsonb, \
-             version = nextval('resource_versions'), modification_time = clock_timestamp(), \
-             trace_context = v.trace \
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                     $7::bigint[]) AS v(type, mesh, name, spec, labels, trace, expect) \
-         WHERE r.type = v.type COLLATE \"C\" AND r.mesh = v.mesh COLLATE \"C\" \
-           AND r.name = v.name COLLATE \"C\" AND (v.expect IS NULL OR r.version = v.expect) \
-         RETURNING r.type, r.mesh, r.name, r.version, r.creation_time, r.modification_time",
-    )
-    .bind(&c.kinds)
-    .bind(&c.meshes)
-    .bind(&c.names)
-    .bind(&c.specs)
-    .bind(&c.labels)
-    .bind(&c.traces)
-    .bind(&c.versions)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(written(rows).collect())
-}
+/// Every update of a batch in one statement, each row with its own expected revision.
+const UPDATE: &str = "UPDATE resources AS r \
+     SET spec = v.spec::jsonb, labels = v.labels::jsonb, \
+         version = nextval('resource_versions'), modification_time = clock_timestamp(), \
+         trace_context = v.trace \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                 $7::bigint[]) AS v(type, mesh, name, spec, labels, trace, expect) \
+     WHERE r.type = v.type COLLATE \"C\" AND r.mesh = v.mesh COLLATE \"C\" \
+       AND r.name = v.name COLLATE \"C\" AND (v.expect IS NULL OR r.version = v.expect) \
+     RETURNING r.type, r.mesh, r.name, r.version, r.creation_time, r.modification_time";
 
-async fn insert(
+/// Every insert of a batch in one statement; a row that exists by now is left alone.
+const INSERT: &str = "INSERT INTO resources \
+         (type, mesh, name, spec, labels, version, creation_time, modification_time, \
+          trace_context) \
+     SELECT v.type, v.mesh, v.name, v.spec::jsonb, v.labels::jsonb, \
+            nextval('resource_versions'), stamp.at, stamp.at, v.trace \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                 $7::bigint[]) AS v(type, mesh, name, spec, labels, trace, expect) \
+     CROSS JOIN LATERAL (SELECT clock_timestamp() AS at) AS stamp \
+     ON CONFLICT (type, mesh, name) DO NOTHING \
+     RETURNING type, mesh, name, version, creation_time, modification_time";
+
+/// Runs `statement` (one of the above) over the columns of `changes`.
+async fn write(
     conn: &mut PgConnection,
+    statement: &'static str,
     changes: &[&Change],
 ) -> Result<Vec<(RowKey, Outcome)>, sqlx::Error> {
     let c = Columns::of(changes);
-    let rows: Vec<Returned> = sqlx::query_as(
-        "INSERT INTO resources \
-             (type, mesh, name, spec, labels, version, creation_time, modification_time, \
-              trace_context) \
-         SELECT v.type, v.mesh, v.name, v.spec::jsonb, v.labels::jsonb, \
-                nextval('resource_versions'), stamp.at, stamp.at, v.trace \
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
-              AS v(type, mesh, name, spec, labels, trace) \
-         CROSS JOIN LATERAL (SELECT clock_timestamp() AS at) AS stamp \
-         ON CONFLICT (type, mesh, name) DO NOTHING \
-         RETURNING type, mesh, name, version, creation_time, modification_time",
-    )
-    .bind(&c.kinds)
-    .bind(&c.meshes)
-    .bind(&c.names)
-    .bind(&c.specs)
-    .bind(&c.labels)
-    .bind(&c.traces)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows: Vec<Returned> = sqlx::query_as(statement)
+        .bind(&c.kinds)
+        .bind(&c.meshes)
+        .bind(&c.names)
+        .bind(&c.specs)
+        .bind(&c.labels)
+        .bind(&c.traces)
+        .bind(&c.versions)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(written(rows).collect())
 }
 
