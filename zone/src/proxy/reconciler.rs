@@ -57,12 +57,11 @@ struct Reconciler {
     world: World,
     index: Index,
     identities: Identities,
-    /// `traceparent` of the reconcile step under way, for the snapshots it publishes.
-    cause: Option<String>,
 }
 
 impl Reconciler {
-    fn recompute(&mut self, proxy: &ProxyId) {
+    /// `cause`: the `traceparent` of the change being applied, handed on with the snapshot.
+    fn recompute(&mut self, proxy: &ProxyId, cause: Option<&str>) {
         let started = Instant::now();
         let _span =
             tracing::debug_span!("xds_generate", mesh = %proxy.0, proxy = %proxy.1).entered();
@@ -81,7 +80,7 @@ impl Reconciler {
                 self.index.set(proxy, built.deps);
                 let problems = built.problems;
                 let mut snapshot = built.snapshot;
-                snapshot.trace = self.cause.clone();
+                snapshot.trace = cause.map(str::to_string);
                 let changed = self.hub.publish(proxy, snapshot);
                 if changed && !problems.is_empty() {
                     tracing::warn!(mesh = %proxy.0, proxy = %proxy.1, ?problems, "configuration is incomplete");
@@ -109,7 +108,7 @@ impl Reconciler {
 
     fn recompute_all(&mut self) {
         for proxy in self.hub.connected() {
-            self.recompute(&proxy);
+            self.recompute(&proxy, None);
         }
     }
 
@@ -165,12 +164,11 @@ impl Reconciler {
         let affected = self.index.affected(&touched);
         metrics::counter!("atoll_xds_recomputations_total").increment(affected.len() as u64);
         let span = reconcile_span(&traces, affected.len());
-        self.cause = atoll_telemetry::propagation::traceparent(&span);
+        let cause = atoll_telemetry::propagation::traceparent(&span);
         let _entered = span.enter();
         for proxy in affected {
-            self.recompute(&proxy);
+            self.recompute(&proxy, cause.as_deref());
         }
-        self.cause = None;
         complete
     }
 
@@ -225,7 +223,6 @@ pub async fn run(
         world: World::default(),
         index: Index::default(),
         identities: Identities::default(),
-        cause: None,
     };
     let mut in_sync = r.resync().await;
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -245,7 +242,7 @@ pub async fn run(
             command = commands.recv() => match command {
                 Some(Command::Connected(proxy, meta)) => {
                     r.world.proxy_meta.insert(proxy.clone(), meta);
-                    r.recompute(&proxy);
+                    r.recompute(&proxy, None);
                 }
                 Some(Command::Disconnected(proxy)) => {
                     r.index.remove(&proxy);
@@ -293,7 +290,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(renewal) => {
                 for proxy in r.identities.due(Instant::now()) {
                     tracing::info!(mesh = %proxy.0, proxy = %proxy.1, "renewing the workload certificate");
-                    r.recompute(&proxy);
+                    r.recompute(&proxy, None);
                 }
                 // Whatever is still due no longer uses a certificate (mTLS off, proxy gone):
                 // forget it rather than wake up for it again.
