@@ -236,6 +236,16 @@ pub fn sidecar_yaml_tagged(
     yaml
 }
 
+/// Mesh `default` and its MeshGateway `edge`, for the proxies of service `edge`
+/// ([`Dataplane::start_gateway`]), with one HTTP listener on `port`. It ends inside that
+/// listener, so a test may append the listener's other fields (`    hostname: ...`) or more
+/// documents (`---`).
+pub fn edge_gateway_yaml(port: u16) -> String {
+    format!(
+        "type: Mesh\nname: default\n---\ntype: MeshGateway\nmesh: default\nname: edge\nselectors:\n- match:\n    kuma.io/service: edge\nconf:\n  listeners:\n  - port: {port}\n    protocol: HTTP\n"
+    )
+}
+
 /// A built-in gateway's Dataplane, known as `service`.
 pub fn gateway_yaml(mesh: &str, name: &str, service: &str, admin: u16) -> String {
     format!(

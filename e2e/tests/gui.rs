@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use atoll_e2e::backend::Backend;
 use atoll_e2e::browser::Browser;
-use atoll_e2e::dataplane::Dataplane;
+use atoll_e2e::dataplane::{Dataplane, edge_gateway_yaml};
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
 use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
@@ -19,24 +19,9 @@ const DEADLINE: Duration = Duration::from_secs(60);
 fn the_gui_shows_zones_data_planes_and_gateways_and_follows_a_zone_going_offline() {
     let global = Global::start(GlobalOptions::default()).unwrap();
     let listener = free_port().unwrap();
+    let edge = edge_gateway_yaml(listener);
     global
-        .apply(&format!(
-            "type: Mesh
-name: default
----
-type: MeshGateway
-mesh: default
-name: edge
-selectors:
-- match:
-    kuma.io/service: edge
-conf:
-  listeners:
-  - port: {listener}
-    protocol: HTTP
-    hostname: shop.example
-"
-        ))
+        .apply(&format!("{edge}    hostname: shop.example\n"))
         .unwrap();
     let zone1 = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
     let mut zone2 = Zone::start("zone-2", &global, ZoneOptions::default()).unwrap();

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use atoll_e2e::backend::Backend;
-use atoll_e2e::dataplane::Dataplane;
+use atoll_e2e::dataplane::{Dataplane, edge_gateway_yaml};
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
 use atoll_e2e::otlp::{OtlpReceiver, ReceivedSpan};
@@ -322,11 +322,7 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
 #[test]
 fn the_global_lists_every_zones_data_planes_and_their_status() {
     let global = Global::start(GlobalOptions::default()).unwrap();
-    global
-        .apply(
-            "type: Mesh\nname: default\n---\ntype: MeshGateway\nmesh: default\nname: edge\nselectors:\n- match:\n    kuma.io/service: edge\nconf:\n  listeners:\n  - port: 8080\n    protocol: HTTP\n",
-        )
-        .unwrap();
+    global.apply(&edge_gateway_yaml(8080)).unwrap();
     let zone = Zone::start(
         "zone-1",
         &global,

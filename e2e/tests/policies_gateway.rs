@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use atoll_e2e::cli::atollctl;
-use atoll_e2e::dataplane::Dataplane;
+use atoll_e2e::dataplane::{Dataplane, edge_gateway_yaml};
 use atoll_e2e::external::{ExternalServer, ServerOptions};
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
@@ -47,21 +47,9 @@ fn a_timeout_on_one_gateway_route_leaves_the_other_alone() {
     let global = Global::start(GlobalOptions::default()).unwrap();
     let zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
     let http = free_port().unwrap();
+    let edge = edge_gateway_yaml(http);
     let resources = format!(
-        "type: Mesh
-name: default
----
-type: MeshGateway
-mesh: default
-name: edge
-selectors:
-- match:
-    kuma.io/service: edge
-conf:
-  listeners:
-  - port: {http}
-    protocol: HTTP
----
+        "{edge}---
 {}---
 {}---
 type: MeshTimeout
@@ -222,23 +210,11 @@ fn a_rate_limit_on_one_gateway_route_and_health_checks_on_its_clusters() {
     let global = Global::start(GlobalOptions::default()).unwrap();
     let zone = Zone::start("zone-1", &global, ZoneOptions::default()).unwrap();
     let http = free_port().unwrap();
+    let edge = edge_gateway_yaml(http);
     let backend_route =
         |name: &str, path: &str| route(name, path).replace("name: slow", "name: api");
     let resources = format!(
-        "type: Mesh
-name: default
----
-type: MeshGateway
-mesh: default
-name: edge
-selectors:
-- match:
-    kuma.io/service: edge
-conf:
-  listeners:
-  - port: {http}
-    protocol: HTTP
----
+        "{edge}---
 {}---
 {}---
 type: MeshRateLimit
