@@ -48,14 +48,14 @@ impl Phase {
 }
 
 /// Runs `count` writes over `clients` tasks, stopping at `limit`. `round` makes each write's
-/// content (the same round rewrites the same content); `serial`, when given, is held around
-/// each write.
+/// content (the same round rewrites the same content; `None` writes the steady content every
+/// resource starts with); `serial`, when given, is held around each write.
 async fn phase(
     store: &PostgresStore,
     clients: usize,
     count: usize,
     limit: Duration,
-    round: usize,
+    round: Option<usize>,
     serial: Option<Arc<Mutex<()>>>,
 ) -> Phase {
     let next = Arc::new(AtomicUsize::new(0));
@@ -71,11 +71,11 @@ async fn phase(
                         return done;
                     }
                     let name = format!("r{}", i % (clients * PER_CLIENT));
-                    let data = format!("round {round} write {}", i / (clients * PER_CLIENT));
-                    let data = if round == usize::MAX {
-                        "steady".to_string()
-                    } else {
-                        data
+                    let data = match round {
+                        Some(round) => {
+                            format!("round {round} write {}", i / (clients * PER_CLIENT))
+                        }
+                        None => "steady".to_string(),
                     };
                     let _turn = match &serial {
                         Some(lock) => Some(lock.lock().await),
@@ -124,17 +124,9 @@ async fn main() {
     );
 
     // The resources, and their "steady" content for the unchanged phase later.
-    phase(
-        &store,
-        clients,
-        clients * PER_CLIENT,
-        limit,
-        usize::MAX,
-        None,
-    )
-    .await;
+    phase(&store, clients, clients * PER_CLIENT, limit, None, None).await;
 
-    let parallel = phase(&store, clients, writes, limit, 1, None).await;
+    let parallel = phase(&store, clients, writes, limit, Some(1), None).await;
     println!(
         "changed writes, parallel:        {:>8.0}/s ({} in {:.2?})",
         parallel.per_second(),
@@ -146,7 +138,7 @@ async fn main() {
         clients,
         writes,
         limit,
-        2,
+        Some(2),
         Some(Arc::new(Mutex::new(()))),
     )
     .await;
@@ -160,15 +152,7 @@ async fn main() {
 
     // Back to "steady" everywhere, then measure rewriting it, once the feed has delivered
     // every event of the reset (a marker written last arrives last).
-    phase(
-        &store,
-        clients,
-        clients * PER_CLIENT,
-        limit,
-        usize::MAX,
-        None,
-    )
-    .await;
+    phase(&store, clients, clients * PER_CLIENT, limit, None, None).await;
     let mut events = store.watch();
     store
         .put(secret("default", "marker", b"m"), Precondition::Any)
@@ -182,7 +166,7 @@ async fn main() {
         }
     }
     let before = wal_lsn(&store).await;
-    let unchanged = phase(&store, clients, writes, limit, usize::MAX, None).await;
+    let unchanged = phase(&store, clients, writes, limit, None, None).await;
     let wal = wal_lsn(&store).await - before;
     let mut seen = 0;
     while events.try_recv().is_ok() {
