@@ -185,7 +185,8 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
         .collect();
     assert_eq!(services, ["zone-ingress", "api", "web"], "{services:?}");
 
-    // An Envoy egress run by atoll-dp in zone-2, with a Prometheus endpoint of its own.
+    // An Envoy egress run by atoll-dp in zone-2, with a Prometheus endpoint of its own on a
+    // path of its own: Prometheus scrapes the path MADS gives, so a path Envoy ignored fails.
     let (egress_port, egress_admin, egress_metrics) = (
         free_port().unwrap(),
         free_port().unwrap(),
@@ -195,7 +196,7 @@ fn prometheus_discovers_scrapes_and_forgets_data_planes_through_mads() {
         &tls_zone,
         "egress-1",
         &format!(
-            "type: ZoneEgress\nname: egress-1\nnetworking:\n  address: 127.0.0.1\n  port: {egress_port}\n  admin:\n    port: {egress_admin}\n  prometheus:\n    port: {egress_metrics}\n"
+            "type: ZoneEgress\nname: egress-1\nnetworking:\n  address: 127.0.0.1\n  port: {egress_port}\n  admin:\n    port: {egress_admin}\n  prometheus:\n    port: {egress_metrics}\n    path: /egress-stats\n"
         ),
         &[],
         atoll_e2e::dataplane::Credential::Token(global.zone_token("zone-2", "egress").unwrap()),
