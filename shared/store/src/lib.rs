@@ -26,7 +26,9 @@ use std::collections::BTreeMap;
 use atoll_model::{Kind, Resource};
 use tokio::sync::broadcast;
 
-#[cfg(feature = "conformance")]
+// Always compiled, not behind a feature: a feature only the tests turn on would give
+// `cargo test` a different atoll-store from the binaries', and every crate above it would be
+// built twice. Unused, it costs the binaries nothing.
 pub mod conformance;
 mod leader;
 mod memory;
