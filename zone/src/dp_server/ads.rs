@@ -23,8 +23,8 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse, Resource,
 };
 use tokio::sync::{mpsc, watch};
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::authn::{Authenticator, Denied, Grant, bearer_metadata};
@@ -174,7 +174,7 @@ where
     F: FnOnce(Arc<Hub>, ProxyId, SnapshotRx, Tx<R>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), Status>> + Send,
 {
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, rx) = mpsc::channel::<Queued<R>>(16);
     tokio::spawn(async move {
         let snapshots = hub.subscribe(&proxy, meta);
         let _subscription = Subscription {
@@ -183,10 +183,12 @@ where
         };
         tracing::info!(mesh = %proxy.0, proxy = %proxy.1, variant, "ADS stream opened");
         if let Err(status) = serve(hub, proxy, snapshots, tx.clone()).await {
-            let _ = tx.send(Err(status)).await;
+            let _ = tx.send(Err(Box::new(status))).await;
         }
     });
-    Response::new(Box::pin(ReceiverStream::new(rx)))
+    Response::new(Box::pin(
+        ReceiverStream::new(rx).map(|queued| queued.map(|r| *r).map_err(|s| *s)),
+    ))
 }
 
 #[tonic::async_trait]
@@ -233,7 +235,10 @@ impl AggregatedDiscoveryService for Ads {
     }
 }
 
-type Tx<T> = mpsc::Sender<Result<T, Status>>;
+/// A response waiting for the stream, boxed: the channel reserves its slots in blocks of 32
+/// up front, and unboxed responses and statuses made that about 5 kB per open stream.
+type Queued<T> = Result<Box<T>, Box<Status>>;
+type Tx<T> = mpsc::Sender<Queued<T>>;
 
 async fn sotw(
     hub: &Hub,
@@ -374,7 +379,7 @@ async fn push<S, R>(
                 traced = Some(span);
             }
             pushed.push(type_url);
-            tx.send(Ok(response))
+            tx.send(Ok(Box::new(response)))
                 .await
                 .map_err(|_| Status::cancelled("the stream closed"))?;
             sent(hub, proxy);

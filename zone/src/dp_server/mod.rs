@@ -4,6 +4,7 @@
 //! authenticates its caller ([`authn`]).
 
 pub mod ads;
+pub mod ads_grpc;
 pub mod authn;
 pub mod bootstrap;
 pub mod insight;
@@ -14,7 +15,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use atoll_store::Store;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use tokio::sync::watch;
 
 use crate::proxy::hub::Hub;
@@ -39,12 +39,14 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding the DP server on {addr}"))?;
     let http = bootstrap::router(server.store, server.hub.clone(), server.auth.clone());
-    let ads = AggregatedDiscoveryServiceServer::new(ads::Ads {
-        hub: server.hub,
-        auth: server.auth,
-        stop: stop.clone(),
-    })
-    .max_decoding_message_size(16 * 1024 * 1024);
+    let ads = ads_grpc::AdsServer::new(
+        ads::Ads {
+            hub: server.hub,
+            auth: server.auth,
+            stop: stop.clone(),
+        },
+        16 * 1024 * 1024,
+    );
     let router = tonic::service::Routes::from(http)
         .add_service(ads)
         .add_service(server.tables.into_service())
