@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "==> building (cargo build; the first build takes a few minutes)" >&2
 cargo build --bins --quiet
-exec ./target/debug/quickstart "$@"
+# Where `cargo build` put it: CARGO_TARGET_DIR when set (a relative one is relative to the
+# workspace, where this script runs cargo), else ./target.
+exec "${CARGO_TARGET_DIR:-target}/debug/quickstart" "$@"

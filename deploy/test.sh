@@ -17,6 +17,13 @@ if ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl openssl >/dev/null
 fi
 
+# ip(8) for the lab of hosts (e2e/tests/lab.rs: network namespaces, veth pairs, a bridge;
+# it needs root and fails, saying so, without).
+if ! command -v ip >/dev/null; then
+  log "installing iproute2 (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+fi
+
 # Prometheus for the observability tests (Debian's package; its service is not started).
 if [ ! -x /usr/bin/prometheus ]; then
   log "installing Prometheus (apt)"

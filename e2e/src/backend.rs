@@ -19,6 +19,8 @@ pub struct Backend {
     served: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     behaviour: Arc<Behaviour>,
+    /// Connects to the listener once, so a blocked accept sees the stop flag.
+    wake: Box<dyn Fn() + Send + Sync>,
 }
 
 /// What the backend answers, changeable while it runs.
@@ -35,6 +37,23 @@ impl Backend {
     /// Starts on a free loopback port; stops when dropped.
     pub fn start(name: &str) -> anyhow::Result<Backend> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a backend")?;
+        let port = listener.local_addr()?.port();
+        Self::serve(
+            name,
+            listener,
+            Box::new(move || {
+                let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, port));
+            }),
+        )
+    }
+
+    /// Serves on `listener` (bound wherever the caller chose, e.g. in another network
+    /// namespace); `wake` must connect to it.
+    pub fn serve(
+        name: &str,
+        listener: TcpListener,
+        wake: Box<dyn Fn() + Send + Sync>,
+    ) -> anyhow::Result<Backend> {
         let port = listener.local_addr()?.port();
         let served = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -67,6 +86,7 @@ impl Backend {
             served,
             stop,
             behaviour,
+            wake,
         })
     }
 
@@ -95,7 +115,7 @@ impl Drop for Backend {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+        (self.wake)();
     }
 }
 

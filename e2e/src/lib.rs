@@ -20,6 +20,7 @@ pub mod external;
 pub mod global;
 pub mod grpc;
 pub mod ingress;
+pub mod lab;
 pub mod otlp;
 pub mod postgres;
 pub mod process;

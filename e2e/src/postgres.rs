@@ -29,6 +29,9 @@ pub struct TempPostgres {
     as_postgres_user: bool,
     running: bool,
     durable: bool,
+    /// The network namespace the server runs in (a lab host), or the test's own.
+    netns: Option<String>,
+    listen: std::net::Ipv4Addr,
 }
 
 impl TempPostgres {
@@ -44,7 +47,43 @@ impl TempPostgres {
         Self::start_with(true)
     }
 
+    /// Starts the server inside network namespace `netns` (a lab host), listening on
+    /// `address:5432` only, PostgreSQL's default port, as on a machine of its own.
+    pub fn start_in_netns(
+        netns: &str,
+        address: std::net::Ipv4Addr,
+    ) -> anyhow::Result<TempPostgres> {
+        let mut pg = Self::create(false)?;
+        // initdb trusts loopback only; the lab's clients come from its network.
+        let hba = pg.data_dir().join("pg_hba.conf");
+        let mut rules =
+            fs::read_to_string(&hba).with_context(|| format!("reading {}", hba.display()))?;
+        rules.push_str(&format!("host all all {address}/24 trust\n"));
+        fs::write(&hba, rules).with_context(|| format!("writing {}", hba.display()))?;
+        pg.netns = Some(netns.to_string());
+        pg.listen = address;
+        pg.port = 5432;
+        pg.pg_ctl_start()?;
+        Ok(pg)
+    }
+
     fn start_with(durable: bool) -> anyhow::Result<TempPostgres> {
+        let mut pg = Self::create(durable)?;
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            pg.port = free_port()?;
+            match pg.pg_ctl_start() {
+                Ok(()) => return Ok(pg),
+                // Another test may have bound the port between free_port() and the server's bind.
+                Err(err) if pg.log().contains("could not bind") => last_error = Some(err),
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("PostgreSQL did not start")))
+    }
+
+    /// A new cluster, initialised and not started.
+    fn create(durable: bool) -> anyhow::Result<TempPostgres> {
         let bin = std::env::var_os("ATOLL_PG_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
@@ -67,31 +106,23 @@ impl TempPostgres {
                 .arg(dir.path()))
             .context("handing the temporary directory to the postgres user")?;
         }
-        let mut pg = TempPostgres {
+        let pg = TempPostgres {
             dir,
             port: 0,
             bin,
             as_postgres_user,
             running: false,
             durable,
+            netns: None,
+            listen: std::net::Ipv4Addr::LOCALHOST,
         };
         pg.initdb()?;
-        let mut last_error = None;
-        for _ in 0..PORT_ATTEMPTS {
-            pg.port = free_port()?;
-            match pg.pg_ctl_start() {
-                Ok(()) => return Ok(pg),
-                // Another test may have bound the port between free_port() and the server's bind.
-                Err(err) if pg.log().contains("could not bind") => last_error = Some(err),
-                Err(err) => return Err(err),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("PostgreSQL did not start")))
+        Ok(pg)
     }
 
-    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    /// `postgres://postgres@127.0.0.1:PORT/postgres` (the listening address in a lab).
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        format!("postgres://postgres@{}:{}/postgres", self.listen, self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -135,8 +166,9 @@ impl TempPostgres {
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         };
         let options = format!(
-            "-p {port} -k '{socket_dir}' -c listen_addresses=127.0.0.1{durability}",
+            "-p {port} -k '{socket_dir}' -c listen_addresses={listen}{durability}",
             port = self.port,
+            listen = self.listen,
             socket_dir = self.dir.path().display(),
         );
         let mut cmd = self.server_command("pg_ctl");
@@ -151,7 +183,8 @@ impl TempPostgres {
                 Ok(())
             }
             Err(err) => Err(err.context(format!(
-                "PostgreSQL did not start on 127.0.0.1:{}; server log:\n{}",
+                "PostgreSQL did not start on {}:{}; server log:\n{}",
+                self.listen,
                 self.port,
                 self.log()
             ))),
@@ -171,13 +204,18 @@ impl TempPostgres {
 
     fn server_command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
-        if self.as_postgres_user {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--"]).arg(path);
-            cmd
-        } else {
-            Command::new(path)
+        // The server inherits the namespace pg_ctl runs in.
+        let mut words: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(netns) = &self.netns {
+            words.extend(["ip", "netns", "exec", netns.as_str()].map(Into::into));
         }
+        if self.as_postgres_user {
+            words.extend(["runuser", "-u", "postgres", "--"].map(Into::into));
+        }
+        words.push(path.into_os_string());
+        let mut cmd = Command::new(&words[0]);
+        cmd.args(&words[1..]);
+        cmd
     }
 
     fn data_dir(&self) -> PathBuf {

@@ -231,7 +231,20 @@ pub fn http_call_with(
     json: Option<&str>,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    let stream = TcpStream::connect(("127.0.0.1", port))?;
+    http_exchange(stream, host, method, path, json, headers)
+}
+
+/// One HTTP/1.1 request on an already connected `stream` (closed after the answer), e.g. a
+/// connection made from inside another network namespace.
+pub fn http_exchange(
+    mut stream: TcpStream,
+    host: &str,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(u16, String)> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let body = json.unwrap_or_default();
     let extra: String = headers

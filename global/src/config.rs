@@ -39,8 +39,8 @@ pub const GLOBAL_OPTIONS: &[Opt] = &[
     Opt {
         env: "KUMA_MULTIZONE_GLOBAL_KDS_HOSTNAMES",
         yaml: "multizone.global.kds.hostnames",
-        default: "localhost,127.0.0.1",
-        help: "names and addresses in the KDS server certificate the KDS CA issues, comma-separated (Atoll addition)",
+        default: "",
+        help: "names and addresses zones dial the global by, comma-separated, for the KDS server certificate the KDS CA issues; it always names `localhost`, the loopback addresses, this host's name and its non-loopback addresses as well (Atoll addition)",
     },
     Opt {
         env: "KUMA_MULTIZONE_GLOBAL_KDS_HEARTBEAT_INTERVAL",

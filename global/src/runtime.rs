@@ -50,7 +50,7 @@ pub async fn run(common: Common, kds: KdsConfig) -> anyhow::Result<()> {
             std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?,
         ),
         None => ca
-            .issue_server(&kds.hostnames)
+            .issue_server(&atoll_runtime::host::certificate_names(&kds.hostnames))
             .context("issuing the KDS server certificate")?,
     };
     let client_ca = match &kds.client_ca_file {

@@ -83,11 +83,24 @@ async fn channel(config: &KdsClientConfig) -> anyhow::Result<Channel> {
         .keep_alive_timeout(Duration::from_secs(5));
     endpoint.connect().await.map_err(|e| {
         let text = chain(&e);
-        if text.contains("UnknownIssuer") || text.contains("certificate") {
+        if let Some(advice) = name_advice(&text, &config.host) {
+            tracing::error!(global = %config.endpoint, error = %text, "{advice}");
+        } else if text.contains("UnknownIssuer") || text.contains("certificate") {
             tracing::error!(global = %config.endpoint, ca = %config.root_ca.display(), error = %text,
                 "refusing to connect: the global's certificate is not trusted by KUMA_MULTIZONE_ZONE_KDS_ROOT_CA_FILE");
         }
         anyhow::anyhow!("connecting to {}: {text}", config.endpoint)
+    })
+}
+
+/// What to tell the operator when the global's certificate does not name the host this zone
+/// dials: the fix is on the global, and naming the variable saves a search.
+fn name_advice(error: &str, host: &str) -> Option<String> {
+    let mismatch = error.contains("NotValidForName") || error.contains("not valid for name");
+    mismatch.then(|| {
+        format!(
+            "the global's KDS certificate does not name {host:?}, the host in KUMA_MULTIZONE_ZONE_GLOBAL_ADDRESS: add {host} to KUMA_MULTIZONE_GLOBAL_KDS_HOSTNAMES on the global and restart it, or dial the global by a name its certificate has"
+        )
     })
 }
 
@@ -174,5 +187,24 @@ async fn connect_once(
     tokio::select! {
         result = down => result.map_err(|e| anyhow::anyhow!("global-to-zone stream: {e}")),
         result = up => result.map_err(|e| anyhow::anyhow!("zone-to-global stream: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_advice;
+
+    #[test]
+    fn a_name_mismatch_names_the_host_and_the_variable_to_add_it_to() {
+        let error = r#"transport error: invalid peer certificate: certificate not valid for name "10.213.0.9"; certificate is only valid for IpAddress(10.213.0.2)"#;
+        let advice = name_advice(error, "10.213.0.9").unwrap();
+        assert!(
+            advice.contains("add 10.213.0.9 to KUMA_MULTIZONE_GLOBAL_KDS_HOSTNAMES"),
+            "{advice}"
+        );
+        assert_eq!(
+            name_advice("invalid peer certificate: UnknownIssuer", "g"),
+            None
+        );
     }
 }

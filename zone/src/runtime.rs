@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::ZoneConfig;
+use crate::crosszone::advertise::Audience;
 use crate::crosszone::registry::Advertisement;
 use crate::crosszone::stream::{RoleFeed, TableServer};
 use crate::crosszone::table::Table;
@@ -23,6 +24,16 @@ pub async fn run(
     with_ingress: bool,
     with_egress: bool,
 ) -> anyhow::Result<()> {
+    // Before anything starts: an address other zones cannot reach is a configuration error
+    // the operator must see at once, not a cross-zone call failing later on another machine.
+    let ingress_address = with_ingress
+        .then(|| zone.ingress.advertised_address(Audience::OtherZones))
+        .transpose()
+        .context("the zone ingress")?;
+    let egress_address = with_egress
+        .then(|| zone.egress.advertised_address(Audience::ThisZone))
+        .transpose()
+        .context("the zone egress")?;
     let stop = atoll_runtime::shutdown_signal();
     let mode = Mode::Zone {
         name: zone.name.clone(),
@@ -38,11 +49,18 @@ pub async fn run(
         return Ok(());
     };
     let _ = store_slot.set(started.store.clone());
+    // The in-process ingress and egress count in this process's metrics, at the address they
+    // advertise (where Prometheus can reach this host).
+    let own_address = ingress_address
+        .clone()
+        .or_else(|| egress_address.clone())
+        .unwrap_or_else(|| "127.0.0.1".into());
     serve_mads(
         &common,
         &zone,
         &started,
         (with_ingress, with_egress),
+        &own_address,
         stop.clone(),
     )
     .await?;
@@ -99,7 +117,7 @@ pub async fn run(
     // The ingress's table is always kept: a separate ingress process may follow it.
     let (tables_tx, tables) = watch::channel(Arc::new(Table::new()));
     let (advertise, advertisement) = watch::channel(None);
-    let egress = if with_egress {
+    let egress = if let Some(egress_address) = egress_address {
         let listener = tokio::net::TcpListener::bind(zone.egress.listen)
             .await
             .with_context(|| format!("binding the zone egress on {}", zone.egress.listen))?;
@@ -117,7 +135,7 @@ pub async fn run(
         ));
         Some(crate::crosszone::registry::Egress {
             advertisement: Advertisement {
-                address: zone.egress.advertised_address.clone(),
+                address: egress_address,
                 port: zone.egress.advertised_port,
             },
             tables: egress_tx,
@@ -133,15 +151,21 @@ pub async fn run(
         egress,
         stop.clone(),
     ));
-    if with_ingress {
+    if let Some(ingress_address) = ingress_address {
         let listener = tokio::net::TcpListener::bind(zone.ingress.listen)
             .await
             .with_context(|| format!("binding the zone ingress on {}", zone.ingress.listen))?;
+        if ingress_address
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
+        {
+            tracing::warn!(advertised = %ingress_address, "the zone ingress advertises a loopback address, as configured: only zones on this host can reach it");
+        }
+        tracing::info!(listen = %zone.ingress.listen, advertised = %ingress_address, "zone ingress running in-process");
         advertise.send_replace(Some(Advertisement {
-            address: zone.ingress.advertised_address.clone(),
+            address: ingress_address,
             port: zone.ingress.advertised_port,
         }));
-        tracing::info!(listen = %zone.ingress.listen, advertised = %zone.ingress.advertised_address, "zone ingress running in-process");
         tokio::spawn(crate::ingress::serve(
             listener,
             router_config,
@@ -207,17 +231,12 @@ async fn serve_mads(
     zone: &ZoneConfig,
     started: &atoll_runtime::Started,
     (ingress, egress): (bool, bool),
+    own_address: &str,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    // The in-process ingress and egress count in this process's metrics, at the address the
-    // ingress advertises (where Prometheus can reach this host).
     let own = crate::mads::assignments::zone_proxies(
         &zone.name,
-        &format!(
-            "{}:{}",
-            zone.ingress.advertised_address,
-            common.diagnostics.port()
-        ),
+        &format!("{own_address}:{}", common.diagnostics.port()),
         ingress,
         egress,
     );

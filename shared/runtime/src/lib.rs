@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod entry;
+pub mod host;
 mod instrumented;
 pub mod options;
 mod servers;

@@ -69,11 +69,9 @@ pub async fn start_control_plane(
     tokio::spawn(observe_feed(store.clone(), stop.clone()));
 
     let credentials = Credentials::follow(store.clone(), stop.clone());
-    let hosts = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
+    // Remote clients (atollctl from another machine, a zone fetching its certificate) dial
+    // this host's address or name: the certificate names them too.
+    let hosts = crate::host::certificate_names(&[]);
     let configured = common
         .https_cert
         .as_ref()

@@ -3,6 +3,7 @@
 //! resource that advertises them to other zones, and the stream that feeds a separate ingress
 //! process. The SNI router itself is `crate::ingress`; it never sees resources.
 
+pub mod advertise;
 pub mod process;
 pub mod registry;
 pub mod sni;

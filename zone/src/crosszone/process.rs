@@ -79,13 +79,10 @@ pub struct IngressArgs {
         default_value = "0.0.0.0:10001"
     )]
     pub listen: SocketAddr,
-    /// Address other zones use to reach this ingress.
-    #[arg(
-        long,
-        env = "KUMA_ZONE_INGRESS_ADVERTISED_ADDRESS",
-        default_value = "127.0.0.1"
-    )]
-    pub advertised_address: String,
+    /// Address other zones use to reach this ingress; unset: the listening address (the
+    /// host's only non-loopback address for 0.0.0.0). Loopback only when set explicitly.
+    #[arg(long, env = "KUMA_ZONE_INGRESS_ADVERTISED_ADDRESS")]
+    pub advertised_address: Option<String>,
     /// Port other zones use; defaults to the listening port.
     #[arg(long, env = "KUMA_ZONE_INGRESS_ADVERTISED_PORT")]
     pub advertised_port: Option<u16>,
@@ -123,8 +120,18 @@ pub async fn run(args: IngressArgs) -> anyhow::Result<()> {
                 );
             }
             let channel = channel(cp, &ca)?;
+            let address = super::advertise::resolve(
+                args.advertised_address.as_deref(),
+                args.listen.ip(),
+                &atoll_runtime::host::non_loopback_addresses(),
+                super::advertise::Audience::OtherZones,
+                super::advertise::Variables {
+                    advertised: "KUMA_ZONE_INGRESS_ADVERTISED_ADDRESS",
+                    listen: "KUMA_ZONE_INGRESS_LISTEN",
+                },
+            )?;
             let advertised = Advertisement {
-                address: args.advertised_address.clone(),
+                address,
                 port: u32::from(args.advertised_port.unwrap_or(args.listen.port())),
             };
             tokio::spawn(super::stream::follow(

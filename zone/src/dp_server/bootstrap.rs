@@ -389,3 +389,47 @@ pub fn build(
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(xds_host: &str) -> BootstrapRequest {
+        BootstrapRequest {
+            dataplane: String::new(),
+            xds_host: xds_host.into(),
+            xds_port: 5678,
+            ca_cert: "CA".into(),
+            delta: false,
+            dns_port: None,
+            system_ca_path: None,
+            access_log_pipe: None,
+        }
+    }
+
+    /// Envoy must dial the control plane where `atoll-dp` reached it: the zone cannot know
+    /// which of its addresses the data plane's network can see.
+    #[test]
+    fn envoy_dials_the_address_the_data_plane_used() {
+        let by_ip = build("default", "web-1", 9901, &request("10.213.0.3"), None);
+        let ads = format!("{:?}", by_ip.static_resources);
+        assert!(ads.contains("\"10.213.0.3\""), "{ads}");
+        assert!(!ads.contains("127.0.0.1"), "{ads}");
+        let by_name = build(
+            "default",
+            "web-1",
+            9901,
+            &request("zone-1.example.internal"),
+            None,
+        );
+        let cluster = &by_name.static_resources.unwrap().clusters[0];
+        assert_eq!(
+            cluster.cluster_discovery_type,
+            Some(cluster::ClusterDiscoveryType::Type(
+                cluster::DiscoveryType::StrictDns as i32
+            ))
+        );
+        let text = format!("{cluster:?}");
+        assert!(text.contains("zone-1.example.internal"), "{text}");
+    }
+}
