@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     tonic_prost_build::configure()
         .compile_well_known_types(true)
+        // Small per-stream buffers (src/codec.rs): KDS and table streams live for hours.
+        .codec_path("crate::codec::SmallBuffers")
         .extern_path(".google.protobuf", "::envoy_types::pb::google::protobuf")
         .extern_path(".envoy", "::envoy_types::pb::envoy")
         .compile_fds(fds)?;

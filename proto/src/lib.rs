@@ -7,6 +7,8 @@
 //! sync state machines live in the KDS and zone crates, sockets in the binaries.
 #![forbid(unsafe_code)]
 
+pub mod codec;
+
 /// Generated from `proto/kuma/mesh/v1alpha1/kds.proto`.
 pub mod kds {
     #![allow(clippy::all, missing_docs)]

@@ -14,6 +14,7 @@ use atoll_proto::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, KdsSyncServiceC
 use atoll_store::Store;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Streaming};
 use tracing::Instrument;
@@ -113,16 +114,20 @@ fn with_zone<T>(zone: &str, message: T) -> anyhow::Result<Request<T>> {
     Ok(request)
 }
 
-fn forward<T: Send + 'static>(mut inbound: Streaming<T>) -> mpsc::Receiver<T> {
+fn forward<T: Send + 'static>(mut inbound: Streaming<T>) -> mpsc::Receiver<Box<T>> {
     let (tx, rx) = mpsc::channel(CHANNEL);
     tokio::spawn(async move {
         while let Ok(Some(message)) = inbound.message().await {
-            if tx.send(message).await.is_err() {
+            if tx.send(Box::new(message)).await.is_err() {
                 return;
             }
         }
     });
     rx
+}
+
+fn unboxed<T: Send + 'static>(rx: mpsc::Receiver<Box<T>>) -> impl Stream<Item = T> + Send {
+    ReceiverStream::new(rx).map(|m| *m)
 }
 
 /// One connection: both streams until either ends. `Ok` only when stopped.
@@ -136,9 +141,9 @@ async fn connect_once(
     let observer: Arc<dyn SyncObserver> = Arc::new(NoopObserver);
 
     // Global to zone: this side subscribes and applies.
-    let (requests_tx, requests_rx) = mpsc::channel::<DeltaDiscoveryRequest>(CHANNEL);
+    let (requests_tx, requests_rx) = mpsc::channel::<Box<DeltaDiscoveryRequest>>(CHANNEL);
     let downward = client
-        .global_to_zone_sync(with_zone(zone, ReceiverStream::new(requests_rx))?)
+        .global_to_zone_sync(with_zone(zone, unboxed(requests_rx))?)
         .await
         .map_err(|status| {
             anyhow::anyhow!(
@@ -159,9 +164,9 @@ async fn connect_once(
     );
 
     // Zone to global: this side serves its own resources.
-    let (responses_tx, responses_rx) = mpsc::channel::<DeltaDiscoveryResponse>(CHANNEL);
+    let (responses_tx, responses_rx) = mpsc::channel::<Box<DeltaDiscoveryResponse>>(CHANNEL);
     let upward = client
-        .zone_to_global_sync(with_zone(zone, ReceiverStream::new(responses_rx))?)
+        .zone_to_global_sync(with_zone(zone, unboxed(responses_rx))?)
         .await
         .map_err(|status| {
             anyhow::anyhow!(

@@ -102,23 +102,23 @@ impl KdsServer {
 
 /// The stream's messages, then, if the stream was cut, a status saying why.
 fn outbound_until_cut<T: Send + 'static>(
-    rx: mpsc::Receiver<T>,
+    rx: mpsc::Receiver<Box<T>>,
     cut: oneshot::Receiver<Status>,
 ) -> Outbound<T> {
     let reason = tokio_stream::once(cut)
         .then(|cut| async move { cut.await.ok() })
         .filter_map(|status| status.map(Err));
-    Box::pin(ReceiverStream::new(rx).map(Ok).chain(reason))
+    Box::pin(ReceiverStream::new(rx).map(|m| Ok(*m)).chain(reason))
 }
 
 /// Forwards a gRPC inbound stream into a channel; ends (closing the channel) on error or EOF.
-fn forward<T: Send + 'static>(mut inbound: Streaming<T>, zone: String) -> mpsc::Receiver<T> {
+fn forward<T: Send + 'static>(mut inbound: Streaming<T>, zone: String) -> mpsc::Receiver<Box<T>> {
     let (tx, rx) = mpsc::channel(CHANNEL);
     tokio::spawn(async move {
         loop {
             match inbound.message().await {
                 Ok(Some(message)) => {
-                    if tx.send(message).await.is_err() {
+                    if tx.send(Box::new(message)).await.is_err() {
                         return;
                     }
                 }

@@ -5,7 +5,9 @@
 //! applies what it receives to its own store. The same two run in both directions — global to
 //! zone (the zone's gRPC client receives) and zone to global (the zone's gRPC client sends) —
 //! so the gRPC servers and clients in the global and zone crates are thin adapters. [`wire`]
-//! fixes the encoding, [`scope`] which resources each side may touch.
+//! fixes the encoding, [`scope`] which resources each side may touch. Messages cross the
+//! channels boxed: a channel reserves its slots 32 at a time, and unboxed responses made that
+//! about 20 KiB per channel, four channels per connected zone.
 //!
 //! Rules (docs/kds.md has the full description):
 //! - the receiver subscribes to `*` per type; the first answer per type after a (re)connect is

@@ -76,8 +76,8 @@ impl Receiver {
 
     pub async fn run(
         mut self,
-        mut responses: mpsc::Receiver<DeltaDiscoveryResponse>,
-        requests: mpsc::Sender<DeltaDiscoveryRequest>,
+        mut responses: mpsc::Receiver<Box<DeltaDiscoveryResponse>>,
+        requests: mpsc::Sender<Box<DeltaDiscoveryRequest>>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), KdsError> {
         for kind in self.scope.kinds() {
@@ -97,12 +97,12 @@ impl Receiver {
                 response = responses.recv() => {
                     let Some(response) = response else { return Err(KdsError::Closed) };
                     deadline = Instant::now() + self.config.liveness;
-                    self.on_response(response).await?;
+                    self.on_response(*response).await?;
                 }
                 permit = requests.reserve(), if !self.replies.is_empty() => {
                     let permit = permit.map_err(|_| KdsError::Closed)?;
                     if let Some(reply) = self.replies.pop_front() {
-                        permit.send(reply);
+                        permit.send(Box::new(reply));
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {

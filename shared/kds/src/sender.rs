@@ -49,6 +49,12 @@ struct KindState {
     sent: HashMap<String, String>,
 }
 
+/// What a chunk of a full set aims at, below the message limit: a gRPC stream keeps the
+/// encode buffer its largest message needed for as long as it lives, so 3 MiB chunks would
+/// leave up to 3 MiB per zone on the global after the first full set. A resource larger than
+/// this still travels, alone in its message, up to the limit.
+const CHUNK_BYTES: usize = 16 * 1024;
+
 /// Outstanding nonces kept for ACK/NACK attribution; older ones are forgotten.
 const MAX_OUTSTANDING_NONCES: usize = 4096;
 
@@ -92,8 +98,8 @@ impl Sender {
     /// Runs until the peer closes its side, `stop` turns true, or the output is gone.
     pub async fn run(
         mut self,
-        mut requests: mpsc::Receiver<DeltaDiscoveryRequest>,
-        responses: mpsc::Sender<DeltaDiscoveryResponse>,
+        mut requests: mpsc::Receiver<Box<DeltaDiscoveryRequest>>,
+        responses: mpsc::Sender<Box<DeltaDiscoveryResponse>>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), KdsError> {
         let mut feed = self.store.watch();
@@ -105,7 +111,7 @@ impl Sender {
             }
             tokio::select! {
                 request = requests.recv() => match request {
-                    Some(request) => self.on_request(request),
+                    Some(request) => self.on_request(*request),
                     None => return Err(KdsError::Closed),
                 },
                 event = feed.recv() => self.on_event(event),
@@ -113,7 +119,7 @@ impl Sender {
                     let permit = permit.map_err(|_| KdsError::Closed)?;
                     if let Some(response) = self.queue.pop_front() {
                         metrics::counter!("atoll_kds_responses_sent_total", "type" => response.type_url.clone()).increment(1);
-                        permit.send(response);
+                        permit.send(Box::new(response));
                         last_sent = Instant::now();
                     }
                 }
@@ -309,8 +315,9 @@ impl Sender {
         }
     }
 
-    /// Splits into chunks whose encoded size stays under the budget (always at least one).
-    /// A single resource over the budget cannot travel at all: it is kept back and logged.
+    /// Splits into chunks of about [`CHUNK_BYTES`] (always at least one), none over the
+    /// budget. A single resource over the budget cannot travel at all: it is kept back and
+    /// logged.
     fn pack(
         &self,
         kind: Kind,
@@ -318,6 +325,7 @@ impl Sender {
         removed: Vec<String>,
     ) -> Vec<(Vec<DeltaResource>, Vec<String>)> {
         let budget = self.config.max_message_bytes;
+        let target = budget.min(CHUNK_BYTES);
         let mut chunks = vec![(Vec::new(), removed)];
         let mut size = chunks[0].1.iter().map(|n| n.len() + 4).sum::<usize>();
         for resource in resources {
@@ -334,7 +342,7 @@ impl Sender {
                 );
                 continue;
             }
-            if size + len > budget
+            if size + len > target
                 && !chunks
                     .last()
                     .is_some_and(|c| c.0.is_empty() && c.1.is_empty())

@@ -347,8 +347,9 @@ async fn reconnect_converges_exactly_and_an_idle_reconnect_writes_nothing() {
     third.close().await;
 }
 
-#[tokio::test]
-async fn large_full_sets_travel_in_chunks_under_the_message_limit() {
+/// Syncs 1000 gateways with `config` and returns the largest message and how many messages
+/// the full set took.
+async fn full_set_messages(config: SenderConfig) -> (usize, usize) {
     let (global, zone) = (memory(), memory());
     put(&global, mesh("default")).await;
     for i in 0..1000 {
@@ -358,11 +359,6 @@ async fn large_full_sets_travel_in_chunks_under_the_message_limit() {
     let (req_tx, req_rx) = mpsc::channel(8);
     let (resp_tx, mut resp_rx) = mpsc::channel(8);
     let (tap_tx, tap_rx) = mpsc::channel(8);
-    let limit = 16 * 1024;
-    let config = SenderConfig {
-        max_message_bytes: limit,
-        ..Default::default()
-    };
     let sender = Sender::new(
         global.clone(),
         Arc::new(GlobalExport { zone: "z".into() }),
@@ -398,7 +394,17 @@ async fn large_full_sets_travel_in_chunks_under_the_message_limit() {
     })
     .await;
     let _ = stop.send(true);
-    let (largest, chunks) = tap.await.unwrap();
+    tap.await.unwrap()
+}
+
+#[tokio::test]
+async fn large_full_sets_travel_in_chunks_under_the_message_limit() {
+    let limit = 4 * 1024;
+    let (largest, chunks) = full_set_messages(SenderConfig {
+        max_message_bytes: limit,
+        ..Default::default()
+    })
+    .await;
     assert!(
         chunks > 1,
         "the full set must be split, got {chunks} chunk(s)"
@@ -406,6 +412,18 @@ async fn large_full_sets_travel_in_chunks_under_the_message_limit() {
     assert!(
         largest <= limit + 1024,
         "a message of {largest} bytes exceeds the {limit}-byte budget"
+    );
+}
+
+#[tokio::test]
+async fn full_sets_travel_in_small_chunks_well_under_the_default_limit() {
+    // A stream keeps the buffer of its largest message: small chunks keep the global's memory
+    // per zone independent of how many resources it holds.
+    let (largest, chunks) = full_set_messages(SenderConfig::default()).await;
+    assert!(chunks > 4, "1000 gateways in {chunks} message(s)");
+    assert!(
+        largest <= 17 * 1024,
+        "a full-set message of {largest} bytes, with a 3 MiB limit"
     );
 }
 

@@ -1,32 +1,21 @@
-//! The gRPC face of [`Ads`]: the routing tonic generates for Envoy's ADS, written out here
-//! only to choose the codec's buffers.
-//!
-//! The generated server reserves 8 KiB to encode and 8 KiB to decode on every stream, and
-//! keeps both for the stream's life. A zone holds one stream per proxy for hours while a
-//! proxy's messages are a few kB, so at 10,000 proxies those buffers alone were 160 MB. Here
-//! they start at [`BUFFER`] and grow, in steps of that size, only as far as a message needs.
+//! The gRPC face of [`Ads`]: the routing tonic generates for Envoy's ADS (envoy-types ships
+//! it built with tonic's default codec), written out here only to use Atoll's codec with small
+//! buffers ([`atoll_proto::codec`]): at 10,000 proxies the default buffers alone were 160 MB.
 
 use std::convert::Infallible;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use atoll_proto::codec::SmallBuffers;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
-use tonic::codec::{BufferSettings, Codec};
 use tonic::codegen::{Body, BoxFuture, Bytes, StdError, http};
 use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
-use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
 use super::ads::Ads;
-
-/// What each stream's encode and decode buffers start at, and grow by.
-pub const BUFFER: usize = 1024;
-/// tonic's default: responses queued beyond this are flushed before encoding more.
-const YIELD_THRESHOLD: usize = 32 * 1024;
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
@@ -53,7 +42,7 @@ impl AdsServer {
         Out: prost::Message + Send + 'static,
         In: prost::Message + Default + Send + 'static,
     {
-        Grpc::new(SmallBuffers(PhantomData))
+        Grpc::new(SmallBuffers::default())
             .apply_max_message_size_config(Some(self.max_decoding_message_size), None)
     }
 }
@@ -92,32 +81,6 @@ where
                 Box::pin(async move { Ok(status.into_http()) })
             }
         }
-    }
-}
-
-/// Prost encoding with [`BUFFER`]-sized buffers.
-struct SmallBuffers<Out, In>(PhantomData<(Out, In)>);
-
-fn settings() -> BufferSettings {
-    BufferSettings::new(BUFFER, YIELD_THRESHOLD)
-}
-
-impl<Out, In> Codec for SmallBuffers<Out, In>
-where
-    Out: prost::Message + Send + 'static,
-    In: prost::Message + Default + Send + 'static,
-{
-    type Encode = Out;
-    type Decode = In;
-    type Encoder = ProstEncoder<Out>;
-    type Decoder = ProstDecoder<In>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ProstCodec::<Out, In>::raw_encoder(settings())
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        ProstCodec::<Out, In>::raw_decoder(settings())
     }
 }
 
