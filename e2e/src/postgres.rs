@@ -134,6 +134,32 @@ impl TempPostgres {
         fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Runs `sql` with `psql` and returns what it printed, unaligned and without headers
+    /// (one row per line, columns split by `|`).
+    pub fn query(&self, sql: &str) -> anyhow::Result<String> {
+        let mut cmd = self.server_command("psql");
+        cmd.args([
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &self.url(),
+            "-c",
+            sql,
+        ]);
+        let output = cmd
+            .output()
+            .with_context(|| format!("running psql for {sql:?}"))?;
+        if !output.status.success() {
+            bail!(
+                "psql {sql:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    }
+
     /// Stops the server (fast shutdown: open sessions are terminated), keeping its data.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         if self.running {

@@ -46,8 +46,9 @@ fn put(port: u16, path: &str, body: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Registers Dataplanes `0..proxies` on 8 threads.
-fn register(zone: &Zone, proxies: usize, services: usize) -> anyhow::Result<()> {
+/// Registers Dataplanes `dp-0..dp-{proxies}` in `zone` on 8 threads, spread over `services`
+/// services, each calling the next.
+pub fn register(zone: &Zone, proxies: usize, services: usize) -> anyhow::Result<()> {
     let port = zone.http_port;
     let threads: Vec<_> = (0..8)
         .map(|t| {

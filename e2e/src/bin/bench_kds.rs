@@ -8,8 +8,14 @@
 //!    commit, on one machine clock, so no polling resolution enters the figure.
 //! 2. Memory: a fresh global with the same M gateways, its RSS with no zone connected and again
 //!    once N zones are connected and synced, and the zones' own RSS.
+//! 3. Restart: each of those zones then reports D Dataplanes (synced up to the global), the
+//!    global is killed (SIGKILL) and started again on the same database, and the bench waits
+//!    until every zone is back online and a gateway written after the restart has reached all
+//!    of them. It counts the store writes the re-sync made (the revisions the database handed
+//!    out), by type: the target is no write for a resource that did not change.
 //!
 //! Environment: `ATOLL_BENCH_ZONES` (10), `ATOLL_BENCH_CHANGES` (1000),
+//! `ATOLL_BENCH_DATAPLANES_PER_ZONE` (100; the restart phase runs on PostgreSQL only),
 //! `ATOLL_BENCH_STORE` (`postgres`, the default: the global on a throwaway PostgreSQL, as
 //! in production; `memory` for the memory store).
 
@@ -232,8 +238,15 @@ struct Memory {
     zones: Vec<u64>,
 }
 
-fn memory(postgres: bool, zones_n: usize, changes: usize) -> anyhow::Result<Memory> {
-    let (global, _pg) = start_global(postgres)?;
+/// The processes of the memory phase, kept for the restart phase.
+struct World {
+    global: Global,
+    zones: Vec<Zone>,
+    postgres: Option<TempPostgres>,
+}
+
+fn memory(postgres: bool, zones_n: usize, changes: usize) -> anyhow::Result<(Memory, World)> {
+    let (global, pg) = start_global(postgres)?;
     create_mesh(&global)?;
     for i in 0..changes {
         create_gateway(&global, i)?;
@@ -254,10 +267,112 @@ fn memory(postgres: bool, zones_n: usize, changes: usize) -> anyhow::Result<Memo
         .map(|z| rss_kib(z.process.pid()))
         .collect::<Result<_, _>>()?;
     zone_rss.sort_unstable();
-    Ok(Memory {
-        global_without_zones,
-        global_with_zones,
-        zones: zone_rss,
+    Ok((
+        Memory {
+            global_without_zones,
+            global_with_zones,
+            zones: zone_rss,
+        },
+        World {
+            global,
+            zones,
+            postgres: pg,
+        },
+    ))
+}
+
+struct Restart {
+    dataplanes: usize,
+    resync: Duration,
+    /// Revisions handed out from the kill until the re-sync settled.
+    writes: u64,
+    /// What was written, by type.
+    written: String,
+}
+
+/// How many Dataplanes the global holds (0 when its API does not answer).
+fn dataplanes_on(global: &Global) -> u64 {
+    http_get(global.http_port, "/meshes/default/dataplanes?size=1")
+        .ok()
+        .filter(|(code, _)| *code == 200)
+        .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+        .and_then(|page| page["total"].as_u64())
+        .unwrap_or(0)
+}
+
+/// True when every zone's insight on the global says connected since `since`.
+fn all_reconnected_since(global: &Global, zones: usize, since: DateTime<chrono::Utc>) -> bool {
+    let Ok((200, body)) = http_get(global.http_port, "/zones/_overview") else {
+        return false;
+    };
+    let Ok(page) = serde_json::from_str::<Value>(&body) else {
+        return false;
+    };
+    let items = page["items"].as_array().cloned().unwrap_or_default();
+    let back = items
+        .iter()
+        .filter(|z| z["online"].as_bool() == Some(true))
+        .filter(|z| {
+            z["insight"]["connectTime"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t.to_utc() >= since)
+        })
+        .count();
+    back == zones
+}
+
+fn last_revision(pg: &TempPostgres) -> anyhow::Result<u64> {
+    let text = pg.query("SELECT last_value FROM resource_versions")?;
+    text.parse()
+        .with_context(|| format!("a revision of {text:?}"))
+}
+
+fn restart(world: &mut World, per_zone: usize, changes: usize) -> anyhow::Result<Restart> {
+    let pg = world
+        .postgres
+        .as_ref()
+        .context("the restart phase needs PostgreSQL")?;
+    for zone in &world.zones {
+        atoll_e2e::scale::register(zone, per_zone, 10)?;
+    }
+    let dataplanes = world.zones.len() * per_zone;
+    eventually(
+        &format!("{dataplanes} Dataplanes on the global"),
+        Duration::from_secs(120),
+        || dataplanes_on(&world.global) == dataplanes as u64,
+    )
+    .with_context(|| format!("the global holds {}", dataplanes_on(&world.global)))?;
+    // Insight flushes of the last registrations done before the count starts.
+    std::thread::sleep(SETTLE * 3);
+    let before = last_revision(pg)?;
+    let killed = chrono::Utc::now();
+    let started = Instant::now();
+    world.global.crash_and_restart()?;
+    create_gateway(&world.global, changes)?;
+    let zones_n = world.zones.len();
+    eventually("every zone reconnected", Duration::from_secs(60), || {
+        all_reconnected_since(&world.global, zones_n, killed)
+    })?;
+    wait_synced(&world.zones, changes + 1, Duration::from_secs(60))?;
+    let resync = started.elapsed();
+    ensure!(
+        dataplanes_on(&world.global) == dataplanes as u64,
+        "the global lost Dataplanes in the restart: {} of {dataplanes}",
+        dataplanes_on(&world.global)
+    );
+    // Late full-set comparisons from the zones land within the settle time.
+    std::thread::sleep(SETTLE * 3);
+    let after = last_revision(pg)?;
+    let written = pg.query(&format!(
+        "SELECT string_agg(type || ' ' || n, ', ' ORDER BY n DESC) FROM \
+         (SELECT type, count(*) AS n FROM resources WHERE version > {before} GROUP BY type) t"
+    ))?;
+    Ok(Restart {
+        dataplanes,
+        resync,
+        writes: after.saturating_sub(before),
+        written,
     })
 }
 
@@ -274,7 +389,16 @@ fn main() -> anyhow::Result<()> {
     eprintln!("latency: a global ({store} store) and {zones_n} zones, {changes} created gateways");
     let lat = latency(postgres, zones_n, changes)?;
     eprintln!("memory: a fresh global, {changes} gateways, then {zones_n} zones");
-    let mem = memory(postgres, zones_n, changes)?;
+    let (mem, mut world) = memory(postgres, zones_n, changes)?;
+    let per_zone = env_number("ATOLL_BENCH_DATAPLANES_PER_ZONE", 100);
+    let restarted = if postgres {
+        eprintln!(
+            "restart: {per_zone} Dataplanes per zone, then the global killed and started again"
+        );
+        Some(restart(&mut world, per_zone, changes)?)
+    } else {
+        None
+    };
 
     let s = &lat.samples;
     println!(
@@ -307,5 +431,18 @@ fn main() -> anyhow::Result<()> {
         mib(mem.zones[0]),
         mib(mem.zones[mem.zones.len() - 1])
     );
+    if let Some(r) = restarted {
+        println!(
+            "  global restart with {} zone Dataplanes: every zone back and a new write everywhere in {:.1} s; {} store writes during the re-sync ({})",
+            r.dataplanes,
+            r.resync.as_secs_f64(),
+            r.writes,
+            if r.written.is_empty() {
+                "none"
+            } else {
+                &r.written
+            }
+        );
+    }
     Ok(())
 }
