@@ -220,3 +220,25 @@ pub const KINDS: &[Kind] = &[
 pub fn find(type_name: &str) -> Option<&'static Kind> {
     KINDS.iter().find(|k| k.type_name == type_name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_policy_type_has_a_resource_with_the_right_path() {
+        for policy in atoll_model::POLICIES {
+            let kind = KINDS
+                .iter()
+                .find(|k| k.api_type == policy.name())
+                .unwrap_or_else(|| panic!("no resource for {policy}"));
+            assert_eq!(kind.plural, policy.plural());
+            assert!(kind.in_mesh);
+        }
+        for kind in KINDS {
+            let model: atoll_model::Kind = kind.api_type.parse().unwrap();
+            assert_eq!(kind.plural, model.plural(), "{}", kind.type_name);
+            assert_eq!(kind.in_mesh, model.scope() == atoll_model::Scope::Mesh);
+        }
+    }
+}

@@ -42,8 +42,9 @@ fn renew_before_hours(state: &Value) -> i64 {
     }
 }
 
-/// Whether the certificate in `state` is missing or expires within the renewal window.
-pub fn needs_certificate(state: &Value, now: i64) -> bool {
+/// Whether the certificate in `state` is missing or expires within `window`'s renewal
+/// window (the configuration's: a changed window applies to the plan that changes it).
+pub fn needs_certificate(state: &Value, window: &Value, now: i64) -> bool {
     let Some(expires) = state
         .get("expires_at")
         .as_str()
@@ -52,7 +53,7 @@ pub fn needs_certificate(state: &Value, now: i64) -> bool {
         return true;
     };
     state.get("certificate").is_null()
-        || expires.timestamp() - now < renew_before_hours(state) * 3600
+        || expires.timestamp() - now < renew_before_hours(window) * 3600
 }
 
 pub fn plan(prior: &Value, mut proposed: Value) -> (Value, Vec<AttributePath>) {
@@ -61,7 +62,10 @@ pub fn plan(prior: &Value, mut proposed: Value) -> (Value, Vec<AttributePath>) {
     if renamed {
         replace.push(crate::provider::path_to("name"));
     }
-    if prior.is_null() || renamed || needs_certificate(prior, chrono::Utc::now().timestamp()) {
+    if prior.is_null()
+        || renamed
+        || needs_certificate(prior, &proposed, chrono::Utc::now().timestamp())
+    {
         for name in CERTIFICATE {
             set(&mut proposed, name, Value::Unknown);
         }
@@ -167,13 +171,14 @@ mod tests {
     #[test]
     fn a_certificate_is_renewed_inside_the_window_only() {
         let mut state = Value::Map(Default::default());
-        assert!(needs_certificate(&state, 0), "no certificate yet");
+        assert!(needs_certificate(&state, &state, 0), "no certificate yet");
         set(&mut state, "certificate", Value::str("PEM"));
         set(&mut state, "expires_at", Value::str("1970-02-01T00:00:00Z"));
         let expires = 31 * 24 * 3600;
-        assert!(!needs_certificate(&state, expires - 721 * 3600));
-        assert!(needs_certificate(&state, expires - 719 * 3600));
-        set(&mut state, "renew_before_hours", Value::Number(1.into()));
-        assert!(!needs_certificate(&state, expires - 2 * 3600));
+        assert!(!needs_certificate(&state, &state, expires - 721 * 3600));
+        assert!(needs_certificate(&state, &state, expires - 719 * 3600));
+        let mut window = state.clone();
+        set(&mut window, "renew_before_hours", Value::Number(1.into()));
+        assert!(!needs_certificate(&state, &window, expires - 2 * 3600));
     }
 }

@@ -76,10 +76,15 @@ impl Workspace {
         self.dir.path()
     }
 
-    /// Writes `main.tf`: the provider block, then `body`.
+    /// Writes `main.tf`: an empty provider block (settings from the environment), then `body`.
     pub fn write(&self, body: &str) {
+        self.write_with_provider("", body);
+    }
+
+    /// Writes `main.tf` with `provider` as the provider block's body.
+    pub fn write_with_provider(&self, provider: &str, body: &str) {
         let config = format!(
-            "terraform {{\n  required_providers {{\n    atoll = {{ source = \"atoll/atoll\" }}\n  }}\n}}\n\nprovider \"atoll\" {{}}\n\n{body}"
+            "terraform {{\n  required_providers {{\n    atoll = {{ source = \"atoll/atoll\" }}\n  }}\n}}\n\nprovider \"atoll\" {{\n{provider}\n}}\n\n{body}"
         );
         std::fs::write(self.dir.path().join("main.tf"), config).unwrap();
     }
