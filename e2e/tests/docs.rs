@@ -33,7 +33,7 @@ fn pages() -> Vec<(PathBuf, String)> {
 fn code() -> String {
     let this = Path::new(file!()).file_name().unwrap_or_default();
     let mut out = String::new();
-    let mut stack: Vec<PathBuf> = ["shared", "zone", "global", "cli", "proto", "e2e"]
+    let mut stack: Vec<PathBuf> = ["shared", "zone", "global", "cli", "proto", "e2e", "terraform-provider"]
         .iter()
         .map(|d| root().join(d))
         .collect();
