@@ -49,6 +49,11 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new(global: &Global) -> Workspace {
+        Workspace::for_api(&global.api(), &global.admin_token().unwrap())
+    }
+
+    /// A workspace whose provider is pointed at `address` (which need not answer).
+    pub fn for_api(address: &str, token: &str) -> Workspace {
         let dir = tempfile::Builder::new()
             .prefix("atoll-tf-")
             .tempdir()
@@ -67,8 +72,8 @@ impl Workspace {
         Workspace {
             dir,
             cli_config,
-            address: global.api(),
-            token: global.admin_token().unwrap(),
+            address: address.to_string(),
+            token: token.to_string(),
         }
     }
 
