@@ -288,13 +288,18 @@ impl Provider for AtollProvider {
                         replace.push(path_to(attr));
                     }
                 }
-                if let Some(client) = self.client().await {
+                // Only a change is validated: an unchanged resource needs no write
+                // permission to plan, and may be one the API would refuse to write anyway.
+                if prior != proposed
+                    && let Some(client) = self.client().await
+                {
                     response.diagnostics = resource::validate(&client, kind, &proposed).await;
                 }
                 (proposed, replace)
             }
         };
         if type_name == "atoll_zone"
+            && prior != planned
             && let Some(client) = self.client().await
         {
             response.diagnostics = resource::validate(&client, &zone::KIND, &planned).await;
