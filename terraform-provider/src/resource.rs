@@ -126,7 +126,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn failed(state: Value, private: Private, diagnostics: Vec<Diagnostic>) -> Outcome {
+    fn new(state: Value, private: Private, diagnostics: Vec<Diagnostic>) -> Outcome {
         Outcome {
             state,
             private,
@@ -138,7 +138,7 @@ impl Outcome {
 pub async fn read(client: &Client, kind: &Kind, state: Value, private: Private) -> Outcome {
     let path = path_of(kind, &state);
     match client.get(&path).await {
-        Ok(None) => Outcome::failed(Value::Null, Private::default(), Vec::new()),
+        Ok(None) => Outcome::new(Value::Null, Private::default(), Vec::new()),
         Ok(Some(found)) => {
             let now = Private::of(kind, &found);
             let unchanged = private.seen.is_some() && private.seen == now.seen;
@@ -147,11 +147,11 @@ pub async fn read(client: &Client, kind: &Kind, state: Value, private: Private) 
             } else {
                 state_from(kind, &found.document)
             };
-            Outcome::failed(state, now, Vec::new())
+            Outcome::new(state, now, Vec::new())
         }
         Err(err) => {
             let diagnostics = diag::from_api(Some(kind), &format!("reading {path}"), &err);
-            Outcome::failed(state, private, diagnostics)
+            Outcome::new(state, private, diagnostics)
         }
     }
 }
@@ -189,7 +189,7 @@ pub async fn create(client: &Client, kind: &Kind, planned: Value) -> Outcome {
                 ),
                 None => planned.get("name").as_str().unwrap_or_default().to_string(),
             };
-            return Outcome::failed(
+            return Outcome::new(
                 Value::Null,
                 Private::default(),
                 vec![diag::error(
@@ -202,7 +202,7 @@ pub async fn create(client: &Client, kind: &Kind, planned: Value) -> Outcome {
             );
         }
         Err(err) => {
-            return Outcome::failed(
+            return Outcome::new(
                 Value::Null,
                 Private::default(),
                 diag::from_api(Some(kind), &summary, &err),
@@ -245,8 +245,8 @@ async fn write(
 ) -> Outcome {
     let path = path_of(kind, &planned);
     match client.put(&path, &document(kind, &planned), if_match).await {
-        Ok(written) => Outcome::failed(planned, Private::of(kind, &written), Vec::new()),
-        Err(err) => Outcome::failed(
+        Ok(written) => Outcome::new(planned, Private::of(kind, &written), Vec::new()),
+        Err(err) => Outcome::new(
             prior,
             prior_private,
             diag::from_api(Some(kind), summary, &err),
@@ -257,10 +257,10 @@ async fn write(
 pub async fn delete(client: &Client, kind: &Kind, prior: Value, private: Private) -> Outcome {
     let path = path_of(kind, &prior);
     match client.delete(&path, private.version).await {
-        Ok(()) => Outcome::failed(Value::Null, Private::default(), Vec::new()),
+        Ok(()) => Outcome::new(Value::Null, Private::default(), Vec::new()),
         Err(err) => {
             let diagnostics = diag::from_api(Some(kind), &format!("deleting {path}"), &err);
-            Outcome::failed(prior, private, diagnostics)
+            Outcome::new(prior, private, diagnostics)
         }
     }
 }
