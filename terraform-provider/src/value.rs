@@ -33,7 +33,12 @@ pub enum DecodeError {
     Dynamic,
     #[error("invalid type JSON: {0}")]
     TypeJson(String),
+    #[error("values nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
 }
+
+/// Deeper than any resource document; bounds the decoder's recursion.
+const MAX_DEPTH: usize = 128;
 
 impl Value {
     #[cfg(test)]
@@ -144,7 +149,11 @@ pub fn type_of(json: &Json) -> Json {
 // ---- msgpack (only what cty emits) ----
 
 pub fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
-    let mut reader = Reader { bytes, pos: 0 };
+    let mut reader = Reader {
+        bytes,
+        pos: 0,
+        depth: 0,
+    };
     reader.value()
 }
 
@@ -183,6 +192,7 @@ fn undynamic(value: Value) -> Result<Value, DecodeError> {
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    depth: usize,
 }
 
 impl Reader<'_> {
@@ -261,23 +271,40 @@ impl Reader<'_> {
         ))
     }
 
-    fn list(&mut self, n: usize) -> Result<Value, DecodeError> {
-        let mut items = Vec::with_capacity(n.min(1024));
-        for _ in 0..n {
-            items.push(self.value()?);
+    fn nested<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<T, DecodeError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(DecodeError::TooDeep);
         }
-        Ok(Value::List(items))
+        self.depth += 1;
+        let result = read(self);
+        self.depth -= 1;
+        result
+    }
+
+    fn list(&mut self, n: usize) -> Result<Value, DecodeError> {
+        self.nested(|reader| {
+            let mut items = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                items.push(reader.value()?);
+            }
+            Ok(Value::List(items))
+        })
     }
 
     fn map(&mut self, n: usize) -> Result<Value, DecodeError> {
-        let mut map = BTreeMap::new();
-        for _ in 0..n {
-            let Value::String(key) = self.value()? else {
-                return Err(DecodeError::Key);
-            };
-            map.insert(key, self.value()?);
-        }
-        Ok(Value::Map(map))
+        self.nested(|reader| {
+            let mut map = BTreeMap::new();
+            for _ in 0..n {
+                let Value::String(key) = reader.value()? else {
+                    return Err(DecodeError::Key);
+                };
+                map.insert(key, reader.value()?);
+            }
+            Ok(Value::Map(map))
+        })
     }
 }
 
@@ -390,6 +417,46 @@ mod tests {
         let decoded = decode_object(&encode(&value), &["spec"]).unwrap();
         assert_eq!(decoded, value);
         assert_eq!(decoded.get("spec").to_json(), spec);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = vec![0x91u8; 100_000];
+        assert!(matches!(decode(&deep), Err(DecodeError::TooDeep)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = decode(&bytes);
+            let _ = decode_object(&bytes, &["spec"]);
+        }
+
+        #[test]
+        fn json_documents_round_trip(doc in json_document(3)) {
+            let value = Value::dynamic_from_json(&doc);
+            let decoded = decode(&encode(&Value::List(vec![value.clone()]))).unwrap();
+            let Value::List(items) = decoded else { panic!("a list") };
+            // Typed values come back as [type, value]: undo it as the object decoder does.
+            let back = undynamic(items.into_iter().next().unwrap()).unwrap();
+            proptest::prop_assert_eq!(back.to_json(), value.to_json());
+        }
+    }
+
+    fn json_document(depth: u32) -> impl proptest::strategy::Strategy<Value = Json> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            any::<bool>().prop_map(Json::from),
+            any::<i64>().prop_map(Json::from),
+            "[a-zA-Z0-9 ./*-]{0,40}".prop_map(Json::from),
+        ];
+        leaf.prop_recursive(depth, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
+                proptest::collection::btree_map("[a-zA-Z]{1,12}", inner, 1..4)
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        })
     }
 
     #[test]
