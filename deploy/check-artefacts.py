@@ -11,7 +11,9 @@
 - systemd: the hardening and restart settings are there; `systemd-analyze verify` when present.
 - Terraform: `terraform fmt -check` when terraform is on PATH (`validate` would need providers
   from the Terraform registry); always: balanced brackets, every var./local. reference
-  declared, every variable used, the example passes what the module requires.
+  declared, every variable used, the example passes what the module requires; the
+  mesh-and-zones example uses only the atoll provider's types and attributes, the module's
+  outputs and the chart's values (it cannot be `init`ed offline: helm, kubernetes).
 - Dockerfile and .dockerignore: the stages, binaries, user and ports docs/deploy.md promises.
 
 Usage: deploy/check-artefacts.py [REPO_ROOT]. Exits 1 listing every failure.
@@ -453,6 +455,36 @@ def check_terraform(tables: dict[str, set[str]]) -> None:
         print("    (terraform not on PATH: fmt check skipped)", file=sys.stderr)
 
 
+def check_provider_example(_tables: dict[str, set[str]]) -> None:
+    example = ROOT / "deploy/terraform/examples/mesh-and-zones/main.tf"
+    if not example.exists():
+        fail(rel(example), "missing")
+        return
+    if not balanced(example):
+        return
+    # Names are in strings, which strip_hcl blanks: only whole-line comments are dropped.
+    text = re.sub(r"(?m)^\s*#.*$", "", example.read_text())
+    source = "\n".join(p.read_text() for p in sorted((ROOT / "terraform-provider/src").glob("*.rs")))
+    types = set(re.findall(r'"(atoll_[a-z_]+)"', source))
+    for kind, t in re.findall(r'^(resource|data)\s+"(atoll_[a-z_]+)"', text, re.M):
+        if t not in types:
+            fail(rel(example), f"{kind} type {t} is not one terraform-provider-atoll has")
+    schema = (ROOT / "terraform-provider/src/schema.rs").read_text()
+    zone_schema = schema[schema.find("pub fn zone()"):schema.find("pub fn dataplane_token()")]
+    zone_attrs = set(re.findall(r'attr\(\s*"([a-z_]+)"', zone_schema)) | {"enabled"}
+    for attr in set(re.findall(r'atoll_zone\.[a-z_]+(?:\["[a-z]+"\])?\.([a-z_]+)', text)):
+        if attr not in zone_attrs:
+            fail(rel(example), f"reads atoll_zone.{attr}, which the provider does not have")
+    outputs = declared((ROOT / "deploy/terraform/global/outputs.tf").read_text(), "output")
+    for o in set(re.findall(r"\bmodule\.atoll_global\.([a-z0-9_]+)", text)) - outputs:
+        fail(rel(example), f"reads output {o}, which the module does not declare")
+    values = (ROOT / "deploy/helm/atoll/values.yaml").read_text()
+    for key in set(re.findall(r'set\s*\{\s*name\s*=\s*"([A-Za-z.]+)"', text)):
+        leaf = key.split(".")[-1]
+        if not re.search(rf"^\s*{re.escape(leaf)}:", values, re.M):
+            fail(rel(example), f"sets chart value {key}, which values.yaml does not have")
+
+
 # === docker ===
 
 
@@ -513,7 +545,8 @@ def main() -> int:
     tables = option_tables()
     every = set().union(*tables.values())
     steps = [("Dockerfile", check_docker), ("systemd units", check_systemd),
-             ("Terraform module", check_terraform), ("Helm chart", check_helm),
+             ("Terraform module", check_terraform), ("Terraform provider example", check_provider_example),
+             ("Helm chart", check_helm),
              ("Grafana dashboard", check_dashboard)]
     for name, step in steps:
         before = len(failures)

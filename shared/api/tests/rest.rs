@@ -1159,3 +1159,40 @@ async fn zone_certificates_for_a_csr_carry_no_key() {
     .await;
     assert_eq!(causes(&bad), ["csr"], "{}", bad.text);
 }
+
+#[tokio::test]
+async fn a_dry_run_validates_and_authorizes_but_stores_nothing() {
+    let api = Api::new(Mode::Global);
+    // No mesh yet: a plan checks a gateway before the mesh it names is created.
+    let reply = api
+        .put(
+            "/meshes/default/meshgateways/edge?dryRun=true",
+            gateway(8080),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.headers["x-atoll-outcome"], "valid");
+    assert_eq!(reply.body["conf"]["listeners"][0]["port"], 8080);
+    assert_eq!(
+        api.get("/meshes/default/meshgateways/edge").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let reply = api
+        .put(
+            "/meshes/default/meshgateways/edge?dryRun=true",
+            gateway(70000),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(causes(&reply), ["conf.listeners[0].port"]);
+
+    let anonymous = Api::with(Mode::Global, false);
+    let reply = anonymous
+        .send("PUT", "/meshes/demo?dryRun=true", Some(mesh("demo")), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = api.put("/meshes/demo?dryRun=true", mesh("demo")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(api.get("/meshes/demo").await.status, StatusCode::NOT_FOUND);
+}

@@ -5,7 +5,7 @@ use atoll_model::{Kind, Owner, Resource, Scope, Spec, decode_value, encode_value
 use atoll_store::{Key, Precondition, PutOutcome};
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
@@ -17,6 +17,14 @@ type Conn = Extension<User>;
 
 /// Tells a client whether a put created, changed or left the resource as it was.
 pub const OUTCOME_HEADER: &str = "x-atoll-outcome";
+
+/// `?dryRun=true` on a put: validate and authorize as the write would, store nothing
+/// (Terraform's provider checks a plan with it, before the mesh it names may exist).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct WriteQuery {
+    #[serde(rename = "dryRun", default)]
+    dry_run: bool,
+}
 
 pub(super) async fn get_global(
     State(state): State<ApiState>,
@@ -43,10 +51,12 @@ pub(super) async fn put_global(
     conn: Conn,
     headers: HeaderMap,
     Path((plural, name)): Path<(String, String)>,
+    Query(query): Query<WriteQuery>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let kind = target::global_kind(&plural)?;
-    put(&state, conn, &headers, Key::new(kind, None, &name), &bytes).await
+    let key = Key::new(kind, None, &name);
+    put(&state, conn, &headers, key, &bytes, query.dry_run).await
 }
 
 pub(super) async fn put_in_mesh(
@@ -54,17 +64,12 @@ pub(super) async fn put_in_mesh(
     conn: Conn,
     headers: HeaderMap,
     Path((mesh, plural, name)): Path<(String, String, String)>,
+    Query(query): Query<WriteQuery>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let kind = target::mesh_kind(&plural)?;
-    put(
-        &state,
-        conn,
-        &headers,
-        Key::new(kind, Some(&mesh), &name),
-        &bytes,
-    )
-    .await
+    let key = Key::new(kind, Some(&mesh), &name);
+    put(&state, conn, &headers, key, &bytes, query.dry_run).await
 }
 
 pub(super) async fn delete_global(
@@ -122,6 +127,7 @@ async fn put(
     headers: &HeaderMap,
     key: Key,
     bytes: &[u8],
+    dry_run: bool,
 ) -> Result<Response, ApiError> {
     target::writable(&state.mode, key.kind)?;
     target::not_managed(key.kind, &key.name)?;
@@ -131,6 +137,16 @@ async fn put(
     let document = align_with_path(document, &key)?;
     let mut resource = decode_value(document).map_err(|err| ApiError::invalid(err.violations))?;
     credential_secret_is_usable(&resource)?;
+    if dry_run {
+        // Nothing is read from the store: a plan validates resources whose mesh does not
+        // exist yet.
+        let mut response = body::render(headers, StatusCode::OK, &encode_value(&resource), None);
+        response.headers_mut().insert(
+            OUTCOME_HEADER,
+            axum::http::HeaderValue::from_static("valid"),
+        );
+        return Ok(response);
+    }
     written_here(state, &key).await?;
     stamp_origin(&state.mode, &mut resource);
     if key.kind.scope() == Scope::Mesh
