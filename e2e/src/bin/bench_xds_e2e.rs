@@ -14,6 +14,9 @@ use atoll_e2e::global::{Global, GlobalOptions};
 use atoll_e2e::process::{http_call, http_request};
 use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
 
+/// How long one round may take before the bench fails instead of waiting forever.
+const ROUND_DEADLINE: Duration = Duration::from_secs(30);
+
 fn route(backend: &str) -> String {
     format!(
         r#"{{"type":"MeshHTTPRoute","mesh":"default","name":"r","spec":{{"targetRef":{{"kind":"MeshGateway","name":"edge"}},"to":[{{"targetRef":{{"kind":"Mesh"}},"rules":[{{"matches":[{{"path":{{"type":"Exact","value":"/keep"}}}}],"default":{{"backendRefs":[{{"kind":"MeshService","name":"a"}},{{"kind":"MeshService","name":"b"}}]}}}},{{"default":{{"backendRefs":[{{"kind":"MeshService","name":"{backend}"}}]}}}}]}}]}}}}"#
@@ -74,7 +77,7 @@ fn main() -> anyhow::Result<()> {
             .and_then(|(_, body)| {
                 body.split("envoy.config.listener.v3.Listener\":\"")
                     .nth(1)
-                    .map(|rest| rest[..16].to_string())
+                    .and_then(|rest| rest.get(..16).map(str::to_string))
             });
     for i in 0..rounds {
         let to = if i % 2 == 0 { "b" } else { "a" };
@@ -85,13 +88,17 @@ fn main() -> anyhow::Result<()> {
         while !atoll_e2e::process::http_get(zone.http_port, "/meshes/default/meshhttproutes/r")
             .is_ok_and(|(_, body)| body.contains(&needle))
         {
+            ensure!(
+                started.elapsed() < ROUND_DEADLINE,
+                "round {i}: the route to {to} never reached the zone"
+            );
             std::thread::sleep(Duration::from_micros(500));
         }
         in_zone.push(started.elapsed().as_secs_f64() * 1000.0);
         let listener_ack = |body: &str| {
             body.split("envoy.config.listener.v3.Listener\":\"")
                 .nth(1)
-                .map(|rest| rest[..16].to_string())
+                .and_then(|rest| rest.get(..16).map(str::to_string))
         };
         while atoll_e2e::process::http_get(
             zone.http_port,
@@ -101,6 +108,10 @@ fn main() -> anyhow::Result<()> {
         .and_then(|(_, body)| listener_ack(&body))
             == last_ack
         {
+            ensure!(
+                started.elapsed() < ROUND_DEADLINE,
+                "round {i}: edge-1 never acknowledged a new listener"
+            );
             std::thread::sleep(Duration::from_micros(500));
         }
         last_ack = atoll_e2e::process::http_get(
