@@ -349,13 +349,21 @@ fn restart(world: &mut World, per_zone: usize, changes: usize) -> anyhow::Result
     let killed = chrono::Utc::now();
     let started = Instant::now();
     world.global.crash_and_restart()?;
+    let ready = started.elapsed();
     create_gateway(&world.global, changes)?;
     let zones_n = world.zones.len();
     eventually("every zone reconnected", Duration::from_secs(60), || {
         all_reconnected_since(&world.global, zones_n, killed)
     })?;
+    let reconnected = started.elapsed();
     wait_synced(&world.zones, changes + 1, Duration::from_secs(60))?;
     let resync = started.elapsed();
+    eprintln!(
+        "restart: global ready after {:.1} s, every zone reconnected after {:.1} s, the new write everywhere after {:.1} s",
+        ready.as_secs_f64(),
+        reconnected.as_secs_f64(),
+        resync.as_secs_f64()
+    );
     ensure!(
         dataplanes_on(&world.global) == dataplanes as u64,
         "the global lost Dataplanes in the restart: {} of {dataplanes}",
