@@ -23,18 +23,24 @@ use crate::config::KdsClientConfig;
 const CHANNEL: usize = 16;
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long a zone on the memory store waits after starting before it sends the global its
+/// own resources: long enough for running data planes and ingresses to reconnect (their
+/// backoff starts at 200 ms) and register again. Until then the global keeps what the zone
+/// last reported.
+pub const REGISTRATION_GRACE: Duration = Duration::from_secs(5);
 
 /// Keeps the zone connected to the global until `stop`.
 pub async fn run(
     zone: String,
     config: KdsClientConfig,
     store: Arc<dyn Store>,
+    hold_upward: Option<tokio::time::Instant>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = atoll_retry::Backoff::new(MIN_BACKOFF, MAX_BACKOFF).jittered(0.5, 1.5);
     loop {
         let started = tokio::time::Instant::now();
-        match connect_once(&zone, &config, store.clone(), stop.clone()).await {
+        match connect_once(&zone, &config, store.clone(), hold_upward, stop.clone()).await {
             Ok(()) => return,
             Err(err) => {
                 metrics::counter!("atoll_kds_reconnects_total").increment(1);
@@ -130,6 +136,7 @@ async fn connect_once(
     zone: &str,
     config: &KdsClientConfig,
     store: Arc<dyn Store>,
+    hold_upward: Option<tokio::time::Instant>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut client = KdsSyncServiceClient::new(channel(config).await?);
@@ -174,7 +181,10 @@ async fn connect_once(
         store,
         Arc::new(ZoneExport { zone: zone.into() }),
         observer,
-        SenderConfig::default(),
+        SenderConfig {
+            hold_until: hold_upward,
+            ..SenderConfig::default()
+        },
     );
     tracing::info!(global = %config.endpoint, "connected to the global");
 

@@ -27,6 +27,11 @@ pub struct SenderConfig {
     pub max_message_bytes: usize,
     /// A heartbeat is sent after this long without any other message.
     pub heartbeat: Duration,
+    /// No full set or change is sent before this instant, only heartbeats: a side whose store
+    /// is still filling (a zone on the memory store, just restarted, whose proxies have not
+    /// registered again) would otherwise tell the peer to delete what it merely has not
+    /// relearnt yet.
+    pub hold_until: Option<Instant>,
 }
 
 impl Default for SenderConfig {
@@ -35,6 +40,7 @@ impl Default for SenderConfig {
         SenderConfig {
             max_message_bytes: 3 * 1024 * 1024,
             heartbeat: Duration::from_secs(2),
+            hold_until: None,
         }
     }
 }
@@ -100,7 +106,9 @@ impl Sender {
         let mut last_sent = Instant::now();
         let mut ticker = tokio::time::interval(self.config.heartbeat / 2);
         loop {
-            if self.queue.is_empty() {
+            // While held, the heartbeat ticker wakes the loop to look again.
+            let holding = self.config.hold_until.is_some_and(|t| Instant::now() < t);
+            if self.queue.is_empty() && !holding {
                 self.fill().await?;
             }
             tokio::select! {
