@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use atoll_kds::receiver::{Receiver, ReceiverConfig};
 use atoll_kds::scope::{ZoneExport, ZoneImport};
-use atoll_kds::sender::{Sender, SenderConfig};
+use atoll_kds::sender::{Hold, Sender, SenderConfig};
 use atoll_kds::{NoopObserver, SyncObserver};
 use atoll_proto::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, KdsSyncServiceClient};
 use atoll_store::Store;
@@ -23,24 +23,85 @@ use crate::config::KdsClientConfig;
 const CHANNEL: usize = 16;
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// How long a zone on the memory store waits after starting before it sends the global its
-/// own resources: long enough for running data planes and ingresses to reconnect (their
-/// backoff starts at 200 ms) and register again. Until then the global keeps what the zone
-/// last reported.
-pub const REGISTRATION_GRACE: Duration = Duration::from_secs(5);
+/// How long a zone on the memory store waits, once the global's full sets have been applied,
+/// before it sends the global its own resources: its running data planes can only register
+/// again once their mesh is back, and retry with a backoff of at most 5 s. Until then the
+/// global keeps what the zone last reported.
+pub const REGISTRATION_GRACE: Duration = Duration::from_secs(6);
+/// The hold ends after this long in any case (a global that never completes a sync).
+const MAX_HOLD: Duration = Duration::from_secs(120);
+
+/// Holds the zone's upward sync until the global's full sets of every type have been applied
+/// and [`REGISTRATION_GRACE`] has passed: for a zone whose store starts empty.
+pub struct InitialSync {
+    pending: std::sync::Mutex<std::collections::BTreeSet<atoll_model::Kind>>,
+    release: watch::Sender<Option<tokio::time::Instant>>,
+}
+
+impl InitialSync {
+    pub fn new() -> (Arc<InitialSync>, Hold) {
+        let (release, hold) = watch::channel(None);
+        let pending = atoll_kds::scope::GLOBAL_TO_ZONE.iter().copied().collect();
+        let sync = Arc::new(InitialSync {
+            pending: std::sync::Mutex::new(pending),
+            release,
+        });
+        let fallback = sync.release.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(MAX_HOLD).await;
+            fallback.send_if_modified(|r| {
+                let unset = r.is_none();
+                if unset {
+                    tracing::warn!("no complete sync from the global yet: reporting this zone's resources anyway");
+                    *r = Some(tokio::time::Instant::now());
+                }
+                unset
+            });
+        });
+        (sync, Hold(hold))
+    }
+}
+
+impl SyncObserver for InitialSync {
+    fn synced(&self, kind: atoll_model::Kind, _changes: usize) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending.remove(&kind) && pending.is_empty() {
+            let release = tokio::time::Instant::now() + REGISTRATION_GRACE;
+            self.release.send_if_modified(|r| {
+                let unset = r.is_none();
+                if unset {
+                    tracing::info!(grace = ?REGISTRATION_GRACE, "the global's state is applied; reporting this zone's resources after the grace");
+                    *r = Some(release);
+                }
+                unset
+            });
+        }
+    }
+}
 
 /// Keeps the zone connected to the global until `stop`.
 pub async fn run(
     zone: String,
     config: KdsClientConfig,
     store: Arc<dyn Store>,
-    hold_upward: Option<tokio::time::Instant>,
+    hold_upward: Option<(Arc<InitialSync>, Hold)>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = atoll_retry::Backoff::new(MIN_BACKOFF, MAX_BACKOFF).jittered(0.5, 1.5);
     loop {
         let started = tokio::time::Instant::now();
-        match connect_once(&zone, &config, store.clone(), hold_upward, stop.clone()).await {
+        match connect_once(
+            &zone,
+            &config,
+            store.clone(),
+            hold_upward.clone(),
+            stop.clone(),
+        )
+        .await
+        {
             Ok(()) => return,
             Err(err) => {
                 metrics::counter!("atoll_kds_reconnects_total").increment(1);
@@ -136,11 +197,15 @@ async fn connect_once(
     zone: &str,
     config: &KdsClientConfig,
     store: Arc<dyn Store>,
-    hold_upward: Option<tokio::time::Instant>,
+    hold_upward: Option<(Arc<InitialSync>, Hold)>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut client = KdsSyncServiceClient::new(channel(config).await?);
     let observer: Arc<dyn SyncObserver> = Arc::new(NoopObserver);
+    let (down_observer, hold) = match hold_upward {
+        Some((sync, hold)) => (sync as Arc<dyn SyncObserver>, Some(hold)),
+        None => (observer.clone(), None),
+    };
 
     // Global to zone: this side subscribes and applies.
     let (requests_tx, requests_rx) = mpsc::channel::<DeltaDiscoveryRequest>(CHANNEL);
@@ -157,7 +222,7 @@ async fn connect_once(
     let receiver = Receiver::new(
         store.clone(),
         Arc::new(ZoneImport { zone: zone.into() }),
-        observer.clone(),
+        down_observer,
         ReceiverConfig {
             node_id: zone.into(),
             max_resource_bytes: config.max_resource_bytes,
@@ -182,7 +247,7 @@ async fn connect_once(
         Arc::new(ZoneExport { zone: zone.into() }),
         observer,
         SenderConfig {
-            hold_until: hold_upward,
+            hold,
             ..SenderConfig::default()
         },
     );

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use atoll_kds::receiver::{Receiver, ReceiverConfig};
 use atoll_kds::scope::{GlobalExport, GlobalImport, ZoneExport, ZoneImport};
-use atoll_kds::sender::{Sender, SenderConfig};
+use atoll_kds::sender::{Hold, Sender, SenderConfig};
 use atoll_kds::{KdsError, Scope, SyncObserver};
 use atoll_model::{Kind, Resource, decode_value};
 use atoll_store::{Key, ListQuery, MemoryStore, Precondition, Store};
@@ -540,7 +540,7 @@ async fn a_held_sender_sends_no_full_set_until_the_hold_ends() {
         Arc::new(GlobalImport { zone: "z".into() }),
         SenderConfig {
             heartbeat: Duration::from_millis(50),
-            hold_until: Some(tokio::time::Instant::now() + hold),
+            hold: Some(Hold::until(tokio::time::Instant::now() + hold)),
             ..Default::default()
         },
         ReceiverConfig {
