@@ -24,39 +24,77 @@ const CHANNEL: usize = 16;
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long a zone on the memory store waits, once the global's full sets have been applied,
-/// before it sends the global its own resources: its running data planes can only register
-/// again once their mesh is back, and retry with a backoff of at most 5 s. Until then the
-/// global keeps what the zone last reported.
+/// for its proxies to stop registering before it sends the global its own resources: its
+/// running data planes can only register again once their mesh is back, and retry with a
+/// backoff of at most 5 s. Until then the global keeps what the zone last reported.
 pub const REGISTRATION_GRACE: Duration = Duration::from_secs(6);
 /// The hold ends after this long in any case (a global that never completes a sync).
 const MAX_HOLD: Duration = Duration::from_secs(120);
 
-/// Holds the zone's upward sync until the global's full sets of every type have been applied
-/// and [`REGISTRATION_GRACE`] has passed: for a zone whose store starts empty.
+/// Holds the zone's upward sync, for a zone whose store starts empty, until the global's full
+/// sets of every type have been applied and then no proxy has registered (or changed) for
+/// [`REGISTRATION_GRACE`]: a quiet period rather than a fixed delay, so a zone slowed down by
+/// a large sync still waits for every proxy that is coming back.
 pub struct InitialSync {
     pending: std::sync::Mutex<std::collections::BTreeSet<atoll_model::Kind>>,
-    release: watch::Sender<Option<tokio::time::Instant>>,
+    applied: watch::Sender<bool>,
 }
 
 impl InitialSync {
-    pub fn new() -> (Arc<InitialSync>, Hold) {
+    pub fn new(store: Arc<dyn Store>) -> (Arc<InitialSync>, Hold) {
         let (release, hold) = watch::channel(None);
+        let (applied, mut applied_rx) = watch::channel(false);
         let pending = atoll_kds::scope::GLOBAL_TO_ZONE.iter().copied().collect();
         let sync = Arc::new(InitialSync {
             pending: std::sync::Mutex::new(pending),
-            release,
+            applied,
         });
-        let fallback = sync.release.clone();
+        let mut feed = store.watch();
         tokio::spawn(async move {
-            tokio::time::sleep(MAX_HOLD).await;
-            fallback.send_if_modified(|r| {
-                let unset = r.is_none();
-                if unset {
-                    tracing::warn!("no complete sync from the global yet: reporting this zone's resources anyway");
-                    *r = Some(tokio::time::Instant::now());
+            let started = tokio::time::Instant::now();
+            let deadline = started + MAX_HOLD;
+            // The watch's borrow must not live across the awaits below (it is not Send).
+            let applied = matches!(
+                tokio::time::timeout_at(deadline, applied_rx.wait_for(|a| *a)).await,
+                Ok(Ok(_))
+            );
+            if applied {
+                loop {
+                    let registration = async {
+                        loop {
+                            match feed.recv().await {
+                                Ok(atoll_store::Event::Put { key, .. })
+                                | Ok(atoll_store::Event::Deleted { key, .. })
+                                    if matches!(
+                                        key.kind,
+                                        atoll_model::Kind::Dataplane
+                                            | atoll_model::Kind::ZoneIngress
+                                            | atoll_model::Kind::ZoneEgress
+                                    ) =>
+                                {
+                                    return true;
+                                }
+                                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                    return false;
+                                }
+                                _ => {}
+                            }
+                        }
+                    };
+                    let quiet_until =
+                        (tokio::time::Instant::now() + REGISTRATION_GRACE).min(deadline);
+                    match tokio::time::timeout_at(quiet_until, registration).await {
+                        Ok(true) if tokio::time::Instant::now() < deadline => continue,
+                        _ => break,
+                    }
                 }
-                unset
-            });
+                tracing::info!(waited = ?started.elapsed(), "the global's state is applied and proxies have registered again: reporting this zone's resources");
+            } else {
+                tracing::warn!(
+                    "no complete sync from the global yet: reporting this zone's resources anyway"
+                );
+            }
+            let _ = release.send(Some(tokio::time::Instant::now()));
         });
         (sync, Hold(hold))
     }
@@ -69,15 +107,7 @@ impl SyncObserver for InitialSync {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if pending.remove(&kind) && pending.is_empty() {
-            let release = tokio::time::Instant::now() + REGISTRATION_GRACE;
-            self.release.send_if_modified(|r| {
-                let unset = r.is_none();
-                if unset {
-                    tracing::info!(grace = ?REGISTRATION_GRACE, "the global's state is applied; reporting this zone's resources after the grace");
-                    *r = Some(release);
-                }
-                unset
-            });
+            let _ = self.applied.send(true);
         }
     }
 }
