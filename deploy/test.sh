@@ -24,6 +24,13 @@ if ! command -v ip >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
 fi
 
+# nft(8) for the fault tests (e2e/tests/faults.rs: packets dropped without a reset, so
+# connections go half-open as behind a dead link).
+if ! command -v nft >/dev/null; then
+  log "installing nftables (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null
+fi
+
 # Prometheus for the observability tests (Debian's package; its service is not started).
 if [ ! -x /usr/bin/prometheus ]; then
   log "installing Prometheus (apt)"

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod dataplane;
 pub mod envoy;
 pub mod external;
+pub mod faults;
 pub mod global;
 pub mod grpc;
 pub mod ingress;

@@ -23,15 +23,15 @@ const PORT_ATTEMPTS: usize = 3;
 ///
 /// The superuser is `postgres`, authenticated by `trust`: any password is accepted.
 pub struct TempPostgres {
-    dir: TempDir,
-    port: u16,
-    bin: PathBuf,
-    as_postgres_user: bool,
-    running: bool,
-    durable: bool,
+    pub(crate) dir: TempDir,
+    pub(crate) port: u16,
+    pub(crate) bin: PathBuf,
+    pub(crate) as_postgres_user: bool,
+    pub(crate) running: bool,
+    pub(crate) durable: bool,
     /// The network namespace the server runs in (a lab host), or the test's own.
-    netns: Option<String>,
-    listen: std::net::Ipv4Addr,
+    pub(crate) netns: Option<String>,
+    pub(crate) listen: std::net::Ipv4Addr,
 }
 
 impl TempPostgres {
@@ -83,7 +83,7 @@ impl TempPostgres {
     }
 
     /// A new cluster, initialised and not started.
-    fn create(durable: bool) -> anyhow::Result<TempPostgres> {
+    pub(crate) fn create(durable: bool) -> anyhow::Result<TempPostgres> {
         let bin = std::env::var_os("ATOLL_PG_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
@@ -185,7 +185,7 @@ impl TempPostgres {
         run(&mut cmd).context("initdb failed")
     }
 
-    fn pg_ctl_start(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn pg_ctl_start(&mut self) -> anyhow::Result<()> {
         let durability = if self.durable {
             ""
         } else {
@@ -217,7 +217,7 @@ impl TempPostgres {
         }
     }
 
-    fn pg_ctl_stop(&mut self, mode: &str) -> anyhow::Result<()> {
+    pub(crate) fn pg_ctl_stop(&mut self, mode: &str) -> anyhow::Result<()> {
         let mut cmd = self.server_command("pg_ctl");
         cmd.arg("-D")
             .arg(self.data_dir())
@@ -228,7 +228,7 @@ impl TempPostgres {
         result.with_context(|| format!("stopping PostgreSQL; server log:\n{}", self.log()))
     }
 
-    fn server_command(&self, program: &str) -> Command {
+    pub(crate) fn server_command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
         // The server inherits the namespace pg_ctl runs in.
         let mut words: Vec<std::ffi::OsString> = Vec::new();
@@ -244,7 +244,7 @@ impl TempPostgres {
         cmd
     }
 
-    fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
@@ -264,13 +264,13 @@ impl Drop for TempPostgres {
     }
 }
 
-fn running_as_root() -> anyhow::Result<bool> {
+pub(crate) fn running_as_root() -> anyhow::Result<bool> {
     // /proc/self belongs to the process's effective user.
     let meta = fs::metadata(Path::new("/proc/self")).context("reading /proc/self")?;
     Ok(meta.uid() == 0)
 }
 
-fn run(cmd: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let output: Output = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if output.status.success() {
         return Ok(());

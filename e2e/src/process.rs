@@ -91,6 +91,15 @@ impl Process {
         false
     }
 
+    /// Starts the process again after [`Process::kill`] or [`Process::terminate`] (a no-op
+    /// while it runs), e.g. the second half of a rolling restart.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        if self.child.is_none() {
+            self.spawn()?;
+        }
+        Ok(())
+    }
+
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
         self.spawn()

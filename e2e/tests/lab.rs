@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use atoll_e2e::binaries;
+use atoll_e2e::lab::deploy::{self, API, DIAGNOSTICS, DP_SERVER, RUST_LOG};
 use atoll_e2e::lab::unit::Install;
 use atoll_e2e::lab::{Host, Lab};
 use atoll_e2e::postgres::TempPostgres;
@@ -17,14 +17,8 @@ use atoll_e2e::process::Process;
 use atoll_e2e::zone::eventually;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-/// Kuma's default ports: every host has its own port space.
-const API: u16 = 5681;
-const DIAGNOSTICS: u16 = 5680;
-const KDS: u16 = 5685;
-const DP_SERVER: u16 = 5678;
 const INGRESS: u16 = 10001;
 const GATEWAY: u16 = 8080;
-const RUST_LOG: (&str, &str) = ("RUST_LOG", "info");
 
 fn lab() -> Lab {
     Lab::new().unwrap_or_else(|e| panic!("cannot build the lab of hosts: {e:#}"))
@@ -35,120 +29,27 @@ fn host(lab: &mut Lab, name: &str) -> Host {
         .unwrap_or_else(|e| panic!("cannot add host {name}: {e:#}"))
 }
 
-/// Waits until `GET path` on `host`'s loopback at `port` answers 200, failing early with the
-/// process's log if it exits.
 fn wait_local_ok(host: &Host, process: &mut Process, port: u16, path: &str) {
-    let mut last = String::new();
-    eventually(&format!("{path} on {}:{port}", host.name), DEADLINE, || {
-        if let Err(err) = process.check_alive() {
-            panic!("{err:#}");
-        }
-        match host.local_get(port, path) {
-            Ok((200, _)) => true,
-            Ok((code, body)) => {
-                last = format!("{code} {body}");
-                false
-            }
-            Err(err) => {
-                last = format!("{err:#}");
-                false
-            }
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e} (last: {last})\n{}", process.log_tail(80)));
+    deploy::wait_local_ok(host, process, port, path, DEADLINE).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// The global of `atoll-global.service`, on `host`, with the store in `fill`.
 fn start_global(host: &Host, store: &[(&str, String)]) -> Process {
-    let mut fill: Vec<(&str, String)> = store.to_vec();
-    // A name no zone dials: zones dial the global's address, which the certificate must name
-    // without being told.
-    fill.push((
-        "KUMA_MULTIZONE_GLOBAL_KDS_HOSTNAMES",
-        "global.lab.example".into(),
-    ));
-    let mut global = Install {
-        unit: "atoll-global.service",
-        instance: None,
-        fill: &fill,
-        credentials: &[],
-        extra_args: &[],
-        extra_env: &[RUST_LOG],
-    }
-    .start(host)
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    wait_local_ok(host, &mut global, DIAGNOSTICS, "/ready");
-    wait_local_ok(host, &mut global, API, "/");
-    // KDS opens and the admin token is written once the KDS CA and secrets exist.
-    let token = host.dir.join("var/lib/atoll-global/admin-token");
-    let kds = SocketAddr::from((host.address, KDS));
-    eventually("the global's KDS port and admin token", DEADLINE, || {
-        token.exists() && host.connect(kds).is_ok()
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", global.log_tail(60)));
-    global
+    deploy::start_global(host, store, DEADLINE).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-fn admin_token(global: &Host) -> String {
-    let path = global.dir.join("var/lib/atoll-global/admin-token");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .to_string()
-}
-
-/// `atollctl args…` run by the operator on the global's host, against its local API:
-/// (exit code, stdout, stderr).
 fn try_atollctl(global: &Host, args: &[&str]) -> (i32, String, String) {
-    let token = admin_token(global);
-    let api = format!("http://127.0.0.1:{API}");
-    let mut all = vec!["--api-address", &api];
-    all.extend_from_slice(args);
-    let program = binaries::binary("atollctl").unwrap();
-    global
-        .run(&program, &all, &[("ATOLL_API_TOKEN", &token)])
-        .unwrap()
-}
-
-fn atollctl(global: &Host, args: &[&str]) -> String {
-    let (code, stdout, stderr) = try_atollctl(global, args);
-    assert_eq!(code, 0, "atollctl {args:?} failed:\n{stdout}\n{stderr}");
-    stdout
+    deploy::try_atollctl(global, args).unwrap()
 }
 
 fn apply(global: &Host, dir: &Path, name: &str, yaml: &str) {
-    let file = dir.join(format!("{name}.yaml"));
-    std::fs::write(&file, yaml).unwrap();
-    atollctl(global, &["apply", "-f", &file.display().to_string()]);
+    deploy::apply(global, dir, name, yaml).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-/// The zone's KDS files, issued on the global's host and "copied" to the zone's.
 fn zone_credentials(global: &Host, dir: &Path, zone: &str) -> Vec<(&'static str, PathBuf)> {
-    let files = [
-        ("kds-ca.crt", dir.join(format!("{zone}-kds-ca.crt"))),
-        ("zone.crt", dir.join(format!("{zone}.crt"))),
-        ("zone.key", dir.join(format!("{zone}.key"))),
-    ];
-    atollctl(
-        global,
-        &[
-            "generate",
-            "zone-certificate",
-            "--zone",
-            zone,
-            "--cert-file",
-            &files[1].1.display().to_string(),
-            "--key-file",
-            &files[2].1.display().to_string(),
-            "--ca-file",
-            &files[0].1.display().to_string(),
-        ],
-    );
-    files.to_vec()
+    deploy::zone_credentials(global, dir, zone).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-/// `atoll-zone.service` on `host`, dialling the global at `global_address`, with its ingress
-/// and egress interfaces set to `interface` and `extra_args` appended (a drop-in).
 fn zone_unit(
     host: &Host,
     name: &str,
@@ -157,23 +58,14 @@ fn zone_unit(
     credentials: &[(&str, PathBuf)],
     extra_args: &[&str],
 ) -> Process {
-    Install {
-        unit: "atoll-zone.service",
-        instance: None,
-        fill: &[
-            ("KUMA_MULTIZONE_ZONE_NAME", name.to_string()),
-            (
-                "KUMA_MULTIZONE_ZONE_GLOBAL_ADDRESS",
-                format!("grpcs://{global_address}:{KDS}"),
-            ),
-            ("KUMA_ZONE_INGRESS_INTERFACE", interface.to_string()),
-            ("KUMA_ZONE_EGRESS_INTERFACE", interface.to_string()),
-        ],
+    deploy::zone_unit(
+        host,
+        name,
+        global_address,
+        interface,
         credentials,
         extra_args,
-        extra_env: &[RUST_LOG],
-    }
-    .start(host)
+    )
     .unwrap_or_else(|e| panic!("{e:#}"))
 }
 

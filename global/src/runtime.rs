@@ -71,6 +71,7 @@ pub async fn run(common: Common, kds: KdsConfig) -> anyhow::Result<()> {
         sender: SenderConfig {
             max_message_bytes: kds.max_message_bytes,
             heartbeat: kds.heartbeat,
+            hold: None,
         },
         receiver: ReceiverConfig::default(),
         stop: stop.clone(),

@@ -11,6 +11,7 @@
 //! Partitions (issue 17) are a host's link to the bridge going down and up
 //! ([`Host::link_down`], [`Host::link_up`]).
 
+pub mod deploy;
 pub mod host;
 pub mod ip;
 pub mod unit;

@@ -27,6 +27,30 @@ pub struct SenderConfig {
     pub max_message_bytes: usize,
     /// A heartbeat is sent after this long without any other message.
     pub heartbeat: Duration,
+    /// While held, no full set or change is sent, only heartbeats: a side whose store is
+    /// still filling (a zone on the memory store, just restarted, whose proxies have not
+    /// registered again) would otherwise tell the peer to delete what it merely has not
+    /// relearnt yet.
+    pub hold: Option<Hold>,
+}
+
+/// When a held sender may send: not before the instant published on the channel (`None`: not
+/// known yet, keep holding).
+#[derive(Debug, Clone)]
+pub struct Hold(pub watch::Receiver<Option<Instant>>);
+
+impl Hold {
+    /// A hold released at a fixed instant.
+    pub fn until(release: Instant) -> Hold {
+        Hold(watch::channel(Some(release)).1)
+    }
+
+    fn holding(&self) -> bool {
+        match *self.0.borrow() {
+            Some(release) => Instant::now() < release,
+            None => true,
+        }
+    }
 }
 
 impl Default for SenderConfig {
@@ -35,6 +59,7 @@ impl Default for SenderConfig {
         SenderConfig {
             max_message_bytes: 3 * 1024 * 1024,
             heartbeat: Duration::from_secs(2),
+            hold: None,
         }
     }
 }
@@ -106,7 +131,9 @@ impl Sender {
         let mut last_sent = Instant::now();
         let mut ticker = tokio::time::interval(self.config.heartbeat / 2);
         loop {
-            if self.queue.is_empty() {
+            // While held, the heartbeat ticker wakes the loop to look again.
+            let holding = self.config.hold.as_ref().is_some_and(Hold::holding);
+            if self.queue.is_empty() && !holding {
                 self.fill().await?;
             }
             tokio::select! {

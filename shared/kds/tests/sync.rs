@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use atoll_kds::receiver::{Receiver, ReceiverConfig};
 use atoll_kds::scope::{GlobalExport, GlobalImport, ZoneExport, ZoneImport};
-use atoll_kds::sender::{Sender, SenderConfig};
+use atoll_kds::sender::{Hold, Sender, SenderConfig};
 use atoll_kds::{KdsError, Scope, SyncObserver};
 use atoll_model::{Kind, Resource, decode_value};
 use atoll_store::{Key, ListQuery, MemoryStore, Precondition, Store};
@@ -524,6 +524,67 @@ async fn heartbeats_keep_an_idle_stream_alive() {
         "heartbeats must keep the receiver from declaring a stall"
     );
     stream.close().await;
+}
+
+/// A zone whose store is still filling (just restarted on the memory store) holds its full
+/// sets back: the global keeps the zone's resources it has, heartbeats keep the stream alive,
+/// and only after the hold does the zone's actual state apply.
+#[tokio::test]
+async fn a_held_sender_sends_no_full_set_until_the_hold_ends() {
+    let (global, zone) = (memory(), memory());
+    put(&zone, dataplane("dp-1")).await;
+    let first = connect(
+        zone.clone(),
+        Arc::new(ZoneExport { zone: "z".into() }),
+        global.clone(),
+        Arc::new(GlobalImport { zone: "z".into() }),
+        SenderConfig::default(),
+        ReceiverConfig::default(),
+        16,
+    );
+    eventually("dp-1 on the global", Duration::from_secs(5), || async {
+        names(&global, Kind::Dataplane).await == ["z.dp-1"]
+    })
+    .await;
+    first.close().await;
+
+    // The zone restarts empty; dp-1 registers again only later.
+    let restarted = memory();
+    let hold = Duration::from_millis(600);
+    let again = connect(
+        restarted.clone(),
+        Arc::new(ZoneExport { zone: "z".into() }),
+        global.clone(),
+        Arc::new(GlobalImport { zone: "z".into() }),
+        SenderConfig {
+            heartbeat: Duration::from_millis(50),
+            hold: Some(Hold::until(tokio::time::Instant::now() + hold)),
+            ..Default::default()
+        },
+        ReceiverConfig {
+            liveness: Duration::from_millis(300),
+            ..Default::default()
+        },
+        16,
+    );
+    tokio::time::sleep(hold / 2).await;
+    assert_eq!(
+        names(&global, Kind::Dataplane).await,
+        ["z.dp-1"],
+        "an empty full set was sent during the hold"
+    );
+    put(&restarted, dataplane("dp-2")).await;
+    eventually(
+        "the zone's real state after the hold",
+        Duration::from_secs(5),
+        || async { names(&global, Kind::Dataplane).await == ["z.dp-2"] },
+    )
+    .await;
+    assert!(
+        !again.receiver.is_finished(),
+        "the held stream was declared stalled"
+    );
+    again.close().await;
 }
 
 #[tokio::test]

@@ -272,7 +272,8 @@ pub async fn follow(
     let mut table: Table = (**tables.borrow()).clone();
     let mut known = String::new();
     loop {
-        let session = follow_once(&follower, &mut table, &mut known, &tables);
+        let mut followed = false;
+        let session = follow_once(&follower, &mut table, &mut known, &tables, &mut followed);
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
             outcome = session => {
@@ -288,6 +289,11 @@ pub async fn follow(
                 metrics::counter!("atoll_ingress_feed_reconnects_total").increment(1);
             }
         }
+        // A stream that was followed ends in a fresh outage, not the next failure of an old
+        // one: retry quickly (a restarted zone re-registers this proxy on its first follow).
+        if followed {
+            backoff.reset();
+        }
         if !backoff.wait(&mut stop).await {
             return;
         }
@@ -299,6 +305,7 @@ async fn follow_once(
     table: &mut Table,
     known: &mut String,
     tables: &watch::Sender<Arc<Table>>,
+    followed: &mut bool,
 ) -> anyhow::Result<()> {
     let mut client = ZoneProxyTableServiceClient::new(follower.channel.clone());
     let mut request = Request::new(FollowRequest {
@@ -314,6 +321,7 @@ async fn follow_once(
         request.metadata_mut().insert("authorization", value);
     }
     let mut updates = client.follow(request).await?.into_inner();
+    *followed = true;
     tracing::info!(role = follower.role, "following the zone's routing table");
     loop {
         let update = tokio::time::timeout(SILENCE, updates.message())

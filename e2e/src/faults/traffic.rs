@@ -1,0 +1,172 @@
+//! Load that runs through a fault: requests through an Envoy outbound ([`Traffic`]) and
+//! writes to the global's API ([`Writer`]), each outcome recorded with its time so a test
+//! can count failures inside the fault's window.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::process::http_exchange;
+
+/// One request: when it started, and whether it succeeded.
+type Outcome = (Instant, bool);
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn call(port: u16, host: &str, method: &str, path: &str, json: Option<&str>) -> Option<u16> {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    http_exchange(stream, host, method, path, json, &[])
+        .ok()
+        .map(|(code, _)| code)
+}
+
+/// Requests every `interval` to `host` through 127.0.0.1:`port` (an Envoy outbound),
+/// until dropped.
+pub struct Traffic {
+    outcomes: Arc<Mutex<Vec<Outcome>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    pub fn start(port: u16, host: &str, interval: Duration) -> Traffic {
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (o, s, host) = (outcomes.clone(), stop.clone(), host.to_string());
+        let thread = thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let started = Instant::now();
+                let ok = call(port, &host, "GET", "/traffic", None) == Some(200);
+                lock(&o).push((started, ok));
+                thread::sleep(interval.saturating_sub(started.elapsed()));
+            }
+        });
+        Traffic {
+            outcomes,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// (failed, sent) among requests started in `[from, to)`.
+    pub fn window(&self, from: Instant, to: Instant) -> (usize, usize) {
+        let outcomes = lock(&self.outcomes);
+        let inside: Vec<&Outcome> = outcomes
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .collect();
+        (inside.iter().filter(|(_, ok)| !ok).count(), inside.len())
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What a write got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// 2xx: the write must survive every fault.
+    Acknowledged,
+    /// No answer, or 5xx / 429: the client may retry.
+    Retryable,
+    /// Anything else: a write refused for a reason retrying cannot fix.
+    Refused(u16),
+}
+
+/// Writes MeshGateways `<prefix>-<n>` in mesh `mesh` one after another to the first of
+/// `api_ports` that answers (a client with a list of replicas), retrying a write that got a
+/// retryable answer, until dropped.
+pub struct Writer {
+    acked: Arc<Mutex<Vec<String>>>,
+    outcomes: Arc<Mutex<Vec<(Instant, WriteOutcome)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+/// The API path and body of the `n`th write.
+pub fn gateway(mesh: &str, prefix: &str, n: usize) -> (String, String) {
+    let name = format!("{prefix}-{n}");
+    let body = serde_json::json!({
+        "type": "MeshGateway", "mesh": mesh, "name": name,
+        "selectors": [{"match": {"kuma.io/service": name}}],
+        "conf": {"listeners": [{"port": 8080 + (n % 1000) as u16, "protocol": "HTTP"}]},
+    });
+    (
+        format!("/meshes/{mesh}/meshgateways/{name}"),
+        body.to_string(),
+    )
+}
+
+impl Writer {
+    pub fn start(api_ports: Vec<u16>, mesh: &str, prefix: &str, interval: Duration) -> Writer {
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, o, s) = (acked.clone(), outcomes.clone(), stop.clone());
+        let (mesh, prefix) = (mesh.to_string(), prefix.to_string());
+        let thread = thread::spawn(move || {
+            let mut n = 0;
+            let mut replica = 0;
+            while !s.load(Ordering::SeqCst) {
+                let started = Instant::now();
+                let (path, body) = gateway(&mesh, &prefix, n);
+                let port = api_ports[replica % api_ports.len()];
+                let outcome = match call(port, "127.0.0.1", "PUT", &path, Some(&body)) {
+                    Some(code) if (200..300).contains(&code) => WriteOutcome::Acknowledged,
+                    None | Some(429) | Some(500..=599) => WriteOutcome::Retryable,
+                    Some(code) => WriteOutcome::Refused(code),
+                };
+                if outcome == WriteOutcome::Acknowledged {
+                    lock(&a).push(path);
+                    n += 1;
+                } else {
+                    // The next replica in the list, as a client with several addresses would.
+                    replica += 1;
+                }
+                lock(&o).push((started, outcome));
+                thread::sleep(interval.saturating_sub(started.elapsed()));
+            }
+        });
+        Writer {
+            acked,
+            outcomes,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops writing and returns (acknowledged paths, every outcome).
+    pub fn finish(mut self) -> (Vec<String>, Vec<(Instant, WriteOutcome)>) {
+        self.halt();
+        (lock(&self.acked).clone(), lock(&self.outcomes).clone())
+    }
+
+    /// Writes acknowledged so far.
+    pub fn acked(&self) -> usize {
+        lock(&self.acked).len()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}

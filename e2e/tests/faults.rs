@@ -1,0 +1,839 @@
+//! The fault matrix (issue 17, docs/reliability.md): each fault injected into a running
+//! multi-zone deployment — a global on real PostgreSQL, two zones, a zone ingress, real Envoy
+//! sidecars with cross-zone and in-zone traffic running throughout, and a client writing to
+//! the global — and after each, the invariants of `atoll_e2e::faults::invariants`: every
+//! acknowledged write on the global, every zone holding exactly the global's state (content
+//! hashes), no zone deleting what the global did not, no Envoy left without endpoints or
+//! without its certificate.
+//!
+//! Short forms by default; `ATOLL_FAULTS_FULL=1` runs the long forms (60 s partitions, 5,000
+//! resources) on the same code. Each test prints a `FAULT-ROW` line with its figures.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use atoll_e2e::backend::Backend;
+use atoll_e2e::dataplane::Dataplane;
+use atoll_e2e::faults::invariants::{Snapshot, Watch, assert_acked_present, wait_converged};
+use atoll_e2e::faults::nft::NftDrop;
+use atoll_e2e::faults::pg_replica::PgPair;
+use atoll_e2e::faults::proxy::{LinkFault, LinkProxy};
+use atoll_e2e::faults::signal::Stopped;
+use atoll_e2e::faults::traffic::{Traffic, WriteOutcome, Writer, gateway};
+use atoll_e2e::faults::{fault_duration, sized};
+use atoll_e2e::free_port;
+use atoll_e2e::global::{Global, GlobalOptions};
+use atoll_e2e::ingress::Ingress;
+use atoll_e2e::postgres::TempPostgres;
+use atoll_e2e::process::{http_call, http_get, http_request};
+use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+const MESH: &str = "default";
+const MESH_YAML: &str = "type: Mesh
+name: default
+mtls:
+  enabledBackend: ca-1
+  backends:
+  - name: ca-1
+    type: builtin
+";
+
+fn collections() -> Vec<String> {
+    vec![
+        "/meshes".to_string(),
+        format!("/meshes/{MESH}/meshgateways"),
+        format!("/meshes/{MESH}/secrets"),
+    ]
+}
+
+/// Where the global's store is.
+enum Store {
+    One(TempPostgres),
+    /// A primary and its replica behind an address the test moves at failover.
+    Pair(PgPair, LinkProxy),
+}
+
+/// A running deployment: globals, zone-1 (clients) and zone-2 (the backend, its ingress and
+/// an in-zone client), each zone reaching the globals through a link proxy of its own.
+struct Site {
+    store: Store,
+    globals: Vec<Global>,
+    kds: Vec<LinkProxy>,
+    zones: Vec<Zone>,
+    ingress: Ingress,
+    /// backend (zone-2), cross-zone client (zone-1), in-zone client (zone-2).
+    dataplanes: Vec<Dataplane>,
+    cross: u16,
+    local: u16,
+    _apps: Vec<Backend>,
+}
+
+#[derive(Default)]
+struct SiteOptions {
+    globals: usize,
+    replica: bool,
+    /// Workload certificates of 6 s, reissued every ~5 s.
+    rotating: bool,
+}
+
+fn start_site(options: SiteOptions) -> Site {
+    let store = if options.replica {
+        let pair = PgPair::start().unwrap_or_else(|e| panic!("{e:#}"));
+        let address: SocketAddr = format!("127.0.0.1:{}", pair.primary.port())
+            .parse()
+            .unwrap();
+        let proxy = LinkProxy::start(&[address]).unwrap();
+        Store::Pair(pair, proxy)
+    } else {
+        Store::One(TempPostgres::start().unwrap_or_else(|e| panic!("{e:#}")))
+    };
+    let url = match &store {
+        Store::One(pg) => pg.url(),
+        Store::Pair(_, proxy) => format!("postgres://postgres@127.0.0.1:{}/postgres", proxy.port),
+    };
+    let first = Global::start(GlobalOptions {
+        postgres_url: Some(url.clone()),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let mut globals = vec![first];
+    for _ in 1..options.globals.max(1) {
+        let g = Global::start(GlobalOptions {
+            postgres_url: Some(url.clone()),
+            work_dir: Some(globals[0].work_dir()),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        globals.push(g);
+    }
+    let targets: Vec<SocketAddr> = globals
+        .iter()
+        .map(|g| SocketAddr::from(([127, 0, 0, 1], g.kds_port)))
+        .collect();
+    let mesh = if options.rotating {
+        format!("{MESH_YAML}    dpCert:\n      rotation:\n        expiration: 6s\n")
+    } else {
+        MESH_YAML.to_string()
+    };
+    globals[0].apply(&mesh).unwrap();
+    let mut kds = Vec::new();
+    let mut zones = Vec::new();
+    for name in ["zone-1", "zone-2"] {
+        let proxy = LinkProxy::start(&targets).unwrap();
+        let zone = Zone::start(
+            name,
+            &globals[0],
+            ZoneOptions {
+                kds_port: Some(proxy.port),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        kds.push(proxy);
+        zones.push(zone);
+    }
+    for zone in &zones {
+        zone.wait_for(&format!("/meshes/{MESH}/secrets/ca-builtin-ca-1"), DEADLINE)
+            .unwrap();
+    }
+    let ingress = Ingress::start(&globals[0], &zones[1]).unwrap_or_else(|e| panic!("{e:#}"));
+    let backend_app = Backend::start("zone-2").unwrap();
+    let tags: &[(&str, &str)] = &[("kuma.io/service", "backend")];
+    let (backend, _) = Dataplane::start_sidecar(
+        &zones[1],
+        MESH,
+        "backend-z2",
+        "backend",
+        backend_app.port,
+        &[],
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let mut dataplanes = vec![backend];
+    let mut apps = vec![backend_app];
+    let mut outbounds = Vec::new();
+    for (zone, name) in [(&zones[0], "client-z1"), (&zones[1], "client-z2")] {
+        let app = Backend::start(name).unwrap();
+        let outbound = free_port().unwrap();
+        let (mut dp, _) = Dataplane::start_sidecar(
+            zone,
+            MESH,
+            name,
+            "client",
+            app.port,
+            &[(outbound, tags)],
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        dp.wait_listener(outbound).unwrap();
+        eventually(&format!("{name} reaching the backend"), DEADLINE, || {
+            http_call(outbound, "backend", "GET", "/x", None).is_ok_and(|(c, _)| c == 200)
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
+        outbounds.push(outbound);
+        dataplanes.push(dp);
+        apps.push(app);
+    }
+    Site {
+        store,
+        globals,
+        kds,
+        zones,
+        ingress,
+        dataplanes,
+        cross: outbounds[0],
+        local: outbounds[1],
+        _apps: apps,
+    }
+}
+
+impl Site {
+    fn global_ports(&self) -> Vec<u16> {
+        self.globals.iter().map(|g| g.http_port).collect()
+    }
+
+    fn zone_ports(&self) -> Vec<(&str, u16)> {
+        self.zones
+            .iter()
+            .map(|z| (z.name.as_str(), z.http_port))
+            .collect()
+    }
+
+    /// Watches both zones and both clients' Envoys.
+    fn watch(&self) -> Watch {
+        let mut watch = Watch::new();
+        for zone in &self.zones {
+            watch.zone(&zone.name, zone.http_port, collections());
+        }
+        for dp in &self.dataplanes[1..] {
+            watch.envoy(&dp.name, dp.admin_port, "backend");
+        }
+        watch
+    }
+
+    /// The traffic that runs through every fault: (cross-zone, in-zone).
+    fn traffic(&self) -> (Traffic, Traffic) {
+        let every = Duration::from_millis(50);
+        (
+            Traffic::start(self.cross, "backend", every),
+            Traffic::start(self.local, "backend", every),
+        )
+    }
+
+    fn writer(&self, prefix: &str) -> Writer {
+        Writer::start(self.global_ports(), MESH, prefix, Duration::from_millis(20))
+    }
+
+    /// The invariants after a fault: writes acknowledged before `writer` stopped are on a
+    /// global, zones converge to its state; returns the time zones took.
+    fn check(
+        &self,
+        writer: Writer,
+        watch: Watch,
+    ) -> (Instant, usize, Vec<(Instant, WriteOutcome)>) {
+        let (acked, outcomes) = writer.finish();
+        let refused: Vec<_> = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, WriteOutcome::Refused(_)))
+            .collect();
+        assert!(refused.is_empty(), "writes refused: {refused:?}");
+        let port = self.globals[0].http_port;
+        let took = wait_converged(port, &self.zone_ports(), &collections(), DEADLINE)
+            .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", self.zones[0].log(), self.zones[1].log()));
+        let converged = Instant::now();
+        let global = Snapshot::read(port, &collections()).unwrap();
+        assert_acked_present(&global, &acked).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!acked.is_empty(), "no write was acknowledged at all");
+        watch.finish().unwrap_or_else(|e| panic!("{e:#}"));
+        println!(
+            "zones converged {:.1} s after the writes stopped",
+            took.as_secs_f64()
+        );
+        (converged, acked.len(), outcomes)
+    }
+}
+
+/// The mesh CA and the global secrets (KDS CA, signing keys) as content hashes.
+fn ca_state(global: &Global) -> (Snapshot, Snapshot) {
+    let read = |path: &str| {
+        Snapshot::read(global.http_port, &[path.to_string()]).unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    let mesh = read(&format!("/meshes/{MESH}/secrets"));
+    let global_secrets = read("/globalsecrets");
+    // Exactly one CA: one leader generated it, no replica made a second.
+    let cas = mesh
+        .0
+        .keys()
+        .filter(|k| k.contains("ca-builtin-ca-1"))
+        .count();
+    assert_eq!(cas, 1, "mesh CA secrets: {:?}", mesh.0.keys());
+    assert!(
+        !global_secrets.is_empty(),
+        "no global secrets (KDS CA, signing keys)"
+    );
+    (mesh, global_secrets)
+}
+
+/// Writes in `[from, to)`: (failed with a retryable answer, attempted).
+fn write_window(
+    outcomes: &[(Instant, WriteOutcome)],
+    from: Instant,
+    to: Instant,
+) -> (usize, usize) {
+    let inside: Vec<_> = outcomes
+        .iter()
+        .filter(|(t, _)| *t >= from && *t < to)
+        .collect();
+    let retryable = inside
+        .iter()
+        .filter(|(_, o)| *o == WriteOutcome::Retryable)
+        .count();
+    (retryable, inside.len())
+}
+
+fn row(
+    fault: &str,
+    took: Duration,
+    (acked, writes): (usize, (usize, usize)),
+    cross: (usize, usize),
+    local: (usize, usize),
+) {
+    println!(
+        "FAULT-ROW | {fault} | converged {:.1} s | writes: {acked} acknowledged, retryable failures during the fault {}/{} | cross-zone failed {}/{} | in-zone failed {}/{} | invariants held | form {}",
+        took.as_secs_f64(),
+        writes.0,
+        writes.1,
+        cross.0,
+        cross.1,
+        local.0,
+        local.1,
+        if atoll_e2e::faults::full() {
+            "full"
+        } else {
+            "short"
+        }
+    );
+}
+
+/// Runs `fault` with traffic and writes around it, checks the invariants, prints the row.
+/// The data plane must not notice a control-plane fault: in-zone calls never fail, nor do
+/// cross-zone ones unless the fault is on their path (`cross_may_fail`).
+fn run_fault(site: &mut Site, name: &str, cross_may_fail: bool, fault: impl FnOnce(&mut Site)) {
+    let watch = site.watch();
+    let (cross, local) = site.traffic();
+    let prefix: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let writer = site.writer(&prefix);
+    // Writes are flowing before the fault, and again after it: both are asserted.
+    eventually("writes before the fault", DEADLINE, || writer.acked() >= 5).unwrap();
+    let from = Instant::now();
+    fault(site);
+    let to = Instant::now();
+    let before = writer.acked();
+    eventually("writes resuming after the fault", DEADLINE, || {
+        writer.acked() >= before + 5
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", site.globals[0].process.log_tail(40)));
+    let (converged, acked, outcomes) = site.check(writer, watch);
+    // From the end of the fault: reconnecting, catching up and the writes made meanwhile.
+    let took = converged - to;
+    let (cross, local) = (cross.window(from, to), local.window(from, to));
+    println!(
+        "{name}: the fault lasted {:.1} s",
+        (to - from).as_secs_f64()
+    );
+    row(
+        name,
+        took,
+        (acked, write_window(&outcomes, from, to)),
+        cross,
+        local,
+    );
+    assert!(
+        cross.1 > 0 && local.1 > 0,
+        "no traffic ran during the fault"
+    );
+    assert_eq!(local.0, 0, "in-zone calls failed during {name}: {local:?}");
+    if !cross_may_fail {
+        assert_eq!(
+            cross.0, 0,
+            "cross-zone calls failed during {name}: {cross:?}"
+        );
+    }
+}
+
+#[test]
+fn global_zone_partition_drops_packets_and_zones_converge_after() {
+    let mut site = start_site(SiteOptions::default());
+    let duration = fault_duration(5, 60);
+    run_fault(&mut site, "global-zone partition", false, |site| {
+        // Both zones' KDS links blackholed (no reset: connections stay half-open).
+        let drops: Vec<NftDrop> = site
+            .kds
+            .iter()
+            .map(|p| NftDrop::tcp_port(p.port).unwrap_or_else(|e| panic!("{e:#}")))
+            .collect();
+        std::thread::sleep(duration);
+        drop(drops);
+    });
+}
+
+#[test]
+fn a_slow_lossy_kds_link_still_converges() {
+    let mut site = start_site(SiteOptions::default());
+    let duration = fault_duration(5, 60);
+    run_fault(&mut site, "30% loss + 200 ms delay on KDS", false, |site| {
+        let fault = LinkFault::lossy(0.3, Duration::from_millis(200));
+        for proxy in &site.kds {
+            proxy.set_faults(fault, fault);
+        }
+        std::thread::sleep(duration);
+    });
+    // Convergence above was measured with the link still lossy; heal it only now.
+    let (_, stalls, _) = site.kds[1].counters();
+    assert!(stalls > 0, "the lossy link never stalled anything");
+    for proxy in &site.kds {
+        proxy.set_faults(LinkFault::default(), LinkFault::default());
+    }
+}
+
+#[test]
+fn a_half_open_kds_connection_is_detected_and_replaced() {
+    let mut site = start_site(SiteOptions::default());
+    let before = site.kds[1].connections();
+    run_fault(&mut site, "half-open KDS connection", false, |site| {
+        // zone-2's streams go silent with their sockets open; only a liveness check notices.
+        site.kds[1].freeze_existing();
+        let proxy = &site.kds[1];
+        eventually("zone-2 opening a new KDS connection", DEADLINE, || {
+            proxy.connections() > before
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", site.zones[1].log()));
+    });
+}
+
+#[test]
+fn a_zone_killed_mid_sync_converges_without_deleting_anything() {
+    let mut site = start_site(SiteOptions::default());
+    let count = sized(500, 5000);
+    let watch = site.watch();
+    let (cross, local) = site.traffic();
+    let from = Instant::now();
+    // Many writes at once on the global; zone-2 dies while they stream to it.
+    let port = site.globals[0].http_port;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for n in (w..count).step_by(4) {
+                    let (path, body) = gateway(MESH, "bulk", n);
+                    let answer = http_request(port, "PUT", &path, Some(&body));
+                    match answer {
+                        Ok((code, _)) if (200..300).contains(&code) => acked.push(path),
+                        other => return Err(format!("PUT {path}: {other:?}")),
+                    }
+                }
+                Ok(acked)
+            })
+        })
+        .collect();
+    let zone2_port = site.zones[1].http_port;
+    let total = || {
+        http_get(zone2_port, &format!("/meshes/{MESH}/meshgateways?size=1"))
+            .ok()
+            .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["total"].as_u64())
+    };
+    // First kill: while the writes stream to zone-2 one by one.
+    eventually("zone-2 receiving the writes", DEADLINE, || {
+        total().is_some_and(|t| t > 0)
+    })
+    .unwrap();
+    let first = total();
+    site.zones[1].process.kill();
+    watch.forget("zone-2");
+    let acked: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| {
+            w.join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{e}\n{}", site.globals[0].process.log_tail(60)))
+        })
+        .collect();
+    // Second kill: zone-2 comes back to all of them at once and dies taking its full set in.
+    let zone = &mut site.zones[1];
+    zone.process.start_again().unwrap();
+    let mut second = None;
+    eventually("zone-2 taking in the full set", DEADLINE, || {
+        second = total().filter(|t| *t > 0);
+        second.is_some()
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
+    zone.process.kill();
+    watch.forget("zone-2");
+    zone.crash_and_restart().unwrap();
+    watch.forget("zone-2");
+    println!("zone-2 held {first:?} of {count} at the first kill, {second:?} at the second");
+    let to = Instant::now();
+    let took = wait_converged(port, &site.zone_ports(), &collections(), DEADLINE)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let global = Snapshot::read(port, &collections()).unwrap();
+    assert_acked_present(&global, &acked).unwrap();
+    watch.finish().unwrap_or_else(|e| panic!("{e:#}"));
+    row(
+        &format!("zone CP SIGKILL mid-sync of {count}"),
+        took,
+        (acked.len(), (0, acked.len())),
+        cross.window(from, to),
+        local.window(from, to),
+    );
+    // Zone-2's restart must not disturb the data plane (the ingress and Envoys keep their
+    // last configuration; the restarted zone reports its proxies only once they are back).
+    assert_eq!(cross.window(from, to).0, 0, "cross-zone calls failed");
+    assert_eq!(local.window(from, to).0, 0, "in-zone calls failed");
+}
+
+#[test]
+fn a_global_stopped_with_sigstop_is_followed_by_converging_zones() {
+    let mut site = start_site(SiteOptions::default());
+    let duration = fault_duration(5, 30);
+    run_fault(&mut site, "global SIGSTOP", false, |site| {
+        let pid = site.globals[0].process.pid().unwrap();
+        let stopped = Stopped::new(pid).unwrap();
+        std::thread::sleep(duration);
+        drop(stopped);
+    });
+}
+
+#[test]
+fn a_postgres_restart_loses_no_write_and_the_feed_resyncs() {
+    let mut site = start_site(SiteOptions::default());
+    let duration = fault_duration(3, 20);
+    run_fault(&mut site, "PostgreSQL restart", false, |site| {
+        let Store::One(pg) = &mut site.store else {
+            unreachable!()
+        };
+        pg.stop().unwrap();
+        std::thread::sleep(duration);
+        pg.start_again().unwrap();
+        // Writes resume: the pool reconnected.
+        let port = site.globals[0].http_port;
+        eventually("a write after the restart", DEADLINE, || {
+            let (path, body) = gateway(MESH, "after-restart", 0);
+            http_request(port, "PUT", &path, Some(&body)).is_ok_and(|(c, _)| c < 300)
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_postgres_failover_to_the_replica_keeps_writes_and_cas() {
+    let mut site = start_site(SiteOptions {
+        replica: true,
+        ..Default::default()
+    });
+    let before = ca_state(&site.globals[0]);
+    assert!(!before.0.is_empty(), "no mesh CA before the failover");
+    run_fault(&mut site, "PostgreSQL failover", false, |site| {
+        let Store::Pair(pair, address) = &mut site.store else {
+            unreachable!()
+        };
+        pair.fail_over().unwrap_or_else(|e| panic!("{e:#}"));
+        // The service address moves to the promoted replica (what a VIP or DNS failover does).
+        let replica: SocketAddr = format!("127.0.0.1:{}", pair.replica.port())
+            .parse()
+            .unwrap();
+        address.set_targets(&[replica]);
+        address.cut_existing();
+        let port = site.globals[0].http_port;
+        eventually("a write on the promoted replica", DEADLINE, || {
+            let (path, body) = gateway(MESH, "after-failover", 0);
+            http_request(port, "PUT", &path, Some(&body)).is_ok_and(|(c, _)| c < 300)
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", site.globals[0].process.log_tail(40)));
+    });
+    assert_eq!(
+        ca_state(&site.globals[0]),
+        before,
+        "CAs changed with the failover"
+    );
+    // The change feed lost its connection with the primary and re-listed on the replica.
+    let global = &site.globals[0];
+    eventually("the change feed's resync", DEADLINE, || {
+        global
+            .process
+            .log_tail(400)
+            .contains("change feed reconnected to PostgreSQL; sending Resync")
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", global.process.log_tail(40)));
+    // A global started afresh on the replica finds the same CAs, and zones (trusting the old
+    // KDS CA) converge with it.
+    site.globals[0].crash_and_restart().unwrap();
+    assert_eq!(
+        ca_state(&site.globals[0]),
+        before,
+        "CAs changed after a restart on the replica"
+    );
+    wait_converged(
+        site.globals[0].http_port,
+        &site.zone_ports(),
+        &collections(),
+        DEADLINE,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+}
+
+#[test]
+fn a_rolling_restart_of_two_globals_loses_no_write() {
+    let mut site = start_site(SiteOptions {
+        globals: 2,
+        ..Default::default()
+    });
+    let before = ca_state(&site.globals[0]);
+    assert_eq!(
+        ca_state(&site.globals[1]),
+        before,
+        "the replicas disagree on the CAs"
+    );
+    run_fault(
+        &mut site,
+        "rolling restart of both globals",
+        false,
+        |site| {
+            for i in 0..2 {
+                let global = &mut site.globals[i];
+                assert!(
+                    global.process.terminate(Duration::from_secs(15)),
+                    "global {i} did not stop on SIGTERM in time"
+                );
+                global.process.start_again().unwrap();
+                global.wait_ready().unwrap_or_else(|e| panic!("{e:#}"));
+            }
+        },
+    );
+    for global in &site.globals {
+        assert_eq!(
+            ca_state(global),
+            before,
+            "CAs changed with the rolling restart"
+        );
+    }
+    // The zones' KDS links went from the first replica to the second and back: both served.
+    assert!(site.kds.iter().all(|p| p.connections() >= 2));
+}
+
+#[test]
+fn an_envoy_cut_off_from_its_zone_keeps_serving() {
+    let mut site = start_site(SiteOptions::default());
+    let duration = fault_duration(5, 60);
+    run_fault(&mut site, "Envoy-zone partition", false, |site| {
+        let drops: Vec<NftDrop> = site
+            .zones
+            .iter()
+            .map(|z| NftDrop::tcp_port(z.dp_port).unwrap_or_else(|e| panic!("{e:#}")))
+            .collect();
+        std::thread::sleep(duration);
+        drop(drops);
+    });
+}
+
+#[test]
+fn an_ingress_restart_under_cross_zone_load() {
+    let mut site = start_site(SiteOptions::default());
+    run_fault(&mut site, "ingress restart under load", true, |site| {
+        // More cross-zone load than the background traffic: four clients back to back.
+        let load: Vec<Traffic> = (0..4)
+            .map(|_| Traffic::start(site.cross, "backend", Duration::from_millis(5)))
+            .collect();
+        let window = fault_duration(3, 20);
+        let from = Instant::now();
+        std::thread::sleep(window / 3);
+        site.ingress.process.restart().unwrap();
+        let port = site.ingress.port;
+        eventually("the ingress listening again", DEADLINE, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+        .unwrap();
+        let cross = site.cross;
+        eventually("cross-zone calls through the new ingress", DEADLINE, || {
+            http_call(cross, "backend", "GET", "/x", None).is_ok_and(|(c, _)| c == 200)
+        })
+        .unwrap();
+        std::thread::sleep(window.saturating_sub(from.elapsed()));
+        let to = Instant::now();
+        let (failed, sent) = load
+            .iter()
+            .map(|t| t.window(from, to))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        println!("FAULT-LOAD | ingress restart | cross-zone load failed {failed}/{sent}");
+        assert!(sent > 100, "too little load to judge: {sent} requests");
+        // Only requests in flight at the kill, and those sent before the new ingress listened,
+        // may fail; the rest of the window must pass.
+        assert!(
+            failed * 5 < sent,
+            "{failed} of {sent} cross-zone requests failed around an ingress restart"
+        );
+    });
+}
+
+/// Serial numbers of the certificates an Envoy holds (admin `/certs`).
+fn serials(admin_port: u16) -> Vec<String> {
+    let (_, body) = http_get(admin_port, "/certs").unwrap_or_default();
+    body.lines()
+        .filter(|l| l.contains("\"serial_number\""))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn certificates_rotate_while_the_zone_is_cut_off_from_the_global() {
+    let mut site = start_site(SiteOptions {
+        rotating: true,
+        ..Default::default()
+    });
+    let duration = fault_duration(8, 60);
+    run_fault(
+        &mut site,
+        "certificate rotation during partition",
+        false,
+        |site| {
+            let started = Instant::now();
+            let drops: Vec<NftDrop> = site
+                .kds
+                .iter()
+                .map(|p| NftDrop::tcp_port(p.port).unwrap_or_else(|e| panic!("{e:#}")))
+                .collect();
+            // The zone holds the mesh CA: it keeps issuing without the global.
+            let backend = site.dataplanes[0].admin_port;
+            let first = serials(backend);
+            assert!(
+                !first.is_empty(),
+                "the backend's Envoy holds no certificate"
+            );
+            eventually(
+                "a reissued certificate during the partition",
+                DEADLINE,
+                || {
+                    let now = serials(backend);
+                    !now.is_empty() && now != first
+                },
+            )
+            .unwrap();
+            std::thread::sleep(duration.saturating_sub(started.elapsed()));
+            drop(drops);
+        },
+    );
+}
+
+/// The partition on real links: the global and a zone on hosts of their own (network
+/// namespaces on a bridge, started from the systemd units), the zone host's link down.
+#[test]
+fn a_zone_host_cut_off_by_its_link_converges_after_it_comes_back() {
+    use atoll_e2e::lab::Lab;
+    use atoll_e2e::lab::deploy::{self, API};
+    let mut lab = Lab::new().unwrap_or_else(|e| panic!("cannot build the lab of hosts: {e:#}"));
+    let global = lab.host("global").unwrap_or_else(|e| panic!("{e:#}"));
+    let zone = lab.host("zone-1").unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = lab.dir().to_path_buf();
+    let pg = TempPostgres::start_in_netns(&global.netns, global.address)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let _global_cp = deploy::start_global(
+        &global,
+        &[
+            ("KUMA_STORE_POSTGRES_HOST", global.address.to_string()),
+            ("KUMA_STORE_POSTGRES_PORT", pg.port().to_string()),
+            ("KUMA_STORE_POSTGRES_USER", "postgres".into()),
+            ("KUMA_STORE_POSTGRES_DB_NAME", "postgres".into()),
+        ],
+        DEADLINE,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let credentials = deploy::zone_credentials(&global, &dir, "zone-1").unwrap();
+    let mut zone_cp = deploy::zone_unit(
+        &zone,
+        "zone-1",
+        global.address,
+        zone.address,
+        &credentials,
+        &[],
+    )
+    .unwrap();
+    deploy::apply(&global, &dir, "mesh", MESH_YAML).unwrap();
+    deploy::wait_local_ok(&zone, &mut zone_cp, API, "/meshes/default", DEADLINE).unwrap();
+
+    let local = |host: &atoll_e2e::lab::Host| {
+        let host = host.clone();
+        move |path: &str| host.local_get(API, path)
+    };
+    // Secrets need a user token on these units; the rest is readable from the host itself.
+    let collections = || {
+        vec![
+            "/meshes".to_string(),
+            format!("/meshes/{MESH}/meshgateways"),
+        ]
+    };
+    let mut watch = Watch::new();
+    watch.zone_with("zone-1", local(&zone), collections());
+    let bearer = format!("Bearer {}", deploy::admin_token(&global).unwrap());
+    let put = |n: usize| {
+        let (path, body) = gateway(MESH, "lab", n);
+        let local = SocketAddr::from(([127, 0, 0, 1], API));
+        let auth = [("Authorization", bearer.as_str())];
+        match global.http(local, "127.0.0.1", "PUT", &path, Some(&body), &auth) {
+            Ok((code, _)) if code < 300 => Some(path),
+            _ => None,
+        }
+    };
+    let mut acked: Vec<String> = (0..10).filter_map(put).collect();
+    let duration = fault_duration(5, 60);
+    zone.link_down().unwrap();
+    let started = Instant::now();
+    let mut n = 10;
+    while started.elapsed() < duration {
+        acked.extend(put(n));
+        n += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The zone really was cut off: it cannot have what was written meanwhile.
+    let zone_view = Snapshot::read_with(local(&zone), &collections()).unwrap();
+    let last = acked.last().cloned().unwrap();
+    assert!(
+        !zone_view.0.contains_key(&last),
+        "the zone got {last} through a link that was down"
+    );
+    zone.link_up().unwrap();
+    let healed = Instant::now();
+    let global_get = local(&global);
+    let zone_get = local(&zone);
+    let mut last_diff = String::new();
+    let converged = eventually(
+        "zone-1 converging after the partition",
+        DEADLINE,
+        || match (
+            Snapshot::read_with(&global_get, &collections()),
+            Snapshot::read_with(&zone_get, &collections()),
+        ) {
+            (Ok(g), Ok(z)) => {
+                last_diff = z.diff(&g);
+                g == z
+            }
+            _ => false,
+        },
+    );
+    converged.unwrap_or_else(|e| panic!("{e}: {last_diff}\n{}", zone_cp.log_tail(40)));
+    let took = healed.elapsed();
+    let global_state = Snapshot::read_with(&global_get, &collections()).unwrap();
+    assert_acked_present(&global_state, &acked).unwrap();
+    watch.finish().unwrap_or_else(|e| panic!("{e:#}"));
+    row(
+        "zone host link down (lab)",
+        took,
+        (acked.len(), (0, acked.len())),
+        (0, 0),
+        (0, 0),
+    );
+}
