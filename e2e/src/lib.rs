@@ -26,7 +26,6 @@ pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
-pub mod proxy;
 pub mod scale;
 pub mod tls;
 pub mod zone;

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use atoll_e2e::backend::Backend;
 use atoll_e2e::dataplane::Dataplane;
+use atoll_e2e::faults::proxy::LinkProxy;
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
 use atoll_e2e::ingress::Ingress;
 use atoll_e2e::process::{http_call, http_get};
-use atoll_e2e::proxy::FaultProxy;
 use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -79,7 +79,8 @@ fn a_service_in_another_zone_is_reached_through_its_ingress() {
     )
     .unwrap();
     // zone-2 reaches the global through a proxy the test can cut.
-    let kds = FaultProxy::start(format!("127.0.0.1:{}", global.kds_port).parse().unwrap()).unwrap();
+    let kds =
+        LinkProxy::start(&[format!("127.0.0.1:{}", global.kds_port).parse().unwrap()]).unwrap();
     let zone2 = Zone::start(
         "zone-2",
         &global,

@@ -9,12 +9,12 @@ use atoll_e2e::backend::Backend;
 use atoll_e2e::cli::atollctl;
 use atoll_e2e::dataplane::Dataplane;
 use atoll_e2e::external::{ExternalServer, ServerOptions, TestPki, echo};
+use atoll_e2e::faults::proxy::LinkProxy;
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
 use atoll_e2e::grpc::{ServingStatus, health_check, health_server};
 use atoll_e2e::postgres::TempPostgres;
 use atoll_e2e::process::http_get;
-use atoll_e2e::proxy::FaultProxy;
 use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -419,7 +419,7 @@ fn status_of(zone: &Zone, name: &str) -> serde_json::Value {
 fn hostnames_and_vips_are_stable_and_answered_by_the_sidecar_dns() {
     let global = Global::start(GlobalOptions::default()).unwrap();
     apply(&global, "type: Mesh\nname: default\n");
-    let kds = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], global.kds_port))).unwrap();
+    let kds = LinkProxy::start(&[SocketAddr::from(([127, 0, 0, 1], global.kds_port))]).unwrap();
     // The zone on PostgreSQL, so a restart keeps its store and a write would show.
     let postgres = TempPostgres::start().unwrap();
     let mut zone = Zone::start(

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use atoll_e2e::cli::atollctl;
+use atoll_e2e::faults::proxy::LinkProxy;
 use atoll_e2e::global::{Global, GlobalOptions};
 use atoll_e2e::postgres::TempPostgres;
 use atoll_e2e::process::{http_get, http_request};
-use atoll_e2e::proxy::FaultProxy;
 use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
 
 const SYNC: Duration = Duration::from_secs(15);
@@ -192,7 +192,7 @@ fn a_stalled_stream_is_detected_and_re_established() {
         &[("KUMA_MULTIZONE_GLOBAL_KDS_HEARTBEAT_INTERVAL", "300ms")],
     );
     apply(&global, MESH_AND_GATEWAY);
-    let proxy = FaultProxy::start(([127, 0, 0, 1], global.kds_port).into()).unwrap();
+    let proxy = LinkProxy::start(&[([127, 0, 0, 1], global.kds_port).into()]).unwrap();
     let options = ZoneOptions {
         kds_port: Some(proxy.port),
         env: [(
@@ -249,7 +249,7 @@ fn a_large_sync_cut_midway_converges() {
         ));
     }
     apply(&global, &yaml);
-    let proxy = FaultProxy::start(([127, 0, 0, 1], global.kds_port).into()).unwrap();
+    let proxy = LinkProxy::start(&[([127, 0, 0, 1], global.kds_port).into()]).unwrap();
     let zone = Zone::start(
         "zone-1",
         &global,

@@ -102,14 +102,19 @@ fn create_gateway(global: &Global, i: usize) -> anyhow::Result<DateTime<FixedOff
     time_of(&serde_json::from_str(&body)?)
 }
 
-/// How many MeshGateways a zone holds (0 when its API does not answer).
-fn gateways_in(zone: &Zone) -> u64 {
-    http_get(zone.http_port, "/meshes/default/meshgateways?size=1")
+/// The `total` of a list at `path` on the API at `port` (0 when the API does not answer).
+fn total_at(port: u16, path: &str) -> u64 {
+    http_get(port, path)
         .ok()
         .filter(|(code, _)| *code == 200)
         .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
         .and_then(|page| page["total"].as_u64())
         .unwrap_or(0)
+}
+
+/// How many MeshGateways a zone holds.
+fn gateways_in(zone: &Zone) -> u64 {
+    total_at(zone.http_port, "/meshes/default/meshgateways?size=1")
 }
 
 /// Waits until every zone holds `count` MeshGateways; returns the time it took.
@@ -290,14 +295,9 @@ struct Restart {
     written: String,
 }
 
-/// How many Dataplanes the global holds (0 when its API does not answer).
+/// How many Dataplanes the global holds.
 fn dataplanes_on(global: &Global) -> u64 {
-    http_get(global.http_port, "/meshes/default/dataplanes?size=1")
-        .ok()
-        .filter(|(code, _)| *code == 200)
-        .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
-        .and_then(|page| page["total"].as_u64())
-        .unwrap_or(0)
+    total_at(global.http_port, "/meshes/default/dataplanes?size=1")
 }
 
 /// True when every zone's insight on the global says connected since `since`.

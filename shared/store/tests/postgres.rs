@@ -289,8 +289,8 @@ async fn one_leader_per_name_across_replicas() {
 async fn a_silently_dead_feed_connection_is_noticed() {
     init_tracing();
     let pg = TempPostgres::start().expect("temporary PostgreSQL");
-    let proxy =
-        atoll_e2e::proxy::FaultProxy::start(([127, 0, 0, 1], pg.port()).into()).expect("proxy");
+    let proxy = atoll_e2e::faults::proxy::LinkProxy::start(&[([127, 0, 0, 1], pg.port()).into()])
+        .expect("proxy");
     let through_proxy = pg
         .url()
         .replace(&format!(":{}/", pg.port()), &format!(":{}/", proxy.port));
