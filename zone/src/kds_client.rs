@@ -9,6 +9,8 @@ use anyhow::Context;
 use atoll_kds::receiver::{Receiver, ReceiverConfig};
 use atoll_kds::scope::{ZoneExport, ZoneImport};
 use atoll_kds::sender::{Hold, Sender, SenderConfig};
+
+use crate::initial_sync::InitialSync;
 use atoll_kds::{NoopObserver, SyncObserver};
 use atoll_proto::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, KdsSyncServiceClient};
 use atoll_store::Store;
@@ -24,95 +26,6 @@ use crate::config::KdsClientConfig;
 const CHANNEL: usize = 16;
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// How long a zone on the memory store waits, once the global's full sets have been applied,
-/// for its proxies to stop registering before it sends the global its own resources: its
-/// running data planes can only register again once their mesh is back, and retry with a
-/// backoff of at most 5 s. Until then the global keeps what the zone last reported.
-pub const REGISTRATION_GRACE: Duration = Duration::from_secs(6);
-/// The hold ends after this long in any case (a global that never completes a sync).
-const MAX_HOLD: Duration = Duration::from_secs(120);
-
-/// Holds the zone's upward sync, for a zone whose store starts empty, until the global's full
-/// sets of every type have been applied and then no proxy has registered (or changed) for
-/// [`REGISTRATION_GRACE`]: a quiet period rather than a fixed delay, so a zone slowed down by
-/// a large sync still waits for every proxy that is coming back.
-pub struct InitialSync {
-    pending: std::sync::Mutex<std::collections::BTreeSet<atoll_model::Kind>>,
-    applied: watch::Sender<bool>,
-}
-
-impl InitialSync {
-    pub fn new(store: Arc<dyn Store>) -> (Arc<InitialSync>, Hold) {
-        let (release, hold) = watch::channel(None);
-        let (applied, mut applied_rx) = watch::channel(false);
-        let pending = atoll_kds::scope::GLOBAL_TO_ZONE.iter().copied().collect();
-        let sync = Arc::new(InitialSync {
-            pending: std::sync::Mutex::new(pending),
-            applied,
-        });
-        let mut feed = store.watch();
-        tokio::spawn(async move {
-            let started = tokio::time::Instant::now();
-            let deadline = started + MAX_HOLD;
-            // The watch's borrow must not live across the awaits below (it is not Send).
-            let applied = matches!(
-                tokio::time::timeout_at(deadline, applied_rx.wait_for(|a| *a)).await,
-                Ok(Ok(_))
-            );
-            if applied {
-                loop {
-                    let registration = async {
-                        loop {
-                            match feed.recv().await {
-                                Ok(atoll_store::Event::Put { key, .. })
-                                | Ok(atoll_store::Event::Deleted { key, .. })
-                                    if matches!(
-                                        key.kind,
-                                        atoll_model::Kind::Dataplane
-                                            | atoll_model::Kind::ZoneIngress
-                                            | atoll_model::Kind::ZoneEgress
-                                    ) =>
-                                {
-                                    return true;
-                                }
-                                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                                    return false;
-                                }
-                                _ => {}
-                            }
-                        }
-                    };
-                    let quiet_until =
-                        (tokio::time::Instant::now() + REGISTRATION_GRACE).min(deadline);
-                    match tokio::time::timeout_at(quiet_until, registration).await {
-                        Ok(true) if tokio::time::Instant::now() < deadline => continue,
-                        _ => break,
-                    }
-                }
-                tracing::info!(waited = ?started.elapsed(), "the global's state is applied and proxies have registered again: reporting this zone's resources");
-            } else {
-                tracing::warn!(
-                    "no complete sync from the global yet: reporting this zone's resources anyway"
-                );
-            }
-            let _ = release.send(Some(tokio::time::Instant::now()));
-        });
-        (sync, Hold(hold))
-    }
-}
-
-impl SyncObserver for InitialSync {
-    fn synced(&self, kind: atoll_model::Kind, _changes: usize) {
-        let mut pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pending.remove(&kind) && pending.is_empty() {
-            let _ = self.applied.send(true);
-        }
-    }
-}
-
 /// Keeps the zone connected to the global until `stop`.
 pub async fn run(
     zone: String,

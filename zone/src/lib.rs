@@ -14,6 +14,7 @@ pub mod dp;
 pub mod dp_server;
 pub mod external;
 pub mod ingress;
+pub mod initial_sync;
 pub mod kds_client;
 pub mod log_relay;
 pub mod mads;

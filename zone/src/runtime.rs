@@ -67,7 +67,7 @@ pub async fn run(
     // A memory store starts empty: its proxies must register again before the zone reports
     // its own resources, or the global would delete them everywhere meanwhile.
     let hold_upward = matches!(common.store, atoll_runtime::StoreConfig::Memory)
-        .then(|| crate::kds_client::InitialSync::new(started.store.clone()));
+        .then(|| crate::initial_sync::InitialSync::new(started.store.clone()));
     let kds = match zone.kds.clone() {
         Some(kds) => Some(tokio::spawn(crate::kds_client::run(
             zone.name.clone(),
