@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value as Json;
 
 const RETRIES_ON_503: u32 = 60;
+const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -107,12 +108,15 @@ impl Client {
         body: Option<&Json>,
         if_match: Option<u64>,
     ) -> Result<(StatusCode, Option<u64>, Json), ApiError> {
+        // The project's one retry policy, at a steady 500 ms: the wait is for the API, not a
+        // reconnect storm to spread out.
+        let mut backoff = atoll_retry::Backoff::new(RETRY_EVERY, RETRY_EVERY);
         let mut attempt = 0;
         loop {
             match self.send_once(method.clone(), path, body, if_match).await {
                 Err(err) if err.status() == Some(503) && attempt < RETRIES_ON_503 => {
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
                 other => return other,
             }
