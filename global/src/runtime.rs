@@ -66,6 +66,7 @@ pub async fn run(common: Common, kds: KdsConfig) -> anyhow::Result<()> {
     );
     let server = KdsServer {
         store: started.store.clone(),
+        reads: atoll_kds::shared_reads::SharedReads::new(started.store.clone()),
         insights: Insights::new(started.store.clone(), instance),
         access: ZoneAccess::new(started.store.clone(), started.credentials.clone()),
         sender: SenderConfig {

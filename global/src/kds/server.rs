@@ -10,6 +10,7 @@ use std::sync::Arc;
 use atoll_kds::receiver::{Receiver, ReceiverConfig};
 use atoll_kds::scope::{GlobalExport, GlobalImport};
 use atoll_kds::sender::{Sender, SenderConfig};
+use atoll_kds::shared_reads::SharedReads;
 use atoll_proto::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, KdsSyncService, KdsSyncServiceServer,
 };
@@ -32,6 +33,8 @@ const CHANNEL: usize = 16;
 
 pub struct KdsServer {
     pub store: Arc<dyn Store>,
+    /// Full sets are listed once per type for the zones that (re)connect together.
+    pub reads: Arc<SharedReads>,
     pub insights: Arc<Insights>,
     pub access: Arc<ZoneAccess>,
     pub sender: SenderConfig,
@@ -154,7 +157,8 @@ impl KdsSyncService for KdsServer {
             Arc::new(GlobalExport { zone: zone.clone() }),
             link.clone(),
             self.sender.clone(),
-        );
+        )
+        .sharing(self.reads.clone());
         let insights = self.insights.clone();
         let stop = admission.stop(self.stop.clone());
         tokio::spawn(async move {

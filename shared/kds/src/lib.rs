@@ -22,6 +22,7 @@ pub mod observer;
 pub mod receiver;
 pub mod scope;
 pub mod sender;
+pub mod shared_reads;
 pub mod wire;
 
 pub use observer::{NoopObserver, SyncObserver};
@@ -38,6 +39,8 @@ pub enum KdsError {
     Protocol(String),
     #[error(transparent)]
     Store(#[from] atoll_store::StoreError),
+    #[error("cannot list from the store: {0}")]
+    SharedRead(String),
     #[error("stream error: {0}")]
     Transport(String),
 }

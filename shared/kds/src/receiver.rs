@@ -215,6 +215,7 @@ impl Receiver {
             .store
             .list(&ListQuery {
                 kind: Some(kind),
+                labels: self.scope.owned_labels(),
                 ..Default::default()
             })
             .await?;
@@ -236,9 +237,12 @@ impl Receiver {
         let mut changes = 0;
         for delta in resources {
             // Whatever the peer still names stays, even if this copy of it was refused.
-            owned.remove(&delta.name);
+            let held = owned.remove(&delta.name);
             match self.accept(kind, delta) {
-                Ok(resource) => changes += self.upsert(resource, &mut errors).await?,
+                Ok(resource) => {
+                    let ours = held.is_some_and(|key| key == Key::of(&resource));
+                    changes += self.upsert(resource, ours, &mut errors).await?
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -261,7 +265,7 @@ impl Receiver {
         for delta in resources {
             match self.accept(kind, delta) {
                 Ok(resource) => {
-                    self.upsert(resource, &mut errors).await?;
+                    self.upsert(resource, false, &mut errors).await?;
                 }
                 Err(e) => errors.push(e),
             }
@@ -280,10 +284,12 @@ impl Receiver {
         Ok(errors)
     }
 
-    /// Writes unless identical; counts 1 for a real write.
+    /// Writes unless identical; counts 1 for a real write. `ours`: the key is known to be
+    /// this stream's (from the list of owned resources), so it need not be read first.
     async fn upsert(
         &self,
         mut resource: atoll_model::Resource,
+        ours: bool,
         errors: &mut Vec<String>,
     ) -> Result<usize, KdsError> {
         let key = Key::of(&resource);
@@ -300,16 +306,20 @@ impl Receiver {
             }
             None => tracing::Span::none(),
         };
-        self.write(key, resource, errors).instrument(span).await
+        self.write(key, resource, ours, errors)
+            .instrument(span)
+            .await
     }
 
     async fn write(
         &self,
         key: Key,
         resource: atoll_model::Resource,
+        ours: bool,
         errors: &mut Vec<String>,
     ) -> Result<usize, KdsError> {
-        if let Some(existing) = self.store.get(&key).await?
+        if !ours
+            && let Some(existing) = self.store.get(&key).await?
             && !self.scope.owns(&existing.resource)
         {
             errors.push(format!(

@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use atoll_model::Kind;
 use atoll_proto::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaResource};
-use atoll_store::{Event, Key, ListQuery, Store};
+use atoll_retry::Backoff;
+use atoll_store::{Event, Key, Store};
 use prost::Message;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::shared_reads::{SharedReads, Ticket};
 use crate::wire::{self, HEARTBEAT_TYPE};
 use crate::{KdsError, Scope, SyncObserver};
 
@@ -85,6 +87,12 @@ const MAX_OUTSTANDING_NONCES: usize = 4096;
 
 pub struct Sender {
     store: Arc<dyn Store>,
+    reads: Arc<SharedReads>,
+    /// Taken once the sender follows the store's feed; which shared reads it may join.
+    ticket: Option<Ticket>,
+    /// After a failed read, nothing is read again before this instant.
+    retry_at: Option<Instant>,
+    backoff: Backoff,
     scope: Arc<dyn Scope>,
     observer: Arc<dyn SyncObserver>,
     config: SenderConfig,
@@ -108,7 +116,12 @@ impl Sender {
             .map(|k| (*k, KindState::default()))
             .collect();
         Sender {
+            reads: SharedReads::new(store.clone()),
             store,
+            ticket: None,
+            retry_at: None,
+            backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(5))
+                .jittered(0.5, 1.5),
             scope,
             observer,
             config,
@@ -120,7 +133,17 @@ impl Sender {
         }
     }
 
-    /// Runs until the peer closes its side, `stop` turns true, or the output is gone.
+    /// Lists full sets through `reads`, shared with the other senders of the same store,
+    /// instead of on its own.
+    pub fn sharing(mut self, reads: Arc<SharedReads>) -> Self {
+        debug_assert!(Arc::ptr_eq(reads.store(), &self.store));
+        self.reads = reads;
+        self
+    }
+
+    /// Runs until the peer closes its side, `stop` turns true, or the output is gone. A store
+    /// that cannot be read does not end the stream: the read is tried again with backoff,
+    /// heartbeats keep the peer from giving up meanwhile.
     pub async fn run(
         mut self,
         mut requests: mpsc::Receiver<Box<DeltaDiscoveryRequest>>,
@@ -128,14 +151,28 @@ impl Sender {
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), KdsError> {
         let mut feed = self.store.watch();
+        self.ticket = Some(self.reads.ticket());
         let mut last_sent = Instant::now();
         let mut ticker = tokio::time::interval(self.config.heartbeat / 2);
         loop {
             // While held, the heartbeat ticker wakes the loop to look again.
             let holding = self.config.hold.as_ref().is_some_and(Hold::holding);
-            if self.queue.is_empty() && !holding {
-                self.fill().await?;
+            let waiting = self.retry_at.is_some_and(|at| Instant::now() < at);
+            if self.queue.is_empty() && !holding && !waiting {
+                self.retry_at = match self.fill().await {
+                    Ok(()) => {
+                        self.backoff.reset();
+                        None
+                    }
+                    Err(err) => {
+                        let delay = self.backoff.next_delay();
+                        metrics::counter!("atoll_kds_store_read_failures_total").increment(1);
+                        tracing::warn!(%err, retry_in = ?delay, "cannot read what to send; trying again");
+                        Some(Instant::now() + delay)
+                    }
+                };
             }
+            let retry_at = self.retry_at;
             tokio::select! {
                 request = requests.recv() => match request {
                     Some(request) => self.on_request(*request),
@@ -161,6 +198,7 @@ impl Sender {
                         });
                     }
                 }
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {}
                 _ = crate::stopped(&mut stop) => return Ok(()),
             }
         }
@@ -212,7 +250,12 @@ impl Sender {
         }
     }
 
-    /// Turns the most urgent pending work of one type into responses.
+    /// Turns the most urgent pending work of one type into responses. On an error nothing is
+    /// lost: the work is pending again.
+    ///
+    /// A full set or re-list leaves the keys the feed reported dirty: the list may come from a
+    /// shared read that started before those writes, and a dirty key whose version the peer
+    /// already has costs one read and sends nothing.
     async fn fill(&mut self) -> Result<(), KdsError> {
         let order: Vec<Kind> = self.scope.kinds().to_vec();
         for kind in order {
@@ -222,13 +265,19 @@ impl Sender {
             if state.needs_snapshot {
                 state.needs_snapshot = false;
                 state.needs_resync = false;
-                state.dirty.clear();
-                return self.snapshot(kind).await;
+                let result = self.snapshot(kind).await;
+                if result.is_err() {
+                    self.kinds.entry(kind).or_default().needs_snapshot = true;
+                }
+                return result;
             }
             if state.needs_resync {
                 state.needs_resync = false;
-                state.dirty.clear();
-                return self.resync(kind).await;
+                let result = self.resync(kind).await;
+                if result.is_err() {
+                    self.kinds.entry(kind).or_default().needs_resync = true;
+                }
+                return result;
             }
             if !state.dirty.is_empty() {
                 let keys = std::mem::take(&mut state.dirty);
@@ -239,15 +288,9 @@ impl Sender {
     }
 
     async fn current(&self, kind: Kind) -> Result<Vec<DeltaResource>, KdsError> {
-        let page = self
-            .store
-            .list(&ListQuery {
-                kind: Some(kind),
-                ..Default::default()
-            })
-            .await?;
-        Ok(page
-            .items
+        let ticket = self.ticket.unwrap_or_else(|| self.reads.ticket());
+        let items = self.reads.list(kind, ticket).await?;
+        Ok(items
             .iter()
             .filter_map(|s| self.scope.export(&s.resource))
             .map(|r| wire::to_delta(&r))
@@ -300,15 +343,27 @@ impl Sender {
         Ok(())
     }
 
+    /// Reads every key before it records anything as sent, so that a failed read leaves the
+    /// keys dirty and the peer's record untouched.
     async fn changes(&mut self, kind: Kind, keys: BTreeSet<Key>) -> Result<(), KdsError> {
+        let mut read = Vec::with_capacity(keys.len());
+        let mut failed = None;
+        for key in &keys {
+            match self.store.get(key).await {
+                Ok(stored) => read.push(stored.and_then(|s| self.scope.export(&s.resource))),
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
+            }
+        }
+        if let Some(err) = failed {
+            self.kinds.entry(kind).or_default().dirty.extend(keys);
+            return Err(err.into());
+        }
         let mut changed = Vec::new();
         let mut removed = Vec::new();
-        for key in keys {
-            let exported = self
-                .store
-                .get(&key)
-                .await?
-                .and_then(|s| self.scope.export(&s.resource));
+        for (key, exported) in keys.into_iter().zip(read) {
             let state = self.kinds.entry(kind).or_default();
             match exported {
                 Some(resource) => {

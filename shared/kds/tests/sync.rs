@@ -689,3 +689,246 @@ async fn ten_thousand_resources_both_ways_at_once_do_not_deadlock() {
     downward.close().await;
     upward.close().await;
 }
+
+/// Many zones connecting at once share one list per type (as a global does after a restart),
+/// while the global keeps writing: each zone still ends with exactly the global's state,
+/// including the writes that raced a shared read.
+#[tokio::test]
+async fn zones_sharing_reads_converge_while_the_global_keeps_writing() {
+    let global = memory();
+    put(&global, mesh("default")).await;
+    let reads = atoll_kds::shared_reads::SharedReads::new(global.clone());
+    let writer = {
+        let global = global.clone();
+        tokio::spawn(async move {
+            for i in 0..300u32 {
+                put(&global, gateway(&format!("gw-{}", i % 100), 8000 + i)).await;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut streams = Vec::new();
+    let mut zones = Vec::new();
+    for z in 0..10 {
+        let zone = memory();
+        let name = format!("zone-{z}");
+        let (stop, stop_rx) = watch::channel(false);
+        let (req_tx, req_rx) = mpsc::channel(16);
+        let (resp_tx, resp_rx) = mpsc::channel(16);
+        let sender = Sender::new(
+            global.clone(),
+            Arc::new(GlobalExport { zone: name.clone() }),
+            Arc::new(Recorder::default()),
+            SenderConfig::default(),
+        )
+        .sharing(reads.clone());
+        let receiver = Receiver::new(
+            zone.clone(),
+            Arc::new(ZoneImport { zone: name.clone() }),
+            Arc::new(Recorder::default()),
+            ReceiverConfig {
+                node_id: name,
+                ..Default::default()
+            },
+        );
+        streams.push((
+            stop,
+            tokio::spawn(sender.run(req_rx, resp_tx, stop_rx.clone())),
+            tokio::spawn(receiver.run(resp_rx, req_tx, stop_rx)),
+        ));
+        zones.push(zone);
+    }
+    writer.await.unwrap();
+    let want = ports(&global).await;
+    assert_eq!(want.len(), 100);
+    for (z, zone) in zones.iter().enumerate() {
+        eventually(
+            &format!("zone-{z} holds the global's gateways"),
+            Duration::from_secs(10),
+            || async { ports(zone).await == want },
+        )
+        .await;
+    }
+    for (stop, sender, receiver) in streams {
+        let _ = stop.send(true);
+        let _ = sender.await;
+        let _ = receiver.await;
+    }
+}
+
+/// Each gateway's name and first listener port.
+async fn ports(store: &Arc<dyn Store>) -> Vec<(String, u32)> {
+    let page = store
+        .list(&ListQuery {
+            kind: Some(Kind::MeshGateway),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    page.items
+        .iter()
+        .filter_map(|s| match &s.resource.spec {
+            atoll_model::Spec::MeshGateway(g) => Some((
+                s.resource.name().to_string(),
+                g.conf.as_ref()?.listeners.first()?.port,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A memory store whose lists and reads fail while `failing` is set, as a PostgreSQL pool
+/// that times out does.
+struct Unavailable {
+    inner: Arc<dyn Store>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Unavailable {
+    fn check(&self) -> Result<(), atoll_store::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(atoll_store::StoreError::Unavailable(
+                "pool timed out".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl atoll_store::Leadership for Unavailable {
+    async fn try_lead(
+        &self,
+        name: &str,
+    ) -> Result<Option<atoll_store::LeaderGuard>, atoll_store::StoreError> {
+        self.inner.try_lead(name).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Unavailable {
+    async fn get(&self, key: &Key) -> Result<Option<atoll_store::Stored>, atoll_store::StoreError> {
+        self.check()?;
+        self.inner.get(key).await
+    }
+    async fn list(&self, query: &ListQuery) -> Result<atoll_store::Page, atoll_store::StoreError> {
+        self.check()?;
+        self.inner.list(query).await
+    }
+    async fn put(
+        &self,
+        resource: Resource,
+        expect: Precondition,
+    ) -> Result<atoll_store::PutOutcome, atoll_store::StoreError> {
+        self.inner.put(resource, expect).await
+    }
+    async fn delete(
+        &self,
+        key: &Key,
+        expect: Option<u64>,
+    ) -> Result<atoll_store::Stored, atoll_store::StoreError> {
+        self.inner.delete(key, expect).await
+    }
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<atoll_store::Event> {
+        self.inner.watch()
+    }
+    async fn ping(&self) -> Result<(), atoll_store::StoreError> {
+        self.check()
+    }
+}
+
+/// A sender that cannot read its store keeps the stream (heartbeats go on) and sends the full
+/// set and the changes it missed once the store answers again: a pool timeout on a busy
+/// global used to end the stream and send the zone into its reconnect backoff.
+#[tokio::test]
+async fn a_store_that_cannot_be_read_delays_the_sync_without_ending_the_stream() {
+    let inner = memory();
+    put(&inner, mesh("default")).await;
+    put(&inner, gateway("edge", 8080)).await;
+    let flaky = Arc::new(Unavailable {
+        inner: inner.clone(),
+        failing: true.into(),
+    });
+    let global: Arc<dyn Store> = flaky.clone();
+    let zone = memory();
+    let stream = down(&global, &zone);
+    // Long enough for several failed reads and their retries.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(names(&zone, Kind::MeshGateway).await.is_empty());
+    assert!(
+        !stream.sender.is_finished(),
+        "the stream ended on a store error"
+    );
+    put(&inner, gateway("late", 9090)).await;
+    flaky
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually("both gateways synced", Duration::from_secs(10), || async {
+        names(&zone, Kind::MeshGateway).await == ["edge", "late"]
+    })
+    .await;
+    stream.close().await;
+}
+
+/// The race shared reads must survive: zone B subscribes, zone A's full set starts a read,
+/// a write lands, then B's full set joins A's read, which predates the write. B must still
+/// get the write, from the key its feed reported, right after the full set.
+#[tokio::test]
+async fn a_write_that_races_a_joined_read_still_reaches_the_zone() {
+    let global = memory();
+    put(&global, mesh("default")).await;
+    put(&global, gateway("edge", 8080)).await;
+    let reads = atoll_kds::shared_reads::SharedReads::new(global.clone());
+    let (release, held) = watch::channel(None);
+    let open = |zone: &Arc<dyn Store>, name: &str, hold: Option<Hold>| {
+        let (stop, stop_rx) = watch::channel(false);
+        let (req_tx, req_rx) = mpsc::channel(16);
+        let (resp_tx, resp_rx) = mpsc::channel(16);
+        let sender = Sender::new(
+            global.clone(),
+            Arc::new(GlobalExport { zone: name.into() }),
+            Arc::new(Recorder::default()),
+            SenderConfig {
+                hold,
+                ..SenderConfig::default()
+            },
+        )
+        .sharing(reads.clone());
+        let receiver = Receiver::new(
+            zone.clone(),
+            Arc::new(ZoneImport { zone: name.into() }),
+            Arc::new(Recorder::default()),
+            ReceiverConfig {
+                node_id: name.into(),
+                ..Default::default()
+            },
+        );
+        (
+            stop,
+            tokio::spawn(sender.run(req_rx, resp_tx, stop_rx.clone())),
+            tokio::spawn(receiver.run(resp_rx, req_tx, stop_rx)),
+        )
+    };
+    let (zone_a, zone_b) = (memory(), memory());
+    let b = open(&zone_b, "zone-b", Some(Hold(held)));
+    // B is following the feed (its receiver subscribed) before A's read starts.
+    tokio::task::yield_now().await;
+    let a = open(&zone_a, "zone-a", None);
+    eventually("zone A has the gateway", Duration::from_secs(5), || async {
+        ports(&zone_a).await == [("edge".to_string(), 8080)]
+    })
+    .await;
+    put(&global, gateway("edge", 9090)).await;
+    release.send(Some(tokio::time::Instant::now())).unwrap();
+    eventually(
+        "zone B has the newer gateway",
+        Duration::from_secs(5),
+        || async { ports(&zone_b).await == [("edge".to_string(), 9090)] },
+    )
+    .await;
+    for (stop, sender, receiver) in [a, b] {
+        let _ = stop.send(true);
+        let _ = sender.await;
+        let _ = receiver.await;
+    }
+}

@@ -1,0 +1,183 @@
+//! One list per type for the senders that need it at the same time.
+//!
+//! When a global restarts, every zone reconnects within a second and asks for the full set of
+//! every type. Each sender listing on its own meant thousands of identical queries queued on
+//! the database pool, answered one type every few seconds. Senders now join a read of the
+//! type that started after they began following the store's feed.
+//!
+//! Why that condition is enough: a read that started after a sender subscribed reflects every
+//! write committed before the read, and the sender's feed reports every write committed after
+//! it. The sender keeps the keys its feed reported while it waited (see `Sender::fill`), so a
+//! write that raced the shared read is sent as a change right after the full set. A read
+//! that started before the sender subscribed could miss a write whose event the sender never
+//! saw; such a read is never joined.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use atoll_model::Kind;
+use atoll_store::{ListQuery, Store, Stored};
+use tokio::sync::OnceCell;
+
+use crate::KdsError;
+
+/// How long a finished read stays joinable. Senders that reconnect together ask within a few
+/// seconds of each other; keeping a read longer would only hold a copy of the type in memory.
+const KEEP: Duration = Duration::from_secs(5);
+
+type Outcome = Result<Arc<Vec<Stored>>, String>;
+
+struct Read {
+    /// The clock's value when this read was created; joinable by tickets below it.
+    started: u64,
+    outcome: Arc<OnceCell<Outcome>>,
+}
+
+/// Lists shared among the senders of one store.
+pub struct SharedReads {
+    store: Arc<dyn Store>,
+    clock: AtomicU64,
+    reads: Mutex<HashMap<Kind, Read>>,
+}
+
+/// A sender's place in time: taken right after it subscribes to the store's feed.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+impl SharedReads {
+    pub fn new(store: Arc<dyn Store>) -> Arc<SharedReads> {
+        Arc::new(SharedReads {
+            store,
+            clock: AtomicU64::new(0),
+            reads: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// To be taken after subscribing to the store's feed, never before.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.clock.fetch_add(1, Ordering::SeqCst))
+    }
+
+    /// Every resource of `kind`, from a read that started after `ticket` was taken: one
+    /// already under way or recently finished if there is one, a new one otherwise.
+    pub async fn list(
+        self: &Arc<Self>,
+        kind: Kind,
+        ticket: Ticket,
+    ) -> Result<Arc<Vec<Stored>>, KdsError> {
+        let (started, outcome) = self.joinable(kind, ticket);
+        let store = self.store.clone();
+        // Whoever gets here first runs the query; if that caller is dropped mid-way, the next
+        // waiter runs it instead.
+        let result = outcome
+            .get_or_init(|| async move {
+                metrics::counter!("atoll_kds_shared_reads_total", "type" => kind.name())
+                    .increment(1);
+                store
+                    .list(&ListQuery {
+                        kind: Some(kind),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|page| Arc::new(page.items))
+                    .map_err(|err| err.to_string())
+            })
+            .await
+            .clone();
+        if result.is_err() {
+            // A failed read is not kept: the next caller tries the database again.
+            self.forget(kind, started);
+        }
+        result.map_err(KdsError::SharedRead)
+    }
+
+    fn joinable(self: &Arc<Self>, kind: Kind, ticket: Ticket) -> (u64, Arc<OnceCell<Outcome>>) {
+        let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(read) = reads.get(&kind).filter(|r| r.started > ticket.0) {
+            return (read.started, read.outcome.clone());
+        }
+        let started = self.clock.fetch_add(1, Ordering::SeqCst);
+        let outcome = Arc::new(OnceCell::new());
+        reads.insert(
+            kind,
+            Read {
+                started,
+                outcome: outcome.clone(),
+            },
+        );
+        // Dropped after a while so that the copy does not outlive the senders that need it.
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(KEEP).await;
+            if let Some(this) = this.upgrade() {
+                this.forget(kind, started);
+            }
+        });
+        (started, outcome)
+    }
+
+    fn forget(&self, kind: Kind, started: u64) {
+        let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        if reads.get(&kind).is_some_and(|r| r.started == started) {
+            reads.remove(&kind);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atoll_model::{Meta, Resource, Spec};
+    use atoll_store::{MemoryStore, Precondition};
+
+    fn mesh(name: &str) -> Resource {
+        Resource::new(
+            Meta {
+                name: name.into(),
+                ..Default::default()
+            },
+            Spec::Mesh(Default::default()),
+        )
+    }
+
+    #[tokio::test]
+    async fn senders_that_subscribed_before_a_read_share_it() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        store.put(mesh("a"), Precondition::Any).await.unwrap();
+        let reads = SharedReads::new(store.clone());
+        let first = reads.ticket();
+        let second = reads.ticket();
+        let one = reads.list(Kind::Mesh, first).await.unwrap();
+        let two = reads.list(Kind::Mesh, second).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&one, &two),
+            "the second sender joins the first read"
+        );
+        assert_eq!(one.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_sender_never_joins_a_read_older_than_its_subscription() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let reads = SharedReads::new(store.clone());
+        let early = reads.ticket();
+        let before = reads.list(Kind::Mesh, early).await.unwrap();
+        assert!(before.is_empty());
+        // Written while the first read is still joinable, before the late sender subscribes.
+        store.put(mesh("late"), Precondition::Any).await.unwrap();
+        let late = reads.ticket();
+        let after = reads.list(Kind::Mesh, late).await.unwrap();
+        assert!(!Arc::ptr_eq(&before, &after));
+        assert_eq!(
+            after.len(),
+            1,
+            "the late sender sees the write made before it subscribed"
+        );
+    }
+}
