@@ -21,6 +21,7 @@ pub mod faults;
 pub mod global;
 pub mod grpc;
 pub mod ingress;
+pub mod kds_scale;
 pub mod lab;
 pub mod otlp;
 pub mod postgres;
