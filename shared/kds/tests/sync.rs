@@ -73,12 +73,24 @@ fn connect(
     receiver_config: ReceiverConfig,
     capacity: usize,
 ) -> Stream {
+    let sent_observer = Arc::new(Recorder::default());
+    let sender = Sender::new(from, export, sent_observer.clone(), sender_config);
+    run_stream(sender, sent_observer, to, import, receiver_config, capacity)
+}
+
+/// Runs `sender` against a receiver into `to`.
+fn run_stream(
+    sender: Sender,
+    sent_observer: Arc<Recorder>,
+    to: Arc<dyn Store>,
+    import: Arc<dyn Scope>,
+    receiver_config: ReceiverConfig,
+    capacity: usize,
+) -> Stream {
     let (stop, stop_rx) = watch::channel(false);
     let (req_tx, req_rx) = mpsc::channel(capacity);
     let (resp_tx, resp_rx) = mpsc::channel(capacity);
-    let sent_observer = Arc::new(Recorder::default());
     let received_observer = Arc::new(Recorder::default());
-    let sender = Sender::new(from, export, sent_observer.clone(), sender_config);
     let receiver = Receiver::new(to, import, received_observer.clone(), receiver_config);
     Stream {
         stop,
@@ -87,6 +99,39 @@ fn connect(
         sent_observer,
         received_observer,
     }
+}
+
+/// Global to zone `name`, listing full sets through `reads`, held while `hold` says so.
+fn down_sharing(
+    reads: &Arc<atoll_kds::shared_reads::SharedReads>,
+    zone: &Arc<dyn Store>,
+    name: &str,
+    hold: Option<Hold>,
+) -> Stream {
+    let sent_observer = Arc::new(Recorder::default());
+    let sender = Sender::new(
+        reads.store().clone(),
+        Arc::new(GlobalExport { zone: name.into() }),
+        sent_observer.clone(),
+        SenderConfig {
+            hold,
+            ..SenderConfig::default()
+        },
+    )
+    .sharing(reads.clone());
+    let receiver_config = ReceiverConfig {
+        node_id: name.into(),
+        ..Default::default()
+    };
+    let import = Arc::new(ZoneImport { zone: name.into() });
+    run_stream(
+        sender,
+        sent_observer,
+        zone.clone(),
+        import,
+        receiver_config,
+        16,
+    )
 }
 
 fn down(global: &Arc<dyn Store>, zone: &Arc<dyn Store>) -> Stream {
@@ -711,31 +756,7 @@ async fn zones_sharing_reads_converge_while_the_global_keeps_writing() {
     let mut zones = Vec::new();
     for z in 0..10 {
         let zone = memory();
-        let name = format!("zone-{z}");
-        let (stop, stop_rx) = watch::channel(false);
-        let (req_tx, req_rx) = mpsc::channel(16);
-        let (resp_tx, resp_rx) = mpsc::channel(16);
-        let sender = Sender::new(
-            global.clone(),
-            Arc::new(GlobalExport { zone: name.clone() }),
-            Arc::new(Recorder::default()),
-            SenderConfig::default(),
-        )
-        .sharing(reads.clone());
-        let receiver = Receiver::new(
-            zone.clone(),
-            Arc::new(ZoneImport { zone: name.clone() }),
-            Arc::new(Recorder::default()),
-            ReceiverConfig {
-                node_id: name,
-                ..Default::default()
-            },
-        );
-        streams.push((
-            stop,
-            tokio::spawn(sender.run(req_rx, resp_tx, stop_rx.clone())),
-            tokio::spawn(receiver.run(resp_rx, req_tx, stop_rx)),
-        ));
+        streams.push(down_sharing(&reads, &zone, &format!("zone-{z}"), None));
         zones.push(zone);
     }
     writer.await.unwrap();
@@ -749,10 +770,8 @@ async fn zones_sharing_reads_converge_while_the_global_keeps_writing() {
         )
         .await;
     }
-    for (stop, sender, receiver) in streams {
-        let _ = stop.send(true);
-        let _ = sender.await;
-        let _ = receiver.await;
+    for stream in streams {
+        stream.close().await;
     }
 }
 
@@ -880,40 +899,11 @@ async fn a_write_that_races_a_joined_read_still_reaches_the_zone() {
     put(&global, gateway("edge", 8080)).await;
     let reads = atoll_kds::shared_reads::SharedReads::new(global.clone());
     let (release, held) = watch::channel(None);
-    let open = |zone: &Arc<dyn Store>, name: &str, hold: Option<Hold>| {
-        let (stop, stop_rx) = watch::channel(false);
-        let (req_tx, req_rx) = mpsc::channel(16);
-        let (resp_tx, resp_rx) = mpsc::channel(16);
-        let sender = Sender::new(
-            global.clone(),
-            Arc::new(GlobalExport { zone: name.into() }),
-            Arc::new(Recorder::default()),
-            SenderConfig {
-                hold,
-                ..SenderConfig::default()
-            },
-        )
-        .sharing(reads.clone());
-        let receiver = Receiver::new(
-            zone.clone(),
-            Arc::new(ZoneImport { zone: name.into() }),
-            Arc::new(Recorder::default()),
-            ReceiverConfig {
-                node_id: name.into(),
-                ..Default::default()
-            },
-        );
-        (
-            stop,
-            tokio::spawn(sender.run(req_rx, resp_tx, stop_rx.clone())),
-            tokio::spawn(receiver.run(resp_rx, req_tx, stop_rx)),
-        )
-    };
     let (zone_a, zone_b) = (memory(), memory());
-    let b = open(&zone_b, "zone-b", Some(Hold(held)));
+    let b = down_sharing(&reads, &zone_b, "zone-b", Some(Hold(held)));
     // B is following the feed (its receiver subscribed) before A's read starts.
     tokio::task::yield_now().await;
-    let a = open(&zone_a, "zone-a", None);
+    let a = down_sharing(&reads, &zone_a, "zone-a", None);
     eventually("zone A has the gateway", Duration::from_secs(5), || async {
         ports(&zone_a).await == [("edge".to_string(), 8080)]
     })
@@ -926,9 +916,6 @@ async fn a_write_that_races_a_joined_read_still_reaches_the_zone() {
         || async { ports(&zone_b).await == [("edge".to_string(), 9090)] },
     )
     .await;
-    for (stop, sender, receiver) in [a, b] {
-        let _ = stop.send(true);
-        let _ = sender.await;
-        let _ = receiver.await;
-    }
+    a.close().await;
+    b.close().await;
 }
