@@ -663,19 +663,33 @@ fn an_ingress_restart_under_cross_zone_load() {
             http_call(cross, "backend", "GET", "/x", None).is_ok_and(|(c, _)| c == 200)
         })
         .unwrap();
-        std::thread::sleep(window.saturating_sub(from.elapsed()));
+        let back = Instant::now();
+        // However long the restart took (a busy machine starts processes slowly), the load
+        // runs on for a third of the window after the new ingress answered.
+        std::thread::sleep((window / 3).max(window.saturating_sub(from.elapsed())));
         let to = Instant::now();
-        let (failed, sent) = load
-            .iter()
-            .map(|t| t.window(from, to))
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-        println!("FAULT-LOAD | ingress restart | cross-zone load failed {failed}/{sent}");
-        assert!(sent > 100, "too little load to judge: {sent} requests");
-        // Only requests in flight at the kill, and those sent before the new ingress listened,
-        // may fail; the rest of the window must pass.
+        let total = |from: Instant, to: Instant| {
+            load.iter()
+                .map(|t| t.window(from, to))
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        };
+        let (failed, sent) = total(from, to);
+        let (failed_after, sent_after) = total(back, to);
+        println!(
+            "FAULT-LOAD | ingress restart | cross-zone load failed {failed}/{sent} \
+             ({failed_after}/{sent_after} after the new ingress answered, {:.1} s after the kill)",
+            (back - from).as_secs_f64() - (window / 3).as_secs_f64()
+        );
         assert!(
-            failed * 5 < sent,
-            "{failed} of {sent} cross-zone requests failed around an ingress restart"
+            sent_after > 50,
+            "too little load to judge: {sent_after} requests"
+        );
+        // Only requests in flight at the kill, and those sent before the new ingress listened,
+        // may fail; once it answers, the load passes again (a few in flight on other clients'
+        // connections at that instant may still fail).
+        assert!(
+            failed_after * 20 <= sent_after,
+            "{failed_after} of {sent_after} cross-zone requests failed after the new ingress answered"
         );
     });
 }
