@@ -526,7 +526,7 @@ fn data_planes_register_again_after_a_memory_zone_restarts() {
     synced(&zone, "/meshes/default");
     let echo = Backend::start("echo").unwrap();
     let client_app = Backend::start("client").unwrap();
-    let (_echo_dp, _) = sidecar(&zone, "default", "echo-1", "echo", &echo, None);
+    let (echo_dp, _) = sidecar(&zone, "default", "echo-1", "echo", &echo, None);
     let outbound = free_port().unwrap();
     let (mut client_dp, _) = sidecar(
         &zone,
@@ -542,14 +542,38 @@ fn data_planes_register_again_after_a_memory_zone_restarts() {
     })
     .unwrap();
 
+    // The client's Envoy must keep echo's endpoint throughout: it reconnects to the new zone
+    // process before echo-1 has registered again, and a configuration computed then would
+    // have no endpoint for echo.
+    let mut watch = atoll_e2e::faults::invariants::Watch::new();
+    watch.envoy("client-1", client_dp.admin_port, "echo");
+    // echo-1's atoll-dp is frozen (its Envoy runs on), so client-1 registers again first.
+    let frozen = atoll_e2e::faults::signal::Stopped::new(
+        echo_dp.process.pid().expect("echo-1's atoll-dp runs"),
+    )
+    .unwrap();
     // The zone runs on the memory store: a crash loses every Dataplane...
     zone.crash_and_restart().unwrap();
+    let registered = |dp: &str| {
+        http_get(zone.http_port, &format!("/meshes/default/dataplanes/{dp}"))
+            .is_ok_and(|(code, _)| code == 200)
+    };
+    eventually("client-1 back in the zone", DEADLINE, || {
+        registered("client-1")
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
+    // While echo-1 is missing, the client's Envoy keeps echo's endpoint (the watch checks).
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!registered("echo-1"), "echo-1 registered while frozen");
+    assert_eq!(
+        body_of(outbound, "echo", "/meanwhile"),
+        Some((200, "echo /meanwhile".to_string())),
+        "the client lost echo while echo-1 had not registered again"
+    );
+    drop(frozen);
     // ...and the data planes put themselves back (atoll-dp registers again every 10 s).
     let took = eventually("both Dataplanes back in the zone", DEADLINE, || {
-        ["echo-1", "client-1"].iter().all(|dp| {
-            http_get(zone.http_port, &format!("/meshes/default/dataplanes/{dp}"))
-                .is_ok_and(|(code, _)| code == 200)
-        })
+        ["echo-1", "client-1"].iter().all(|dp| registered(dp))
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
     println!("Dataplanes registered again {took:?} after the zone restarted");
@@ -558,4 +582,18 @@ fn data_planes_register_again_after_a_memory_zone_restarts() {
             .is_some_and(|(code, body)| code == 200 && body == "echo /again")
     })
     .unwrap();
+    // The hold ends once registrations are quiet; after it, changes reach the proxies again.
+    apply(
+        &global,
+        "type: MeshTimeout\nmesh: default\nname: after-restart\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: Mesh\n      default:\n        idleTimeout: 41s\n",
+    );
+    eventually(
+        "the client's Envoy gets a policy written after the restart",
+        DEADLINE,
+        || client_dp.config_dump().contains("41s"),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
+    watch
+        .finish()
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", zone.log()));
 }

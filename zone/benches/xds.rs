@@ -238,6 +238,7 @@ async fn fan_out(tokens: bool) {
                 egress: None,
                 stop: stop.clone(),
             },
+            start_hold: None,
             limits: atoll_api::Limits {
                 max_connections: 20_000,
                 ..atoll_api::Limits::new("dp-server")

@@ -2,7 +2,10 @@
 //! after a restart) must not report "I have no proxies" to the global before its running data
 //! planes have registered again, or the global would delete them and every other zone would
 //! lose their endpoints. The zone's own resources go up once the global's full sets are
-//! applied and registrations have gone quiet.
+//! applied, every proxy whose Envoy came back with configuration has registered again, and
+//! registrations have gone quiet. The same hold keeps those Envoys on the configuration they
+//! have (`dp_server::ads`): one computed while a proxy they call is still unregistered would
+//! take its endpoints away.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +30,9 @@ const MAX_HOLD: Duration = Duration::from_secs(120);
 pub struct InitialSync {
     pending: std::sync::Mutex<std::collections::BTreeSet<atoll_model::Kind>>,
     applied: watch::Sender<bool>,
+    /// Dataplanes (mesh, name) whose Envoys reconnected with configuration: they ran before
+    /// the restart, and the hold lasts until they are registered again.
+    expected: watch::Sender<std::collections::BTreeSet<(String, String)>>,
 }
 
 impl InitialSync {
@@ -34,9 +40,11 @@ impl InitialSync {
         let (release, hold) = watch::channel(None);
         let (applied, mut applied_rx) = watch::channel(false);
         let pending = atoll_kds::scope::GLOBAL_TO_ZONE.iter().copied().collect();
+        let (expected, mut expected_rx) = watch::channel(std::collections::BTreeSet::new());
         let sync = Arc::new(InitialSync {
             pending: std::sync::Mutex::new(pending),
             applied,
+            expected,
         });
         let mut feed = store.watch();
         tokio::spawn(async move {
@@ -72,9 +80,33 @@ impl InitialSync {
                     };
                     let quiet_until =
                         (tokio::time::Instant::now() + REGISTRATION_GRACE).min(deadline);
-                    match tokio::time::timeout_at(quiet_until, registration).await {
+                    let more_expected = async {
+                        if expected_rx.changed().await.is_err() {
+                            // Nobody can add expectations any more; only registrations wake.
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    let woken = tokio::select! {
+                        woken = tokio::time::timeout_at(quiet_until, registration) => woken,
+                        // A proxy that came back: check again whether it is registered.
+                        () = more_expected => Ok(true),
+                    };
+                    match woken {
                         Ok(true) if tokio::time::Instant::now() < deadline => continue,
-                        _ => break,
+                        Ok(false) => break,
+                        _ if tokio::time::Instant::now() >= deadline => break,
+                        // Quiet: over, unless a proxy that came back is still unregistered.
+                        _ => {
+                            let expected = expected_rx.borrow_and_update().clone();
+                            let missing = unregistered(store.as_ref(), &expected).await;
+                            if missing == 0 {
+                                break;
+                            }
+                            tracing::info!(
+                                missing,
+                                "proxies that came back have not registered again yet; holding"
+                            );
+                        }
                     }
                 }
                 tracing::info!(waited = ?started.elapsed(), "the global's state is applied and proxies have registered again: reporting this zone's resources");
@@ -87,6 +119,31 @@ impl InitialSync {
         });
         (sync, Hold(hold))
     }
+}
+
+impl InitialSync {
+    /// The Envoy of Dataplane `name` in `mesh` reconnected with configuration it already had:
+    /// the hold waits for that Dataplane to be registered again.
+    pub fn expect(&self, mesh: &str, name: &str) {
+        self.expected
+            .send_if_modified(|expected| expected.insert((mesh.to_string(), name.to_string())));
+    }
+}
+
+/// How many of `expected` have no Dataplane in `store` (a store that cannot be read counts
+/// them all as missing; the hold's deadline still ends the wait).
+async fn unregistered(
+    store: &dyn Store,
+    expected: &std::collections::BTreeSet<(String, String)>,
+) -> usize {
+    let mut missing = 0;
+    for (mesh, name) in expected {
+        let key = atoll_store::Key::new(atoll_model::Kind::Dataplane, Some(mesh), name);
+        if !matches!(store.get(&key).await, Ok(Some(_))) {
+            missing += 1;
+        }
+    }
+    missing
 }
 
 impl SyncObserver for InitialSync {

@@ -68,6 +68,9 @@ pub async fn run(
     // its own resources, or the global would delete them everywhere meanwhile.
     let hold_upward = matches!(common.store, atoll_runtime::StoreConfig::Memory)
         .then(|| crate::initial_sync::InitialSync::new(started.store.clone()));
+    // The same hold keeps reconnecting proxies on the configuration they have; only a zone
+    // that syncs with a global ever ends it.
+    let start_hold = hold_upward.clone().filter(|_| zone.kds.is_some());
     let kds = match zone.kds.clone() {
         Some(kds) => Some(tokio::spawn(crate::kds_client::run(
             zone.name.clone(),
@@ -209,6 +212,7 @@ pub async fn run(
             hub,
             auth,
             tables,
+            start_hold,
             limits: atoll_api::Limits {
                 // Every connected proxy holds a connection.
                 max_connections: 20_000,

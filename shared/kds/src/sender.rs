@@ -47,10 +47,23 @@ impl Hold {
         Hold(watch::channel(Some(release)).1)
     }
 
-    fn holding(&self) -> bool {
+    /// Whether the hold is still on.
+    pub fn holding(&self) -> bool {
         match *self.0.borrow() {
             Some(release) => Instant::now() < release,
             None => true,
+        }
+    }
+
+    /// Resolves once the hold has ended (at once if whoever would release it is gone).
+    pub async fn released(&self) {
+        let mut release = self.0.clone();
+        let at = match release.wait_for(Option::is_some).await {
+            Ok(at) => *at,
+            Err(_) => None,
+        };
+        if let Some(at) = at {
+            tokio::time::sleep_until(at).await;
         }
     }
 }

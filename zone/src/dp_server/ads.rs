@@ -27,6 +27,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use atoll_kds::sender::Hold;
+
+use crate::initial_sync::InitialSync;
+
 use super::authn::{Authenticator, Denied, Grant, bearer_metadata};
 use crate::proxy::deps::ProxyId;
 use crate::proxy::hub::{Hub, Nack, SnapshotRx, now_rfc3339};
@@ -51,6 +55,11 @@ pub fn parse_node_id(id: &str) -> Result<ProxyId, Status> {
 pub struct Ads {
     pub hub: Arc<Hub>,
     pub auth: Authenticator,
+    /// While on, a proxy that reconnects with configuration it already holds gets no update:
+    /// the zone has just started on an empty store, and a configuration computed before its
+    /// other proxies registered again would take their endpoints away. Envoy keeps what it
+    /// has meanwhile; a new proxy, with nothing to keep, is configured at once.
+    pub start_hold: Option<(Arc<InitialSync>, Hold)>,
     /// Turns true on shutdown: every stream ends.
     pub stop: watch::Receiver<bool>,
 }
@@ -95,6 +104,23 @@ impl Ads {
                 stop: self.stop.clone(),
             },
         ))
+    }
+}
+
+impl Ads {
+    /// The hold a stream waits for before its first response: the zone's start hold, for an
+    /// Envoy that already has configuration, while it is on. Such a proxy ran before the
+    /// zone's restart, so the hold also waits for its Dataplane to register again.
+    fn resume_hold(&self, resumed: bool, proxy: &ProxyId) -> Option<Hold> {
+        let (sync, hold) = self.start_hold.as_ref()?;
+        if !resumed || !hold.holding() {
+            return None;
+        }
+        // A zone egress (no mesh) is a ZoneEgress, not a Dataplane: nothing to wait for.
+        if !proxy.0.is_empty() {
+            sync.expect(&proxy.0, &proxy.1);
+        }
+        Some(hold.clone())
     }
 }
 
@@ -166,6 +192,7 @@ async fn first_request<T: prost::Message + Default>(
 fn open<R, F, Fut>(
     hub: Arc<Hub>,
     (proxy, meta): (ProxyId, ProxyMeta),
+    hold: Option<Hold>,
     variant: &'static str,
     serve: F,
 ) -> Response<ResponseStream<R>>
@@ -182,6 +209,14 @@ where
             proxy: proxy.clone(),
         };
         tracing::info!(mesh = %proxy.0, proxy = %proxy.1, variant, "ADS stream opened");
+        if let Some(hold) = hold {
+            tracing::info!(mesh = %proxy.0, proxy = %proxy.1, "the proxy keeps its configuration until the zone's proxies have registered again");
+            metrics::counter!("atoll_xds_streams_held_at_start_total").increment(1);
+            tokio::select! {
+                () = hold.released() => {}
+                () = tx.closed() => return,
+            }
+        }
         if let Err(status) = serve(hub, proxy, snapshots, tx.clone()).await {
             let _ = tx.send(Err(Box::new(status))).await;
         }
@@ -205,9 +240,11 @@ impl AggregatedDiscoveryService for Ads {
         let (first, proxy, cx) = self
             .admit(&metadata, &mut inbound, |r| r.node.as_ref())
             .await?;
+        let hold = self.resume_hold(!first.version_info.is_empty(), &proxy.0);
         Ok(open(
             self.hub.clone(),
             proxy,
+            hold,
             "state of the world",
             |hub, proxy, snapshots, tx| async move {
                 sotw(&hub, &proxy, first, inbound, snapshots, &tx, cx).await
@@ -224,9 +261,11 @@ impl AggregatedDiscoveryService for Ads {
         let (first, proxy, cx) = self
             .admit(&metadata, &mut inbound, |r| r.node.as_ref())
             .await?;
+        let hold = self.resume_hold(!first.initial_resource_versions.is_empty(), &proxy.0);
         Ok(open(
             self.hub.clone(),
             proxy,
+            hold,
             "delta",
             |hub, proxy, snapshots, tx| async move {
                 delta(&hub, &proxy, first, inbound, snapshots, &tx, cx).await

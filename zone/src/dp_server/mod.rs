@@ -27,6 +27,12 @@ pub struct DpServer {
     pub auth: authn::Authenticator,
     pub tables: crate::crosszone::stream::TableServer,
     pub limits: atoll_api::Limits,
+    /// The zone's start hold, for proxies that reconnect with configuration (see
+    /// [`ads::Ads::start_hold`]).
+    pub start_hold: Option<(
+        std::sync::Arc<crate::initial_sync::InitialSync>,
+        atoll_kds::sender::Hold,
+    )>,
 }
 
 /// Binds `addr` and serves until `stop`.
@@ -43,6 +49,7 @@ pub async fn serve(
         ads::Ads {
             hub: server.hub,
             auth: server.auth,
+            start_hold: server.start_hold,
             stop: stop.clone(),
         },
         16 * 1024 * 1024,
