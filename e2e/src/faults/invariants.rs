@@ -285,7 +285,8 @@ impl Watch {
     }
 
     /// The Envoy with its admin on `admin_port` must keep at least one endpoint in `cluster`
-    /// once it had one, and keep a certificate once it had one.
+    /// once it had one, and keep a certificate once it had one; it must show both at some
+    /// point while watched.
     pub fn envoy(&mut self, name: &str, admin_port: u16, cluster: &str) {
         self.envoy_with(name, loopback_get(admin_port), cluster);
     }
@@ -316,6 +317,16 @@ impl Watch {
                     }
                 }
                 thread::sleep(Duration::from_millis(100));
+            }
+            // A watch that never saw an endpoint or a certificate checked nothing (a wrong
+            // admin address or cluster name would otherwise pass).
+            if !had_hosts {
+                lock(&violations).push(format!(
+                    "{name}'s Envoy never showed an endpoint for {cluster}"
+                ));
+            }
+            if !had_cert {
+                lock(&violations).push(format!("{name}'s Envoy never showed a certificate"));
             }
         }));
     }
