@@ -14,12 +14,15 @@ use std::time::{Duration, Instant};
 
 use atoll_e2e::backend::Backend;
 use atoll_e2e::dataplane::Dataplane;
-use atoll_e2e::faults::invariants::{Snapshot, Watch, assert_acked_present, wait_converged};
+use atoll_e2e::faults::invariants::{
+    Get, Snapshot, Watch, assert_acked_present, loopback_get, wait_converged,
+};
+use atoll_e2e::faults::matrix::{Deployment, Row, print_row, run_fault};
 use atoll_e2e::faults::nft::NftDrop;
 use atoll_e2e::faults::pg_replica::PgPair;
 use atoll_e2e::faults::proxy::{LinkFault, LinkProxy};
 use atoll_e2e::faults::signal::Stopped;
-use atoll_e2e::faults::traffic::{Traffic, WriteOutcome, Writer, gateway};
+use atoll_e2e::faults::traffic::{Traffic, Writer, gateway};
 use atoll_e2e::faults::{fault_duration, sized};
 use atoll_e2e::free_port;
 use atoll_e2e::global::{Global, GlobalOptions};
@@ -199,6 +202,23 @@ impl Site {
             .map(|z| (z.name.as_str(), z.http_port))
             .collect()
     }
+}
+
+impl Deployment for Site {
+    fn global_api(&self) -> Get {
+        loopback_get(self.globals[0].http_port)
+    }
+
+    fn zone_apis(&self) -> Vec<(String, Get)> {
+        self.zones
+            .iter()
+            .map(|z| (z.name.clone(), loopback_get(z.http_port)))
+            .collect()
+    }
+
+    fn collections(&self) -> Vec<String> {
+        collections()
+    }
 
     /// Watches both zones and both clients' Envoys.
     fn watch(&self) -> Watch {
@@ -212,7 +232,6 @@ impl Site {
         watch
     }
 
-    /// The traffic that runs through every fault: (cross-zone, in-zone).
     fn traffic(&self) -> (Traffic, Traffic) {
         let every = Duration::from_millis(50);
         (
@@ -225,32 +244,13 @@ impl Site {
         Writer::start(self.global_ports(), MESH, prefix, Duration::from_millis(20))
     }
 
-    /// The invariants after a fault: writes acknowledged before `writer` stopped are on a
-    /// global, zones converge to its state; returns the time zones took.
-    fn check(
-        &self,
-        writer: Writer,
-        watch: Watch,
-    ) -> (Instant, usize, Vec<(Instant, WriteOutcome)>) {
-        let (acked, outcomes) = writer.finish();
-        let refused: Vec<_> = outcomes
-            .iter()
-            .filter(|(_, o)| matches!(o, WriteOutcome::Refused(_)))
-            .collect();
-        assert!(refused.is_empty(), "writes refused: {refused:?}");
-        let port = self.globals[0].http_port;
-        let took = wait_converged(port, &self.zone_ports(), &collections(), DEADLINE)
-            .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", self.zones[0].log(), self.zones[1].log()));
-        let converged = Instant::now();
-        let global = Snapshot::read(port, &collections()).unwrap();
-        assert_acked_present(&global, &acked).unwrap_or_else(|e| panic!("{e:#}"));
-        assert!(!acked.is_empty(), "no write was acknowledged at all");
-        watch.finish().unwrap_or_else(|e| panic!("{e:#}"));
-        println!(
-            "zones converged {:.1} s after the writes stopped",
-            took.as_secs_f64()
-        );
-        (converged, acked.len(), outcomes)
+    fn logs(&self) -> String {
+        let mut logs = self.globals[0].process.log_tail(40);
+        for zone in &self.zones {
+            logs.push('\n');
+            logs.push_str(&zone.log());
+        }
+        logs
     }
 }
 
@@ -273,97 +273,6 @@ fn ca_state(global: &Global) -> (Snapshot, Snapshot) {
         "no global secrets (KDS CA, signing keys)"
     );
     (mesh, global_secrets)
-}
-
-/// Writes in `[from, to)`: (failed with a retryable answer, attempted).
-fn write_window(
-    outcomes: &[(Instant, WriteOutcome)],
-    from: Instant,
-    to: Instant,
-) -> (usize, usize) {
-    let inside: Vec<_> = outcomes
-        .iter()
-        .filter(|(t, _)| *t >= from && *t < to)
-        .collect();
-    let retryable = inside
-        .iter()
-        .filter(|(_, o)| *o == WriteOutcome::Retryable)
-        .count();
-    (retryable, inside.len())
-}
-
-fn row(
-    fault: &str,
-    took: Duration,
-    (acked, writes): (usize, (usize, usize)),
-    cross: (usize, usize),
-    local: (usize, usize),
-) {
-    println!(
-        "FAULT-ROW | {fault} | converged {:.1} s | writes: {acked} acknowledged, retryable failures during the fault {}/{} | cross-zone failed {}/{} | in-zone failed {}/{} | invariants held | form {}",
-        took.as_secs_f64(),
-        writes.0,
-        writes.1,
-        cross.0,
-        cross.1,
-        local.0,
-        local.1,
-        if atoll_e2e::faults::full() {
-            "full"
-        } else {
-            "short"
-        }
-    );
-}
-
-/// Runs `fault` with traffic and writes around it, checks the invariants, prints the row.
-/// The data plane must not notice a control-plane fault: in-zone calls never fail, nor do
-/// cross-zone ones unless the fault is on their path (`cross_may_fail`).
-fn run_fault(site: &mut Site, name: &str, cross_may_fail: bool, fault: impl FnOnce(&mut Site)) {
-    let watch = site.watch();
-    let (cross, local) = site.traffic();
-    let prefix: String = name
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let writer = site.writer(&prefix);
-    // Writes are flowing before the fault, and again after it: both are asserted.
-    eventually("writes before the fault", DEADLINE, || writer.acked() >= 5).unwrap();
-    let from = Instant::now();
-    fault(site);
-    let to = Instant::now();
-    let before = writer.acked();
-    eventually("writes resuming after the fault", DEADLINE, || {
-        writer.acked() >= before + 5
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", site.globals[0].process.log_tail(40)));
-    let (converged, acked, outcomes) = site.check(writer, watch);
-    // From the end of the fault: reconnecting, catching up and the writes made meanwhile.
-    let took = converged - to;
-    let (cross, local) = (cross.window(from, to), local.window(from, to));
-    println!(
-        "{name}: the fault lasted {:.1} s",
-        (to - from).as_secs_f64()
-    );
-    row(
-        name,
-        took,
-        (acked, write_window(&outcomes, from, to)),
-        cross,
-        local,
-    );
-    assert!(
-        cross.1 > 0 && local.1 > 0,
-        "no traffic ran during the fault"
-    );
-    assert_eq!(local.0, 0, "in-zone calls failed during {name}: {local:?}");
-    if !cross_may_fail {
-        assert_eq!(
-            cross.0, 0,
-            "cross-zone calls failed during {name}: {cross:?}"
-        );
-    }
 }
 
 #[test]
@@ -484,12 +393,15 @@ fn a_zone_killed_mid_sync_converges_without_deleting_anything() {
     let global = Snapshot::read(port, &collections()).unwrap();
     assert_acked_present(&global, &acked).unwrap();
     watch.finish().unwrap_or_else(|e| panic!("{e:#}"));
-    row(
+    print_row(
         &format!("zone CP SIGKILL mid-sync of {count}"),
-        took,
-        (acked.len(), (0, acked.len())),
-        cross.window(from, to),
-        local.window(from, to),
+        &Row {
+            converged: took,
+            acked: acked.len(),
+            writes: (0, acked.len()),
+            cross: cross.window(from, to),
+            local: local.window(from, to),
+        },
     );
     // Zone-2's restart must not disturb the data plane (the ingress and Envoys keep their
     // last configuration; the restarted zone reports its proxies only once they are back).
@@ -740,114 +652,5 @@ fn certificates_rotate_while_the_zone_is_cut_off_from_the_global() {
             std::thread::sleep(duration.saturating_sub(started.elapsed()));
             drop(drops);
         },
-    );
-}
-
-/// The partition on real links: the global and a zone on hosts of their own (network
-/// namespaces on a bridge, started from the systemd units), the zone host's link down.
-#[test]
-fn a_zone_host_cut_off_by_its_link_converges_after_it_comes_back() {
-    use atoll_e2e::lab::Lab;
-    use atoll_e2e::lab::deploy::{self, API};
-    let mut lab = Lab::new().unwrap_or_else(|e| panic!("cannot build the lab of hosts: {e:#}"));
-    let global = lab.host("global").unwrap_or_else(|e| panic!("{e:#}"));
-    let zone = lab.host("zone-1").unwrap_or_else(|e| panic!("{e:#}"));
-    let dir = lab.dir().to_path_buf();
-    let pg = TempPostgres::start_in_netns(&global.netns, global.address)
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let _global_cp = deploy::start_global(
-        &global,
-        &[
-            ("KUMA_STORE_POSTGRES_HOST", global.address.to_string()),
-            ("KUMA_STORE_POSTGRES_PORT", pg.port().to_string()),
-            ("KUMA_STORE_POSTGRES_USER", "postgres".into()),
-            ("KUMA_STORE_POSTGRES_DB_NAME", "postgres".into()),
-        ],
-        DEADLINE,
-    )
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    let credentials = deploy::zone_credentials(&global, &dir, "zone-1").unwrap();
-    let mut zone_cp = deploy::zone_unit(
-        &zone,
-        "zone-1",
-        global.address,
-        zone.address,
-        &credentials,
-        &[],
-    )
-    .unwrap();
-    deploy::apply(&global, &dir, "mesh", MESH_YAML).unwrap();
-    deploy::wait_local_ok(&zone, &mut zone_cp, API, "/meshes/default", DEADLINE).unwrap();
-
-    let local = |host: &atoll_e2e::lab::Host| {
-        let host = host.clone();
-        move |path: &str| host.local_get(API, path)
-    };
-    // Secrets need a user token on these units; the rest is readable from the host itself.
-    let collections = || {
-        vec![
-            "/meshes".to_string(),
-            format!("/meshes/{MESH}/meshgateways"),
-        ]
-    };
-    let mut watch = Watch::new();
-    watch.zone_with("zone-1", local(&zone), collections());
-    let bearer = format!("Bearer {}", deploy::admin_token(&global).unwrap());
-    let put = |n: usize| {
-        let (path, body) = gateway(MESH, "lab", n);
-        let local = SocketAddr::from(([127, 0, 0, 1], API));
-        let auth = [("Authorization", bearer.as_str())];
-        match global.http(local, "127.0.0.1", "PUT", &path, Some(&body), &auth) {
-            Ok((code, _)) if code < 300 => Some(path),
-            _ => None,
-        }
-    };
-    let mut acked: Vec<String> = (0..10).filter_map(put).collect();
-    let duration = fault_duration(5, 60);
-    zone.link_down().unwrap();
-    let started = Instant::now();
-    let mut n = 10;
-    while started.elapsed() < duration {
-        acked.extend(put(n));
-        n += 1;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // The zone really was cut off: it cannot have what was written meanwhile.
-    let zone_view = Snapshot::read_with(local(&zone), &collections()).unwrap();
-    let last = acked.last().cloned().unwrap();
-    assert!(
-        !zone_view.0.contains_key(&last),
-        "the zone got {last} through a link that was down"
-    );
-    zone.link_up().unwrap();
-    let healed = Instant::now();
-    let global_get = local(&global);
-    let zone_get = local(&zone);
-    let mut last_diff = String::new();
-    let converged = eventually(
-        "zone-1 converging after the partition",
-        DEADLINE,
-        || match (
-            Snapshot::read_with(&global_get, &collections()),
-            Snapshot::read_with(&zone_get, &collections()),
-        ) {
-            (Ok(g), Ok(z)) => {
-                last_diff = z.diff(&g);
-                g == z
-            }
-            _ => false,
-        },
-    );
-    converged.unwrap_or_else(|e| panic!("{e}: {last_diff}\n{}", zone_cp.log_tail(40)));
-    let took = healed.elapsed();
-    let global_state = Snapshot::read_with(&global_get, &collections()).unwrap();
-    assert_acked_present(&global_state, &acked).unwrap();
-    watch.finish().unwrap_or_else(|e| panic!("{e:#}"));
-    row(
-        "zone host link down (lab)",
-        took,
-        (acked.len(), (0, acked.len())),
-        (0, 0),
-        (0, 0),
     );
 }

@@ -9,8 +9,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use atoll_e2e::lab::deploy::{self, API, DIAGNOSTICS, DP_SERVER, RUST_LOG};
-use atoll_e2e::lab::unit::Install;
+use atoll_e2e::lab::dataplane::{self, mesh_yaml, sidecar_yaml};
+use atoll_e2e::lab::deploy::{self, API, DIAGNOSTICS, KDS};
 use atoll_e2e::lab::{Host, Lab};
 use atoll_e2e::postgres::TempPostgres;
 use atoll_e2e::process::Process;
@@ -38,10 +38,6 @@ fn start_global(host: &Host, store: &[(&str, String)]) -> Process {
     deploy::start_global(host, store, DEADLINE).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-fn try_atollctl(global: &Host, args: &[&str]) -> (i32, String, String) {
-    deploy::try_atollctl(global, args).unwrap()
-}
-
 fn apply(global: &Host, dir: &Path, name: &str, yaml: &str) {
     deploy::apply(global, dir, name, yaml).unwrap_or_else(|e| panic!("{e:#}"))
 }
@@ -61,40 +57,12 @@ fn zone_unit(
     deploy::zone_unit(
         host,
         name,
-        global_address,
+        SocketAddr::from((global_address, KDS)),
         interface,
         credentials,
         extra_args,
     )
     .unwrap_or_else(|e| panic!("{e:#}"))
-}
-
-/// A data plane token issued on the global (as the operator would, with atollctl).
-/// Retried while the global answers 503: the mesh's signing key is generated just after the
-/// mesh is created.
-fn dataplane_token(global: &Host, name: &str, service: &str, proxy_type: &str) -> String {
-    let tag = format!("kuma.io/service={service}");
-    let args = [
-        "generate",
-        "dataplane-token",
-        "--mesh",
-        "default",
-        "--name",
-        name,
-        "--tag",
-        &tag,
-        "--type",
-        proxy_type,
-    ];
-    let mut outcome = (0, String::new(), String::new());
-    eventually("a data plane token", DEADLINE, || {
-        outcome = try_atollctl(global, &args);
-        outcome.0 == 0 || !outcome.2.contains("503")
-    })
-    .unwrap_or_else(|e| panic!("{e}: {}", outcome.2));
-    let (code, stdout, stderr) = outcome;
-    assert_eq!(code, 0, "atollctl {args:?} failed:\n{stdout}\n{stderr}");
-    stdout.trim().to_string()
 }
 
 /// `atoll-dp@<name>.service` on `dp_host` for the Dataplane `yaml`, connected to the zone on
@@ -104,63 +72,24 @@ fn data_plane(
     zone_host: &Host,
     dp_host: &Host,
     dir: &Path,
-    (name, service, proxy_type): (&str, &str, &str),
+    identity: (&str, &str, &str),
     yaml: &str,
     admin: u16,
 ) -> Process {
-    let token = dir.join(format!("{name}.token"));
-    std::fs::write(&token, dataplane_token(global, name, service, proxy_type)).unwrap();
-    let dataplane = dir.join(format!("{name}.yaml"));
-    std::fs::write(&dataplane, yaml).unwrap();
-    let ca = zone_host.dir.join("var/lib/atoll-zone/dp-server-ca.crt");
-    let mut process = Install {
-        unit: "atoll-dp@.service",
-        instance: Some(name),
-        fill: &[(
-            "KUMA_CONTROL_PLANE_URL",
-            format!("https://{}:{DP_SERVER}", zone_host.address),
-        )],
-        credentials: &[
-            ("token", token),
-            ("dataplane.yaml", dataplane),
-            ("dp-server-ca.crt", ca),
-        ],
-        extra_args: &[],
-        extra_env: &[RUST_LOG],
-    }
-    .start(dp_host)
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    wait_local_ok(dp_host, &mut process, admin, "/ready");
-    process
-}
-
-fn sidecar_yaml(
-    name: &str,
-    service: &str,
-    address: Ipv4Addr,
-    (admin, inbound, app): (u16, u16, u16),
-    outbound: Option<u16>,
-) -> String {
-    let mut yaml = format!(
-        "type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: {address}\n  admin:\n    port: {admin}\n  inbound:\n  - port: {inbound}\n    servicePort: {app}\n    tags:\n      kuma.io/service: {service}\n      kuma.io/protocol: http\n"
-    );
-    if let Some(port) = outbound {
-        yaml.push_str(&format!(
-            "  outbound:\n  - port: {port}\n    tags:\n      kuma.io/service: backend\n"
-        ));
-    }
-    yaml
+    dataplane::start(
+        (global, zone_host, dp_host),
+        dir,
+        identity,
+        yaml,
+        admin,
+        DEADLINE,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn gateway_yaml(name: &str, address: Ipv4Addr, admin: u16) -> String {
     format!(
         "type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: {address}\n  admin:\n    port: {admin}\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: edge\n"
-    )
-}
-
-fn mesh_yaml(zone_egress: bool) -> String {
-    format!(
-        "type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n  - name: ca-1\n    type: builtin\nrouting:\n  zoneEgress: {zone_egress}\n"
     )
 }
 

@@ -18,6 +18,15 @@ use serde_json::Value;
 
 use crate::process::http_get;
 
+/// `GET path` on one server, from wherever it must be made (a lab host's loopback, say):
+/// (status, body).
+pub type Get = std::sync::Arc<dyn Fn(&str) -> anyhow::Result<(u16, String)> + Send + Sync>;
+
+/// [`Get`] on 127.0.0.1:`port` of the test's own namespace.
+pub fn loopback_get(port: u16) -> Get {
+    std::sync::Arc::new(move |path| http_get(port, path))
+}
+
 /// Fields that legitimately differ between the global's copy and a zone's.
 const LOCAL_FIELDS: &[&str] = &["creationTime", "modificationTime"];
 /// Labels the receiving side adds.
@@ -131,14 +140,28 @@ pub fn wait_converged(
     collections: &[String],
     deadline: Duration,
 ) -> anyhow::Result<Duration> {
+    let zones: Vec<(&str, Get)> = zones
+        .iter()
+        .map(|(name, port)| (*name, loopback_get(*port)))
+        .collect();
+    wait_converged_with(&loopback_get(global_port), &zones, collections, deadline)
+}
+
+/// [`wait_converged`] reading each control plane through its [`Get`].
+pub fn wait_converged_with(
+    global: &Get,
+    zones: &[(&str, Get)],
+    collections: &[String],
+    deadline: Duration,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut last = String::new();
     loop {
-        match Snapshot::read(global_port, collections) {
+        match Snapshot::read_with(global.as_ref(), collections) {
             Ok(global) => {
                 let mut all = true;
-                for (name, port) in zones {
-                    match Snapshot::read(*port, collections) {
+                for (name, get) in zones {
+                    match Snapshot::read_with(get.as_ref(), collections) {
                         Ok(zone) if zone == global => {}
                         Ok(zone) => {
                             all = false;
@@ -262,14 +285,20 @@ impl Watch {
     }
 
     /// The Envoy with its admin on `admin_port` must keep at least one endpoint in `cluster`
-    /// once it had one, and keep a certificate once it had one.
+    /// once it had one, and keep a certificate once it had one; it must show both at some
+    /// point while watched.
     pub fn envoy(&mut self, name: &str, admin_port: u16, cluster: &str) {
+        self.envoy_with(name, loopback_get(admin_port), cluster);
+    }
+
+    /// [`Watch::envoy`] reading the Envoy's admin API through `admin` (e.g. on a lab host).
+    pub fn envoy_with(&mut self, name: &str, admin: Get, cluster: &str) {
         let (stop, violations) = (self.stop.clone(), self.violations.clone());
         let (name, cluster) = (name.to_string(), cluster.to_string());
         self.threads.push(thread::spawn(move || {
             let (mut had_hosts, mut had_cert) = (false, false);
             while !stop.load(Ordering::SeqCst) {
-                if let Ok((200, clusters)) = http_get(admin_port, "/clusters") {
+                if let Ok((200, clusters)) = admin("/clusters") {
                     let hosts = endpoints(&clusters, &cluster);
                     if hosts > 0 {
                         had_hosts = true;
@@ -279,7 +308,7 @@ impl Watch {
                         ));
                     }
                 }
-                if let Ok((200, certs)) = http_get(admin_port, "/certs") {
+                if let Ok((200, certs)) = admin("/certs") {
                     let has = certs.contains("\"cert_chain\"") && certs.contains("serial_number");
                     if has {
                         had_cert = true;
@@ -288,6 +317,16 @@ impl Watch {
                     }
                 }
                 thread::sleep(Duration::from_millis(100));
+            }
+            // A watch that never saw an endpoint or a certificate checked nothing (a wrong
+            // admin address or cluster name would otherwise pass).
+            if !had_hosts {
+                lock(&violations).push(format!(
+                    "{name}'s Envoy never showed an endpoint for {cluster}"
+                ));
+            }
+            if !had_cert {
+                lock(&violations).push(format!("{name}'s Envoy never showed a certificate"));
             }
         }));
     }

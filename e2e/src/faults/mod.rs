@@ -2,13 +2,16 @@
 //! ([`nft`]), slow and lossy links ([`proxy`], this kernel has no `tc netem`), stopped and
 //! killed processes ([`signal`]), a PostgreSQL primary failing over to its streaming replica
 //! ([`pg_replica`]); and what must hold after each ([`invariants`]) while traffic keeps
-//! flowing ([`traffic`]). Partitions of whole hosts are the lab's links going down
-//! ([`crate::lab::Host::link_down`]).
+//! flowing ([`traffic`]); [`matrix`] runs one fault between them and reports its row.
+//! Faults between hosts of the lab: a host's link going down ([`crate::lab::Host::link_down`]),
+//! packets dropped inside a host toward one peer ([`crate::lab::Host::nft_drop_to`]), a link
+//! proxy on a host's loopback ([`crate::lab::Host::link_proxy`]).
 //!
 //! Every fault is undone when its handle drops, after a panic too: nft tables deleted,
 //! stopped processes continued, proxies closed.
 
 pub mod invariants;
+pub mod matrix;
 pub mod nft;
 pub mod pg_replica;
 pub mod proxy;

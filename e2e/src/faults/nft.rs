@@ -4,6 +4,7 @@
 //! process, and deleted on drop.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -38,6 +39,20 @@ impl NftDrop {
             &[
                 format!("tcp dport {port} drop"),
                 format!("tcp sport {port} drop"),
+            ],
+        )
+    }
+
+    /// Drops TCP between lab host namespace `netns` and `peer` (its address and port), both
+    /// ways: the host's other traffic, to the same peer's other ports too, still flows.
+    pub fn tcp_peer_in(netns: &str, peer: SocketAddr) -> anyhow::Result<NftDrop> {
+        let (address, port) = (peer.ip(), peer.port());
+        let family = if address.is_ipv4() { "ip" } else { "ip6" };
+        Self::install(
+            Some(netns),
+            &[
+                format!("{family} daddr {address} tcp dport {port} drop"),
+                format!("{family} saddr {address} tcp sport {port} drop"),
             ],
         )
     }

@@ -69,14 +69,31 @@ struct State {
     seed: AtomicU64,
 }
 
+/// Connects to the proxy's port where it listens, so its accept loop sees that it closed.
+type Wake = Box<dyn Fn(u16) + Send + Sync>;
+
 /// The proxy, listening on 127.0.0.1:`port`, stopped on drop.
 pub struct LinkProxy {
     pub port: u16,
     state: Arc<State>,
+    wake: Wake,
 }
 
 impl LinkProxy {
+    /// On the test's own loopback.
     pub fn start(targets: &[SocketAddr]) -> anyhow::Result<LinkProxy> {
+        Self::start_woken_by(
+            targets,
+            Box::new(|port| {
+                let _ = TcpStream::connect(("127.0.0.1", port));
+            }),
+        )
+    }
+
+    /// On the loopback of the calling thread's network namespace (its threads inherit it,
+    /// so they dial the targets from there too), `wake` reaching it there when dropped
+    /// (e.g. from inside a lab host: `crate::lab::Host::link_proxy`).
+    pub fn start_woken_by(targets: &[SocketAddr], wake: Wake) -> anyhow::Result<LinkProxy> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).context("binding the link proxy")?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(State {
@@ -93,7 +110,7 @@ impl LinkProxy {
         });
         let accept_state = state.clone();
         thread::spawn(move || accept_loop(listener, accept_state));
-        Ok(LinkProxy { port, state })
+        Ok(LinkProxy { port, state, wake })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -143,7 +160,7 @@ impl Drop for LinkProxy {
     fn drop(&mut self) {
         self.state.closed.store(true, Ordering::SeqCst);
         self.cut_existing();
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        (self.wake)(self.port);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Load that runs through a fault: requests through an Envoy outbound ([`Traffic`]) and
 //! writes to the global's API ([`Writer`]), each outcome recorded with its time so a test
-//! can count failures inside the fault's window.
+//! can count failures inside the fault's window. Both reach their server through a [`Dial`]:
+//! the test's own loopback, or a lab host's (`crate::lab::Host::dial`).
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,16 +18,34 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn call(port: u16, host: &str, method: &str, path: &str, json: Option<&str>) -> Option<u16> {
+/// Opens a new connection to one server, from wherever the caller must be (a lab host's
+/// network namespace, say).
+pub type Dial = Arc<dyn Fn() -> std::io::Result<TcpStream> + Send + Sync>;
+
+/// Connections to 127.0.0.1:`port` of the test's own namespace.
+pub fn loopback(port: u16) -> Dial {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
-    http_exchange(stream, host, method, path, json, &[])
+    Arc::new(move || TcpStream::connect_timeout(&address, Duration::from_secs(2)))
+}
+
+/// The status of one request (host header `host`, extra `headers`), if any answer came.
+fn call(
+    dial: &Dial,
+    host: &str,
+    (method, path, json): (&str, &str, Option<&str>),
+    headers: &[(String, String)],
+) -> Option<u16> {
+    let stream = dial().ok()?;
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    http_exchange(stream, host, method, path, json, &headers)
         .ok()
         .map(|(code, _)| code)
 }
 
-/// Requests every `interval` to `host` through 127.0.0.1:`port` (an Envoy outbound),
-/// until dropped.
+/// Requests every `interval` to `host` through an Envoy outbound, until dropped.
 pub struct Traffic {
     outcomes: Arc<Mutex<Vec<Outcome>>>,
     stop: Arc<AtomicBool>,
@@ -34,14 +53,20 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    /// Through 127.0.0.1:`port` of the test's namespace.
     pub fn start(port: u16, host: &str, interval: Duration) -> Traffic {
+        Self::start_via(loopback(port), host, interval)
+    }
+
+    /// Through connections `dial` opens.
+    pub fn start_via(dial: Dial, host: &str, interval: Duration) -> Traffic {
         let outcomes = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (o, s, host) = (outcomes.clone(), stop.clone(), host.to_string());
         let thread = thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 let started = Instant::now();
-                let ok = call(port, &host, "GET", "/traffic", None) == Some(200);
+                let ok = call(&dial, &host, ("GET", "/traffic", None), &[]) == Some(200);
                 lock(&o).push((started, ok));
                 thread::sleep(interval.saturating_sub(started.elapsed()));
             }
@@ -85,8 +110,8 @@ pub enum WriteOutcome {
 }
 
 /// Writes MeshGateways `<prefix>-<n>` in mesh `mesh` one after another to the first of
-/// `api_ports` that answers (a client with a list of replicas), retrying a write that got a
-/// retryable answer, until dropped.
+/// the API replicas that answers (a client with a list of replicas), retrying a write that
+/// got a retryable answer, until dropped.
 pub struct Writer {
     acked: Arc<Mutex<Vec<String>>>,
     outcomes: Arc<Mutex<Vec<(Instant, WriteOutcome)>>>,
@@ -109,7 +134,24 @@ pub fn gateway(mesh: &str, prefix: &str, n: usize) -> (String, String) {
 }
 
 impl Writer {
+    /// To the APIs on 127.0.0.1:`api_ports` of the test's namespace.
     pub fn start(api_ports: Vec<u16>, mesh: &str, prefix: &str, interval: Duration) -> Writer {
+        let apis = api_ports.into_iter().map(loopback).collect();
+        Self::start_via(apis, Vec::new(), mesh, prefix, interval)
+    }
+
+    /// To the APIs `apis` dial, each request carrying `headers` (e.g. a token).
+    pub fn start_via(
+        apis: Vec<Dial>,
+        headers: Vec<(String, String)>,
+        mesh: &str,
+        prefix: &str,
+        interval: Duration,
+    ) -> Writer {
+        assert!(
+            !apis.is_empty(),
+            "a writer needs at least one API to write to"
+        );
         let acked = Arc::new(Mutex::new(Vec::new()));
         let outcomes = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -121,8 +163,9 @@ impl Writer {
             while !s.load(Ordering::SeqCst) {
                 let started = Instant::now();
                 let (path, body) = gateway(&mesh, &prefix, n);
-                let port = api_ports[replica % api_ports.len()];
-                let outcome = match call(port, "127.0.0.1", "PUT", &path, Some(&body)) {
+                let api = &apis[replica % apis.len()];
+                let request = ("PUT", path.as_str(), Some(body.as_str()));
+                let outcome = match call(api, "127.0.0.1", request, &headers) {
                     Some(code) if (200..300).contains(&code) => WriteOutcome::Acknowledged,
                     None | Some(429) | Some(500..=599) => WriteOutcome::Retryable,
                     Some(code) => WriteOutcome::Refused(code),

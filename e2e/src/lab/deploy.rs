@@ -157,12 +157,13 @@ pub fn zone_credentials(
     Ok(files.to_vec())
 }
 
-/// `atoll-zone.service` on `host`, dialling the global at `global_address`, with its ingress
-/// and egress interfaces set to `interface` and `extra_args` appended (a drop-in).
+/// `atoll-zone.service` on `host`, dialling the global's KDS at `global_kds` (its address
+/// and [`KDS`], or a proxy's), with its ingress and egress interfaces set to `interface` and
+/// `extra_args` appended (a drop-in).
 pub fn zone_unit(
     host: &Host,
     name: &str,
-    global_address: Ipv4Addr,
+    global_kds: SocketAddr,
     interface: Ipv4Addr,
     credentials: &[(&str, PathBuf)],
     extra_args: &[&str],
@@ -174,7 +175,7 @@ pub fn zone_unit(
             ("KUMA_MULTIZONE_ZONE_NAME", name.to_string()),
             (
                 "KUMA_MULTIZONE_ZONE_GLOBAL_ADDRESS",
-                format!("grpcs://{global_address}:{KDS}"),
+                format!("grpcs://{global_kds}"),
             ),
             ("KUMA_ZONE_INGRESS_INTERFACE", interface.to_string()),
             ("KUMA_ZONE_EGRESS_INTERFACE", interface.to_string()),

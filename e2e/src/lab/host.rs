@@ -7,12 +7,17 @@
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use super::ip::ip;
 use crate::backend::Backend;
+use crate::faults::invariants::Get;
+use crate::faults::nft::NftDrop;
+use crate::faults::proxy::LinkProxy;
+use crate::faults::traffic::Dial;
 use crate::process::{Process, Spec};
 
 #[derive(Debug, Clone)]
@@ -69,6 +74,29 @@ impl Host {
     ) -> anyhow::Result<(u16, String)> {
         let stream = self.connect(address)?;
         crate::process::http_exchange(stream, host_header, method, path, json, headers)
+    }
+
+    /// A [`Dial`] to `address` from this host (each connection made inside its namespace).
+    pub fn dial(&self, address: SocketAddr) -> Dial {
+        let me = self.clone();
+        Arc::new(move || me.connect(address).map_err(std::io::Error::other))
+    }
+
+    /// A [`Get`] on this host's loopback at `port`, each request carrying `headers`.
+    pub fn get(&self, port: u16, headers: &[(&str, &str)]) -> Get {
+        let me = self.clone();
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Arc::new(move |path| {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let local = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            me.http(local, "127.0.0.1", "GET", path, None, &headers)
+        })
     }
 
     /// `GET path` on this host's own loopback at `port`.
@@ -158,6 +186,26 @@ impl Host {
     /// Cuts the host off the lab (its link to the bridge goes down): for partitions.
     pub fn link_down(&self) -> anyhow::Result<()> {
         ip(&["link", "set", &self.link, "down"]).map(drop)
+    }
+
+    /// Drops TCP between this host and `peer` inside the host (nftables, no reset: open
+    /// connections go silent, half-open), until the returned handle drops.
+    pub fn nft_drop_to(&self, peer: SocketAddr) -> anyhow::Result<NftDrop> {
+        NftDrop::tcp_peer_in(&self.netns, peer)
+            .with_context(|| format!("dropping {}'s packets to {peer}", self.name))
+    }
+
+    /// A [`LinkProxy`] on this host's loopback, forwarding from this host to `targets`
+    /// (a slow or lossy link between hosts, which this kernel cannot make with netem).
+    pub fn link_proxy(&self, targets: &[SocketAddr]) -> anyhow::Result<LinkProxy> {
+        let me = self.clone();
+        self.within(|| {
+            let wake = move |port| {
+                let _ = me.connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+            };
+            LinkProxy::start_woken_by(targets, Box::new(wake)).map_err(std::io::Error::other)
+        })
+        .with_context(|| format!("starting a link proxy on {}", self.name))
     }
 
     /// Reconnects the host after [`Host::link_down`].

@@ -8,9 +8,12 @@
 //! namespaces and the bridge deleted. Names carry the test process's PID, so parallel tests
 //! never collide and the leftovers of a run that was killed outright are removed by the next.
 //!
-//! Partitions (issue 17) are a host's link to the bridge going down and up
-//! ([`Host::link_down`], [`Host::link_up`]).
+//! Faults between hosts (issue 17): a host's link to the bridge going down and up
+//! ([`Host::link_down`], [`Host::link_up`]), packets to one peer dropped inside a host
+//! ([`Host::nft_drop_to`]), a slow and lossy link through a proxy on a host
+//! ([`Host::link_proxy`]); `e2e/tests/lab_faults.rs` runs the fault rows on them.
 
+pub mod dataplane;
 pub mod deploy;
 pub mod host;
 pub mod ip;
