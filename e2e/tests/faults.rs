@@ -12,267 +12,55 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use atoll_e2e::backend::Backend;
-use atoll_e2e::dataplane::Dataplane;
 use atoll_e2e::faults::invariants::{Snapshot, Watch, assert_acked_present, wait_converged};
 use atoll_e2e::faults::nft::NftDrop;
-use atoll_e2e::faults::pg_replica::PgPair;
-use atoll_e2e::faults::proxy::{LinkFault, LinkProxy};
+use atoll_e2e::faults::proxy::LinkFault;
 use atoll_e2e::faults::signal::Stopped;
+use atoll_e2e::faults::site::{
+    self, DEADLINE, MESH, MESH_YAML, Site, SiteOptions, Store, collections,
+};
 use atoll_e2e::faults::traffic::{Traffic, WriteOutcome, Writer, gateway};
 use atoll_e2e::faults::{fault_duration, sized};
-use atoll_e2e::free_port;
-use atoll_e2e::global::{Global, GlobalOptions};
-use atoll_e2e::ingress::Ingress;
+use atoll_e2e::global::Global;
 use atoll_e2e::postgres::TempPostgres;
 use atoll_e2e::process::{http_call, http_get, http_request};
-use atoll_e2e::zone::{Zone, ZoneOptions, eventually};
-
-const DEADLINE: Duration = Duration::from_secs(60);
-const MESH: &str = "default";
-const MESH_YAML: &str = "type: Mesh
-name: default
-mtls:
-  enabledBackend: ca-1
-  backends:
-  - name: ca-1
-    type: builtin
-";
-
-fn collections() -> Vec<String> {
-    vec![
-        "/meshes".to_string(),
-        format!("/meshes/{MESH}/meshgateways"),
-        format!("/meshes/{MESH}/secrets"),
-    ]
-}
-
-/// Where the global's store is.
-enum Store {
-    One(TempPostgres),
-    /// A primary and its replica behind an address the test moves at failover.
-    Pair(PgPair, LinkProxy),
-}
-
-/// A running deployment: globals, zone-1 (clients) and zone-2 (the backend, its ingress and
-/// an in-zone client), each zone reaching the globals through a link proxy of its own.
-struct Site {
-    store: Store,
-    globals: Vec<Global>,
-    kds: Vec<LinkProxy>,
-    zones: Vec<Zone>,
-    ingress: Ingress,
-    /// backend (zone-2), cross-zone client (zone-1), in-zone client (zone-2).
-    dataplanes: Vec<Dataplane>,
-    cross: u16,
-    local: u16,
-    _apps: Vec<Backend>,
-}
-
-#[derive(Default)]
-struct SiteOptions {
-    globals: usize,
-    replica: bool,
-    /// Workload certificates of 6 s, reissued every ~5 s.
-    rotating: bool,
-}
+use atoll_e2e::zone::eventually;
 
 fn start_site(options: SiteOptions) -> Site {
-    let store = if options.replica {
-        let pair = PgPair::start().unwrap_or_else(|e| panic!("{e:#}"));
-        let address: SocketAddr = format!("127.0.0.1:{}", pair.primary.port())
-            .parse()
-            .unwrap();
-        let proxy = LinkProxy::start(&[address]).unwrap();
-        Store::Pair(pair, proxy)
-    } else {
-        Store::One(TempPostgres::start().unwrap_or_else(|e| panic!("{e:#}")))
-    };
-    let url = match &store {
-        Store::One(pg) => pg.url(),
-        Store::Pair(_, proxy) => format!("postgres://postgres@127.0.0.1:{}/postgres", proxy.port),
-    };
-    let first = Global::start(GlobalOptions {
-        postgres_url: Some(url.clone()),
-        ..Default::default()
-    })
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    let mut globals = vec![first];
-    for _ in 1..options.globals.max(1) {
-        let g = Global::start(GlobalOptions {
-            postgres_url: Some(url.clone()),
-            work_dir: Some(globals[0].work_dir()),
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e:#}"));
-        globals.push(g);
-    }
-    let targets: Vec<SocketAddr> = globals
-        .iter()
-        .map(|g| SocketAddr::from(([127, 0, 0, 1], g.kds_port)))
-        .collect();
-    let mesh = if options.rotating {
-        format!("{MESH_YAML}    dpCert:\n      rotation:\n        expiration: 6s\n")
-    } else {
-        MESH_YAML.to_string()
-    };
-    globals[0].apply(&mesh).unwrap();
-    let mut kds = Vec::new();
-    let mut zones = Vec::new();
-    for name in ["zone-1", "zone-2"] {
-        let proxy = LinkProxy::start(&targets).unwrap();
-        let zone = Zone::start(
-            name,
-            &globals[0],
-            ZoneOptions {
-                kds_port: Some(proxy.port),
-                ..Default::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e:#}"));
-        kds.push(proxy);
-        zones.push(zone);
-    }
-    for zone in &zones {
-        zone.wait_for(&format!("/meshes/{MESH}/secrets/ca-builtin-ca-1"), DEADLINE)
-            .unwrap();
-    }
-    let ingress = Ingress::start(&globals[0], &zones[1]).unwrap_or_else(|e| panic!("{e:#}"));
-    let backend_app = Backend::start("zone-2").unwrap();
-    let tags: &[(&str, &str)] = &[("kuma.io/service", "backend")];
-    let (backend, _) = Dataplane::start_sidecar(
-        &zones[1],
-        MESH,
-        "backend-z2",
-        "backend",
-        backend_app.port,
-        &[],
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    let mut dataplanes = vec![backend];
-    let mut apps = vec![backend_app];
-    let mut outbounds = Vec::new();
-    for (zone, name) in [(&zones[0], "client-z1"), (&zones[1], "client-z2")] {
-        let app = Backend::start(name).unwrap();
-        let outbound = free_port().unwrap();
-        let (mut dp, _) = Dataplane::start_sidecar(
-            zone,
-            MESH,
-            name,
-            "client",
-            app.port,
-            &[(outbound, tags)],
-            &[],
-        )
-        .unwrap_or_else(|e| panic!("{e:#}"));
-        dp.wait_listener(outbound).unwrap();
-        eventually(&format!("{name} reaching the backend"), DEADLINE, || {
-            http_call(outbound, "backend", "GET", "/x", None).is_ok_and(|(c, _)| c == 200)
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", zone.log()));
-        outbounds.push(outbound);
-        dataplanes.push(dp);
-        apps.push(app);
-    }
-    Site {
-        store,
-        globals,
-        kds,
-        zones,
-        ingress,
-        dataplanes,
-        cross: outbounds[0],
-        local: outbounds[1],
-        _apps: apps,
-    }
+    Site::start(options).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-impl Site {
-    fn global_ports(&self) -> Vec<u16> {
-        self.globals.iter().map(|g| g.http_port).collect()
-    }
-
-    fn zone_ports(&self) -> Vec<(&str, u16)> {
-        self.zones
-            .iter()
-            .map(|z| (z.name.as_str(), z.http_port))
-            .collect()
-    }
-
-    /// Watches both zones and both clients' Envoys.
-    fn watch(&self) -> Watch {
-        let mut watch = Watch::new();
-        for zone in &self.zones {
-            watch.zone(&zone.name, zone.http_port, collections());
-        }
-        for dp in &self.dataplanes[1..] {
-            watch.envoy(&dp.name, dp.admin_port, "backend");
-        }
-        watch
-    }
-
-    /// The traffic that runs through every fault: (cross-zone, in-zone).
-    fn traffic(&self) -> (Traffic, Traffic) {
-        let every = Duration::from_millis(50);
-        (
-            Traffic::start(self.cross, "backend", every),
-            Traffic::start(self.local, "backend", every),
-        )
-    }
-
-    fn writer(&self, prefix: &str) -> Writer {
-        Writer::start(self.global_ports(), MESH, prefix, Duration::from_millis(20))
-    }
-
-    /// The invariants after a fault: writes acknowledged before `writer` stopped are on a
-    /// global, zones converge to its state; returns the time zones took.
-    fn check(
-        &self,
-        writer: Writer,
-        watch: Watch,
-    ) -> (Instant, usize, Vec<(Instant, WriteOutcome)>) {
-        let (acked, outcomes) = writer.finish();
-        let refused: Vec<_> = outcomes
-            .iter()
-            .filter(|(_, o)| matches!(o, WriteOutcome::Refused(_)))
-            .collect();
-        assert!(refused.is_empty(), "writes refused: {refused:?}");
-        let port = self.globals[0].http_port;
-        let took = wait_converged(port, &self.zone_ports(), &collections(), DEADLINE)
-            .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", self.zones[0].log(), self.zones[1].log()));
-        let converged = Instant::now();
-        let global = Snapshot::read(port, &collections()).unwrap();
-        assert_acked_present(&global, &acked).unwrap_or_else(|e| panic!("{e:#}"));
-        assert!(!acked.is_empty(), "no write was acknowledged at all");
-        watch.finish().unwrap_or_else(|e| panic!("{e:#}"));
-        println!(
-            "zones converged {:.1} s after the writes stopped",
-            took.as_secs_f64()
-        );
-        (converged, acked.len(), outcomes)
-    }
+/// The invariants after a fault: writes acknowledged before `writer` stopped are on a
+/// global, zones converge to its state; returns the time zones took.
+fn check(
+    site: &Site,
+    writer: Writer,
+    watch: Watch,
+) -> (Instant, usize, Vec<(Instant, WriteOutcome)>) {
+    let (acked, outcomes) = writer.finish();
+    let refused: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, WriteOutcome::Refused(_)))
+        .collect();
+    assert!(refused.is_empty(), "writes refused: {refused:?}");
+    let port = site.globals[0].http_port;
+    let took = wait_converged(port, &site.zone_ports(), &collections(), DEADLINE)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", site.zones[0].log(), site.zones[1].log()));
+    let converged = Instant::now();
+    let global = Snapshot::read(port, &collections()).unwrap();
+    assert_acked_present(&global, &acked).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(!acked.is_empty(), "no write was acknowledged at all");
+    watch.finish().unwrap_or_else(|e| panic!("{e:#}"));
+    println!(
+        "zones converged {:.1} s after the writes stopped",
+        took.as_secs_f64()
+    );
+    (converged, acked.len(), outcomes)
 }
 
 /// The mesh CA and the global secrets (KDS CA, signing keys) as content hashes.
 fn ca_state(global: &Global) -> (Snapshot, Snapshot) {
-    let read = |path: &str| {
-        Snapshot::read(global.http_port, &[path.to_string()]).unwrap_or_else(|e| panic!("{e:#}"))
-    };
-    let mesh = read(&format!("/meshes/{MESH}/secrets"));
-    let global_secrets = read("/globalsecrets");
-    // Exactly one CA: one leader generated it, no replica made a second.
-    let cas = mesh
-        .0
-        .keys()
-        .filter(|k| k.contains("ca-builtin-ca-1"))
-        .count();
-    assert_eq!(cas, 1, "mesh CA secrets: {:?}", mesh.0.keys());
-    assert!(
-        !global_secrets.is_empty(),
-        "no global secrets (KDS CA, signing keys)"
-    );
-    (mesh, global_secrets)
+    site::ca_state(global).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Writes in `[from, to)`: (failed with a retryable answer, attempted).
@@ -338,7 +126,7 @@ fn run_fault(site: &mut Site, name: &str, cross_may_fail: bool, fault: impl FnOn
         writer.acked() >= before + 5
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", site.globals[0].process.log_tail(40)));
-    let (converged, acked, outcomes) = site.check(writer, watch);
+    let (converged, acked, outcomes) = check(site, writer, watch);
     // From the end of the fault: reconnecting, catching up and the writes made meanwhile.
     let took = converged - to;
     let (cross, local) = (cross.window(from, to), local.window(from, to));

@@ -108,8 +108,30 @@ pub fn gateway(mesh: &str, prefix: &str, n: usize) -> (String, String) {
     )
 }
 
+/// The `n`th write of a writer over `names` names: `<prefix>-<n % names>`, its listener port
+/// following `n`.
+fn cycled_gateway(mesh: &str, prefix: &str, n: usize, names: usize) -> (String, String) {
+    let (path, body) = gateway(mesh, prefix, n % names.max(1));
+    let mut value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    value["conf"]["listeners"][0]["port"] = (8080 + (n % 1000) as u16).into();
+    (path, value.to_string())
+}
+
 impl Writer {
     pub fn start(api_ports: Vec<u16>, mesh: &str, prefix: &str, interval: Duration) -> Writer {
+        Self::start_cycling(api_ports, mesh, prefix, interval, usize::MAX)
+    }
+
+    /// [`Writer::start`] over `names` names only: the `n`th write updates `<prefix>-<n %
+    /// names>` (with content that changes each round), so a long run keeps the store's size
+    /// bounded.
+    pub fn start_cycling(
+        api_ports: Vec<u16>,
+        mesh: &str,
+        prefix: &str,
+        interval: Duration,
+        names: usize,
+    ) -> Writer {
         let acked = Arc::new(Mutex::new(Vec::new()));
         let outcomes = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -120,7 +142,7 @@ impl Writer {
             let mut replica = 0;
             while !s.load(Ordering::SeqCst) {
                 let started = Instant::now();
-                let (path, body) = gateway(&mesh, &prefix, n);
+                let (path, body) = cycled_gateway(&mesh, &prefix, n, names);
                 let port = api_ports[replica % api_ports.len()];
                 let outcome = match call(port, "127.0.0.1", "PUT", &path, Some(&body)) {
                     Some(code) if (200..300).contains(&code) => WriteOutcome::Acknowledged,
