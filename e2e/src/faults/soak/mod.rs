@@ -300,8 +300,10 @@ impl Soak<'_> {
             lasted: to - from,
             // From the end of the fault: reconnecting, catching up, the churn coming to rest.
             converged: converged.map(|_| Instant::now() - to),
-            cross: self.cross.window(from, to),
-            local: self.local.window(from, to),
+            // Until the zones converged: what a restarted zone or a healed link does to the
+            // data plane shows after the fault itself.
+            cross: self.cross.window(from, Instant::now()),
+            local: self.local.window(from, Instant::now()),
         };
         self.progress(
             &format!(

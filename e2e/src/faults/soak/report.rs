@@ -32,7 +32,7 @@ pub struct FaultFigures {
     pub lasted: Duration,
     /// From the end of the fault to the zones holding the global's state, writes paused.
     pub converged: Option<Duration>,
-    /// (failed, sent) during the fault.
+    /// (failed, sent) from the start of the fault until the checkpoint after it.
     pub cross: (usize, usize),
     pub local: (usize, usize),
 }
