@@ -331,6 +331,11 @@ impl Watch {
         }));
     }
 
+    /// The violations seen so far.
+    pub fn violations(&self) -> Vec<String> {
+        lock(&self.violations).clone()
+    }
+
     /// Stops sampling and fails with every violation seen.
     pub fn finish(mut self) -> anyhow::Result<()> {
         self.stop_threads();

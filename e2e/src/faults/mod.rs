@@ -16,6 +16,8 @@ pub mod nft;
 pub mod pg_replica;
 pub mod proxy;
 pub mod signal;
+pub mod site;
+pub mod soak;
 pub mod traffic;
 
 use std::time::Duration;

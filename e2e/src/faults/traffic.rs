@@ -133,11 +133,34 @@ pub fn gateway(mesh: &str, prefix: &str, n: usize) -> (String, String) {
     )
 }
 
+/// The `n`th write of a writer over `names` names: `<prefix>-<n % names>`, its listener port
+/// following `n`.
+fn cycled_gateway(mesh: &str, prefix: &str, n: usize, names: usize) -> (String, String) {
+    let (path, body) = gateway(mesh, prefix, n % names.max(1));
+    let mut value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    value["conf"]["listeners"][0]["port"] = (8080 + (n % 1000) as u16).into();
+    (path, value.to_string())
+}
+
 impl Writer {
     /// To the APIs on 127.0.0.1:`api_ports` of the test's namespace.
     pub fn start(api_ports: Vec<u16>, mesh: &str, prefix: &str, interval: Duration) -> Writer {
         let apis = api_ports.into_iter().map(loopback).collect();
         Self::start_via(apis, Vec::new(), mesh, prefix, interval)
+    }
+
+    /// [`Writer::start`] over `names` names only: the `n`th write updates `<prefix>-<n %
+    /// names>` (with content that changes each round), so a long run keeps the store's size
+    /// bounded.
+    pub fn start_cycling(
+        api_ports: Vec<u16>,
+        mesh: &str,
+        prefix: &str,
+        interval: Duration,
+        names: usize,
+    ) -> Writer {
+        let apis = api_ports.into_iter().map(loopback).collect();
+        Self::run(apis, Vec::new(), mesh, prefix, interval, names)
     }
 
     /// To the APIs `apis` dial, each request carrying `headers` (e.g. a token).
@@ -147,6 +170,17 @@ impl Writer {
         mesh: &str,
         prefix: &str,
         interval: Duration,
+    ) -> Writer {
+        Self::run(apis, headers, mesh, prefix, interval, usize::MAX)
+    }
+
+    fn run(
+        apis: Vec<Dial>,
+        headers: Vec<(String, String)>,
+        mesh: &str,
+        prefix: &str,
+        interval: Duration,
+        names: usize,
     ) -> Writer {
         assert!(
             !apis.is_empty(),
@@ -162,7 +196,7 @@ impl Writer {
             let mut replica = 0;
             while !s.load(Ordering::SeqCst) {
                 let started = Instant::now();
-                let (path, body) = gateway(&mesh, &prefix, n);
+                let (path, body) = cycled_gateway(&mesh, &prefix, n, names);
                 let api = &apis[replica % apis.len()];
                 let request = ("PUT", path.as_str(), Some(body.as_str()));
                 let outcome = match call(api, "127.0.0.1", request, &headers) {
