@@ -1,9 +1,5 @@
-//! The zone's resources as the configuration builder reads them: an in-memory copy of the
-//! store, kept current from its change feed, with the endpoints of each service indexed.
-//!
-//! A resource is only replaced by a successful read, so a store that cannot be read leaves
-//! the last good copy in place: an outage never turns into an empty endpoint set pushed to
-//! every proxy.
+//! The world itself: the zone's resources as its readers use them, with the endpoints of each
+//! service indexed, and how one resource's change applies to it (and what depended on it).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +10,8 @@ use atoll_model::types::{
 };
 use atoll_model::{Kind, Resource, Spec};
 
-use super::deps::Dep;
+use super::Dep;
+use crate::naming::EGRESS_NAME;
 
 /// (mesh, name)
 pub type Named = (String, String);
@@ -28,6 +25,7 @@ pub struct Endpoint {
     pub tags: Tags,
 }
 
+/// The zone holds one, shared by its readers ([`super::Shared`]); a clone is for tests.
 #[derive(Debug, Default, Clone)]
 pub struct World {
     pub meshes: BTreeMap<String, MeshSpec>,
@@ -52,8 +50,6 @@ pub struct World {
     pub hostname_generators: BTreeMap<String, HostnameGeneratorSpec>,
     /// Policies by mesh, in (type, name) order.
     pub policies: BTreeMap<String, BTreeMap<(Kind, String), crate::policy::rules::Policy>>,
-    /// What each connected proxy told about itself (node metadata), by proxy.
-    pub proxy_meta: BTreeMap<Named, super::meta::ProxyMeta>,
     /// Where MeshExternalService VIPs come from (`KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR`).
     pub vip_cidr: crate::external::vip::Cidr,
     /// Hostnames and VIPs, computed on first use after a MeshExternalService or
@@ -338,7 +334,7 @@ impl World {
     pub fn local_egress(&self) -> Option<(String, u32)> {
         self.egresses
             .iter()
-            .filter(|(name, _)| *name == crate::crosszone::registry::EGRESS_NAME)
+            .filter(|(name, _)| *name == EGRESS_NAME)
             .map(|(_, e)| e)
             .filter(|e| e.zone.as_deref().is_none_or(|z| z == self.local_zone))
             .find_map(|e| {
@@ -352,7 +348,7 @@ impl World {
     pub fn envoy_egresses(&self) -> Vec<(String, String, u32)> {
         self.egresses
             .iter()
-            .filter(|(name, _)| *name != crate::crosszone::registry::EGRESS_NAME)
+            .filter(|(name, _)| *name != EGRESS_NAME)
             .filter(|(_, e)| e.zone.as_deref().is_none_or(|z| z == self.local_zone))
             .filter_map(|(name, e)| {
                 let net = e.networking.as_ref()?;
@@ -392,7 +388,6 @@ impl World {
     }
 }
 
-/// Every service a Dataplane's inbounds name.
 /// Every service a Dataplane offers: its inbounds', or a gateway's own (what cross-mesh
 /// clients of the gateway depend on).
 pub fn services_of(dp: &DataplaneSpec) -> BTreeSet<String> {
