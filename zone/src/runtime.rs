@@ -289,19 +289,13 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use crate::world::fixtures::resource;
     use atoll_store::{MemoryStore, Precondition, Store};
     use tokio::sync::watch;
 
     use crate::crosszone::table::Table;
     use crate::naming::sni::service_sni;
     use crate::proxy::hub::Hub;
-
-    fn resource(yaml: &str) -> atoll_model::Resource {
-        atoll_model::parse_documents(yaml)
-            .remove(0)
-            .outcome
-            .expect("valid")
-    }
 
     fn dataplane(name: &str, address: &str) -> atoll_model::Resource {
         resource(&format!(

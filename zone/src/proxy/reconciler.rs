@@ -200,17 +200,11 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+    use crate::world::fixtures::resource;
     use atoll_model::Kind;
     use atoll_store::{Key, MemoryStore, Precondition, Store};
 
     use super::*;
-
-    fn resource(yaml: &str) -> atoll_model::Resource {
-        atoll_model::parse_documents(yaml)
-            .remove(0)
-            .outcome
-            .expect("valid")
-    }
 
     /// Per-proxy state is bounded by the proxies that exist: a deregistered Dataplane's
     /// insight goes with it.

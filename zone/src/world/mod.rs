@@ -4,6 +4,8 @@
 //! copy and are told what changed; neither reads the store's feed itself.
 
 mod dep;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod follow;
 mod load;
 mod mesh;

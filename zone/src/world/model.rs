@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use atoll_model::types::{
     DataplaneSpec, HostnameGeneratorSpec, InboundState, MeshExternalServiceSpec, MeshGatewaySpec,
-    MeshHttpRouteSpec, MeshSpec, MeshTcpRouteSpec, SERVICE_TAG, Tags, TargetKind, ZoneEgressSpec,
-    ZoneIngressSpec,
+    MeshHttpRouteSpec, MeshSpec, MeshTcpRouteSpec, SERVICE_TAG, Tags, TargetKind, TargetRef,
+    ZoneEgressSpec, ZoneIngressSpec,
 };
 use atoll_model::{Kind, Resource, Spec};
 
@@ -91,10 +91,32 @@ pub const KINDS: [Kind; 20] = atoll_model::with_policies([
     Kind::HostnameGenerator,
 ]);
 
-fn gateway_target(target: Option<&atoll_model::types::TargetRef>) -> Option<&str> {
+fn gateway_target(target: Option<&TargetRef>) -> Option<&str> {
     target
         .filter(|t| t.kind == TargetKind::MeshGateway)
         .map(|t| t.name.as_str())
+}
+
+/// Replaces the route `key` in `routes` with `new` (`None`: deleted); returns what the old and
+/// the new route touched: the gateway each targets, or its mesh's sidecar routes.
+fn replace_route<R: Clone>(
+    routes: &mut BTreeMap<Named, R>,
+    key: Named,
+    new: Option<&R>,
+    target: impl Fn(&R) -> Option<&TargetRef>,
+) -> Vec<Dep> {
+    let mesh = key.0.clone();
+    let old = match new {
+        Some(r) => routes.insert(key, r.clone()),
+        None => routes.remove(&key),
+    };
+    old.iter()
+        .chain(new)
+        .map(|r| match gateway_target(target(r)) {
+            Some(gw) => Dep::GatewayRoutes(mesh.clone(), gw.to_string()),
+            None => Dep::SidecarRoutes(mesh.clone()),
+        })
+        .collect()
 }
 
 impl World {
@@ -134,42 +156,22 @@ impl World {
                 };
             }
             Kind::MeshHttpRoute => {
-                let old = self.http_routes.get(&key).cloned();
                 let new = match spec {
-                    Some(Spec::MeshHttpRoute(r)) => Some(r.clone()),
+                    Some(Spec::MeshHttpRoute(r)) => Some(r),
                     _ => None,
                 };
-                for r in old.iter().chain(new.iter()) {
-                    match gateway_target(r.target_ref.as_ref()) {
-                        Some(gw) => {
-                            touched.insert(Dep::GatewayRoutes(mesh_name.clone(), gw.to_string()))
-                        }
-                        None => touched.insert(Dep::SidecarRoutes(mesh_name.clone())),
-                    };
-                }
-                match new {
-                    Some(r) => self.http_routes.insert(key, r),
-                    None => self.http_routes.remove(&key),
-                };
+                touched.extend(replace_route(&mut self.http_routes, key, new, |r| {
+                    r.target_ref.as_ref()
+                }));
             }
             Kind::MeshTcpRoute => {
-                let old = self.tcp_routes.get(&key).cloned();
                 let new = match spec {
-                    Some(Spec::MeshTcpRoute(r)) => Some(r.clone()),
+                    Some(Spec::MeshTcpRoute(r)) => Some(r),
                     _ => None,
                 };
-                for r in old.iter().chain(new.iter()) {
-                    match gateway_target(r.target_ref.as_ref()) {
-                        Some(gw) => {
-                            touched.insert(Dep::GatewayRoutes(mesh_name.clone(), gw.to_string()))
-                        }
-                        None => touched.insert(Dep::SidecarRoutes(mesh_name.clone())),
-                    };
-                }
-                match new {
-                    Some(r) => self.tcp_routes.insert(key, r),
-                    None => self.tcp_routes.remove(&key),
-                };
+                touched.extend(replace_route(&mut self.tcp_routes, key, new, |r| {
+                    r.target_ref.as_ref()
+                }));
             }
             Kind::Dataplane => {
                 touched.insert(Dep::Dataplane(mesh_name.clone(), name.to_string()));
@@ -391,14 +393,8 @@ impl World {
 /// Every service a Dataplane offers: its inbounds', or a gateway's own (what cross-mesh
 /// clients of the gateway depend on).
 pub fn services_of(dp: &DataplaneSpec) -> BTreeSet<String> {
-    dp.networking
-        .iter()
-        .flat_map(|n| {
-            n.inbound
-                .iter()
-                .map(|i| &i.tags)
-                .chain(n.gateway.iter().map(|g| &g.tags))
-        })
+    crate::policy::rules::proxy_tags(dp)
+        .into_iter()
         .filter_map(|tags| tags.get(SERVICE_TAG).cloned())
         .collect()
 }
