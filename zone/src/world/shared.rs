@@ -195,3 +195,56 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn changes(kind: Kind, dep: Dep, trace: Option<&str>) -> Changes {
+        Changes {
+            kinds: BTreeSet::from([kind]),
+            deps: BTreeSet::from([dep]),
+            trace: trace.map(str::to_string),
+            traced: usize::from(trace.is_some()),
+            ..Default::default()
+        }
+    }
+
+    /// A reader that was busy gets every change since it last looked, merged into one set;
+    /// one that did not ask for deps gets the kinds only; a reader that went away is dropped.
+    #[tokio::test]
+    async fn changes_accumulate_until_a_reader_takes_them() {
+        let world = Shared::new("zone-1", Default::default());
+        let mut reconciler = world.subscribe_with_deps();
+        let mut registry = world.subscribe();
+        // The first look starts from the world as it is.
+        assert!(reconciler.next().await.reloaded);
+        assert!(registry.next().await.reloaded);
+        // Nothing pending: the first poll does not complete.
+        assert!(
+            tokio::time::timeout(Duration::ZERO, registry.next())
+                .await
+                .is_err()
+        );
+        let web = Dep::Service("default".into(), "web".into());
+        world.publish(&changes(Kind::Dataplane, web.clone(), None));
+        world.publish(&changes(
+            Kind::Mesh,
+            Dep::Mesh("default".into()),
+            Some("00-t-s-01"),
+        ));
+        let got = reconciler.next().await;
+        assert!(!got.reloaded);
+        assert_eq!(got.kinds, BTreeSet::from([Kind::Dataplane, Kind::Mesh]));
+        assert_eq!(got.deps, BTreeSet::from([web, Dep::Mesh("default".into())]));
+        assert_eq!((got.trace.as_deref(), got.traced), (Some("00-t-s-01"), 1));
+        let got = registry.next().await;
+        assert!(got.deps.is_empty(), "{got:?}");
+        assert!(got.touches(&[Kind::Mesh]) && !got.touches(&[Kind::Secret]));
+        assert_eq!(world.readers(), 2);
+        drop(reconciler);
+        assert_eq!(world.readers(), 1);
+    }
+}
