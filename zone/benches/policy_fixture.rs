@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use atoll_zone::proxy::build::build;
 use atoll_zone::proxy::identity::Identities;
-use atoll_zone::proxy::world::World;
+use atoll_zone::world::World;
 
 fn apply(world: &mut World, yaml: &str) {
     for doc in atoll_model::parse_documents(yaml) {
@@ -54,6 +54,7 @@ pub fn fingerprints(world: &World, n: usize) -> (Vec<String>, std::time::Duratio
         .map(|i| {
             build(
                 world,
+                None,
                 &mut identities,
                 &("default".into(), format!("p-{i}")),
                 Instant::now(),

@@ -23,7 +23,7 @@ use atoll_store::{MemoryStore, Precondition, Store};
 use atoll_zone::proxy::build::build;
 use atoll_zone::proxy::hub::Hub;
 use atoll_zone::proxy::identity::Identities;
-use atoll_zone::proxy::world::World;
+use atoll_zone::world::World;
 use atoll_zone::xds::snapshot::LISTENER;
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -84,7 +84,14 @@ fn generation() {
     let mut bytes = 0;
     for _ in 0..10 {
         let started = Instant::now();
-        let built = build(&world, &mut Identities::default(), &proxy, Instant::now()).unwrap();
+        let built = build(
+            &world,
+            None,
+            &mut Identities::default(),
+            &proxy,
+            Instant::now(),
+        )
+        .unwrap();
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         listeners = built.snapshot.of(LISTENER).map_or(0, |s| s.resources.len());
         bytes = built
@@ -195,11 +202,10 @@ async fn fan_out(tokens: bool) {
     }
     let (hub, commands) = Hub::new();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let world = atoll_zone::world::spawn(store.clone(), "zone-1", Default::default(), stop.clone());
     tokio::spawn(atoll_zone::proxy::reconciler::run(
-        "zone-1".into(),
-        Default::default(),
+        world,
         atoll_zone::external::status::board().0,
-        store.clone(),
         hub.clone(),
         commands,
         stop.clone(),

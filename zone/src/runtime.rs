@@ -107,11 +107,17 @@ pub async fn run(
         started.store.clone(),
         stop.clone(),
     ));
-    tokio::spawn(crate::proxy::reconciler::run(
-        zone.name.clone(),
-        zone.vip_cidr,
-        names,
+    // One copy of the zone's resources, one follower of the store's feed: the reconciler and
+    // the cross-zone registry below both read it.
+    let world = crate::world::spawn(
         started.store.clone(),
+        &zone.name,
+        zone.vip_cidr,
+        stop.clone(),
+    );
+    tokio::spawn(crate::proxy::reconciler::run(
+        world.clone(),
+        names,
         hub.clone(),
         commands,
         stop.clone(),
@@ -134,7 +140,7 @@ pub async fn run(
         tokio::spawn(crate::ingress::serve(
             listener,
             crate::ingress::IngressConfig {
-                fallback: Some(crate::crosszone::sni::any_port_form),
+                fallback: Some(crate::naming::sni::any_port_form),
                 ..router_config.clone()
             },
             egress_tables,
@@ -152,6 +158,7 @@ pub async fn run(
         None
     };
     tokio::spawn(crate::crosszone::registry::run(
+        world,
         started.store.clone(),
         zone.name.clone(),
         advertisement,
@@ -279,4 +286,90 @@ async fn serve_mads(
         common.limits("mads"),
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::world::fixtures::resource;
+    use atoll_store::{MemoryStore, Precondition, Store};
+    use tokio::sync::watch;
+
+    use crate::crosszone::table::Table;
+    use crate::naming::sni::service_sni;
+    use crate::proxy::hub::Hub;
+
+    fn dataplane(name: &str, address: &str) -> atoll_model::Resource {
+        resource(&format!(
+            "type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: {address}\n  inbound:\n  - port: 80\n    tags:\n      kuma.io/service: web\n"
+        ))
+    }
+
+    /// Waits until the ingress table gives `web` exactly `instances` addresses.
+    async fn table_has(tables: &mut watch::Receiver<Arc<Table>>, instances: usize) {
+        let sni = service_sni("default", "web", None);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            tables.wait_for(|t| t.get(&sni).is_some_and(|a| a.len() == instances)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no table with {instances} instances of web"))
+        .expect("the registry is running");
+    }
+
+    /// The reconciler and the cross-zone registry read one world that one follower keeps
+    /// current: with both running and answering changes, the store's feed has one receiver.
+    #[tokio::test]
+    async fn one_follower_of_the_store_for_every_reader() {
+        let memory = MemoryStore::new();
+        let store: Arc<dyn Store> = Arc::new(memory.clone());
+        let mesh = "type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n  - name: ca-1\n    type: builtin\n";
+        store.put(resource(mesh), Precondition::Any).await.unwrap();
+        store
+            .put(dataplane("web-1", "10.0.0.1"), Precondition::Any)
+            .await
+            .unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        let world = crate::world::spawn(store.clone(), "zone-1", Default::default(), stop.clone());
+        let (hub, commands) = Hub::new();
+        tokio::spawn(crate::proxy::reconciler::run(
+            world.clone(),
+            crate::external::status::board().0,
+            hub.clone(),
+            commands,
+            stop.clone(),
+        ));
+        let (tables_tx, mut tables) = watch::channel(Arc::new(Table::new()));
+        let (_advertise, advertisement) = watch::channel(None);
+        tokio::spawn(crate::crosszone::registry::run(
+            world.clone(),
+            store.clone(),
+            "zone-1".into(),
+            advertisement,
+            tables_tx,
+            None,
+            stop,
+        ));
+        let proxy = ("default".to_string(), "web-1".to_string());
+        let mut snapshots = hub.subscribe(&proxy, Default::default());
+        tokio::time::timeout(Duration::from_secs(5), snapshots.changed())
+            .await
+            .expect("a configuration for web-1")
+            .unwrap();
+        table_has(&mut tables, 1).await;
+        // A change reaches both readers through the one follower.
+        store
+            .put(dataplane("web-2", "10.0.0.2"), Precondition::Any)
+            .await
+            .unwrap();
+        table_has(&mut tables, 2).await;
+        assert_eq!(world.readers(), 2, "the reconciler and the registry");
+        assert_eq!(
+            memory.watchers(),
+            1,
+            "one receiver of the store's feed for the whole world"
+        );
+    }
 }

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use atoll_zone::proxy::build::build;
 use atoll_zone::proxy::identity::Identities;
-use atoll_zone::proxy::world::World;
+use atoll_zone::proxy::meta::ProxyMeta;
+use atoll_zone::world::World;
 use atoll_zone::xds::clusters;
 use atoll_zone::xds::snapshot::{CLUSTER, ENDPOINT, LISTENER, SECRET, Snapshot};
 use envoy_types::pb::envoy::config::bootstrap::v3::{Bootstrap, bootstrap};
@@ -288,8 +289,19 @@ fn envoy_validate(snapshot: &Snapshot) -> Result<(), String> {
 }
 
 fn generate(world: &World, mesh: &str, name: &str) -> (Snapshot, Vec<String>) {
+    generate_with(world, None, mesh, name)
+}
+
+/// `generate` for a proxy that told `meta` about itself when it connected.
+fn generate_with(
+    world: &World,
+    meta: Option<&ProxyMeta>,
+    mesh: &str,
+    name: &str,
+) -> (Snapshot, Vec<String>) {
     let built = build(
         world,
+        meta,
         &mut Identities::default(),
         &(mesh.to_string(), name.to_string()),
         Instant::now(),
@@ -1042,6 +1054,7 @@ networking:
     ));
     let built = build(
         &world,
+        None,
         &mut Identities::default(),
         &("m".to_string(), "web-1".to_string()),
         Instant::now(),
@@ -1049,7 +1062,7 @@ networking:
     .unwrap();
     assert!(built.problems.is_empty(), "{:?}", built.problems);
     assert!(
-        built.deps.contains(&atoll_zone::proxy::deps::Dep::Secret(
+        built.deps.contains(&atoll_zone::world::Dep::Secret(
             "m".into(),
             "operator-ca-key".into()
         )),
@@ -1099,7 +1112,7 @@ fn external_services_on_a_sidecar_and_a_gateway() {
     let (client_cert, client_key) = rsa_certificate("client.example");
     let (ca_cert, _) = rsa_certificate("ca.example");
     let indent = |pem: &str| pem.trim_end().replace('\n', "\n          ");
-    let mut world = world(&format!(
+    let world = world(&format!(
         "type: Mesh
 name: default
 ---
@@ -1238,15 +1251,12 @@ networking:
         ca = indent(&ca_cert),
         secret = pem_secret("default", "grpc-client", &client_cert, &client_key),
     ));
-    world.proxy_meta.insert(
-        ("default".into(), "app-1".into()),
-        atoll_zone::proxy::meta::ProxyMeta {
-            dns_port: Some(15054),
-            system_ca_path: Some("/etc/ssl/certs/ca-certificates.crt".into()),
-            ..Default::default()
-        },
-    );
-    let (snapshot, problems) = generate(&world, "default", "app-1");
+    let meta = ProxyMeta {
+        dns_port: Some(15054),
+        system_ca_path: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+        ..Default::default()
+    };
+    let (snapshot, problems) = generate_with(&world, Some(&meta), "default", "app-1");
     assert!(problems.is_empty(), "{problems:?}");
     let text = describe(&snapshot);
     assert!(
@@ -2519,7 +2529,7 @@ spec:
 /// backend; a proxy that announced no pipe gets the file backends only and says why.
 #[test]
 fn tcp_access_log_backends_go_through_the_relay_pipe() {
-    let mut world = world(&format!(
+    let world = world(&format!(
         "type: Mesh
 name: default
 ---
@@ -2575,14 +2585,11 @@ spec:
     // Envoy opens the path when it validates: a directory that exists.
     let dir = tempfile::tempdir().unwrap();
     let pipe = dir.path().join("access-logs-web-1.pipe");
-    world.proxy_meta.insert(
-        ("default".into(), "web-1".into()),
-        atoll_zone::proxy::meta::ProxyMeta {
-            access_log_pipe: Some(pipe.display().to_string()),
-            ..Default::default()
-        },
-    );
-    let (snapshot, problems) = generate(&world, "default", "web-1");
+    let meta = ProxyMeta {
+        access_log_pipe: Some(pipe.display().to_string()),
+        ..Default::default()
+    };
+    let (snapshot, problems) = generate_with(&world, Some(&meta), "default", "web-1");
     assert!(problems.is_empty(), "{problems:?}");
     let logs = paths(&snapshot);
     assert_eq!(logs.len(), 2, "{logs:?}");

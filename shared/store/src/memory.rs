@@ -50,6 +50,11 @@ impl MemoryStore {
         }
     }
 
+    /// How many receivers follow the change feed: what tests count to see who follows it.
+    pub fn watchers(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     /// Leads `name` among the users of this store (and its clones).
     pub fn try_lead(&self, name: &str) -> Option<LeaderGuard> {
         self.leases.try_lead(name)

@@ -1,4 +1,4 @@
-//! Keeps the ingress's routing table current from the zone store, and, once an ingress
+//! Keeps the ingress's routing table current from the zone's world, and, once an ingress
 //! serves this zone (in-process or a separate process that announced its address), the
 //! zone's ZoneIngress resource: its advertised address and the services behind it (mesh,
 //! `kuma.io/service`, instance count). KDS carries that resource to the global and on to every
@@ -13,17 +13,21 @@ use atoll_model::types::{
     ZoneIngressSpec,
 };
 use atoll_model::{Kind, Meta, Resource, Spec};
-use atoll_store::{Event, Precondition, Store};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use atoll_store::{Precondition, Store};
 use tokio::sync::watch;
 
 use super::table::{Table, egress_table, ingress_table};
-use crate::proxy::world::World;
+use crate::naming::{EGRESS_NAME, INGRESS_NAME};
+use crate::world::{Shared, World};
 
-/// The name of a zone's ZoneIngress in its own store (the global stores it as `<zone>.ingress`).
-pub const INGRESS_NAME: &str = "ingress";
-/// The name of a zone's ZoneEgress.
-pub const EGRESS_NAME: &str = "egress";
+/// The kinds the tables and the ZoneIngress are computed from: most changes (insights,
+/// policies, secrets) touch none of them, and a table costs a pass over every Dataplane.
+const TABLE_KINDS: [Kind; 4] = [
+    Kind::Dataplane,
+    Kind::ZoneIngress,
+    Kind::MeshGateway,
+    Kind::Mesh,
+];
 
 /// This zone's egress, when it runs one: its address and the table it routes by.
 pub struct Egress {
@@ -123,9 +127,27 @@ fn zone_ingress(zone: &str, ad: &Advertisement, world: &World) -> Resource {
     )
 }
 
+/// What one pass over the world gives: the ingress's and the egress's tables and the
+/// ZoneIngress to write (when an ingress is advertised).
+struct Computed {
+    ingress: Table,
+    egress: Option<Table>,
+    zone_ingress: Option<Resource>,
+}
+
+fn compute(world: &World, zone: &str, ad: Option<&Advertisement>, egress: bool) -> Computed {
+    Computed {
+        ingress: ingress_table(world),
+        egress: egress.then(|| egress_table(world)),
+        zone_ingress: ad.map(|ad| zone_ingress(zone, ad, world)),
+    }
+}
+
 /// Runs until `stop`: publishes the table on `tables` and writes the ZoneIngress whenever
-/// `advertisement` holds an address.
+/// `advertisement` holds an address, recomputing them when the world's Dataplanes, ingresses,
+/// gateways or meshes change.
 pub async fn run(
+    world: Shared,
     store: Arc<dyn Store>,
     zone: String,
     mut advertisement: watch::Receiver<Option<Advertisement>>,
@@ -133,35 +155,26 @@ pub async fn run(
     egress: Option<Egress>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut feed = store.watch();
-    let mut world: Option<World> = None;
+    let mut changes = world.subscribe();
     let mut written: Option<Resource> = None;
     let mut egress_written = false;
-    // Whether the world changed since the tables were last computed: most feed events (insights,
-    // policies) do not touch it, and a table costs a pass over every Dataplane.
+    // Whether the world changed since the tables were last computed.
     let mut dirty = true;
     loop {
-        if world.is_none() {
-            match crate::proxy::reconciler::load(store.as_ref()).await {
-                Ok(mut w) => {
-                    w.local_zone = zone.clone();
-                    world = Some(w);
-                    dirty = true;
-                }
-                Err(err) => {
-                    tracing::warn!(%err, "cannot read the zone's Dataplanes; the ingress keeps its last table")
-                }
-            }
-        }
-        if let Some(w) = world.as_ref().filter(|_| dirty) {
+        // Until the world is first read it is empty: an empty table would only be replaced.
+        if dirty && world.loaded() {
             dirty = false;
-            let table = ingress_table(w);
-            let services = table.len();
-            if publish(&tables, table) {
+            let ad = advertisement.borrow().clone();
+            // The world is held for the computation only, never across the writes below.
+            let computed = compute(&world.read(), &zone, ad.as_ref(), egress.is_some());
+            let services = computed.ingress.len();
+            if publish(&tables, computed.ingress) {
                 metrics::gauge!("atoll_ingress_table_services").set(services as f64);
             }
             if let Some(egress) = &egress {
-                publish(&egress.tables, egress_table(w));
+                if let Some(table) = computed.egress {
+                    publish(&egress.tables, table);
+                }
                 if !egress_written {
                     match store
                         .put(zone_egress(&zone, &egress.advertisement), Precondition::Any)
@@ -175,22 +188,19 @@ pub async fn run(
                     }
                 }
             }
-            let ad = advertisement.borrow().clone();
-            if let Some(ad) = ad {
-                let resource = zone_ingress(&zone, &ad, w);
-                if written.as_ref() != Some(&resource) {
-                    match store.put(resource.clone(), Precondition::Any).await {
-                        Ok(_) => written = Some(resource),
-                        Err(err) => {
-                            dirty = true;
-                            tracing::warn!(%err, "cannot write the ZoneIngress yet")
-                        }
+            if let Some(resource) = computed.zone_ingress
+                && written.as_ref() != Some(&resource)
+            {
+                match store.put(resource.clone(), Precondition::Any).await {
+                    Ok(_) => written = Some(resource),
+                    Err(err) => {
+                        dirty = true;
+                        tracing::warn!(%err, "cannot write the ZoneIngress yet")
                     }
                 }
             }
         }
-        let retry = if world.is_none()
-            || (advertisement.borrow().is_some() && written.is_none())
+        let retry = if (advertisement.borrow().is_some() && written.is_none())
             || (egress.is_some() && !egress_written)
         {
             Duration::from_secs(1)
@@ -206,66 +216,7 @@ pub async fn run(
                 }
                 dirty = true;
             }
-            event = feed.recv() => {
-                // A burst (thousands of proxies registering) is applied whole, then the tables
-                // are computed once.
-                let mut next = Some(event);
-                while let Some(event) = next {
-                    match event {
-                        Err(RecvError::Closed) => return,
-                        event => dirty |= apply(store.as_ref(), &mut world, event).await,
-                    }
-                    next = match feed.try_recv() {
-                        Ok(event) => Some(Ok(event)),
-                        Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-                        Err(_) => None,
-                    };
-                }
-            }
+            batch = changes.next() => dirty |= batch.touches(&TABLE_KINDS),
         }
-    }
-}
-
-/// Applies one feed event to `world`; true when the world changed (or must be re-read).
-async fn apply(
-    store: &dyn Store,
-    world: &mut Option<World>,
-    event: Result<Event, RecvError>,
-) -> bool {
-    let relevant = |kind: Kind| {
-        matches!(
-            kind,
-            Kind::Dataplane | Kind::ZoneIngress | Kind::MeshGateway | Kind::Mesh
-        )
-    };
-    match event {
-        Ok(Event::Put { key, .. }) if relevant(key.kind) => {
-            if let Some(w) = world.as_mut() {
-                match store.get(&key).await {
-                    Ok(stored) => {
-                        w.apply(
-                            key.kind,
-                            key.mesh.as_deref(),
-                            &key.name,
-                            stored.map(|s| s.resource).as_ref(),
-                        );
-                    }
-                    // Re-read everything once the store answers; keep the table meanwhile.
-                    Err(_) => *world = None,
-                }
-            }
-            true
-        }
-        Ok(Event::Deleted { key, .. }) if relevant(key.kind) => {
-            if let Some(w) = world.as_mut() {
-                w.apply(key.kind, key.mesh.as_deref(), &key.name, None);
-            }
-            true
-        }
-        Ok(Event::Resync) | Err(RecvError::Lagged(_)) => {
-            *world = None;
-            true
-        }
-        Ok(_) | Err(RecvError::Closed) => false,
     }
 }

@@ -7,9 +7,8 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
 pub use crate::ingress::Table;
-use crate::proxy::world::World;
-
-use super::sni::service_sni;
+use crate::naming::sni::service_sni;
+use crate::world::{World, mtls_backend};
 
 /// A local built-in gateway Dataplane with crossMesh listeners: (mesh, gateway service,
 /// Dataplane name, where its crossMesh listeners are).
@@ -53,11 +52,7 @@ pub fn cross_mesh_gateways(world: &World) -> Vec<(String, String, String, Vec<So
 /// Whether `mesh` has mTLS on: only then is cross-zone traffic mesh mTLS end to end, and only
 /// then may an ingress or egress carry it (anything else would make them open relays).
 fn mtls_mesh(world: &World, mesh: &str) -> bool {
-    world
-        .meshes
-        .get(mesh)
-        .and_then(crate::proxy::build::mtls_backend)
-        .is_some()
+    world.meshes.get(mesh).and_then(mtls_backend).is_some()
 }
 
 /// The ingress's table: only the inbounds of this zone's Dataplanes (each admitted with a

@@ -183,7 +183,7 @@ async fn register_egress(
         tracing::warn!(?denied, "zone egress registration refused");
         return denied.into_api_error().into_response();
     }
-    if name == crate::crosszone::registry::EGRESS_NAME {
+    if name == crate::naming::EGRESS_NAME {
         return ApiError::bad_request(
             "reserved name",
             vec![cause(
@@ -221,7 +221,7 @@ async fn deregister_egress(
     if let Err(denied) = state.auth.zone_proxy(bearer_header(&headers), "egress") {
         return denied.into_api_error().into_response();
     }
-    if name == crate::crosszone::registry::EGRESS_NAME {
+    if name == crate::naming::EGRESS_NAME {
         return StatusCode::FORBIDDEN.into_response();
     }
     match state

@@ -73,7 +73,7 @@ async fn inspect(
         let routes = list(store.as_ref(), Kind::MeshHttpRoute, &mesh).await?;
         let mtls = match store.get(&Key::new(Kind::Mesh, None, &mesh)).await? {
             Some(stored) => match &stored.resource.spec {
-                Spec::Mesh(m) => crate::proxy::build::mtls_backend(m).is_some(),
+                Spec::Mesh(m) => crate::world::mtls_backend(m).is_some(),
                 _ => false,
             },
             None => false,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::template::{Subject, render};
 use super::vip::{Candidate, Cidr, allocate};
-use crate::proxy::world::{ExternalService, Named};
+use crate::world::{ExternalService, Named};
 
 /// One generator's outcome for one service.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use atoll_model::Spec;
 use tokio::sync::watch;
 
 use super::names::ServiceNames;
-use crate::proxy::world::Named;
+use crate::world::Named;
 
 pub type Names = Arc<BTreeMap<Named, ServiceNames>>;
 

@@ -141,7 +141,7 @@ fn specificity(target: Option<&TargetRef>) -> u8 {
 }
 
 /// Every inbound's tags, or a gateway's: what a top-level target matches against.
-fn proxy_tags(dp: &DataplaneSpec) -> Vec<&atoll_model::types::Tags> {
+pub(crate) fn proxy_tags(dp: &DataplaneSpec) -> Vec<&atoll_model::types::Tags> {
     dp.networking
         .iter()
         .flat_map(|n| {

@@ -6,23 +6,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use atoll_model::types::{
-    BackendRef, DataSource, DataplaneGatewayType, DataplaneSpec, MeshSpec, SERVICE_TAG, Tags,
-    TargetKind,
+    BackendRef, DataSource, DataplaneGatewayType, DataplaneSpec, SERVICE_TAG, Tags, TargetKind,
 };
 use envoy_types::pb::envoy::config::core::v3::TransportSocket;
 
 use super::deps::{Dep, ProxyId};
 use super::identity::Identities;
 use super::locality::{self, Destinations, Remote};
-use super::world::World;
+use super::meta::ProxyMeta;
 use super::{data_source, mesh_ca, outbound_routes};
+use crate::world::{World, mtls_backend};
 use crate::xds::gateway::{self, GatewayInput};
 use crate::xds::sidecar::{self, OutboundTarget, Protocol, SidecarInput};
 use crate::xds::snapshot::Snapshot;
 use crate::xds::{clusters, routes, tls};
-
-/// Default lifetime of a workload certificate (Kuma's default `dpCert.rotation.expiration`).
-pub const DEFAULT_CERT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 
 /// A computed configuration.
 #[derive(Debug, Default)]
@@ -33,29 +30,11 @@ pub struct Built {
     pub problems: Vec<String>,
 }
 
-/// The mesh's enabled CA backend, when mTLS is on: (backend name, certificate validity).
-pub fn mtls_backend(mesh: &MeshSpec) -> Option<(String, Duration)> {
-    let mtls = mesh.mtls.as_ref()?;
-    if mtls.enabled_backend.is_empty() {
-        return None;
-    }
-    let backend = mtls
-        .backends
-        .iter()
-        .find(|b| b.name == mtls.enabled_backend)?;
-    let validity = backend
-        .dp_cert
-        .as_ref()
-        .and_then(|c| c.rotation.as_ref())
-        .and_then(|r| r.expiration.as_deref())
-        .and_then(|e| atoll_model::duration::parse(e).ok())
-        .unwrap_or(DEFAULT_CERT_VALIDITY);
-    Some((backend.name.clone(), validity))
-}
-
 pub(super) struct Context<'a> {
     pub(super) world: &'a World,
     pub(super) proxy: &'a ProxyId,
+    /// What the proxy told about itself when it connected.
+    pub(super) meta: Option<&'a ProxyMeta>,
     pub(super) built: Built,
     pub(super) mtls: bool,
     permissive: bool,
@@ -69,10 +48,11 @@ pub(super) struct Context<'a> {
 
 impl<'a> Context<'a> {
     /// A context for a proxy that is in no mesh of its own (a zone egress).
-    pub(super) fn new(world: &'a World, proxy: &'a ProxyId) -> Self {
+    pub(super) fn new(world: &'a World, meta: Option<&'a ProxyMeta>, proxy: &'a ProxyId) -> Self {
         Context {
             world,
             proxy,
+            meta,
             built: Built::default(),
             mtls: false,
             permissive: false,
@@ -186,7 +166,7 @@ impl Context<'_> {
             tls::outbound_mtls(
                 self.mesh(),
                 service,
-                &crate::crosszone::sni::service_sni(self.mesh(), service, port),
+                &crate::naming::sni::service_sni(self.mesh(), service, port),
             )
         })
     }
@@ -433,7 +413,7 @@ impl Context<'_> {
             self.mesh(),
             target_mesh,
             service,
-            &crate::crosszone::sni::service_sni(target_mesh, service, None),
+            &crate::naming::sni::service_sni(target_mesh, service, None),
         );
         self.built
             .snapshot
@@ -496,9 +476,11 @@ fn locality_aware(world: &World, mesh: &str) -> bool {
     world.routing(mesh).locality_aware_load_balancing
 }
 
-/// Computes `proxy`'s configuration; `None` when its Dataplane does not exist.
+/// Computes `proxy`'s configuration (`meta`: what it told about itself when it connected);
+/// `None` when its Dataplane does not exist.
 pub fn build(
     world: &World,
+    meta: Option<&ProxyMeta>,
     identities: &mut Identities,
     proxy: &ProxyId,
     now: Instant,
@@ -506,12 +488,13 @@ pub fn build(
     let (mesh, name) = proxy;
     if mesh.is_empty() {
         // A node without a mesh is a zone egress run by atoll-dp.
-        return super::egress::build(world, identities, proxy, now);
+        return super::egress::build(world, meta, identities, proxy, now);
     }
     let dp = world.dataplanes.get(proxy)?;
     let mut cx = Context {
         world,
         proxy,
+        meta,
         built: Built::default(),
         mtls: false,
         permissive: mesh_ca::permissive(world, mesh),
@@ -686,7 +669,7 @@ fn build_sidecar(cx: &mut Context<'_>, dp: &DataplaneSpec) {
         cx.built.snapshot.add_listener(listener);
     }
     cx.apply_sidecar_policies(dp, &outbounds);
-    if let Some(port) = cx.world.proxy_meta.get(cx.proxy).and_then(|m| m.dns_port) {
+    if let Some(port) = cx.meta.and_then(|m| m.dns_port) {
         let records = cx.dns_records();
         cx.built
             .snapshot

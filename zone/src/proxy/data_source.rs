@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use atoll_model::types::DataSource;
 
 use super::deps::Dep;
-use super::world::World;
+use crate::world::World;
 
 /// The bytes `source` holds in `mesh`, or why they cannot be read.
 pub fn read(

@@ -7,23 +7,25 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use super::build::{Built, Context, mtls_backend};
+use super::build::{Built, Context};
 use super::deps::{Dep, ProxyId};
 use super::identity::Identities;
-use super::world::World;
+use super::meta::ProxyMeta;
+use crate::world::{World, mtls_backend};
 use crate::xds::{egress, external, metrics};
 use atoll_model::types::AdminConf;
 
 /// `proxy` is `("", name)`; `None` when no such egress is registered.
 pub fn build(
     world: &World,
+    meta: Option<&ProxyMeta>,
     identities: &mut Identities,
     proxy: &ProxyId,
     now: Instant,
 ) -> Option<Built> {
     let name = &proxy.1;
     let spec = world.egresses.get(name)?;
-    let mut cx = Context::new(world, proxy);
+    let mut cx = Context::new(world, meta, proxy);
     cx.built
         .deps
         .insert(Dep::Dataplane(String::new(), name.clone()));

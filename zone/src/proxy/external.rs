@@ -81,11 +81,7 @@ impl Context<'_> {
                 return None;
             }
         };
-        let system_ca = self
-            .world
-            .proxy_meta
-            .get(self.proxy)
-            .and_then(|m| m.system_ca_path.clone());
+        let system_ca = self.meta.and_then(|m| m.system_ca_path.clone());
         let out = external::generate(&ExternalInput {
             mesh,
             name,

@@ -10,7 +10,7 @@ use atoll_model::types::{CaBackendType, MtlsMode};
 
 use super::data_source;
 use super::deps::Dep;
-use super::world::World;
+use crate::world::World;
 
 /// `mesh`'s CA bundle; records what it was read from in `deps`. An error says why the mesh
 /// has no usable CA (mTLS off, or the CA not there yet).

@@ -1,6 +1,6 @@
-//! From resources to per-proxy configurations: the world (the store's resources in memory),
-//! the builder, workload identities, the dependency index and the reconciler that ties them
-//! to the change feed, and the hub that hands configurations to ADS streams.
+//! From the zone's world to per-proxy configurations: the builder, workload identities, the
+//! dependency index and the reconciler that ties them to the world's changes, and the hub that
+//! hands configurations to ADS streams.
 
 pub(crate) mod balancing;
 pub mod build;
@@ -21,4 +21,3 @@ mod policy_gateway;
 mod policy_limits;
 pub mod policy_metrics;
 pub mod reconciler;
-pub mod world;

@@ -7,7 +7,7 @@ use atoll_model::types::{DataplaneSpec, TargetRef};
 
 use super::build::Context;
 use super::deps::Dep;
-use super::world::Named;
+use crate::world::Named;
 use crate::xds::routes::cluster_name;
 use crate::xds::sidecar::{self, OutboundRoutes, OutboundTarget, Protocol};
 use crate::xds::sidecar_routes::{self, Client};

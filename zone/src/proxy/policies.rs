@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 
 use super::build::Context;
 use super::deps::Dep;
-use super::world::World;
 use crate::policy::rules::{self, Merged, Policy, Rules};
+use crate::world::World;
 use crate::xds::policy::apply::{Edits, edit};
 use crate::xds::policy::rbac::{IdMatch, Identities, Permissions, rbac};
 use crate::xds::policy::{retry, timeout};

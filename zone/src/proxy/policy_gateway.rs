@@ -59,11 +59,7 @@ impl Context<'_> {
             destination_service: service,
             source_address: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%".into(),
             direction: "INBOUND",
-            access_log_pipe: self
-                .world
-                .proxy_meta
-                .get(self.proxy)
-                .and_then(|m| m.access_log_pipe.clone()),
+            access_log_pipe: self.meta.and_then(|m| m.access_log_pipe.clone()),
         };
         let confs: Vec<AccessLogConf> = by_route
             .values()

@@ -34,11 +34,7 @@ impl Context<'_> {
     /// TCP backends need `atoll-dp`'s relay: a proxy run without it gets the file backends
     /// only, and says why.
     pub(super) fn check_relay<'c>(&mut self, confs: impl Iterator<Item = &'c AccessLogConf>) {
-        let has_pipe = self
-            .world
-            .proxy_meta
-            .get(self.proxy)
-            .is_some_and(|m| m.access_log_pipe.is_some());
+        let has_pipe = self.meta.is_some_and(|m| m.access_log_pipe.is_some());
         if has_pipe {
             return;
         }
@@ -72,11 +68,7 @@ impl Context<'_> {
         self.check_relay(inbound_log.iter().chain(&outbound_logs));
         let networking = dp.networking.clone().unwrap_or_default();
         let mesh = self.mesh().to_string();
-        let pipe = self
-            .world
-            .proxy_meta
-            .get(self.proxy)
-            .and_then(|m| m.access_log_pipe.clone());
+        let pipe = self.meta.and_then(|m| m.access_log_pipe.clone());
         let own_service = networking
             .inbound
             .iter()

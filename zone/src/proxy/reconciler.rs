@@ -1,60 +1,27 @@
-//! Keeps every connected proxy's configuration current: follows the store's change feed,
-//! updates the world, and recomputes only the proxies the dependency index names. Changes are
-//! handled as they arrive (a burst is taken as one batch), never on a timer.
+//! Keeps every connected proxy's configuration current: reads the zone's world when it
+//! changes and recomputes only the proxies the dependency index names. Changes are handled as
+//! they arrive (a burst is taken as one batch), never on a timer.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atoll_store::{Event, Key, ListQuery, Store, StoreError};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{mpsc, watch};
 
 use super::build::build;
 use super::deps::{Dep, Index, ProxyId};
 use super::hub::{Command, Hub};
 use super::identity::Identities;
-use super::world::{KINDS, World};
-
-/// Reads every resource the builder uses.
-pub async fn load(store: &dyn Store) -> Result<World, StoreError> {
-    let mut world = World::default();
-    for kind in KINDS {
-        let mut offset = 0;
-        loop {
-            let page = store
-                .list(&ListQuery {
-                    kind: Some(kind),
-                    offset,
-                    size: Some(1000),
-                    ..Default::default()
-                })
-                .await?;
-            for stored in &page.items {
-                let meta = &stored.resource.meta;
-                world.apply(
-                    kind,
-                    meta.mesh.as_deref(),
-                    &meta.name,
-                    Some(&stored.resource),
-                );
-            }
-            match page.next_offset {
-                Some(next) => offset = next,
-                None => break,
-            }
-        }
-    }
-    Ok(world)
-}
+use super::meta::ProxyMeta;
+use crate::world::{Changes, Shared};
 
 struct Reconciler {
-    zone: String,
-    vip_cidr: crate::external::vip::Cidr,
     names: crate::external::status::Publisher,
-    store: Arc<dyn Store>,
     hub: Arc<Hub>,
-    world: World,
+    world: Shared,
+    /// What each connected proxy told about itself (node metadata): not in the store, it lives
+    /// as long as the proxy's stream.
+    metas: BTreeMap<ProxyId, ProxyMeta>,
     index: Index,
     identities: Identities,
 }
@@ -65,7 +32,15 @@ impl Reconciler {
         let started = Instant::now();
         let _span =
             tracing::debug_span!("xds_generate", mesh = %proxy.0, proxy = %proxy.1).entered();
-        match build(&self.world, &mut self.identities, proxy, Instant::now()) {
+        // The world is held for this one proxy only, so its follower never waits long.
+        let built = build(
+            &self.world.read(),
+            self.metas.get(proxy),
+            &mut self.identities,
+            proxy,
+            Instant::now(),
+        );
+        match built {
             None => {
                 // Not registered (yet): rebuild when its Dataplane appears.
                 self.index.set(
@@ -96,7 +71,8 @@ impl Reconciler {
 
     /// Hands the API the MeshExternalService names the world now gives.
     fn publish_names(&self) {
-        let names = self.world.external_names();
+        let world = self.world.read();
+        let names = world.external_names();
         self.names.send_if_modified(|current| {
             if **current == *names {
                 return false;
@@ -112,119 +88,74 @@ impl Reconciler {
         }
     }
 
-    /// Applies a batch of feed events; false when the world may have missed changes.
-    async fn apply(&mut self, events: Vec<Event>) -> bool {
-        let mut touched = BTreeSet::new();
-        let mut complete = true;
-        let mut traces = Vec::new();
-        for event in events {
-            let (key, present) = match event {
-                Event::Put { key, .. } => (key, true),
-                Event::Deleted { key, .. } => (key, false),
-                Event::Resync => {
-                    complete = false;
-                    continue;
-                }
-            };
-            if !KINDS.contains(&key.kind) {
-                continue;
-            }
-            let resource = if present {
-                match self.store.get(&key).await {
-                    Ok(stored) => stored.map(|s| s.resource),
-                    Err(err) => {
-                        tracing::warn!(%err, kind = %key.kind, name = %key.name, "cannot read a changed resource; keeping the last good copy and re-reading everything");
-                        complete = false;
-                        continue;
-                    }
-                }
-            } else {
-                None
-            };
-            if let Some(trace) = resource.as_ref().and_then(|r| r.meta.trace.clone()) {
-                traces.push(trace);
-            }
-            let Key { kind, mesh, name } = key;
-            if kind == atoll_model::Kind::Dataplane
-                && !present
-                && let Some(mesh) = &mesh
-            {
-                // Deregistered: its insight goes too, so per-proxy state stays bounded by the
-                // proxies that exist.
-                self.hub.forget(&(mesh.clone(), name.clone()));
-            }
-            touched.extend(
-                self.world
-                    .apply(kind, mesh.as_deref(), &name, resource.as_ref()),
-            );
+    /// Recomputes the proxies that depended on what changed in the world.
+    fn apply(&mut self, changes: Changes) {
+        if changes.reloaded {
+            self.publish_names();
+            self.recompute_all();
+            return;
         }
-        if touched.contains(&Dep::ExternalNames) {
+        // Deregistered Dataplanes: their insights go too, so per-proxy state stays bounded by
+        // the proxies that exist. (A node without a mesh is an egress, not a Dataplane.)
+        let gone: Vec<ProxyId> = {
+            let world = self.world.read();
+            changes
+                .deps
+                .iter()
+                .filter_map(|dep| match dep {
+                    Dep::Dataplane(mesh, name) if !mesh.is_empty() => {
+                        let proxy = (mesh.clone(), name.clone());
+                        (!world.dataplanes.contains_key(&proxy)).then_some(proxy)
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        for proxy in &gone {
+            self.hub.forget(proxy);
+        }
+        if changes.deps.contains(&Dep::ExternalNames) {
             self.publish_names();
         }
-        let affected = self.index.affected(&touched);
+        let affected = self.index.affected(&changes.deps);
         metrics::counter!("atoll_xds_recomputations_total").increment(affected.len() as u64);
-        let span = reconcile_span(&traces, affected.len());
+        let span = reconcile_span(changes.trace.as_deref(), changes.traced, affected.len());
         let cause = atoll_telemetry::propagation::traceparent(&span);
         let _entered = span.enter();
         for proxy in affected {
             self.recompute(&proxy, cause.as_deref());
-        }
-        complete
-    }
-
-    async fn resync(&mut self) -> bool {
-        match load(self.store.as_ref()).await {
-            Ok(mut world) => {
-                world.local_zone = self.zone.clone();
-                world.vip_cidr = self.vip_cidr;
-                // Node metadata is not in the store: it lives as long as the streams.
-                world.proxy_meta = std::mem::take(&mut self.world.proxy_meta);
-                self.world = world;
-                self.publish_names();
-                self.recompute_all();
-                true
-            }
-            Err(err) => {
-                tracing::warn!(%err, "cannot re-read the store; proxies keep their last configuration");
-                false
-            }
         }
     }
 }
 
 /// A span for a batch of changes when one of them carries a trace: the batch continues the
 /// first such trace (a batch is one step, so it has one parent) and counts the others.
-fn reconcile_span(traces: &[String], proxies: usize) -> tracing::Span {
-    let Some(first) = traces.first() else {
+fn reconcile_span(first: Option<&str>, traced: usize, proxies: usize) -> tracing::Span {
+    let Some(first) = first else {
         return tracing::Span::none();
     };
-    let span = tracing::info_span!("xds.reconcile", proxies, traced_changes = traces.len());
+    let span = tracing::info_span!("xds.reconcile", proxies, traced_changes = traced);
     atoll_telemetry::propagation::continue_from(&span, first);
     span
 }
 
-/// Runs until `stop`.
+/// Runs until `stop`, reading `world` (which its follower keeps current).
 pub async fn run(
-    zone: String,
-    vip_cidr: crate::external::vip::Cidr,
+    world: Shared,
     names: crate::external::status::Publisher,
-    store: Arc<dyn Store>,
     hub: Arc<Hub>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut feed = store.watch();
+    let mut changes = world.subscribe_with_deps();
     let mut r = Reconciler {
-        zone,
-        vip_cidr,
         names,
-        store,
         hub,
-        world: World::default(),
+        world,
+        metas: BTreeMap::new(),
         index: Index::default(),
         identities: Identities::default(),
     };
-    let mut in_sync = r.resync().await;
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
     loop {
         let renewal = r
@@ -232,61 +163,26 @@ pub async fn run(
             .next_renewal()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(far);
-        let retry = if in_sync {
-            far()
-        } else {
-            tokio::time::Instant::now() + Duration::from_secs(1)
-        };
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
             command = commands.recv() => match command {
                 Some(Command::Connected(proxy, meta)) => {
-                    r.world.proxy_meta.insert(proxy.clone(), meta);
+                    r.metas.insert(proxy.clone(), meta);
                     r.recompute(&proxy, None);
                 }
                 Some(Command::Disconnected(proxy)) => {
                     r.index.remove(&proxy);
                     r.identities.remove(&proxy);
-                    r.world.proxy_meta.remove(&proxy);
+                    r.metas.remove(&proxy);
                     // A stream whose Dataplane is gone leaves nothing behind.
-                    if !r.world.dataplanes.contains_key(&proxy) {
+                    let registered = r.world.read().dataplanes.contains_key(&proxy);
+                    if !registered {
                         r.hub.forget(&proxy);
                     }
                 }
                 None => return,
             },
-            event = feed.recv() => {
-                let mut batch = Vec::new();
-                let lagged = |missed: u64| {
-                    // Every proxy is recomputed after this: worth knowing about at scale.
-                    tracing::warn!(missed, "the reconciler fell behind the store's change feed; re-reading everything");
-                    metrics::counter!("atoll_xds_feed_lagged_total").increment(1);
-                };
-                match event {
-                    Ok(e) => batch.push(e),
-                    Err(RecvError::Lagged(n)) => {
-                        lagged(n);
-                        in_sync = false;
-                    }
-                    Err(RecvError::Closed) => return,
-                }
-                loop {
-                    match feed.try_recv() {
-                        Ok(e) => batch.push(e),
-                        Err(TryRecvError::Lagged(n)) => {
-                            lagged(n);
-                            in_sync = false;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                if !r.apply(batch).await {
-                    in_sync = false;
-                }
-                if !in_sync {
-                    in_sync = r.resync().await;
-                }
-            }
+            batch = changes.next() => r.apply(batch),
             _ = tokio::time::sleep_until(renewal) => {
                 for proxy in r.identities.due(Instant::now()) {
                     tracing::info!(mesh = %proxy.0, proxy = %proxy.1, "renewing the workload certificate");
@@ -298,26 +194,17 @@ pub async fn run(
                     r.identities.remove(&proxy);
                 }
             }
-            _ = tokio::time::sleep_until(retry) => {
-                in_sync = r.resync().await;
-            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::world::fixtures::resource;
     use atoll_model::Kind;
-    use atoll_store::{MemoryStore, Precondition};
+    use atoll_store::{Key, MemoryStore, Precondition, Store};
 
     use super::*;
-
-    fn resource(yaml: &str) -> atoll_model::Resource {
-        atoll_model::parse_documents(yaml)
-            .remove(0)
-            .outcome
-            .expect("valid")
-    }
 
     /// Per-proxy state is bounded by the proxies that exist: a deregistered Dataplane's
     /// insight goes with it.
@@ -337,11 +224,10 @@ mod tests {
             .unwrap();
         let (hub, commands) = Hub::new();
         let (_stop_tx, stop) = watch::channel(false);
+        let world = crate::world::spawn(store.clone(), "zone-1", Default::default(), stop.clone());
         tokio::spawn(run(
-            "zone-1".into(),
-            Default::default(),
+            world,
             crate::external::status::board().0,
-            store.clone(),
             hub.clone(),
             commands,
             stop,

@@ -8,7 +8,7 @@ use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch
 
 use super::sidecar::{Protocol, proxy_filter};
 use super::{clusters, filters, tls};
-use crate::crosszone::sni::external_sni;
+use crate::naming::sni::external_sni;
 
 /// The identity a zone egress presents in `mesh` (a path no service name can take).
 pub fn spiffe_id(mesh: &str, egress: &str) -> String {

@@ -1,20 +1,17 @@
-//! The zone's resources as the configuration builder reads them: an in-memory copy of the
-//! store, kept current from its change feed, with the endpoints of each service indexed.
-//!
-//! A resource is only replaced by a successful read, so a store that cannot be read leaves
-//! the last good copy in place: an outage never turns into an empty endpoint set pushed to
-//! every proxy.
+//! The world itself: the zone's resources as its readers use them, with the endpoints of each
+//! service indexed, and how one resource's change applies to it (and what depended on it).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use atoll_model::types::{
     DataplaneSpec, HostnameGeneratorSpec, InboundState, MeshExternalServiceSpec, MeshGatewaySpec,
-    MeshHttpRouteSpec, MeshSpec, MeshTcpRouteSpec, SERVICE_TAG, Tags, TargetKind, ZoneEgressSpec,
-    ZoneIngressSpec,
+    MeshHttpRouteSpec, MeshSpec, MeshTcpRouteSpec, SERVICE_TAG, Tags, TargetKind, TargetRef,
+    ZoneEgressSpec, ZoneIngressSpec,
 };
 use atoll_model::{Kind, Resource, Spec};
 
-use super::deps::Dep;
+use super::Dep;
+use crate::naming::EGRESS_NAME;
 
 /// (mesh, name)
 pub type Named = (String, String);
@@ -28,6 +25,7 @@ pub struct Endpoint {
     pub tags: Tags,
 }
 
+/// The zone holds one, shared by its readers ([`super::Shared`]); a clone is for tests.
 #[derive(Debug, Default, Clone)]
 pub struct World {
     pub meshes: BTreeMap<String, MeshSpec>,
@@ -52,8 +50,6 @@ pub struct World {
     pub hostname_generators: BTreeMap<String, HostnameGeneratorSpec>,
     /// Policies by mesh, in (type, name) order.
     pub policies: BTreeMap<String, BTreeMap<(Kind, String), crate::policy::rules::Policy>>,
-    /// What each connected proxy told about itself (node metadata), by proxy.
-    pub proxy_meta: BTreeMap<Named, super::meta::ProxyMeta>,
     /// Where MeshExternalService VIPs come from (`KUMA_IPAM_MESH_EXTERNAL_SERVICE_CIDR`).
     pub vip_cidr: crate::external::vip::Cidr,
     /// Hostnames and VIPs, computed on first use after a MeshExternalService or
@@ -95,10 +91,32 @@ pub const KINDS: [Kind; 20] = atoll_model::with_policies([
     Kind::HostnameGenerator,
 ]);
 
-fn gateway_target(target: Option<&atoll_model::types::TargetRef>) -> Option<&str> {
+fn gateway_target(target: Option<&TargetRef>) -> Option<&str> {
     target
         .filter(|t| t.kind == TargetKind::MeshGateway)
         .map(|t| t.name.as_str())
+}
+
+/// Replaces the route `key` in `routes` with `new` (`None`: deleted); returns what the old and
+/// the new route touched: the gateway each targets, or its mesh's sidecar routes.
+fn replace_route<R: Clone>(
+    routes: &mut BTreeMap<Named, R>,
+    key: Named,
+    new: Option<&R>,
+    target: impl Fn(&R) -> Option<&TargetRef>,
+) -> Vec<Dep> {
+    let mesh = key.0.clone();
+    let old = match new {
+        Some(r) => routes.insert(key, r.clone()),
+        None => routes.remove(&key),
+    };
+    old.iter()
+        .chain(new)
+        .map(|r| match gateway_target(target(r)) {
+            Some(gw) => Dep::GatewayRoutes(mesh.clone(), gw.to_string()),
+            None => Dep::SidecarRoutes(mesh.clone()),
+        })
+        .collect()
 }
 
 impl World {
@@ -138,42 +156,22 @@ impl World {
                 };
             }
             Kind::MeshHttpRoute => {
-                let old = self.http_routes.get(&key).cloned();
                 let new = match spec {
-                    Some(Spec::MeshHttpRoute(r)) => Some(r.clone()),
+                    Some(Spec::MeshHttpRoute(r)) => Some(r),
                     _ => None,
                 };
-                for r in old.iter().chain(new.iter()) {
-                    match gateway_target(r.target_ref.as_ref()) {
-                        Some(gw) => {
-                            touched.insert(Dep::GatewayRoutes(mesh_name.clone(), gw.to_string()))
-                        }
-                        None => touched.insert(Dep::SidecarRoutes(mesh_name.clone())),
-                    };
-                }
-                match new {
-                    Some(r) => self.http_routes.insert(key, r),
-                    None => self.http_routes.remove(&key),
-                };
+                touched.extend(replace_route(&mut self.http_routes, key, new, |r| {
+                    r.target_ref.as_ref()
+                }));
             }
             Kind::MeshTcpRoute => {
-                let old = self.tcp_routes.get(&key).cloned();
                 let new = match spec {
-                    Some(Spec::MeshTcpRoute(r)) => Some(r.clone()),
+                    Some(Spec::MeshTcpRoute(r)) => Some(r),
                     _ => None,
                 };
-                for r in old.iter().chain(new.iter()) {
-                    match gateway_target(r.target_ref.as_ref()) {
-                        Some(gw) => {
-                            touched.insert(Dep::GatewayRoutes(mesh_name.clone(), gw.to_string()))
-                        }
-                        None => touched.insert(Dep::SidecarRoutes(mesh_name.clone())),
-                    };
-                }
-                match new {
-                    Some(r) => self.tcp_routes.insert(key, r),
-                    None => self.tcp_routes.remove(&key),
-                };
+                touched.extend(replace_route(&mut self.tcp_routes, key, new, |r| {
+                    r.target_ref.as_ref()
+                }));
             }
             Kind::Dataplane => {
                 touched.insert(Dep::Dataplane(mesh_name.clone(), name.to_string()));
@@ -338,7 +336,7 @@ impl World {
     pub fn local_egress(&self) -> Option<(String, u32)> {
         self.egresses
             .iter()
-            .filter(|(name, _)| *name == crate::crosszone::registry::EGRESS_NAME)
+            .filter(|(name, _)| *name == EGRESS_NAME)
             .map(|(_, e)| e)
             .filter(|e| e.zone.as_deref().is_none_or(|z| z == self.local_zone))
             .find_map(|e| {
@@ -352,7 +350,7 @@ impl World {
     pub fn envoy_egresses(&self) -> Vec<(String, String, u32)> {
         self.egresses
             .iter()
-            .filter(|(name, _)| *name != crate::crosszone::registry::EGRESS_NAME)
+            .filter(|(name, _)| *name != EGRESS_NAME)
             .filter(|(_, e)| e.zone.as_deref().is_none_or(|z| z == self.local_zone))
             .filter_map(|(name, e)| {
                 let net = e.networking.as_ref()?;
@@ -392,18 +390,11 @@ impl World {
     }
 }
 
-/// Every service a Dataplane's inbounds name.
 /// Every service a Dataplane offers: its inbounds', or a gateway's own (what cross-mesh
 /// clients of the gateway depend on).
 pub fn services_of(dp: &DataplaneSpec) -> BTreeSet<String> {
-    dp.networking
-        .iter()
-        .flat_map(|n| {
-            n.inbound
-                .iter()
-                .map(|i| &i.tags)
-                .chain(n.gateway.iter().map(|g| &g.tags))
-        })
+    crate::policy::rules::proxy_tags(dp)
+        .into_iter()
         .filter_map(|tags| tags.get(SERVICE_TAG).cloned())
         .collect()
 }
