@@ -77,8 +77,13 @@ pub fn create_mesh(global: &Global) -> anyhow::Result<()> {
 
 /// Creates gateway `i` on the global; returns the global store's modification time.
 pub fn create_gateway(global: &Global, i: usize) -> anyhow::Result<DateTime<FixedOffset>> {
+    create_gateway_at(global.http_port, i)
+}
+
+/// [`create_gateway`] on the API at `port`.
+pub fn create_gateway_at(port: u16, i: usize) -> anyhow::Result<DateTime<FixedOffset>> {
     let (code, body) = http_request(
-        global.http_port,
+        port,
         "PUT",
         &format!("/meshes/default/meshgateways/{}", gateway_name(i)),
         Some(&gateway(i)),
@@ -172,7 +177,14 @@ pub struct Latency {
     pub sync_after_last_write: Duration,
 }
 
-pub fn latency(postgres: bool, zones_n: usize, changes: usize) -> anyhow::Result<Latency> {
+/// `changes` gateways written by `writers` concurrent clients (as operators and CI pipelines
+/// write at once), each client one PUT at a time.
+pub fn latency(
+    postgres: bool,
+    zones_n: usize,
+    changes: usize,
+    writers: usize,
+) -> anyhow::Result<Latency> {
     let (global, _pg) = start_global(postgres)?;
     create_mesh(&global)?;
     let zones = start_zones(&global, zones_n)?;
@@ -185,11 +197,28 @@ pub fn latency(postgres: bool, zones_n: usize, changes: usize) -> anyhow::Result
         )?;
     }
 
-    let mut written = Vec::with_capacity(changes);
+    let writers = writers.clamp(1, changes.max(1));
     let started = Instant::now();
-    for i in 0..changes {
-        written.push(create_gateway(&global, i)?);
-    }
+    let port = global.http_port;
+    let mut stamped: Vec<(usize, DateTime<FixedOffset>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                scope.spawn(move || {
+                    (w..changes)
+                        .step_by(writers)
+                        .map(|i| Ok((i, create_gateway_at(port, i)?)))
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a writer panicked"))?)
+            .collect::<anyhow::Result<Vec<Vec<_>>>>()
+            .map(|all| all.into_iter().flatten().collect())
+    })?;
+    stamped.sort_by_key(|(i, _)| *i);
+    let written: Vec<DateTime<FixedOffset>> = stamped.into_iter().map(|(_, t)| t).collect();
     let writes_per_sec = changes as f64 / started.elapsed().as_secs_f64();
     let deadline = Duration::from_secs(60 + changes as u64 / 10);
     let sync_after_last_write = wait_synced(&zones, changes, deadline)?;

@@ -2,10 +2,11 @@
 //! memory per connected zone. Run with `cargo run --release -p atoll-e2e --bin bench-kds`
 //! (a release build of the harness starts release builds of the control planes).
 //!
-//! 1. Latency: a global and N zones, Mesh `default`, then M distinct MeshGateways created one
-//!    PUT at a time. Latency of a change in a zone = the zone store's `modificationTime` of its
-//!    copy minus the global store's `modificationTime` in the PUT response: both are stamped at
-//!    commit, on one machine clock, so no polling resolution enters the figure.
+//! 1. Latency: a global and N zones, Mesh `default`, then M distinct MeshGateways created by W
+//!    concurrent writers, each one PUT at a time. Latency of a change in a zone = the zone
+//!    store's `modificationTime` of its copy minus the global store's `modificationTime` in the
+//!    PUT response: both are stamped at commit, on one machine clock, so no polling resolution
+//!    enters the figure.
 //! 2. Memory: a fresh global with the same M gateways, its RSS with no zone connected and again
 //!    once N zones are connected and synced, and the zones' own RSS.
 //! 3. Restart: each of those zones then reports D Dataplanes (synced up to the global), the
@@ -15,7 +16,7 @@
 //!    out), by type: the target is no write for a resource that did not change.
 //!
 //! Environment: `ATOLL_BENCH_ZONES` (10), `ATOLL_BENCH_CHANGES` (1000),
-//! `ATOLL_BENCH_DATAPLANES_PER_ZONE` (100; the restart phase runs on PostgreSQL only),
+//! `ATOLL_BENCH_WRITERS` (4), `ATOLL_BENCH_DATAPLANES_PER_ZONE` (100; the restart phase runs on PostgreSQL only),
 //! `ATOLL_BENCH_STORE` (`postgres`, the default: the global on a throwaway PostgreSQL, as
 //! in production; `memory` for the memory store).
 
@@ -31,8 +32,12 @@ fn main() -> anyhow::Result<()> {
     } else {
         "release"
     };
-    eprintln!("latency: a global ({store} store) and {zones_n} zones, {changes} created gateways");
-    let lat = latency(postgres, zones_n, changes)?;
+    eprintln!(
+        "latency: a global ({store} store) and {zones_n} zones, {changes} created gateways by {} concurrent writers",
+        env_number("ATOLL_BENCH_WRITERS", 4)
+    );
+    let writers = env_number("ATOLL_BENCH_WRITERS", 4);
+    let lat = latency(postgres, zones_n, changes, writers)?;
     eprintln!("memory: a fresh global, {changes} gateways, then {zones_n} zones");
     let (mem, mut world) = memory(postgres, zones_n, changes)?;
     let per_zone = env_number("ATOLL_BENCH_DATAPLANES_PER_ZONE", 100);
@@ -50,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         "KDS benchmark: {zones_n} zones, {changes} changes, global store {store}, {profile} binaries"
     );
     println!(
-        "  writes on the global: {:.0}/s (sequential PUTs); every zone complete {} ms after the last write",
+        "  writes on the global: {:.0}/s (concurrent writers, one PUT at a time each); every zone complete {} ms after the last write",
         lat.writes_per_sec,
         lat.sync_after_last_write.as_millis()
     );

@@ -5,7 +5,7 @@
 //! set of dirty keys (bounded by the number of resources), not as a growing queue of messages,
 //! so two sides sending at once cannot deadlock under gRPC flow control (kumahq/kuma#14486).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,7 +84,9 @@ struct KindState {
     subscribed: bool,
     needs_snapshot: bool,
     needs_resync: bool,
-    dirty: BTreeSet<Key>,
+    /// Changed keys, each with the newest revision the feed reported for it: the read that
+    /// sends it must reflect at least that revision.
+    dirty: BTreeMap<Key, u64>,
     /// What the peer holds: delta name → version.
     sent: HashMap<String, String>,
 }
@@ -129,7 +131,7 @@ impl Sender {
             .map(|k| (*k, KindState::default()))
             .collect();
         Sender {
-            reads: SharedReads::new(store.clone()),
+            reads: SharedReads::private(store.clone()),
             store,
             ticket: None,
             retry_at: None,
@@ -248,9 +250,9 @@ impl Sender {
 
     fn on_event(&mut self, event: Result<Event, RecvError>) {
         match event {
-            Ok(Event::Put { key, .. }) | Ok(Event::Deleted { key, .. }) => {
+            Ok(Event::Put { key, version }) | Ok(Event::Deleted { key, version }) => {
                 if let Some(state) = self.kinds.get_mut(&key.kind).filter(|s| s.subscribed) {
-                    state.dirty.insert(key);
+                    mark(&mut state.dirty, key, version);
                 }
             }
             // Missed changes: compare everything the peer holds with the store again.
@@ -358,11 +360,11 @@ impl Sender {
 
     /// Reads every key before it records anything as sent, so that a failed read leaves the
     /// keys dirty and the peer's record untouched.
-    async fn changes(&mut self, kind: Kind, keys: BTreeSet<Key>) -> Result<(), KdsError> {
+    async fn changes(&mut self, kind: Kind, keys: BTreeMap<Key, u64>) -> Result<(), KdsError> {
         let mut read = Vec::with_capacity(keys.len());
         let mut failed = None;
-        for key in &keys {
-            match self.store.get(key).await {
+        for (key, revision) in &keys {
+            match self.reads.get(key, *revision).await {
                 Ok(stored) => read.push(stored.and_then(|s| self.scope.export(&s.resource))),
                 Err(err) => {
                     failed = Some(err);
@@ -371,12 +373,15 @@ impl Sender {
             }
         }
         if let Some(err) = failed {
-            self.kinds.entry(kind).or_default().dirty.extend(keys);
-            return Err(err.into());
+            let dirty = &mut self.kinds.entry(kind).or_default().dirty;
+            for (key, revision) in keys {
+                mark(dirty, key, revision);
+            }
+            return Err(err);
         }
         let mut changed = Vec::new();
         let mut removed = Vec::new();
-        for (key, exported) in keys.into_iter().zip(read) {
+        for ((key, _), exported) in keys.into_iter().zip(read) {
             let state = self.kinds.entry(kind).or_default();
             match exported {
                 Some(resource) => {
@@ -482,6 +487,12 @@ impl Sender {
         self.next_nonce += 1;
         self.next_nonce.to_string()
     }
+}
+
+/// Records that `key` changed at `revision`, keeping the newest revision seen.
+fn mark(dirty: &mut BTreeMap<Key, u64>, key: Key, revision: u64) {
+    let newest = dirty.entry(key).or_insert(revision);
+    *newest = (*newest).max(revision);
 }
 
 /// Continues the trace of the write that changed a resource: a `kds.send` span whose context

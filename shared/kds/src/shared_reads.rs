@@ -11,6 +11,11 @@
 //! write that raced the shared read is sent as a change right after the full set. A read
 //! that started before the sender subscribed could miss a write whose event the sender never
 //! saw; such a read is never joined.
+//!
+//! Single resources are shared the same way: a write reaches every zone's sender through its
+//! feed at once, and each used to read the resource back on its own (100 queries and JSON
+//! decodes per write with 100 zones). A sender that saw revision `r` of a key joins a read of
+//! that key begun after some sender saw a revision at least `r`, i.e. after `r` was committed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atoll_model::Kind;
-use atoll_store::{ListQuery, Store, Stored};
+use atoll_store::{Key, ListQuery, Store, Stored};
 use tokio::sync::OnceCell;
 
 use crate::KdsError;
@@ -26,8 +31,17 @@ use crate::KdsError;
 /// How long a finished read stays joinable. Senders that reconnect together ask within a few
 /// seconds of each other; keeping a read longer would only hold a copy of the type in memory.
 const KEEP: Duration = Duration::from_secs(5);
+/// How long a finished read of one resource stays joinable: the senders that share it saw the
+/// same write within milliseconds of each other.
+const KEEP_GET: Duration = Duration::from_secs(1);
 
 type Outcome = Result<Arc<Vec<Stored>>, String>;
+
+/// A read of one resource, begun once its revision `after` was committed.
+struct GetRead {
+    after: u64,
+    outcome: Arc<OnceCell<Result<Option<Stored>, String>>>,
+}
 
 struct Read {
     /// The clock's value when this read was created; joinable by tickets below it.
@@ -40,6 +54,10 @@ pub struct SharedReads {
     store: Arc<dyn Store>,
     clock: AtomicU64,
     reads: Mutex<HashMap<Kind, Read>>,
+    gets: Mutex<HashMap<Key, GetRead>>,
+    /// False for a sender's own reader (a zone's one stream up): nothing to share, so nothing
+    /// is kept.
+    share: bool,
 }
 
 /// A sender's place in time: taken right after it subscribes to the store's feed.
@@ -52,6 +70,19 @@ impl SharedReads {
             store,
             clock: AtomicU64::new(0),
             reads: Mutex::new(HashMap::new()),
+            gets: Mutex::new(HashMap::new()),
+            share: true,
+        })
+    }
+
+    /// A reader for one sender alone: every read goes to the store.
+    pub fn private(store: Arc<dyn Store>) -> Arc<SharedReads> {
+        Arc::new(SharedReads {
+            store,
+            clock: AtomicU64::new(0),
+            reads: Mutex::new(HashMap::new()),
+            gets: Mutex::new(HashMap::new()),
+            share: false,
         })
     }
 
@@ -71,6 +102,13 @@ impl SharedReads {
         kind: Kind,
         ticket: Ticket,
     ) -> Result<Arc<Vec<Stored>>, KdsError> {
+        if !self.share {
+            let query = ListQuery {
+                kind: Some(kind),
+                ..Default::default()
+            };
+            return Ok(Arc::new(self.store.list(&query).await?.items));
+        }
         let (started, outcome) = self.joinable(kind, ticket);
         let store = self.store.clone();
         // Whoever gets here first runs the query; if that caller is dropped mid-way, the next
@@ -120,6 +158,63 @@ impl SharedReads {
             }
         });
         (started, outcome)
+    }
+
+    /// The resource at `key` as of a read begun after its revision `revision` was committed
+    /// (`revision` comes from a feed event, so it was): one under way or recently finished
+    /// for the same or a newer revision, or a new one.
+    pub async fn get(
+        self: &Arc<Self>,
+        key: &Key,
+        revision: u64,
+    ) -> Result<Option<Stored>, KdsError> {
+        if !self.share {
+            return Ok(self.store.get(key).await?);
+        }
+        let (after, outcome) = {
+            let mut gets = self.gets.lock().unwrap_or_else(|e| e.into_inner());
+            match gets.get(key).filter(|g| g.after >= revision) {
+                Some(read) => (read.after, read.outcome.clone()),
+                None => {
+                    let outcome = Arc::new(OnceCell::new());
+                    gets.insert(
+                        key.clone(),
+                        GetRead {
+                            after: revision,
+                            outcome: outcome.clone(),
+                        },
+                    );
+                    self.forget_get_later(key.clone(), revision);
+                    (revision, outcome)
+                }
+            }
+        };
+        let store = self.store.clone();
+        let result = outcome
+            .get_or_init(|| async move { store.get(key).await.map_err(|err| err.to_string()) })
+            .await
+            .clone();
+        if result.is_err() {
+            self.forget_get(key, after);
+        }
+        result.map_err(KdsError::SharedRead)
+    }
+
+    fn forget_get_later(self: &Arc<Self>, key: Key, after: u64) {
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(KEEP_GET).await;
+            if let Some(this) = this.upgrade() {
+                this.forget_get(&key, after);
+            }
+        });
+    }
+
+    fn forget_get(&self, key: &Key, after: u64) {
+        let mut gets = self.gets.lock().unwrap_or_else(|e| e.into_inner());
+        if gets.get(key).is_some_and(|g| g.after == after) {
+            gets.remove(key);
+        }
     }
 
     fn forget(&self, kind: Kind, started: u64) {
@@ -179,5 +274,27 @@ mod tests {
             1,
             "the late sender sees the write made before it subscribed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_resource_is_read_once_per_revision_and_again_for_a_newer_one() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let reads = SharedReads::new(store.clone());
+        let first = store.put(mesh("a"), Precondition::Any).await.unwrap();
+        let key = Key::of(&first.stored().resource);
+        let revision = first.stored().version;
+        let read = reads.get(&key, revision).await.unwrap();
+        assert_eq!(read.map(|s| s.version), Some(revision));
+        // Deleted behind the cache's back: a sender that saw only `revision` still shares the
+        // read made for it (it will see the delete's event, with a newer revision, next)...
+        let deleted = store.delete(&key, None).await.unwrap();
+        assert!(reads.get(&key, revision).await.unwrap().is_some());
+        // ...and one that saw the delete gets a read of its own.
+        let newer = deleted.version.max(revision + 1);
+        assert!(reads.get(&key, newer).await.unwrap().is_none());
+        // A private reader shares nothing.
+        let private = SharedReads::private(store.clone());
+        store.put(mesh("a"), Precondition::Any).await.unwrap();
+        assert!(private.get(&key, revision).await.unwrap().is_some());
     }
 }
