@@ -66,23 +66,21 @@ pub struct Ticket(u64);
 
 impl SharedReads {
     pub fn new(store: Arc<dyn Store>) -> Arc<SharedReads> {
-        Arc::new(SharedReads {
-            store,
-            clock: AtomicU64::new(0),
-            reads: Mutex::new(HashMap::new()),
-            gets: Mutex::new(HashMap::new()),
-            share: true,
-        })
+        Self::with_sharing(store, true)
     }
 
     /// A reader for one sender alone: every read goes to the store.
     pub fn private(store: Arc<dyn Store>) -> Arc<SharedReads> {
+        Self::with_sharing(store, false)
+    }
+
+    fn with_sharing(store: Arc<dyn Store>, share: bool) -> Arc<SharedReads> {
         Arc::new(SharedReads {
             store,
             clock: AtomicU64::new(0),
             reads: Mutex::new(HashMap::new()),
             gets: Mutex::new(HashMap::new()),
-            share: false,
+            share,
         })
     }
 
