@@ -22,6 +22,10 @@ use tokio::sync::watch;
 pub const REGISTRATION_GRACE: Duration = Duration::from_secs(6);
 /// The hold ends after this long in any case (a global that never completes a sync).
 const MAX_HOLD: Duration = Duration::from_secs(120);
+/// How long, once the global's state is applied, the hold waits for proxies that came back
+/// to register again: three of `atoll-dp`'s 10 s re-registration periods. One that has not by
+/// then (its workload deleted meanwhile, its atoll-dp stuck) must not hold the zone longer.
+const EXPECTED_GRACE: Duration = Duration::from_secs(30);
 
 /// Holds the zone's upward sync, for a zone whose store starts empty, until the global's full
 /// sets of every type have been applied and then no proxy has registered (or changed) for
@@ -56,6 +60,7 @@ impl InitialSync {
                 Ok(Ok(_))
             );
             if applied {
+                let expect_until = tokio::time::Instant::now() + EXPECTED_GRACE;
                 loop {
                     let registration = async {
                         loop {
@@ -100,6 +105,13 @@ impl InitialSync {
                             let expected = expected_rx.borrow_and_update().clone();
                             let missing = unregistered(store.as_ref(), &expected).await;
                             if missing == 0 {
+                                break;
+                            }
+                            if tokio::time::Instant::now() >= expect_until {
+                                tracing::warn!(
+                                    missing,
+                                    "proxies that came back have not registered again in time; releasing the hold without them"
+                                );
                                 break;
                             }
                             tracing::info!(

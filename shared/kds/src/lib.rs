@@ -39,7 +39,7 @@ pub enum KdsError {
     Protocol(String),
     #[error(transparent)]
     Store(#[from] atoll_store::StoreError),
-    #[error("cannot list from the store: {0}")]
+    #[error("cannot read from the store: {0}")]
     SharedRead(String),
     #[error("stream error: {0}")]
     Transport(String),

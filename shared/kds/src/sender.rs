@@ -51,7 +51,8 @@ impl Hold {
     pub fn holding(&self) -> bool {
         match *self.0.borrow() {
             Some(release) => Instant::now() < release,
-            None => true,
+            // Whoever would release it is gone: released, as [`Hold::released`] sees it.
+            None => self.0.has_changed().is_ok(),
         }
     }
 
@@ -87,8 +88,12 @@ struct KindState {
     /// Changed keys, each with the newest revision the feed reported for it: the read that
     /// sends it must reflect at least that revision.
     dirty: BTreeMap<Key, u64>,
-    /// What the peer holds: delta name → version.
-    sent: HashMap<String, String>,
+    /// What the peer holds: delta name → version, and the store revision it was read at (a
+    /// shared read may be older than what was already sent; it must not replace it).
+    sent: HashMap<String, (String, u64)>,
+    /// Taken when the peer subscribed to the kind: which shared lists its full set may join
+    /// (feed events of the kind are recorded only from then on).
+    ticket: Option<Ticket>,
 }
 
 /// What a chunk of a full set aims at, below the message limit: a gRPC stream keeps the
@@ -103,8 +108,6 @@ const MAX_OUTSTANDING_NONCES: usize = 4096;
 pub struct Sender {
     store: Arc<dyn Store>,
     reads: Arc<SharedReads>,
-    /// Taken once the sender follows the store's feed; which shared reads it may join.
-    ticket: Option<Ticket>,
     /// After a failed read, nothing is read again before this instant.
     retry_at: Option<Instant>,
     backoff: Backoff,
@@ -133,7 +136,6 @@ impl Sender {
         Sender {
             reads: SharedReads::private(store.clone()),
             store,
-            ticket: None,
             retry_at: None,
             backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(5))
                 .jittered(0.5, 1.5),
@@ -151,7 +153,10 @@ impl Sender {
     /// Lists full sets through `reads`, shared with the other senders of the same store,
     /// instead of on its own.
     pub fn sharing(mut self, reads: Arc<SharedReads>) -> Self {
-        debug_assert!(Arc::ptr_eq(reads.store(), &self.store));
+        assert!(
+            Arc::ptr_eq(reads.store(), &self.store),
+            "a sender shares reads only of its own store"
+        );
         self.reads = reads;
         self
     }
@@ -166,7 +171,6 @@ impl Sender {
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), KdsError> {
         let mut feed = self.store.watch();
-        self.ticket = Some(self.reads.ticket());
         let mut last_sent = Instant::now();
         let mut ticker = tokio::time::interval(self.config.heartbeat / 2);
         loop {
@@ -231,9 +235,11 @@ impl Sender {
         };
         if request.response_nonce.is_empty() {
             tracing::debug!(%kind, "peer subscribed");
+            let ticket = self.reads.ticket();
             let state = self.kinds.entry(kind).or_default();
             state.subscribed = true;
             state.needs_snapshot = true;
+            state.ticket = Some(ticket);
             return;
         }
         let acked_kind = self.nonces.remove(&request.response_nonce).unwrap_or(kind);
@@ -302,23 +308,35 @@ impl Sender {
         Ok(())
     }
 
-    async fn current(&self, kind: Kind) -> Result<Vec<DeltaResource>, KdsError> {
-        let ticket = self.ticket.unwrap_or_else(|| self.reads.ticket());
+    /// Every resource of `kind` as the peer should get it, with the revision it was read at:
+    /// from a shared list for a full set, from a list of its own for a re-list after missed
+    /// changes (which must be newer than anything already sent).
+    async fn current(
+        &self,
+        kind: Kind,
+        shared: bool,
+    ) -> Result<Vec<(DeltaResource, u64)>, KdsError> {
+        let ticket = self
+            .kinds
+            .get(&kind)
+            .and_then(|s| s.ticket)
+            .filter(|_| shared)
+            .unwrap_or_else(|| self.reads.ticket());
         let items = self.reads.list(kind, ticket).await?;
         Ok(items
             .iter()
-            .filter_map(|s| self.scope.export(&s.resource))
-            .map(|r| wire::to_delta(&r))
+            .filter_map(|s| Some((wire::to_delta(&self.scope.export(&s.resource)?), s.version)))
             .collect())
     }
 
     async fn snapshot(&mut self, kind: Kind) -> Result<(), KdsError> {
-        let resources = self.current(kind).await?;
+        let listed = self.current(kind, true).await?;
         let state = self.kinds.entry(kind).or_default();
-        state.sent = resources
+        state.sent = listed
             .iter()
-            .map(|r| (r.name.clone(), r.version.clone()))
+            .map(|(r, revision)| (r.name.clone(), (r.version.clone(), *revision)))
             .collect();
+        let resources: Vec<DeltaResource> = listed.into_iter().map(|(r, _)| r).collect();
         let chunks = self.pack(kind, resources, Vec::new());
         let parts = chunks.len();
         for (i, (resources, _)) in chunks.into_iter().enumerate() {
@@ -334,26 +352,28 @@ impl Sender {
     }
 
     async fn resync(&mut self, kind: Kind) -> Result<(), KdsError> {
-        let resources = self.current(kind).await?;
+        let listed = self.current(kind, false).await?;
         let state = self.kinds.entry(kind).or_default();
-        let names: BTreeSet<&String> = resources.iter().map(|r| &r.name).collect();
+        let names: BTreeSet<&String> = listed.iter().map(|(r, _)| &r.name).collect();
         let removed: Vec<String> = state
             .sent
             .keys()
             .filter(|n| !names.contains(n))
             .cloned()
             .collect();
-        let changed: Vec<DeltaResource> = resources
-            .iter()
-            .filter(|r| state.sent.get(&r.name) != Some(&r.version))
-            .cloned()
+        let changed: Vec<(DeltaResource, u64)> = listed
+            .into_iter()
+            .filter(|(r, _)| state.sent.get(&r.name).map(|(v, _)| v) != Some(&r.version))
             .collect();
         for name in &removed {
             state.sent.remove(name);
         }
-        for r in &changed {
-            state.sent.insert(r.name.clone(), r.version.clone());
+        for (r, revision) in &changed {
+            state
+                .sent
+                .insert(r.name.clone(), (r.version.clone(), *revision));
         }
+        let changed = changed.into_iter().map(|(r, _)| r).collect();
         self.send_changes(kind, changed, removed);
         Ok(())
     }
@@ -365,7 +385,10 @@ impl Sender {
         let mut failed = None;
         for (key, revision) in &keys {
             match self.reads.get(key, *revision).await {
-                Ok(stored) => read.push(stored.and_then(|s| self.scope.export(&s.resource))),
+                Ok(stored) => read.push(stored.and_then(|s| {
+                    let version = s.version;
+                    Some((self.scope.export(&s.resource)?, version))
+                })),
                 Err(err) => {
                     failed = Some(err);
                     break;
@@ -381,13 +404,21 @@ impl Sender {
         }
         let mut changed = Vec::new();
         let mut removed = Vec::new();
-        for ((key, _), exported) in keys.into_iter().zip(read) {
+        for ((key, wanted), exported) in keys.into_iter().zip(read) {
             let state = self.kinds.entry(kind).or_default();
             match exported {
-                Some(resource) => {
+                Some((resource, revision)) => {
                     let mut delta = wire::to_delta(&resource);
-                    if state.sent.get(&delta.name) != Some(&delta.version) {
-                        state.sent.insert(delta.name.clone(), delta.version.clone());
+                    let held = state.sent.get(&delta.name);
+                    // A shared read older than what the peer already has (from a newer
+                    // list) is not sent: the newer write's own event follows.
+                    if held.is_some_and(|(_, at)| revision < *at) {
+                        continue;
+                    }
+                    if held.map(|(v, _)| v) != Some(&delta.version) {
+                        state
+                            .sent
+                            .insert(delta.name.clone(), (delta.version.clone(), revision));
                         if let Some(parent) = &resource.meta.trace {
                             traced(&mut delta, kind, parent);
                         }
@@ -396,6 +427,11 @@ impl Sender {
                 }
                 None => {
                     let name = self.scope.exported_name(&key);
+                    // Sent at a revision newer than the change being handled: the resource
+                    // came back after it, and a later delete has an event of its own.
+                    if state.sent.get(&name).is_some_and(|(_, at)| *at > wanted) {
+                        continue;
+                    }
                     if state.sent.remove(&name).is_some() {
                         removed.push(name);
                     }

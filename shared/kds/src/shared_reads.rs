@@ -34,6 +34,9 @@ const KEEP: Duration = Duration::from_secs(5);
 /// How long a finished read of one resource stays joinable: the senders that share it saw the
 /// same write within milliseconds of each other.
 const KEEP_GET: Duration = Duration::from_secs(1);
+/// A read that takes longer fails, and its senders try again with backoff: while a sender
+/// waits on a read it sends no heartbeat, and its peer gives up after 10 s of silence.
+const READ_TIMEOUT: Duration = Duration::from_secs(4);
 
 type Outcome = Result<Arc<Vec<Stored>>, String>;
 
@@ -88,6 +91,13 @@ impl SharedReads {
         &self.store
     }
 
+    /// How many tickets and shared reads were handed out: for tests that must know a sender
+    /// has subscribed before they go on.
+    #[doc(hidden)]
+    pub fn clock(&self) -> u64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
     /// To be taken after subscribing to the store's feed, never before.
     pub fn ticket(&self) -> Ticket {
         Ticket(self.clock.fetch_add(1, Ordering::SeqCst))
@@ -111,21 +121,21 @@ impl SharedReads {
         let store = self.store.clone();
         // Whoever gets here first runs the query; if that caller is dropped mid-way, the next
         // waiter runs it instead.
-        let result = outcome
-            .get_or_init(|| async move {
-                metrics::counter!("atoll_kds_shared_reads_total", "type" => kind.name())
-                    .increment(1);
-                store
-                    .list(&ListQuery {
-                        kind: Some(kind),
-                        ..Default::default()
-                    })
-                    .await
-                    .map(|page| Arc::new(page.items))
-                    .map_err(|err| err.to_string())
-            })
-            .await
-            .clone();
+        let read = outcome.get_or_init(|| async move {
+            metrics::counter!("atoll_kds_shared_reads_total", "type" => kind.name()).increment(1);
+            store
+                .list(&ListQuery {
+                    kind: Some(kind),
+                    ..Default::default()
+                })
+                .await
+                .map(|page| Arc::new(page.items))
+                .map_err(|err| err.to_string())
+        });
+        let result = match tokio::time::timeout(READ_TIMEOUT, read).await {
+            Ok(result) => result.clone(),
+            Err(_) => Err(format!("no answer within {READ_TIMEOUT:?}")),
+        };
         if result.is_err() {
             // A failed read is not kept: the next caller tries the database again.
             self.forget(kind, started);
@@ -188,10 +198,14 @@ impl SharedReads {
             }
         };
         let store = self.store.clone();
-        let result = outcome
-            .get_or_init(|| async move { store.get(key).await.map_err(|err| err.to_string()) })
-            .await
-            .clone();
+        let read = outcome.get_or_init(|| async move {
+            metrics::counter!("atoll_kds_shared_gets_total").increment(1);
+            store.get(key).await.map_err(|err| err.to_string())
+        });
+        let result = match tokio::time::timeout(READ_TIMEOUT, read).await {
+            Ok(result) => result.clone(),
+            Err(_) => Err(format!("no answer within {READ_TIMEOUT:?}")),
+        };
         if result.is_err() {
             self.forget_get(key, after);
         }

@@ -740,9 +740,30 @@ async fn ten_thousand_resources_both_ways_at_once_do_not_deadlock() {
 /// including the writes that raced a shared read.
 #[tokio::test]
 async fn zones_sharing_reads_converge_while_the_global_keeps_writing() {
-    let global = memory();
+    let counted = Arc::new(Unavailable {
+        inner: memory(),
+        failing: false.into(),
+        lists: 0.into(),
+    });
+    let global: Arc<dyn Store> = counted.clone();
     put(&global, mesh("default")).await;
     let reads = atoll_kds::shared_reads::SharedReads::new(global.clone());
+    // The ten zones subscribe, held, and are released together, as zones reconnecting to a
+    // restarted global come within a second while its first lists are still running.
+    let (release, held) = watch::channel(None);
+    let mut streams = Vec::new();
+    let mut zones = Vec::new();
+    for z in 0..10 {
+        let zone = memory();
+        let hold = Some(Hold(held.clone()));
+        streams.push(down_sharing(&reads, &zone, &format!("zone-{z}"), hold));
+        zones.push(zone);
+    }
+    let types = atoll_kds::scope::GLOBAL_TO_ZONE.len();
+    eventually("every zone subscribed", Duration::from_secs(5), || async {
+        reads.clock() >= (10 * types) as u64
+    })
+    .await;
     let writer = {
         let global = global.clone();
         tokio::spawn(async move {
@@ -752,13 +773,7 @@ async fn zones_sharing_reads_converge_while_the_global_keeps_writing() {
             }
         })
     };
-    let mut streams = Vec::new();
-    let mut zones = Vec::new();
-    for z in 0..10 {
-        let zone = memory();
-        streams.push(down_sharing(&reads, &zone, &format!("zone-{z}"), None));
-        zones.push(zone);
-    }
+    release.send(Some(tokio::time::Instant::now())).unwrap();
     writer.await.unwrap();
     let want = ports(&global).await;
     assert_eq!(want.len(), 100);
@@ -770,6 +785,12 @@ async fn zones_sharing_reads_converge_while_the_global_keeps_writing() {
         )
         .await;
     }
+    // Ten zones' full sets came from far fewer than ten lists per type.
+    let lists = counted.lists.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        lists < 10 * types / 2,
+        "{lists} lists for 10 zones and {types} types"
+    );
     for stream in streams {
         stream.close().await;
     }
@@ -797,10 +818,11 @@ async fn ports(store: &Arc<dyn Store>) -> Vec<(String, u32)> {
 }
 
 /// A memory store whose lists and reads fail while `failing` is set, as a PostgreSQL pool
-/// that times out does.
+/// that times out does, and that counts the lists it answers.
 struct Unavailable {
     inner: Arc<dyn Store>,
     failing: std::sync::atomic::AtomicBool,
+    lists: std::sync::atomic::AtomicUsize,
 }
 
 impl Unavailable {
@@ -832,6 +854,7 @@ impl Store for Unavailable {
     }
     async fn list(&self, query: &ListQuery) -> Result<atoll_store::Page, atoll_store::StoreError> {
         self.check()?;
+        self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.list(query).await
     }
     async fn put(
@@ -867,6 +890,7 @@ async fn a_store_that_cannot_be_read_delays_the_sync_without_ending_the_stream()
     let flaky = Arc::new(Unavailable {
         inner: inner.clone(),
         failing: true.into(),
+        lists: 0.into(),
     });
     let global: Arc<dyn Store> = flaky.clone();
     let zone = memory();
@@ -901,8 +925,12 @@ async fn a_write_that_races_a_joined_read_still_reaches_the_zone() {
     let (release, held) = watch::channel(None);
     let (zone_a, zone_b) = (memory(), memory());
     let b = down_sharing(&reads, &zone_b, "zone-b", Some(Hold(held)));
-    // B is following the feed (its receiver subscribed) before A's read starts.
-    tokio::task::yield_now().await;
+    // B has subscribed to every type (a ticket each) before A's read starts.
+    let kinds = atoll_kds::scope::GLOBAL_TO_ZONE.len() as u64;
+    eventually("zone B subscribed", Duration::from_secs(5), || async {
+        reads.clock() >= kinds
+    })
+    .await;
     let a = down_sharing(&reads, &zone_a, "zone-a", None);
     eventually("zone A has the gateway", Duration::from_secs(5), || async {
         ports(&zone_a).await == [("edge".to_string(), 8080)]

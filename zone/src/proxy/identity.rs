@@ -2,9 +2,18 @@
 //! global as a Secret), cached so a recomputation reuses them (an unchanged certificate keeps
 //! the configuration's version), and reissued once 80% of their lifetime has passed, well
 //! before expiry. Envoy receives the new one over SDS and keeps its open connections.
+//!
+//! In the zone, certificates are issued on a thread of their own ([`Identities::background`]):
+//! a key pair and a signature per proxy, for thousands of proxies at once when a mesh turns on
+//! mTLS or a CA changes, would otherwise hold up every other proxy's push behind them. Until
+//! its new certificate arrives, a proxy keeps the one it has while that is still valid; a
+//! proxy that has none gets its configuration without it, and the rest once it is issued.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
 
 use atoll_tls::Authority;
 
@@ -19,14 +28,45 @@ pub struct Issued {
     ca_pem: String,
     uris: Vec<String>,
     renew_at: Instant,
+    expires_at: Instant,
 }
+
+/// A proxy and the mesh its certificate is for.
+type IdentityKey = (ProxyId, String);
+
+/// What the issuing thread is asked to make.
+struct Request {
+    key: IdentityKey,
+    authority: Arc<Authority>,
+    uris: Vec<String>,
+    validity: Duration,
+}
+
+/// What the issuing thread made, for [`Identities::accept`].
+pub struct Done {
+    key: IdentityKey,
+    /// The CA and names it was asked for, to remember a failure by.
+    ca_pem: String,
+    uris: Vec<String>,
+    result: Result<Issued, String>,
+}
+
+/// Why a proxy has no certificate in its configuration yet.
+pub const PENDING: &str = "its workload certificate is being issued";
 
 #[derive(Default)]
 pub struct Identities {
     /// By proxy and the mesh the certificate is for: a zone egress holds one per mesh.
-    issued: BTreeMap<(ProxyId, String), Issued>,
+    issued: BTreeMap<IdentityKey, Issued>,
     /// Parsed CAs by their bundle, so a CA is parsed once, not per proxy.
     authorities: BTreeMap<Vec<u8>, std::sync::Arc<Authority>>,
+    /// `None`: issued inline, on the caller (tests and benchmarks of configuration building).
+    worker: Option<std::sync::mpsc::Sender<Request>>,
+    /// Asked of the worker and not back yet.
+    pending: BTreeSet<IdentityKey>,
+    /// Issuance that failed, with the CA and names it was for and why: not asked again until
+    /// one of them changes.
+    failed: BTreeMap<IdentityKey, (String, Vec<String>, String)>,
 }
 
 impl Identities {
@@ -66,48 +106,163 @@ impl Identities {
                 authority
             }
         };
-        if let Some(cached) = self.issued.get(&key)
+        let cached = self.issued.get(&key);
+        if let Some(cached) = cached
             && cached.ca_pem == authority.cert_pem()
             && cached.uris == uris
             && now < cached.renew_at
         {
             return Ok(cached.clone());
         }
-        let (cert_pem, key_pem) = authority
-            .issue_workload(&uris, validity)
-            .map_err(|e| format!("issuing a workload certificate: {e}"))?;
-        metrics::counter!("atoll_xds_certificates_issued_total").increment(1);
-        let issued = Issued {
-            cert_pem,
-            key_pem,
-            ca_pem: authority.cert_pem().to_string(),
-            uris,
-            renew_at: now + validity.mul_f64(0.8),
+        if let Some((ca, names, reason)) = self.failed.get(&key)
+            && ca == authority.cert_pem()
+            && *names == uris
+        {
+            return Err(reason.clone());
+        }
+        let Some(worker) = &self.worker else {
+            let issued = issue(&authority, uris, validity, now);
+            return match issued {
+                Ok(issued) => {
+                    self.issued.insert(key, issued.clone());
+                    Ok(issued)
+                }
+                Err(reason) => Err(reason),
+            };
         };
-        self.issued.insert(key, issued.clone());
-        Ok(issued)
+        if !self.pending.contains(&key) {
+            let request = Request {
+                key: key.clone(),
+                authority,
+                uris,
+                validity,
+            };
+            if worker.send(request).is_err() {
+                return Err("the certificate issuer has stopped".into());
+            }
+            self.pending.insert(key.clone());
+        }
+        // Meanwhile the certificate the proxy has, for as long as it is valid.
+        match self.issued.get(&key) {
+            Some(current) if now < current.expires_at => Ok(current.clone()),
+            _ => Err(PENDING.into()),
+        }
+    }
+
+    /// Identities whose certificates are issued on a thread of their own; what it issued
+    /// comes back on the receiver, for [`Identities::accept`].
+    pub fn background() -> (Identities, mpsc::UnboundedReceiver<Done>) {
+        let (requests, inbox) = std::sync::mpsc::channel::<Request>();
+        let (done, results) = mpsc::unbounded_channel();
+        let spawned = std::thread::Builder::new()
+            .name("atoll-cert-issuer".into())
+            .spawn(move || {
+                // Ends when the Identities (the only sender) is dropped.
+                while let Ok(request) = inbox.recv() {
+                    let ca_pem = request.authority.cert_pem().to_string();
+                    let uris = request.uris.clone();
+                    let result = issue(
+                        &request.authority,
+                        request.uris,
+                        request.validity,
+                        Instant::now(),
+                    );
+                    if done
+                        .send(Done {
+                            key: request.key,
+                            ca_pem,
+                            uris,
+                            result,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        let worker = match spawned {
+            Ok(_) => Some(requests),
+            Err(err) => {
+                tracing::warn!(%err, "cannot start the certificate issuer thread; issuing inline");
+                None
+            }
+        };
+        (
+            Identities {
+                worker,
+                ..Identities::default()
+            },
+            results,
+        )
+    }
+
+    /// Takes in a certificate the worker issued; the proxy to compute again with it, unless
+    /// it went away meanwhile.
+    pub fn accept(&mut self, done: Done) -> Option<ProxyId> {
+        if !self.pending.remove(&done.key) {
+            return None;
+        }
+        match done.result {
+            Ok(issued) => {
+                self.failed.remove(&done.key);
+                self.issued.insert(done.key.clone(), issued);
+            }
+            Err(reason) => {
+                tracing::warn!(mesh = %done.key.0.0, proxy = %done.key.0.1, %reason, "cannot issue a workload certificate");
+                self.failed
+                    .insert(done.key.clone(), (done.ca_pem, done.uris, reason));
+            }
+        }
+        Some(done.key.0)
     }
 
     /// Forgets a proxy that went away.
     pub fn remove(&mut self, proxy: &ProxyId) {
         self.issued.retain(|(p, _), _| p != proxy);
+        self.pending.retain(|(p, _)| p != proxy);
+        self.failed.retain(|(p, _), _| p != proxy);
     }
 
-    /// When the next certificate is due for renewal.
+    /// When the next certificate not already being reissued is due for renewal.
     pub fn next_renewal(&self) -> Option<Instant> {
-        self.issued.values().map(|i| i.renew_at).min()
+        self.issued
+            .iter()
+            .filter(|(key, _)| !self.pending.contains(*key))
+            .map(|(_, i)| i.renew_at)
+            .min()
     }
 
-    /// The proxies whose certificate is due at `now`.
+    /// The proxies whose certificate is due at `now` and not already being reissued.
     pub fn due(&self, now: Instant) -> Vec<ProxyId> {
         let due: std::collections::BTreeSet<&ProxyId> = self
             .issued
             .iter()
-            .filter(|(_, i)| i.renew_at <= now)
+            .filter(|(key, i)| i.renew_at <= now && !self.pending.contains(*key))
             .map(|((p, _), _)| p)
             .collect();
         due.into_iter().cloned().collect()
     }
+}
+
+/// A key pair and a certificate for `uris` signed by `authority`.
+fn issue(
+    authority: &Authority,
+    uris: Vec<String>,
+    validity: Duration,
+    now: Instant,
+) -> Result<Issued, String> {
+    let (cert_pem, key_pem) = authority
+        .issue_workload(&uris, validity)
+        .map_err(|e| format!("issuing a workload certificate: {e}"))?;
+    metrics::counter!("atoll_xds_certificates_issued_total").increment(1);
+    Ok(Issued {
+        cert_pem,
+        key_pem,
+        ca_pem: authority.cert_pem().to_string(),
+        uris,
+        renew_at: now + validity.mul_f64(0.8),
+        expires_at: now + validity,
+    })
 }
 
 #[cfg(test)]
@@ -150,5 +305,37 @@ mod tests {
             )
             .unwrap();
         assert_ne!(renewed.cert_pem, other_service.cert_pem);
+    }
+
+    /// In the zone, issuing happens on the worker: the caller gets an answer at once (the
+    /// certificate it has, or none yet), and the new one when the worker is done.
+    #[tokio::test]
+    async fn the_background_issuer_answers_at_once_and_delivers_later() {
+        let ca = Authority::generate("m").unwrap().to_bundle().into_bytes();
+        let (mut ids, mut done) = Identities::background();
+        let p = ("m".to_string(), "web-1".to_string());
+        let uris = vec!["spiffe://m/web".to_string()];
+        let validity = Duration::from_secs(100);
+        let t0 = Instant::now();
+        assert_eq!(
+            ids.get(&p, &ca, uris.clone(), validity, t0).unwrap_err(),
+            PENDING
+        );
+        // Asked once, however often the proxy is computed meanwhile.
+        assert!(ids.get(&p, &ca, uris.clone(), validity, t0).is_err());
+        let first = done.recv().await.expect("issued");
+        assert_eq!(ids.accept(first), Some(p.clone()));
+        let issued = ids.get(&p, &ca, uris.clone(), validity, t0).unwrap();
+        // Renewal: the current certificate is served while the next one is made, and the
+        // proxy is not due again while it is.
+        let later = Instant::now() + Duration::from_secs(85);
+        let during = ids.get(&p, &ca, uris.clone(), validity, later).unwrap();
+        assert_eq!(during.cert_pem, issued.cert_pem);
+        assert!(ids.due(later).is_empty());
+        let renewed = done.recv().await.expect("renewed");
+        assert!(done.try_recv().is_err(), "issued more than asked");
+        assert_eq!(ids.accept(renewed), Some(p.clone()));
+        let fresh = ids.get(&p, &ca, uris, validity, later).unwrap();
+        assert_ne!(fresh.cert_pem, issued.cert_pem);
     }
 }

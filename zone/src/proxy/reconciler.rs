@@ -90,6 +90,11 @@ impl Reconciler {
 
     /// Recomputes the proxies that depended on what changed in the world.
     fn apply(&mut self, changes: Changes) {
+        // Before the world's first load there is nothing to compute from; the load itself
+        // arrives as a reload.
+        if !self.world.loaded() {
+            return;
+        }
         if changes.reloaded {
             self.publish_names();
             self.recompute_all();
@@ -148,13 +153,16 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut changes = world.subscribe_with_deps();
+    // Certificates are issued off this task, so that thousands of them at once (a mesh
+    // turning mTLS on) do not hold up other proxies' pushes.
+    let (identities, mut issued) = Identities::background();
     let mut r = Reconciler {
         names,
         hub,
         world,
         metas: BTreeMap::new(),
         index: Index::default(),
-        identities: Identities::default(),
+        identities,
     };
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
     loop {
@@ -183,6 +191,13 @@ pub async fn run(
                 None => return,
             },
             batch = changes.next() => r.apply(batch),
+            Some(done) = issued.recv() => {
+                if let Some(proxy) = r.identities.accept(done)
+                    && r.metas.contains_key(&proxy)
+                {
+                    r.recompute(&proxy, None);
+                }
+            }
             _ = tokio::time::sleep_until(renewal) => {
                 for proxy in r.identities.due(Instant::now()) {
                     tracing::info!(mesh = %proxy.0, proxy = %proxy.1, "renewing the workload certificate");
