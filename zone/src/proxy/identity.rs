@@ -58,6 +58,9 @@ pub const PENDING: &str = "its workload certificate is being issued";
 pub struct Identities {
     /// By proxy and the mesh the certificate is for: a zone egress holds one per mesh.
     issued: BTreeMap<IdentityKey, Issued>,
+    /// The same certificates by renewal time: the reconciler asks for the next one after every
+    /// event it handles, so finding it must not mean a pass over every proxy.
+    renewals: BTreeSet<(Instant, IdentityKey)>,
     /// Parsed CAs by their bundle, so a CA is parsed once, not per proxy.
     authorities: BTreeMap<Vec<u8>, std::sync::Arc<Authority>>,
     /// `None`: issued inline, on the caller (tests and benchmarks of configuration building).
@@ -124,7 +127,7 @@ impl Identities {
             let issued = issue(&authority, uris, validity, now);
             return match issued {
                 Ok(issued) => {
-                    self.issued.insert(key, issued.clone());
+                    self.keep(key, issued.clone());
                     Ok(issued)
                 }
                 Err(reason) => Err(reason),
@@ -153,39 +156,27 @@ impl Identities {
     /// comes back on the receiver, for [`Identities::accept`].
     pub fn background() -> (Identities, mpsc::UnboundedReceiver<Done>) {
         let (requests, inbox) = std::sync::mpsc::channel::<Request>();
+        let inbox = Arc::new(std::sync::Mutex::new(inbox));
         let (done, results) = mpsc::unbounded_channel();
-        let spawned = std::thread::Builder::new()
-            .name("atoll-cert-issuer".into())
-            .spawn(move || {
-                // Ends when the Identities (the only sender) is dropped.
-                while let Ok(request) = inbox.recv() {
-                    let ca_pem = request.authority.cert_pem().to_string();
-                    let uris = request.uris.clone();
-                    let result = issue(
-                        &request.authority,
-                        request.uris,
-                        request.validity,
-                        Instant::now(),
-                    );
-                    if done
-                        .send(Done {
-                            key: request.key,
-                            ca_pem,
-                            uris,
-                            result,
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        let worker = match spawned {
-            Ok(_) => Some(requests),
-            Err(err) => {
-                tracing::warn!(%err, "cannot start the certificate issuer thread; issuing inline");
-                None
+        // As many issuers as cores: when thousands are due at once, issuing is the bulk of
+        // the work, and the configurations wait for it.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut started = 0;
+        for i in 0..threads {
+            let (inbox, done) = (inbox.clone(), done.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("atoll-cert-issuer-{i}"))
+                .spawn(move || issuer(&inbox, &done));
+            match spawned {
+                Ok(_) => started += 1,
+                Err(err) => tracing::warn!(%err, "cannot start a certificate issuer thread"),
             }
+        }
+        let worker = if started > 0 {
+            Some(requests)
+        } else {
+            tracing::warn!("no certificate issuer thread; issuing inline");
+            None
         };
         (
             Identities {
@@ -205,7 +196,7 @@ impl Identities {
         match done.result {
             Ok(issued) => {
                 self.failed.remove(&done.key);
-                self.issued.insert(done.key.clone(), issued);
+                self.keep(done.key.clone(), issued);
             }
             Err(reason) => {
                 tracing::warn!(mesh = %done.key.0.0, proxy = %done.key.0.1, %reason, "cannot issue a workload certificate");
@@ -216,31 +207,84 @@ impl Identities {
         Some(done.key.0)
     }
 
+    /// Records `issued` as the certificate of `key`.
+    fn keep(&mut self, key: IdentityKey, issued: Issued) {
+        self.renewals.insert((issued.renew_at, key.clone()));
+        if let Some(old) = self.issued.insert(key.clone(), issued) {
+            self.renewals.remove(&(old.renew_at, key));
+        }
+    }
+
     /// Forgets a proxy that went away.
     pub fn remove(&mut self, proxy: &ProxyId) {
-        self.issued.retain(|(p, _), _| p != proxy);
+        let mesh_first = (proxy.clone(), String::new());
+        let keys: Vec<IdentityKey> = self
+            .issued
+            .range(mesh_first..)
+            .take_while(|((p, _), _)| p == proxy)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            if let Some(old) = self.issued.remove(&key) {
+                self.renewals.remove(&(old.renew_at, key));
+            }
+        }
         self.pending.retain(|(p, _)| p != proxy);
         self.failed.retain(|(p, _), _| p != proxy);
     }
 
     /// When the next certificate not already being reissued is due for renewal.
     pub fn next_renewal(&self) -> Option<Instant> {
-        self.issued
+        self.renewals
             .iter()
-            .filter(|(key, _)| !self.pending.contains(*key))
-            .map(|(_, i)| i.renew_at)
-            .min()
+            .find(|(_, key)| !self.pending.contains(key))
+            .map(|(at, _)| *at)
     }
 
     /// The proxies whose certificate is due at `now` and not already being reissued.
     pub fn due(&self, now: Instant) -> Vec<ProxyId> {
-        let due: std::collections::BTreeSet<&ProxyId> = self
-            .issued
+        let due: BTreeSet<&ProxyId> = self
+            .renewals
             .iter()
-            .filter(|(key, i)| i.renew_at <= now && !self.pending.contains(*key))
-            .map(|((p, _), _)| p)
+            .take_while(|(at, _)| *at <= now)
+            .filter(|(_, key)| !self.pending.contains(key))
+            .map(|(_, (p, _))| p)
             .collect();
         due.into_iter().cloned().collect()
+    }
+}
+
+/// An issuer thread: takes requests until the Identities (the only sender) is dropped or the
+/// reconciler stops listening.
+fn issuer(
+    inbox: &std::sync::Mutex<std::sync::mpsc::Receiver<Request>>,
+    done: &mpsc::UnboundedSender<Done>,
+) {
+    loop {
+        let request = match inbox.lock() {
+            Ok(inbox) => inbox.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(request) = request else {
+            return;
+        };
+        let ca_pem = request.authority.cert_pem().to_string();
+        let uris = request.uris.clone();
+        let result = issue(
+            &request.authority,
+            request.uris,
+            request.validity,
+            Instant::now(),
+        );
+        let answer = Done {
+            key: request.key,
+            ca_pem,
+            uris,
+            result,
+        };
+        if done.send(answer).is_err() {
+            return;
+        }
     }
 }
 

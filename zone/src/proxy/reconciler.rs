@@ -53,6 +53,13 @@ impl Reconciler {
             }
             Some(built) => {
                 self.index.set(proxy, built.deps);
+                // A proxy whose first certificate is still being made gets its configuration
+                // once it exists (the issuer's answer recomputes it): pushing it without
+                // would mean a second push a few milliseconds later.
+                if built.problems.iter().any(|p| p == super::identity::PENDING) {
+                    self.hub.update(proxy, |i| i.problems = built.problems);
+                    return;
+                }
                 let problems = built.problems;
                 let mut snapshot = built.snapshot;
                 snapshot.trace = cause.map(str::to_string);
