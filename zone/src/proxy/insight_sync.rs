@@ -86,10 +86,16 @@ pub async fn run(hub: Arc<Hub>, store: Arc<dyn Store>, mut stop: watch::Receiver
             _ = stop.changed() => return,
         }
         let live = hub.insights();
-        for (id, insight) in live.iter().filter(|(id, _)| !id.0.is_empty()) {
+        for (n, (id, insight)) in live.iter().filter(|(id, _)| !id.0.is_empty()).enumerate() {
             let spec = spec_of(insight);
             if written.get(id) != Some(&spec) && write(store.as_ref(), id, spec.clone()).await {
                 written.insert(id.clone(), spec);
+            }
+            // After a mesh-wide change every insight changed at once; a memory store's write
+            // never waits, so without a pause this loop would hold a runtime thread for the
+            // whole pass while the same change is still being pushed to proxies.
+            if n % 64 == 63 {
+                tokio::task::yield_now().await;
             }
         }
         let gone: Vec<ProxyId> = written
