@@ -434,6 +434,10 @@ impl Soak<'_> {
             .pid()
             .context("the global is not running")?;
         let zone2 = self.zone2.process.pid().context("zone-2 is not running")?;
+        let pool_port = match &*self.store {
+            Store::One(pg) => Some(pg.port()),
+            Store::Pair(..) => None,
+        };
         [
             ("global", global),
             ("zone-1", self.zone1_pid),
@@ -441,7 +445,7 @@ impl Soak<'_> {
         ]
         .into_iter()
         .map(|(name, pid)| {
-            let usage = usage::settled(pid, 3, Duration::from_millis(150))?;
+            let usage = usage::settled(pid, pool_port, 3, Duration::from_millis(150))?;
             Ok((name, pid, usage))
         })
         .collect()
