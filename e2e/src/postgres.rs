@@ -148,16 +148,8 @@ impl TempPostgres {
             "-c",
             sql,
         ]);
-        let output = cmd
-            .output()
-            .with_context(|| format!("running psql for {sql:?}"))?;
-        if !output.status.success() {
-            bail!(
-                "psql {sql:?} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        let output = crate::process::stdout_of(&mut cmd, &format!("psql {sql:?}"))?;
+        Ok(output.trim().to_string())
     }
 
     /// Stops the server (fast shutdown: open sessions are terminated), keeping its data.

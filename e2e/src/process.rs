@@ -205,6 +205,19 @@ pub fn token_file_args(
 }
 
 /// A minimal HTTP/1.0 GET on loopback, returning the status code and body.
+/// Runs `cmd` (described as `what` in errors) to completion: its standard output, or an
+/// error carrying its standard error.
+pub fn stdout_of(cmd: &mut Command, what: &str) -> anyhow::Result<String> {
+    let output = cmd.output().with_context(|| format!("running {what}"))?;
+    if !output.status.success() {
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 pub fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
     http_request(port, "GET", path, None)
 }

@@ -39,13 +39,8 @@ fn global_zone_partition_drops_packets_and_zones_converge_after() {
     let duration = fault_duration(5, 60);
     run_fault(&mut site, "global-zone partition", false, |site| {
         // Both zones' KDS links blackholed (no reset: connections stay half-open).
-        let drops: Vec<NftDrop> = site
-            .kds
-            .iter()
-            .map(|p| NftDrop::tcp_port(p.port).unwrap_or_else(|e| panic!("{e:#}")))
-            .collect();
-        std::thread::sleep(duration);
-        drop(drops);
+        NftDrop::blackhole(site.kds.iter().map(|p| p.port), duration)
+            .unwrap_or_else(|e| panic!("{e:#}"));
     });
 }
 
@@ -301,13 +296,8 @@ fn an_envoy_cut_off_from_its_zone_keeps_serving() {
     let mut site = start_site(SiteOptions::default());
     let duration = fault_duration(5, 60);
     run_fault(&mut site, "Envoy-zone partition", false, |site| {
-        let drops: Vec<NftDrop> = site
-            .zones
-            .iter()
-            .map(|z| NftDrop::tcp_port(z.dp_port).unwrap_or_else(|e| panic!("{e:#}")))
-            .collect();
-        std::thread::sleep(duration);
-        drop(drops);
+        NftDrop::blackhole(site.zones.iter().map(|z| z.dp_port), duration)
+            .unwrap_or_else(|e| panic!("{e:#}"));
     });
 }
 
@@ -386,11 +376,8 @@ fn certificates_rotate_while_the_zone_is_cut_off_from_the_global() {
         false,
         |site| {
             let started = Instant::now();
-            let drops: Vec<NftDrop> = site
-                .kds
-                .iter()
-                .map(|p| NftDrop::tcp_port(p.port).unwrap_or_else(|e| panic!("{e:#}")))
-                .collect();
+            let drops = NftDrop::tcp_ports(site.kds.iter().map(|p| p.port))
+                .unwrap_or_else(|e| panic!("{e:#}"));
             // The zone holds the mesh CA: it keeps issuing without the global.
             let backend = site.dataplanes[0].admin_port;
             let first = serials(backend);

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -30,6 +31,22 @@ impl NftDrop {
                 format!("tcp sport {port} drop"),
             ],
         )
+    }
+
+    /// [`NftDrop::tcp_port`] for each of `ports`, all in place until the result is dropped.
+    pub fn tcp_ports(ports: impl IntoIterator<Item = u16>) -> anyhow::Result<Vec<NftDrop>> {
+        ports.into_iter().map(Self::tcp_port).collect()
+    }
+
+    /// Blackholes `ports` for `duration`, then lets traffic through again.
+    pub fn blackhole(
+        ports: impl IntoIterator<Item = u16>,
+        duration: Duration,
+    ) -> anyhow::Result<()> {
+        let drops = Self::tcp_ports(ports)?;
+        std::thread::sleep(duration);
+        drop(drops);
+        Ok(())
     }
 
     /// Drops TCP to or from `port` inside lab host namespace `netns`.

@@ -90,19 +90,10 @@ impl PgPair {
         let until = Instant::now() + Duration::from_secs(30);
         let mut last = String::new();
         while Instant::now() < until {
-            let output = server
-                .server_command("psql")
-                .args(["-h", "127.0.0.1", "-p", &server.port().to_string()])
-                .args(["-U", "postgres", "-d", "postgres", "-Atc", sql])
-                .output()
-                .context("running psql")?;
-            last = format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout).trim(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-            if output.status.success() && last == expected {
-                return Ok(());
+            match server.query(sql) {
+                Ok(out) if out == expected => return Ok(()),
+                Ok(out) => last = out,
+                Err(err) => last = format!("{err:#}"),
             }
             std::thread::sleep(Duration::from_millis(100));
         }

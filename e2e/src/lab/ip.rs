@@ -2,8 +2,6 @@
 
 use std::process::Command;
 
-use anyhow::{Context, bail};
-
 /// Every lab namespace and bridge starts with this; the PID of the test process that made it
 /// follows, so leftovers of dead runs can be told from the live labs of parallel tests.
 pub const NETNS_PREFIX: &str = "atlab";
@@ -11,18 +9,10 @@ pub const LINK_PREFIX: &str = "ab";
 
 /// `ip args…`, failing with its stderr.
 pub fn ip(args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip(8) (package iproute2)")?;
-    if !output.status.success() {
-        bail!(
-            "ip {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    crate::process::stdout_of(
+        Command::new("ip").args(args),
+        &format!("ip {} (ip(8), package iproute2)", args.join(" ")),
+    )
 }
 
 /// The PID in a lab name `<prefix><pid>-…`.

@@ -322,13 +322,7 @@ impl Soak<'_> {
         let length = self.options.fault_length;
         match fault {
             Fault::KdsPartition => {
-                let drops = self
-                    .kds
-                    .iter()
-                    .map(|p| NftDrop::tcp_port(p.port))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                std::thread::sleep(length);
-                drop(drops);
+                NftDrop::blackhole(self.kds.iter().map(|p| p.port), length)?;
             }
             Fault::ZoneKill => {
                 // zone-2's memory store starts empty: what it held is not expected back at
@@ -364,13 +358,7 @@ impl Soak<'_> {
             Fault::EnvoyPartition => {
                 // No data plane can join or leave a zone it cannot reach: the churn rests.
                 self.control.hold(HOLD_DEADLINE)?;
-                let ports = [self.zone1_dp_port, self.zone2.dp_port];
-                let drops = ports
-                    .iter()
-                    .map(|p| NftDrop::tcp_port(*p))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                std::thread::sleep(length);
-                drop(drops);
+                NftDrop::blackhole([self.zone1_dp_port, self.zone2.dp_port], length)?;
             }
         }
         Ok(())
