@@ -111,11 +111,7 @@ impl SharedReads {
         ticket: Ticket,
     ) -> Result<Arc<Vec<Stored>>, KdsError> {
         if !self.share {
-            let query = ListQuery {
-                kind: Some(kind),
-                ..Default::default()
-            };
-            return Ok(Arc::new(self.store.list(&query).await?.items));
+            return Ok(Arc::new(self.store.list(&all_of(kind)).await?.items));
         }
         let (started, outcome) = self.joinable(kind, ticket);
         let store = self.store.clone();
@@ -124,18 +120,12 @@ impl SharedReads {
         let read = outcome.get_or_init(|| async move {
             metrics::counter!("atoll_kds_shared_reads_total", "type" => kind.name()).increment(1);
             store
-                .list(&ListQuery {
-                    kind: Some(kind),
-                    ..Default::default()
-                })
+                .list(&all_of(kind))
                 .await
                 .map(|page| Arc::new(page.items))
                 .map_err(|err| err.to_string())
         });
-        let result = match tokio::time::timeout(READ_TIMEOUT, read).await {
-            Ok(result) => result.clone(),
-            Err(_) => Err(format!("no answer within {READ_TIMEOUT:?}")),
-        };
+        let result = bounded(read).await;
         if result.is_err() {
             // A failed read is not kept: the next caller tries the database again.
             self.forget(kind, started);
@@ -202,10 +192,7 @@ impl SharedReads {
             metrics::counter!("atoll_kds_shared_gets_total").increment(1);
             store.get(key).await.map_err(|err| err.to_string())
         });
-        let result = match tokio::time::timeout(READ_TIMEOUT, read).await {
-            Ok(result) => result.clone(),
-            Err(_) => Err(format!("no answer within {READ_TIMEOUT:?}")),
-        };
+        let result = bounded(read).await;
         if result.is_err() {
             self.forget_get(key, after);
         }
@@ -234,6 +221,24 @@ impl SharedReads {
         if reads.get(&kind).is_some_and(|r| r.started == started) {
             reads.remove(&kind);
         }
+    }
+}
+
+/// Every resource of `kind`.
+fn all_of(kind: Kind) -> ListQuery {
+    ListQuery {
+        kind: Some(kind),
+        ..Default::default()
+    }
+}
+
+/// A shared read's outcome, or a failure once [`READ_TIMEOUT`] has passed.
+async fn bounded<'a, T: Clone + 'a>(
+    read: impl std::future::Future<Output = &'a Result<T, String>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(READ_TIMEOUT, read).await {
+        Ok(result) => result.clone(),
+        Err(_) => Err(format!("no answer within {READ_TIMEOUT:?}")),
     }
 }
 
